@@ -1,0 +1,111 @@
+# Chartreuse — build, test and benchmark entry points.
+# `make` builds bin/chartreuse; `make check` is what CI runs.
+
+VERSION   := $(shell cat VERSION)
+PKGS      := libfyaml yaml-0.1 libcurl libpq
+BUILD     ?= build/release
+BIN       ?= bin/chartreuse
+CC        ?= cc
+OPTFLAGS  ?= -O2 -g
+SANFLAGS  ?=
+PYTHON    ?= /usr/bin/python3
+PYTEST    ?= $(PYTHON) -m pytest
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS_ALL = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+             -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 \
+             -Isrc -I$(BUILD)/gen -DCHARTREUSE_VERSION='"$(VERSION)"' \
+             $(PKG_CFLAGS) $(OPTFLAGS) $(SANFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS) $(PKG_LIBS) -lpthread
+
+LIB_SRCS  := $(filter-out src/main.c,$(wildcard src/*.c src/cmd/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/templates.o
+MAIN_OBJ  := $(BUILD)/src/main.o
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
+UNIT_BIN  := $(BUILD)/unit-tests
+TEMPLATES := $(sort $(wildcard templates/*.yaml))
+
+.PHONY: all test check unit asan valgrind bench bench-post-render install demo \
+        clean helm deps print-bin
+all: $(BIN) $(UNIT_BIN)
+
+$(BIN): $(MAIN_OBJ) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL)
+
+$(UNIT_BIN): $(UNIT_OBJS) $(LIB_OBJS)
+	$(CC) -o $@ $^ $(LDFLAGS_ALL)
+
+$(BUILD)/%.o: %.c $(wildcard src/*.h src/cmd/*.h tests/unit/*.h) | $(BUILD)/gen/templates.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -c -o $@ $<
+
+# Templates are embedded at build time: a generated C file holds each one as a byte array.
+$(BUILD)/embed: scripts/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -Wall -Wextra -Werror -o $@ $<
+
+$(BUILD)/gen/templates.c: $(BUILD)/embed $(TEMPLATES)
+	@mkdir -p $(BUILD)/gen
+	$(BUILD)/embed $(BUILD)/gen/templates $(TEMPLATES)
+
+$(BUILD)/gen/templates.o: $(BUILD)/gen/templates.c
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# --- tests -------------------------------------------------------------------------------
+# `make test` runs the suite against the regular build; `make check` adds the sanitizer
+# build and valgrind, which is what CI runs.
+test: all helm
+	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
+	  $(PYTEST) -q tests $(PYTEST_ARGS)
+
+asan:
+	$(MAKE) BUILD=build/asan BIN=build/asan/chartreuse \
+	  OPTFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" all
+
+test-asan: asan helm
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	CHARTREUSE_BIN=$(abspath build/asan/chartreuse) CHARTREUSE_UNIT=$(abspath build/asan/unit-tests) \
+	  $(PYTEST) -q tests -m "not slow" $(PYTEST_ARGS)
+
+valgrind: all helm
+	CHARTREUSE_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all" \
+	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
+	  $(PYTEST) -q tests -m "not slow and not helm" $(PYTEST_ARGS)
+
+check:
+	bash scripts/check.sh
+
+helm:
+	@bash scripts/get-helm.sh >/dev/null
+
+deps:
+	bash scripts/setup.sh
+
+# --- benchmarks ----------------------------------------------------------------------------
+bench: bench-post-render
+
+bench-post-render: all helm
+	bash scripts/bench-post-render.sh
+
+# --- demo and install ----------------------------------------------------------------------
+demo: all helm
+	bash scripts/demo.sh
+
+PREFIX ?= /usr/local
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/chartreuse
+	ln -sf chartreuse $(DESTDIR)$(PREFIX)/bin/chartreuse-post-render
+
+print-bin:
+	@echo $(abspath $(BIN))
+
+clean:
+	rm -rf build bin

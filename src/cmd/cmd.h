@@ -1,0 +1,25 @@
+/* cmd: one file per subcommand (as git's builtin/); main.c dispatches to them. Each returns
+ * the process exit status: 0 success, 1 failure (already reported), 2 bad usage. */
+#ifndef CR_CMD_H
+#define CR_CMD_H
+
+struct cr_command {
+	const char *name;
+	int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+	const char *summary;
+	const char *usage; /* full --help text */
+};
+
+extern const struct cr_command cr_commands[];
+
+int cmd_post_render(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+int cmd_helm_wrapper(int argc, char **argv);
+int cmd_not_built(int argc, char **argv);
+
+/* Option parsing shared by the subcommands: matches "--name VALUE" and "--name=VALUE". */
+int cr_opt_value(int argc, char **argv, int *i, const char *name, const char **value);
+/* Prints the command's usage to stdout (help) or stderr (misuse). */
+int cr_usage(const char *command, int status);
+
+#endif

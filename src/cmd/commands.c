@@ -1,0 +1,125 @@
+/* The command table, shared option helpers, `version`, and the commands still to come. */
+#include "cmd.h"
+#include "log.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char post_render_usage[] =
+	"usage: chartreuse post-render [--release NAME] [--namespace NS] [--config FILE]...\n"
+	"                              [--set KEY=VALUE]...\n\n"
+	"Reads rendered manifests on stdin and writes them unchanged to stdout, followed by the\n"
+	"objects a migration needs (ServiceAccount, Role, RoleBinding, Secret, ConfigMap and\n"
+	"the migration Job). A ChartreuseConfig document in the input configures it and is\n"
+	"removed from the output.\n\n"
+	"  --release NAME      Helm release name (default: from app.kubernetes.io/instance)\n"
+	"  --namespace NS      namespace (default: from the objects' metadata.namespace)\n"
+	"  --config FILE       a ChartreuseConfig file; later files override earlier ones\n"
+	"  --set KEY=VALUE     one setting, e.g. --set upgradeBeforeDeployment=true or\n"
+	"                      --set databases[0].host=db (highest precedence)\n\n"
+	"Precedence, highest first: --set, --config files, the chart's ChartreuseConfig\n"
+	"document, inference from the manifests, defaults.\n"
+	"Invoked as chartreuse-post-render, or with no command and manifests on stdin, it\n"
+	"post-renders too. On any error it writes nothing to stdout and exits 1.\n";
+
+static const char version_usage[] =
+	"usage: chartreuse version [--short]\n\n"
+	"Prints the version. The migration Job refuses to run a chartreuse whose major.minor\n"
+	"differs from the one that rendered it.\n";
+
+static const char helm_usage[] =
+	"usage: chartreuse template|install|upgrade [helm arguments...]\n"
+	"                  [--chartreuse-config FILE]... [--chartreuse-set KEY=VALUE]...\n\n"
+	"Runs $HELM_BIN (or helm) with the given arguments and chartreuse as post-renderer, in\n"
+	"the form its major version needs (Helm 3: the executable; Helm 4: the\n"
+	"chartreuse-post-render plugin), passing the release name and namespace along.\n"
+	"As a Helm plugin: helm chartreuse upgrade --install myapp ./chart -n prod\n";
+
+static const char migrate_usage[] = "usage: chartreuse migrate [--config FILE] [--dry-run]\n\n"
+				    "Not built yet.\n";
+static const char status_usage[] = "usage: chartreuse status [RELEASE] [-o table|json|yaml]\n\n"
+				   "Not built yet.\n";
+static const char wait_usage[] =
+	"usage: chartreuse wait postgres|elasticsearch --url-env VAR [--timeout SECONDS]\n\n"
+	"Not built yet.\n";
+static const char restore_usage[] = "usage: chartreuse restore --release NAME --namespace NS\n\n"
+				    "Not built yet.\n";
+
+const struct cr_command cr_commands[] = {
+	{ "post-render", cmd_post_render, "inject the migration objects into rendered manifests",
+	  post_render_usage },
+	{ "template", cmd_helm_wrapper, "helm template with chartreuse as post-renderer",
+	  helm_usage },
+	{ "install", cmd_helm_wrapper, "helm install with chartreuse as post-renderer",
+	  helm_usage },
+	{ "upgrade", cmd_helm_wrapper, "helm upgrade with chartreuse as post-renderer",
+	  helm_usage },
+	{ "migrate", cmd_not_built, "decide, stop pods, run Alembic, start pods (not built yet)",
+	  migrate_usage },
+	{ "status", cmd_not_built, "where databases and Deployments stand (not built yet)",
+	  status_usage },
+	{ "wait", cmd_not_built, "wait until PostgreSQL or Elasticsearch answers (not built yet)",
+	  wait_usage },
+	{ "restore", cmd_not_built, "bring back what a migration stopped (not built yet)",
+	  restore_usage },
+	{ "version", cmd_version, "print the version", version_usage },
+	{ NULL, NULL, NULL, NULL },
+};
+
+int cr_usage(const char *command, int status)
+{
+	for (const struct cr_command *c = cr_commands; c->name; c++)
+		if (!strcmp(c->name, command)) {
+			fputs(c->usage, status ? stderr : stdout);
+			return status;
+		}
+	cr_error("unknown command '%s' (see chartreuse --help)", command);
+	return 2;
+}
+
+int cr_opt_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+	const char *arg = argv[*i];
+	size_t n = strlen(name);
+	if (strncmp(arg, name, n) != 0)
+		return 0;
+	if (arg[n] == '=') {
+		*value = arg + n + 1;
+		return 1;
+	}
+	if (arg[n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		cr_error("%s needs a value", name);
+		return -1;
+	}
+	*value = argv[++*i];
+	return 1;
+}
+
+int cmd_version(int argc, char **argv)
+{
+	bool short_form = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--short"))
+			short_form = true;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return cr_usage("version", 0);
+		else {
+			cr_error("version: unknown option %s", argv[i]);
+			return 2;
+		}
+	}
+	printf(short_form ? "%s\n" : "chartreuse %s\n", CHARTREUSE_VERSION);
+	return 0;
+}
+
+int cmd_not_built(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return cr_usage(argv[0], 0);
+	cr_error("%s is not built yet in this version (%s)", argv[0], CHARTREUSE_VERSION);
+	return 1;
+}

@@ -1,0 +1,279 @@
+/* `chartreuse post-render`: manifests in, the same manifests plus the migration objects out.
+ * A pure function of its input and configuration: no network, no clock, no randomness. */
+#include "cmd.h"
+#include "config.h"
+#include "log.h"
+#include "manifest.h"
+#include "render.h"
+#include "util.h"
+#include "ytree.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STDIN_NAME "stdin"
+
+struct options {
+	const char *release;
+	const char *namespace;
+	const char **configs;
+	size_t n_configs, cap_configs;
+	const char **sets;
+	size_t n_sets, cap_sets;
+};
+
+/* A parsed and validated source of settings. */
+struct source {
+	struct fy_document *doc;
+	char *name;
+};
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		int r;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return cr_usage("post-render", 0) - 1; /* -1: stop, success */
+		if ((r = cr_opt_value(argc, argv, &i, "--release", &v))) {
+			if (r < 0)
+				return 2;
+			o->release = v;
+		} else if ((r = cr_opt_value(argc, argv, &i, "--namespace", &v))) {
+			if (r < 0)
+				return 2;
+			o->namespace = v;
+		} else if ((r = cr_opt_value(argc, argv, &i, "--config", &v))) {
+			if (r < 0)
+				return 2;
+			XGROW(o->configs, o->n_configs + 1, o->cap_configs);
+			o->configs[o->n_configs++] = v;
+		} else if ((r = cr_opt_value(argc, argv, &i, "--set", &v))) {
+			if (r < 0)
+				return 2;
+			XGROW(o->sets, o->n_sets + 1, o->cap_sets);
+			o->sets[o->n_sets++] = v;
+		} else if (!strcmp(argv[i], "post-render") && i == 1) {
+			continue; /* "chartreuse-post-render post-render ..." */
+		} else {
+			cr_error("post-render: unknown argument %s (see chartreuse post-render --help)",
+				 argv[i]);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static void free_sources(struct source *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].doc)
+			fy_document_destroy(s[i].doc);
+		free(s[i].name);
+	}
+	free(s);
+}
+
+static int load_config_files(const struct options *o, struct source **out)
+{
+	struct source *s = xcalloc(o->n_configs + 1, sizeof(*s));
+	*out = s;
+	for (size_t i = 0; i < o->n_configs; i++) {
+		struct cr_buf text = { 0 };
+		s[i].name = xasprintf("config file %s", o->configs[i]);
+		if (cr_read_file(o->configs[i], &text)) {
+			cr_buf_free(&text);
+			return -1;
+		}
+		s[i].doc = yt_parse(text.data, text.len, s[i].name, 0);
+		cr_buf_free(&text);
+		if (!s[i].doc || cr_config_validate(fy_document_root(s[i].doc), s[i].name))
+			return -1;
+	}
+	return 0;
+}
+
+static int load_chart_configs(const char *data, const struct cr_manifest *m,
+			      struct source **out, size_t *n_out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_docs; i++)
+		n += m->docs[i].is_config;
+	struct source *s = xcalloc(n + 1, sizeof(*s));
+	*out = s;
+	*n_out = 0;
+	for (size_t i = 0; i < m->n_docs; i++) {
+		const struct cr_doc *d = &m->docs[i];
+		if (!d->is_config)
+			continue;
+		struct source *src = &s[(*n_out)++];
+		src->name = xasprintf("%s: ChartreuseConfig (document %d)", STDIN_NAME, d->number);
+		src->doc = yt_parse(data + d->start, d->end - d->start, src->name,
+				    cr_line_of(data, d->start) - 1);
+		if (!src->doc || cr_config_validate(fy_document_root(src->doc), src->name))
+			return -1;
+		char *name = yt_strdup(yt_path(fy_document_root(src->doc), "/metadata/name"));
+		for (size_t j = 0; j + 1 < *n_out; j++) {
+			char *other = yt_strdup(yt_path(fy_document_root(s[j].doc), "/metadata/name"));
+			bool same = (!name && !other) || cr_streq(name, other);
+			free(other);
+			if (same) {
+				cr_error("%s: another ChartreuseConfig (document %d) has the same "
+					 "metadata.name (%s); give each migration its own name",
+					 src->name, d->number, name ? name : "chartreuse");
+				free(name);
+				return -1;
+			}
+		}
+		free(name);
+	}
+	return 0;
+}
+
+static void seen_text(struct cr_buf *b, const struct cr_seen *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		cr_buf_printf(b, "%s%s", i ? ", " : "", s->values[i]);
+	if (s->more)
+		cr_buf_adds(b, ", ...");
+}
+
+/* Inference: the lowest-precedence source. Ambiguity is only an error if nothing else
+ * gives the value, which cr_config_load reports; here we say what was ambiguous. */
+static struct fy_document *inferred(const struct cr_manifest *m)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *root = yt_map(d);
+	fy_document_set_root(d, root);
+	if (m->releases.n == 1 && !m->releases.more)
+		yt_set_str(root, "release", m->releases.values[0]);
+	if (m->namespaces.n == 1 && !m->namespaces.more)
+		yt_set_str(root, "namespace", m->namespaces.values[0]);
+	return d;
+}
+
+static int explain_ambiguity(struct fy_node *merged, const struct cr_manifest *m)
+{
+	struct cr_buf b = { 0 };
+	int rc = 0;
+	if (!yt_get(merged, "release") && m->releases.n > 1) {
+		seen_text(&b, &m->releases);
+		cr_error("the manifests belong to several releases (%s): pass --release NAME", b.data);
+		rc = -1;
+	} else if (!yt_get(merged, "namespace") && m->namespaces.n > 1) {
+		seen_text(&b, &m->namespaces);
+		cr_error("the manifests name several namespaces (%s): pass --namespace NS", b.data);
+		rc = -1;
+	}
+	cr_buf_free(&b);
+	return rc;
+}
+
+/* Merges the sources for one migration (chart may be NULL) and renders it. */
+static int render_one(const struct options *o, const struct cr_manifest *m,
+		      struct fy_document *infer, const struct source *chart,
+		      const struct source *files, struct cr_buf *out)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *root = fy_node_copy(d, fy_document_root(infer));
+	fy_document_set_root(d, root);
+	if (chart)
+		cr_config_overlay(root, fy_document_root(chart->doc));
+	for (size_t i = 0; i < o->n_configs; i++)
+		cr_config_overlay(root, fy_document_root(files[i].doc));
+	if (o->release)
+		yt_set_str(root, "release", o->release);
+	if (o->namespace)
+		yt_set_str(root, "namespace", o->namespace);
+	for (size_t i = 0; i < o->n_sets; i++)
+		if (cr_config_set(root, o->sets[i])) {
+			fy_document_destroy(d);
+			return -1;
+		}
+	if (explain_ambiguity(root, m)) {
+		fy_document_destroy(d);
+		return -1;
+	}
+	struct cr_config cfg;
+	char *what = chart ? xasprintf("configuration (%s)", chart->name)
+			   : xstrdup("configuration");
+	int rc = cr_config_load(&cfg, d, what);
+	if (!rc)
+		rc = cr_render(&cfg, out);
+	cr_config_free(&cfg);
+	free(what);
+	return rc;
+}
+
+static int write_output(const char *data, size_t len, const struct cr_manifest *m,
+			const struct cr_buf *injected)
+{
+	struct cr_buf out = { 0 };
+	cr_buf_reserve(&out, len + injected->len + 1);
+	size_t pos = 0;
+	for (size_t i = 0; i < m->n_docs; i++) {
+		if (!m->docs[i].is_config)
+			continue;
+		cr_buf_add(&out, data + pos, m->docs[i].start - pos);
+		pos = m->docs[i].end;
+	}
+	cr_buf_add(&out, data + pos, len - pos);
+	if (out.len && out.data[out.len - 1] != '\n')
+		cr_buf_addc(&out, '\n');
+	cr_buf_add(&out, injected->data, injected->len);
+	int rc = cr_write_all(1, out.data, out.len);
+	if (rc)
+		cr_error("cannot write the manifests to stdout: %s", strerror(errno));
+	cr_buf_free(&out);
+	return rc;
+}
+
+static int post_render(const struct options *o)
+{
+	struct cr_buf in = { 0 }, injected = { 0 };
+	struct cr_manifest m = { 0 };
+	struct source *files = NULL, *charts = NULL;
+	size_t n_charts = 0;
+	struct fy_document *infer = NULL;
+	int rc = -1;
+	if (cr_read_fd(0, &in, STDIN_NAME) || cr_manifest_scan(in.data, in.len, STDIN_NAME, &m))
+		goto out;
+	if (!m.n_docs) {
+		cr_error("%s: no manifests: the chart rendered nothing, so there is nothing to "
+			 "attach a migration to", STDIN_NAME);
+		goto out;
+	}
+	if (load_config_files(o, &files) || load_chart_configs(in.data, &m, &charts, &n_charts))
+		goto out;
+	infer = inferred(&m);
+	rc = 0;
+	for (size_t i = 0; !rc && i < (n_charts ? n_charts : 1); i++)
+		rc = render_one(o, &m, infer, n_charts ? &charts[i] : NULL, files, &injected);
+	if (!rc)
+		rc = write_output(in.data, in.len, &m, &injected);
+out:
+	if (infer)
+		fy_document_destroy(infer);
+	free_sources(files, o->n_configs);
+	free_sources(charts, n_charts);
+	cr_manifest_free(&m);
+	cr_buf_free(&in);
+	cr_buf_free(&injected);
+	return rc ? 1 : 0;
+}
+
+int cmd_post_render(int argc, char **argv)
+{
+	struct options o = { 0 };
+	int rc = parse_options(argc, argv, &o);
+	if (rc == 0)
+		rc = post_render(&o);
+	else if (rc < 0)
+		rc = 0;
+	free(o.configs);
+	free(o.sets);
+	cr_secrets_clear();
+	return rc;
+}

@@ -1,0 +1,806 @@
+#include "config.h"
+#include "log.h"
+#include "util.h"
+#include "ytree.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum field_type {
+	F_STR,	    /* any scalar, kept as written */
+	F_ENUM,	    /* one of `choices` */
+	F_BOOL,
+	F_INT,
+	F_WEIGHT,   /* integer, written as a string (hook weights are annotation values) */
+	F_ARGS,	    /* a string split on blanks, or a list of strings */
+	F_MAP,	    /* free-form mapping, copied into the objects as is */
+	F_LIST,	    /* free-form list */
+	F_OBJ,	    /* nested object with its own fields */
+	F_OBJ_LIST, /* list of nested objects */
+};
+
+struct field {
+	const char *key;
+	enum field_type type;
+	size_t offset;
+	const char *def;
+	const struct field *sub;      /* F_OBJ, F_OBJ_LIST */
+	size_t elem_size;	      /* F_OBJ_LIST */
+	size_t count_offset;	      /* F_OBJ_LIST: where the element count goes */
+	const char *const *choices;   /* F_ENUM */
+};
+
+#define END { NULL, F_STR, 0, NULL, NULL, 0, 0, NULL }
+#define FLD(st, k, t, m, d) { k, t, offsetof(st, m), d, NULL, 0, 0, NULL }
+#define ENUM(st, k, m, d, c) { k, F_ENUM, offsetof(st, m), d, NULL, 0, 0, c }
+#define OBJ(st, k, m, s) { k, F_OBJ, offsetof(st, m), NULL, s, 0, 0, NULL }
+
+static const char *const deploy_methods[] = { "helm", "argocd", NULL };
+static const char *const argocd_hooks[] = { "PreSync", "Sync", "PostSync", NULL };
+static const char *const pull_policies[] = { "Always", "IfNotPresent", "Never", NULL };
+static const char *const deliveries[] = { "copy", "baked", NULL };
+
+static const struct field secret_ref_fields[] = {
+	FLD(struct cr_secret_ref, "name", F_STR, name, NULL),
+	FLD(struct cr_secret_ref, "key", F_STR, key, NULL),
+	END,
+};
+
+static const struct field image_fields[] = {
+	FLD(struct cr_image, "repository", F_STR, repository, NULL),
+	FLD(struct cr_image, "tag", F_STR, tag, NULL),
+	ENUM(struct cr_image, "pullPolicy", pull_policy, "IfNotPresent", pull_policies),
+	FLD(struct cr_image, "pullSecret", F_STR, pull_secret, NULL),
+	END,
+};
+
+static const struct field chartreuse_image_fields[] = {
+	FLD(struct cr_image, "repository", F_STR, repository, "chartreuse/chartreuse"),
+	FLD(struct cr_image, "tag", F_STR, tag, CHARTREUSE_VERSION),
+	ENUM(struct cr_image, "pullPolicy", pull_policy, "IfNotPresent", pull_policies),
+	FLD(struct cr_image, "pullSecret", F_STR, pull_secret, NULL),
+	ENUM(struct cr_image, "delivery", delivery, "copy", deliveries),
+	END,
+};
+
+static const struct field database_fields[] = {
+	FLD(struct cr_database, "name", F_STR, name, NULL),
+	FLD(struct cr_database, "dialect", F_STR, dialect, "postgresql"),
+	FLD(struct cr_database, "host", F_STR, host, NULL),
+	FLD(struct cr_database, "port", F_INT, port, "5432"),
+	FLD(struct cr_database, "user", F_STR, user, NULL),
+	FLD(struct cr_database, "password", F_STR, password, NULL),
+	OBJ(struct cr_database, "passwordSecret", password_secret, secret_ref_fields),
+	FLD(struct cr_database, "url", F_STR, url, NULL),
+	OBJ(struct cr_database, "urlSecret", url_secret, secret_ref_fields),
+	FLD(struct cr_database, "database", F_STR, database, NULL),
+	FLD(struct cr_database, "alembicDirectory", F_STR, alembic_directory, "/app/alembic"),
+	FLD(struct cr_database, "alembicConfigFile", F_STR, alembic_config_file, "alembic.ini"),
+	FLD(struct cr_database, "alembicSection", F_STR, alembic_section, NULL),
+	FLD(struct cr_database, "allowMigrationFromEmptyDatabase", F_BOOL,
+	    allow_migration_from_empty_database, "true"),
+	FLD(struct cr_database, "additionalParameters", F_ARGS, additional_parameters, NULL),
+	FLD(struct cr_database, "patroni", F_BOOL, patroni, "false"),
+	FLD(struct cr_database, "patroniWaitTimeout", F_INT, patroni_wait_timeout, "60"),
+	END,
+};
+
+static const struct field eslembic_fields[] = {
+	FLD(struct cr_eslembic, "url", F_STR, url, NULL),
+	OBJ(struct cr_eslembic, "urlSecret", url_secret, secret_ref_fields),
+	FLD(struct cr_eslembic, "directory", F_STR, directory, "/app/eslembic"),
+	FLD(struct cr_eslembic, "cleanIndex", F_BOOL, clean_index, "false"),
+	FLD(struct cr_eslembic, "migrate", F_BOOL, migrate, "false"),
+	END,
+};
+
+static const struct field argocd_fields[] = {
+	ENUM(struct cr_argocd, "hook", hook, "Sync", argocd_hooks),
+	FLD(struct cr_argocd, "syncWave", F_INT, sync_wave, "-50"),
+	END,
+};
+
+static const struct field metadata_fields[] = {
+	FLD(struct cr_metadata, "name", F_STR, name, "chartreuse"),
+	FLD(struct cr_metadata, "labels", F_MAP, labels, NULL),
+	FLD(struct cr_metadata, "annotations", F_MAP, annotations, NULL),
+	END,
+};
+
+static const struct field sa_fields[] = {
+	FLD(struct cr_service_account, "create", F_BOOL, create, "true"),
+	FLD(struct cr_service_account, "name", F_STR, name, NULL),
+	END,
+};
+
+static const struct field rbac_fields[] = {
+	FLD(struct cr_rbac, "create", F_BOOL, create, "true"),
+	END,
+};
+
+#define C(k, t, m, d) FLD(struct cr_config, k, t, m, d)
+static const struct field config_fields[] = {
+	C("apiVersion", F_STR, api_version, NULL),
+	C("kind", F_STR, kind, NULL),
+	OBJ(struct cr_config, "metadata", metadata, metadata_fields),
+	C("release", F_STR, release, NULL),
+	C("namespace", F_STR, namespace, NULL),
+	ENUM(struct cr_config, "deploymentMethod", deployment_method, "helm", deploy_methods),
+	OBJ(struct cr_config, "argocd", argocd, argocd_fields),
+	C("upgradeBeforeDeployment", F_BOOL, upgrade_before_deployment, "false"),
+	C("stopPods", F_BOOL, stop_pods, "true"),
+	C("restorePods", F_BOOL, restore_pods, "true"),
+	C("upgradeJobWeight", F_WEIGHT, upgrade_job_weight, "1"),
+	C("stopPodsTimeout", F_INT, stop_pods_timeout, "3600"),
+	C("waitTimeout", F_INT, wait_timeout, "600"),
+	C("ttlSecondsAfterFinished", F_INT, ttl_seconds_after_finished, "1800"),
+	OBJ(struct cr_config, "image", image, image_fields),
+	OBJ(struct cr_config, "chartreuseImage", chartreuse_image, chartreuse_image_fields),
+	{ "databases", F_OBJ_LIST, offsetof(struct cr_config, databases), NULL, database_fields,
+	  sizeof(struct cr_database), offsetof(struct cr_config, n_databases), NULL },
+	OBJ(struct cr_config, "eslembic", eslembic, eslembic_fields),
+	OBJ(struct cr_config, "rbac", rbac, rbac_fields),
+	OBJ(struct cr_config, "serviceAccount", service_account, sa_fields),
+	C("priorityClassName", F_STR, priority_class_name, NULL),
+	C("resources", F_MAP, resources, NULL),
+	C("nodeSelector", F_MAP, node_selector, NULL),
+	C("tolerations", F_LIST, tolerations, NULL),
+	C("affinity", F_MAP, affinity, NULL),
+	C("podAnnotations", F_MAP, pod_annotations, NULL),
+	C("podLabels", F_MAP, pod_labels, NULL),
+	C("env", F_LIST, env, NULL),
+	C("envFrom", F_LIST, env_from, NULL),
+	C("volumes", F_LIST, volumes, NULL),
+	C("volumeMounts", F_LIST, volume_mounts, NULL),
+	END,
+};
+
+static const struct field *find_field(const struct field *fields, const char *key, size_t len)
+{
+	for (const struct field *f = fields; f->key; f++)
+		if (strlen(f->key) == len && memcmp(f->key, key, len) == 0)
+			return f;
+	return NULL;
+}
+
+bool cr_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1", NULL };
+	static const char *const no[] = { "false", "no", "off", "0", "", NULL };
+	for (const char *const *w = yes; *w; w++)
+		if (strcasecmp(s, *w) == 0)
+			return *out = true;
+	for (const char *const *w = no; *w; w++)
+		if (strcasecmp(s, *w) == 0) {
+			*out = false;
+			return true;
+		}
+	return false;
+}
+
+static bool parse_long(const char *s, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || isspace((unsigned char)*s))
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool in_choices(const char *s, const char *const *choices)
+{
+	for (; *choices; choices++)
+		if (strcmp(s, *choices) == 0)
+			return true;
+	return false;
+}
+
+static void choices_text(struct cr_buf *b, const char *const *choices)
+{
+	for (const char *const *c = choices; *c; c++)
+		cr_buf_printf(b, "%s%s", c == choices ? "" : ", ", *c);
+}
+
+/* --- validation ------------------------------------------------------------------------- */
+
+struct vctx {
+	const char *source;
+	struct cr_buf path;
+};
+
+__attribute__((format(printf, 3, 4)))
+static int verr(struct vctx *v, struct fy_node *at, const char *fmt, ...)
+{
+	int line = yt_line(at);
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line)
+		cr_error("%s:%d: %s: %s", v->source, line, v->path.data, msg);
+	else
+		cr_error("%s: %s: %s", v->source, v->path.data, msg);
+	return -1;
+}
+
+static int validate_map(struct vctx *v, struct fy_node *map, const struct field *fields);
+
+static int validate_value(struct vctx *v, const struct field *f, struct fy_node *n)
+{
+	if (yt_is_null(n))
+		return 0;
+	size_t len;
+	const char *s = yt_scalar(n, &len);
+	char *tmp = s ? xstrndup(s, len) : NULL;
+	int rc = 0;
+	long l;
+	bool b;
+	switch (f->type) {
+	case F_STR:
+		if (!s)
+			rc = verr(v, n, "expected a string, got %s", yt_kind(n));
+		else if (memchr(s, '\0', len))
+			rc = verr(v, n, "contains a NUL byte");
+		break;
+	case F_ENUM:
+		if (!s || !in_choices(tmp, f->choices)) {
+			struct cr_buf c = { 0 };
+			choices_text(&c, f->choices);
+			rc = verr(v, n, "expected one of: %s", c.data);
+			cr_buf_free(&c);
+		}
+		break;
+	case F_BOOL:
+		if (!s || !cr_parse_bool(tmp, &b))
+			rc = verr(v, n, "expected true or false, got %s", s ? tmp : yt_kind(n));
+		break;
+	case F_INT:
+	case F_WEIGHT:
+		if (!s || !parse_long(tmp, &l))
+			rc = verr(v, n, "expected an integer, got %s", s ? tmp : yt_kind(n));
+		break;
+	case F_ARGS:
+		if (yt_is_seq(n)) {
+			void *it = NULL;
+			struct fy_node *c;
+			while ((c = fy_node_sequence_iterate(n, &it)))
+				if (!yt_is_scalar(c)) {
+					rc = verr(v, c, "expected a list of strings, found %s in it",
+						  yt_kind(c));
+					break;
+				}
+		} else if (!s) {
+			rc = verr(v, n, "expected a string or a list of strings, got %s",
+				  yt_kind(n));
+		}
+		break;
+	case F_MAP:
+		if (!yt_is_map(n))
+			rc = verr(v, n, "expected a mapping, got %s", yt_kind(n));
+		break;
+	case F_LIST:
+		if (!yt_is_seq(n))
+			rc = verr(v, n, "expected a list, got %s", yt_kind(n));
+		break;
+	case F_OBJ:
+		rc = yt_is_map(n) ? validate_map(v, n, f->sub)
+				  : verr(v, n, "expected a mapping, got %s", yt_kind(n));
+		break;
+	case F_OBJ_LIST: {
+		if (!yt_is_seq(n)) {
+			rc = verr(v, n, "expected a list, got %s", yt_kind(n));
+			break;
+		}
+		void *it = NULL;
+		struct fy_node *c;
+		size_t base = v->path.len, i = 0;
+		while (!rc && (c = fy_node_sequence_iterate(n, &it))) {
+			cr_buf_printf(&v->path, "[%zu]", i++);
+			rc = yt_is_map(c) ? validate_map(v, c, f->sub)
+					  : verr(v, c, "expected a mapping, got %s", yt_kind(c));
+			v->path.len = base;
+			v->path.data[base] = '\0';
+		}
+		break;
+	}
+	}
+	free(tmp);
+	return rc;
+}
+
+static int validate_map(struct vctx *v, struct fy_node *map, const struct field *fields)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while ((p = fy_node_mapping_iterate(map, &it))) {
+		struct fy_node *k = fy_node_pair_key(p);
+		size_t len;
+		const char *key = yt_scalar(k, &len);
+		size_t base = v->path.len;
+		if (!key)
+			return verr(v, k, "a key must be a plain string, found %s", yt_kind(k));
+		cr_buf_printf(&v->path, "%s%.*s", base ? "." : "", (int)len, key);
+		const struct field *f = find_field(fields, key, len);
+		int rc = f ? validate_value(v, f, fy_node_pair_value(p))
+			   : verr(v, k, "unknown key");
+		v->path.len = base;
+		v->path.data[base] = '\0';
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cr_config_validate(struct fy_node *root, const char *source)
+{
+	struct vctx v = { source, { 0 } };
+	cr_buf_reserve(&v.path, 64);
+	int rc;
+	if (!yt_is_map(root)) {
+		cr_error("%s: expected a mapping of settings, got %s", source, yt_kind(root));
+		rc = -1;
+	} else {
+		rc = validate_map(&v, root, config_fields);
+	}
+	if (!rc) {
+		struct fy_node *av = yt_get(root, "apiVersion"), *kind = yt_get(root, "kind");
+		char *a = yt_strdup(av), *k = yt_strdup(kind);
+		if (a && strcmp(a, CR_CONFIG_API_VERSION) != 0) {
+			cr_error("%s:%d: apiVersion: expected %s, got %s", source, yt_line(av),
+				 CR_CONFIG_API_VERSION, a);
+			rc = -1;
+		} else if (k && strcmp(k, CR_CONFIG_KIND) != 0) {
+			cr_error("%s:%d: kind: expected %s, got %s", source, yt_line(kind),
+				 CR_CONFIG_KIND, k);
+			rc = -1;
+		}
+		free(a);
+		free(k);
+	}
+	cr_buf_free(&v.path);
+	return rc;
+}
+
+/* --- merging ------------------------------------------------------------------------------ */
+
+void cr_config_overlay(struct fy_node *dst, struct fy_node *src)
+{
+	struct fy_document *d = fy_node_document(dst);
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while ((p = fy_node_mapping_iterate(src, &it))) {
+		char *key = yt_strdup(fy_node_pair_key(p));
+		struct fy_node *sv = fy_node_pair_value(p), *dv = yt_get(dst, key);
+		if (key && yt_is_map(sv) && yt_is_map(dv))
+			cr_config_overlay(dv, sv);
+		else if (key)
+			yt_set(dst, key, fy_node_copy(d, sv));
+		free(key);
+	}
+}
+
+/* --- --set ---------------------------------------------------------------------------------- */
+
+/* Splits "a.b\.c[2].d" into "a", "b.c", "2", "d". */
+static char **split_set_path(const char *path, size_t *n)
+{
+	char **parts = NULL;
+	size_t cap = 0;
+	struct cr_buf cur = { 0 };
+	*n = 0;
+	for (const char *p = path;; p++) {
+		if (*p == '\\' && p[1]) {
+			cr_buf_addc(&cur, *++p);
+			continue;
+		}
+		if (*p == '.' || *p == '[' || *p == ']' || !*p) {
+			if (cur.len || (*p != '[' && p > path && p[-1] != ']')) {
+				XGROW(parts, *n + 1, cap);
+				parts[(*n)++] = cur.data ? cr_buf_detach(&cur, NULL) : xstrdup("");
+			}
+			if (!*p)
+				break;
+			continue;
+		}
+		cr_buf_addc(&cur, *p);
+	}
+	cr_buf_free(&cur);
+	return parts;
+}
+
+static bool is_index(const char *s, long *idx)
+{
+	return *s && strspn(s, "0123456789") == strlen(s) && parse_long(s, idx);
+}
+
+static struct fy_node *seq_item(struct fy_node *seq, long idx, bool make_map)
+{
+	struct fy_document *d = fy_node_document(seq);
+	while (fy_node_sequence_item_count(seq) <= (int)idx)
+		yt_append(seq, make_map ? yt_map(d) : fy_node_create_scalar(d, "", 0));
+	void *it = NULL;
+	struct fy_node *c = NULL;
+	for (long i = 0; i <= idx; i++)
+		c = fy_node_sequence_iterate(seq, &it);
+	return c;
+}
+
+static struct fy_node *value_node(struct fy_document *d, const struct field *f, const char *value,
+				  const char *assignment)
+{
+	long l;
+	bool b;
+	if (!f || f->type == F_STR || f->type == F_MAP || f->type == F_LIST)
+		return yt_str(d, value);
+	switch (f->type) {
+	case F_ENUM:
+		if (in_choices(value, f->choices))
+			return yt_str(d, value);
+		break;
+	case F_BOOL:
+		if (cr_parse_bool(value, &b))
+			return yt_bool(d, b);
+		break;
+	case F_INT:
+	case F_WEIGHT:
+		if (parse_long(value, &l))
+			return yt_int(d, l);
+		break;
+	case F_ARGS:
+		return yt_str(d, value);
+	default:
+		cr_error("--set %s: %s is not a single value; set its keys one by one", assignment,
+			 f->key);
+		return NULL;
+	}
+	struct cr_buf c = { 0 };
+	if (f->type == F_ENUM)
+		choices_text(&c, f->choices);
+	cr_error("--set %s: %s expects %s", assignment, f->key,
+		 f->type == F_ENUM ? c.data : f->type == F_BOOL ? "true or false" : "an integer");
+	cr_buf_free(&c);
+	return NULL;
+}
+
+int cr_config_set(struct fy_node *root, const char *assignment)
+{
+	const char *eq = strchr(assignment, '=');
+	if (!eq || eq == assignment) {
+		cr_error("--set %s: expected KEY=VALUE", assignment);
+		return -1;
+	}
+	char *path = xstrndup(assignment, (size_t)(eq - assignment));
+	size_t n;
+	char **parts = split_set_path(path, &n);
+	struct fy_document *d = fy_node_document(root);
+	const struct field *fields = config_fields, *f = NULL;
+	struct fy_node *cur = root;
+	int rc = -1;
+	bool free_form = false;
+	for (size_t i = 0; i < n; i++) {
+		const char *key = parts[i];
+		bool last = i + 1 == n;
+		long idx;
+		if (!free_form) {
+			f = fields ? find_field(fields, key, strlen(key)) : NULL;
+			if (!f) {
+				cr_error("--set %s: unknown key %s", assignment, key);
+				goto out;
+			}
+			free_form = f->type == F_MAP || f->type == F_LIST;
+		}
+		if (last) {
+			struct fy_node *v = value_node(d, free_form ? NULL : f, eq + 1, assignment);
+			if (!v)
+				goto out;
+			if (yt_is_seq(cur) && is_index(key, &idx)) {
+				struct fy_node *old = seq_item(cur, idx, false);
+				fy_node_sequence_insert_after(cur, old, v);
+				fy_node_free(fy_node_sequence_remove(cur, old));
+			} else {
+				yt_set(cur, key, v);
+			}
+			rc = 0;
+			break;
+		}
+		const char *next = parts[i + 1];
+		bool next_is_index = is_index(next, &idx);
+		if (yt_is_seq(cur) && is_index(key, &idx)) {
+			cur = seq_item(cur, idx, !next_is_index);
+		} else if (!yt_is_map(cur)) {
+			cr_error("--set %s: %s is not a mapping", assignment, key);
+			goto out;
+		} else if (f->type == F_OBJ_LIST || (free_form && next_is_index)) {
+			cur = yt_child_seq(cur, key);
+			if (f->type == F_OBJ_LIST) {
+				if (!is_index(next, &idx)) {
+					cr_error("--set %s: %s is a list: give an index, as in %s[0].%s",
+						 assignment, key, key, next);
+					goto out;
+				}
+				cur = seq_item(cur, idx, true);
+				fields = f->sub;
+				i++;
+				if (i + 1 == n) {
+					cr_error("--set %s: name a key of %s[%ld]", assignment, key, idx);
+					goto out;
+				}
+			}
+		} else {
+			cur = yt_child_map(cur, key);
+			if (!free_form)
+				fields = f->sub;
+		}
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free(parts[i]);
+	free(parts);
+	free(path);
+	return rc;
+}
+
+/* --- loading into the struct ------------------------------------------------------------- */
+
+static void split_args(const char *s, struct cr_strlist *out)
+{
+	/* Blank-separated words; single or double quotes group. No other shell syntax. */
+	struct cr_buf w = { 0 };
+	size_t cap = 0;
+	bool in_word = false;
+	char quote = 0;
+	for (const char *p = s;; p++) {
+		if (*p && (quote ? *p != quote : !isspace((unsigned char)*p))) {
+			if (!quote && (*p == '\'' || *p == '"')) {
+				quote = *p;
+			} else {
+				cr_buf_addc(&w, *p);
+			}
+			in_word = true;
+			continue;
+		}
+		if (*p && quote) {
+			quote = 0;
+			continue;
+		}
+		if (in_word) {
+			XGROW(out->items, out->n + 1, cap);
+			out->items[out->n++] = w.data ? cr_buf_detach(&w, NULL) : xstrdup("");
+			in_word = false;
+		}
+		if (!*p)
+			break;
+	}
+	cr_buf_free(&w);
+}
+
+static void load_fields(void *obj, struct fy_node *map, const struct field *fields);
+
+static void load_value(void *obj, const struct field *f, struct fy_node *n)
+{
+	char *at = (char *)obj + f->offset;
+	bool absent = !n || yt_is_null(n);
+	char *s = absent ? (f->def ? xstrdup(f->def) : NULL) : yt_strdup(n);
+	switch (f->type) {
+	case F_STR:
+	case F_ENUM:
+	case F_WEIGHT:
+		*(char **)at = s;
+		if (f->type == F_WEIGHT && s) {
+			long l = strtol(s, NULL, 10);
+			free(s);
+			*(char **)at = xasprintf("%ld", l);
+		}
+		return;
+	case F_BOOL:
+		if (!s || !cr_parse_bool(s, (bool *)at))
+			*(bool *)at = false;
+		break;
+	case F_INT:
+		*(long *)at = s ? strtol(s, NULL, 10) : 0;
+		break;
+	case F_ARGS: {
+		struct cr_strlist *l = (struct cr_strlist *)at;
+		if (yt_is_seq(n)) {
+			void *it = NULL;
+			struct fy_node *c;
+			size_t cap = 0;
+			while ((c = fy_node_sequence_iterate(n, &it))) {
+				XGROW(l->items, l->n + 1, cap);
+				l->items[l->n++] = yt_strdup(c);
+			}
+		} else if (s) {
+			split_args(s, l);
+		}
+		break;
+	}
+	case F_MAP:
+	case F_LIST:
+		*(struct fy_node **)at = absent ? NULL : n;
+		break;
+	case F_OBJ:
+		load_fields(at, yt_is_map(n) ? n : NULL, f->sub);
+		break;
+	case F_OBJ_LIST: {
+		size_t count = yt_is_seq(n) ? (size_t)fy_node_sequence_item_count(n) : 0;
+		char *arr = count ? xcalloc(count, f->elem_size) : NULL;
+		void *it = NULL;
+		for (size_t i = 0; i < count; i++)
+			load_fields(arr + i * f->elem_size, fy_node_sequence_iterate(n, &it), f->sub);
+		*(void **)at = arr;
+		*(size_t *)((char *)obj + f->count_offset) = count;
+		break;
+	}
+	}
+	free(s);
+}
+
+static void load_fields(void *obj, struct fy_node *map, const struct field *fields)
+{
+	for (const struct field *f = fields; f->key; f++)
+		load_value(obj, f, yt_get(map, f->key));
+}
+
+static void free_fields(void *obj, const struct field *fields)
+{
+	for (const struct field *f = fields; f->key; f++) {
+		char *at = (char *)obj + f->offset;
+		switch (f->type) {
+		case F_STR:
+		case F_ENUM:
+		case F_WEIGHT:
+			free(*(char **)at);
+			break;
+		case F_ARGS: {
+			struct cr_strlist *l = (struct cr_strlist *)at;
+			for (size_t i = 0; i < l->n; i++)
+				free(l->items[i]);
+			free(l->items);
+			break;
+		}
+		case F_OBJ:
+			free_fields(at, f->sub);
+			break;
+		case F_OBJ_LIST: {
+			char *arr = *(char **)at;
+			size_t count = *(size_t *)((char *)obj + f->count_offset);
+			for (size_t i = 0; i < count; i++)
+				free_fields(arr + i * f->elem_size, f->sub);
+			free(arr);
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
+void cr_config_free(struct cr_config *cfg)
+{
+	free_fields(cfg, config_fields);
+	if (cfg->doc)
+		fy_document_destroy(cfg->doc);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static bool has(const char *s)
+{
+	return s && *s;
+}
+
+static int check_secret_ref(const struct cr_secret_ref *r, const char *what, const char *source)
+{
+	if (has(r->name) != has(r->key)) {
+		cr_error("%s: %s needs both name and key", source, what);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_database(struct cr_database *db, size_t i, size_t n, const char *source)
+{
+	char where[64];
+	snprintf(where, sizeof(where), "databases[%zu]", i);
+	if (!db->name)
+		db->name = n == 1 ? xstrdup("main") : xasprintf("db%zu", i);
+	if (check_secret_ref(&db->password_secret, "passwordSecret", source) ||
+	    check_secret_ref(&db->url_secret, "urlSecret", source))
+		return -1;
+	bool by_url = has(db->url) || has(db->url_secret.name);
+	if (has(db->url) && has(db->url_secret.name)) {
+		cr_error("%s: %s (%s): give url or urlSecret, not both", source, where, db->name);
+		return -1;
+	}
+	if (has(db->password) && has(db->password_secret.name)) {
+		cr_error("%s: %s (%s): give password or passwordSecret, not both", source, where,
+			 db->name);
+		return -1;
+	}
+	if (!by_url) {
+		const char *missing = !has(db->host) ? "host" : !has(db->user) ? "user"
+				    : !has(db->database) ? "database" : NULL;
+		if (missing) {
+			cr_error("%s: %s (%s): %s is required (or give url / urlSecret)", source,
+				 where, db->name, missing);
+			return -1;
+		}
+	} else if (has(db->host) || has(db->password) || has(db->password_secret.name)) {
+		cr_error("%s: %s (%s): url/urlSecret already say where and who; drop host, "
+			 "password and passwordSecret", source, where, db->name);
+		return -1;
+	}
+	if (strncmp(db->dialect, "postgresql", 10) != 0) {
+		cr_error("%s: %s (%s): dialect %s is not supported (postgresql only)", source,
+			 where, db->name, db->dialect);
+		return -1;
+	}
+	if (db->port < 1 || db->port > 65535) {
+		cr_error("%s: %s (%s): port %ld is out of range", source, where, db->name,
+			 db->port);
+		return -1;
+	}
+	cr_secret_add(db->password);
+	return 0;
+}
+
+int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *source)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->doc = doc;
+	struct fy_node *root = fy_document_root(doc);
+	if (cr_config_validate(root, source))
+		return -1;
+	load_fields(cfg, root, config_fields);
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		if (check_database(&cfg->databases[i], i, cfg->n_databases, source))
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(cfg->databases[i].name, cfg->databases[j].name) == 0) {
+				cr_error("%s: databases[%zu] and databases[%zu] are both named %s",
+					 source, j, i, cfg->databases[i].name);
+				return -1;
+			}
+	}
+	if (check_secret_ref(&cfg->eslembic.url_secret, "eslembic.urlSecret", source))
+		return -1;
+	if (has(cfg->eslembic.url) && has(cfg->eslembic.url_secret.name)) {
+		cr_error("%s: eslembic: give url or urlSecret, not both", source);
+		return -1;
+	}
+	if (!cfg->n_databases && !cr_config_uses_eslembic(cfg)) {
+		cr_error("%s: nothing to migrate: configure databases (or eslembic)", source);
+		return -1;
+	}
+	if (!has(cfg->release)) {
+		cr_error("%s: the release name is unknown: pass --release NAME (the `helm chartreuse "
+			 "install|upgrade|template` wrapper does), set release in the config, or "
+			 "label the chart's objects app.kubernetes.io/instance", source);
+		return -1;
+	}
+	if (!has(cfg->namespace)) {
+		cr_error("%s: the namespace is unknown: pass --namespace NS (the `helm chartreuse` "
+			 "wrapper does), set namespace in the config, or set metadata.namespace on "
+			 "the chart's objects", source);
+		return -1;
+	}
+	if (!has(cfg->image.repository)) {
+		cr_error("%s: image.repository is required: the application image that holds the "
+			 "Alembic project", source);
+		return -1;
+	}
+	return 0;
+}
+
+bool cr_config_uses_eslembic(const struct cr_config *cfg)
+{
+	return has(cfg->eslembic.url) || has(cfg->eslembic.url_secret.name);
+}

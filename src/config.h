@@ -1,0 +1,132 @@
+/* config: the settings of one migration (what the injected objects need and what `migrate`
+ * reads back), their schema, and how they are gathered from their sources, highest
+ * precedence first: --set arguments, config files, a ChartreuseConfig document in the
+ * chart's output, inference from the manifests, defaults. */
+#ifndef CR_CONFIG_H
+#define CR_CONFIG_H
+
+#include <libfyaml.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CR_CONFIG_API_VERSION "chartreuse.wiremind.io/v1"
+#define CR_CONFIG_KIND "ChartreuseConfig"
+
+struct cr_secret_ref {
+	char *name;
+	char *key;
+};
+
+struct cr_strlist {
+	char **items;
+	size_t n;
+};
+
+struct cr_image {
+	char *repository;
+	char *tag;
+	char *pull_policy;
+	char *pull_secret;
+	char *delivery; /* chartreuseImage only: "copy" or "baked" */
+};
+
+struct cr_database {
+	char *name;
+	char *dialect;
+	char *host;
+	long port;
+	char *user;
+	char *password;
+	struct cr_secret_ref password_secret;
+	char *url;
+	struct cr_secret_ref url_secret;
+	char *database;
+	char *alembic_directory;
+	char *alembic_config_file;
+	char *alembic_section;
+	bool allow_migration_from_empty_database;
+	struct cr_strlist additional_parameters;
+	bool patroni;
+	long patroni_wait_timeout;
+};
+
+struct cr_eslembic {
+	char *url;
+	struct cr_secret_ref url_secret;
+	char *directory;
+	bool clean_index;
+	bool migrate;
+};
+
+struct cr_argocd {
+	char *hook;
+	long sync_wave;
+};
+
+struct cr_metadata {
+	char *name;
+	struct fy_node *labels;
+	struct fy_node *annotations;
+};
+
+struct cr_service_account {
+	bool create;
+	char *name;
+};
+
+struct cr_rbac {
+	bool create;
+};
+
+struct cr_config {
+	char *api_version;
+	char *kind;
+	struct cr_metadata metadata;
+	char *release;
+	char *namespace;
+	char *deployment_method; /* "helm" or "argocd" */
+	struct cr_argocd argocd;
+	bool upgrade_before_deployment;
+	bool stop_pods;
+	bool restore_pods;
+	char *upgrade_job_weight;
+	long stop_pods_timeout;
+	long wait_timeout;
+	long ttl_seconds_after_finished;
+	struct cr_image image;
+	struct cr_image chartreuse_image;
+	struct cr_database *databases;
+	size_t n_databases;
+	struct cr_eslembic eslembic;
+	struct cr_rbac rbac;
+	struct cr_service_account service_account;
+	char *priority_class_name;
+	struct fy_node *resources, *node_selector, *tolerations, *affinity;
+	struct fy_node *pod_annotations, *pod_labels;
+	struct fy_node *env, *env_from, *volumes, *volume_mounts;
+
+	struct fy_document *doc; /* the merged tree; owns the free-form nodes above */
+};
+
+/* Checks a parsed source against the schema; errors name `source` and the key path. */
+int cr_config_validate(struct fy_node *root, const char *source);
+
+/* Overlays src onto dst (dst's document gets copies): mappings merge key by key, anything
+ * else is replaced. */
+void cr_config_overlay(struct fy_node *dst, struct fy_node *src);
+
+/* Applies one "--set a.b[0].c=value" onto the tree, converting value to the type the schema
+ * gives that key. */
+int cr_config_set(struct fy_node *root, const char *assignment);
+
+/* Fills cfg from the merged tree (taking ownership of doc), applying defaults and the
+ * cross-field rules (a database needs a host or a URL, names are unique, ...). */
+int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *source);
+void cr_config_free(struct cr_config *cfg);
+
+bool cr_config_uses_eslembic(const struct cr_config *cfg);
+
+/* True for "true/false"-like words as the reference tool read them; sets *out. */
+bool cr_parse_bool(const char *s, bool *out);
+
+#endif

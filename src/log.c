@@ -1,0 +1,148 @@
+#include "log.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char **secrets;
+static size_t n_secrets, cap_secrets;
+
+void cr_secret_add(const char *secret)
+{
+	if (!secret || !*secret)
+		return;
+	for (size_t i = 0; i < n_secrets; i++)
+		if (strcmp(secrets[i], secret) == 0)
+			return;
+	XGROW(secrets, n_secrets + 1, cap_secrets);
+	secrets[n_secrets++] = xstrdup(secret);
+}
+
+void cr_secrets_clear(void)
+{
+	for (size_t i = 0; i < n_secrets; i++)
+		free(secrets[i]);
+	free(secrets);
+	secrets = NULL;
+	n_secrets = cap_secrets = 0;
+}
+
+/* Length of the longest registered secret that starts at s, 0 if none. */
+static size_t secret_at(const char *s)
+{
+	size_t best = 0;
+	for (size_t i = 0; i < n_secrets; i++) {
+		size_t n = strlen(secrets[i]);
+		if (n > best && strncmp(s, secrets[i], n) == 0)
+			best = n;
+	}
+	return best;
+}
+
+/* At "://", the userinfo's password (up to the '@' that ends the authority) is masked. */
+static size_t url_password_at(const char *s, size_t *pw_start)
+{
+	if (strncmp(s, "://", 3) != 0)
+		return 0;
+	const char *auth = s + 3;
+	size_t end = strcspn(auth, "/?# \t\n");
+	const char *at = NULL;
+	for (size_t i = 0; i < end; i++)
+		if (auth[i] == '@')
+			at = auth + i;
+	if (!at)
+		return 0;
+	const char *colon = memchr(auth, ':', (size_t)(at - auth));
+	if (!colon)
+		return 0;
+	*pw_start = (size_t)(colon + 1 - s);
+	return (size_t)(at - s);
+}
+
+void cr_mask_into(struct cr_buf *out, const char *s)
+{
+	size_t i = 0;
+	while (s[i]) {
+		size_t pw_start, pw_end = url_password_at(s + i, &pw_start);
+		if (pw_end) {
+			cr_buf_add(out, s + i, pw_start);
+			cr_buf_adds(out, "***");
+			i += pw_end;
+			continue;
+		}
+		size_t n = secret_at(s + i);
+		if (n) {
+			cr_buf_adds(out, "***");
+			i += n;
+			continue;
+		}
+		if (s[i] == '\n')
+			cr_buf_adds(out, "\\n");
+		else if (s[i] == '\r')
+			cr_buf_adds(out, "\\r");
+		else
+			cr_buf_addc(out, s[i]);
+		i++;
+	}
+}
+
+char *cr_mask(const char *s)
+{
+	struct cr_buf b = { 0 };
+	cr_mask_into(&b, s);
+	return cr_buf_detach(&b, NULL);
+}
+
+static void emit(const char *level, const char *fmt, va_list ap)
+{
+	struct cr_buf raw = { 0 }, line = { 0 };
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n > 0) {
+		cr_buf_reserve(&raw, (size_t)n);
+		vsnprintf(raw.data, (size_t)n + 1, fmt, ap);
+		raw.len = (size_t)n;
+	}
+	cr_buf_adds(&line, "chartreuse: ");
+	cr_buf_adds(&line, level);
+	cr_mask_into(&line, raw.data ? raw.data : "");
+	cr_buf_addc(&line, '\n');
+	if (cr_write_all(2, line.data, line.len) < 0) {
+		/* stderr is gone: nothing left to report to. */
+	}
+	cr_buf_free(&raw);
+	cr_buf_free(&line);
+}
+
+void cr_verror(const char *fmt, va_list ap)
+{
+	emit("error: ", fmt, ap);
+}
+
+void cr_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit("error: ", fmt, ap);
+	va_end(ap);
+}
+
+void cr_warn(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void cr_info(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	emit("", fmt, ap);
+	va_end(ap);
+}

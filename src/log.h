@@ -1,0 +1,25 @@
+/* log: every line chartreuse writes to stderr goes through here, so secrets registered with
+ * cr_secret_add() and the password part of any URL are masked, and an error is one line. */
+#ifndef CR_LOG_H
+#define CR_LOG_H
+
+#include <stdarg.h>
+
+struct cr_buf;
+
+void cr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cr_verror(const char *fmt, va_list ap);
+
+/* A string that must never appear in output. Copies it; lives until cr_secrets_clear(). */
+void cr_secret_add(const char *secret);
+void cr_secrets_clear(void);
+
+/* Appends `s` to `out` with secrets and URL passwords replaced by "***", and line breaks
+ * shown as "\n" so that one message stays one line. */
+void cr_mask_into(struct cr_buf *out, const char *s);
+/* Masked copy of s; caller frees. */
+char *cr_mask(const char *s);
+
+#endif

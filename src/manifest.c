@@ -1,0 +1,347 @@
+#include "manifest.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+#include <libfyaml.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What the mapping on top of the stack is, as far as inference cares. */
+enum frame_role { R_OTHER, R_ROOT, R_METADATA, R_LABELS };
+/* What the next value is. */
+enum value_role { V_NONE, V_KIND, V_METADATA, V_NAMESPACE, V_LABELS, V_INSTANCE, V_RELEASE };
+
+struct key_entry {
+	unsigned hash;
+	size_t off, len;
+};
+
+struct frame {
+	bool is_map;
+	bool expect_key;
+	enum frame_role role;
+	enum value_role next;
+	size_t first_key; /* index into scan.keys where this mapping's keys start */
+};
+
+struct scan {
+	const char *origin;
+	struct fy_parser *parser;
+	struct fy_diag *diag;
+	struct frame *stack;
+	size_t depth, cap;
+	struct key_entry *keys;
+	size_t n_keys, cap_keys;
+	struct cr_buf key_text;
+	int doc_number;
+	/* what the current document says, committed when it ends */
+	bool is_config, has_instance;
+	struct cr_buf ns, instance, release;
+};
+
+static void seen_add(struct cr_seen *s, const char *v)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->values[i], v) == 0)
+			return;
+	if (s->n < CR_MAX_SEEN)
+		s->values[s->n++] = xstrdup(v);
+	else
+		s->more = true;
+}
+
+int cr_line_of(const char *data, size_t pos)
+{
+	int line = 1;
+	for (const char *p = data; (p = memchr(p, '\n', pos - (size_t)(p - data))); p++)
+		line++;
+	return line;
+}
+
+static int scan_error_at(struct scan *s, const struct fy_mark *m, const char *msg, const char *arg)
+{
+	if (m)
+		cr_error("%s: document %d, line %d, column %d: %s%s", s->origin, s->doc_number,
+			 m->line + 1, m->column + 1, msg, arg ? arg : "");
+	else
+		cr_error("%s: document %d: %s%s", s->origin, s->doc_number, msg, arg ? arg : "");
+	return -1;
+}
+
+static struct frame *top(struct scan *s)
+{
+	return s->depth ? &s->stack[s->depth - 1] : NULL;
+}
+
+static enum value_role role_of_key(enum frame_role fr, const char *k, size_t len)
+{
+#define IS(lit) (len == sizeof(lit) - 1 && memcmp(k, lit, len) == 0)
+	switch (fr) {
+	case R_ROOT:
+		return IS("kind") ? V_KIND : IS("metadata") ? V_METADATA : V_NONE;
+	case R_METADATA:
+		return IS("namespace") ? V_NAMESPACE : IS("labels") ? V_LABELS : V_NONE;
+	case R_LABELS:
+		return IS("app.kubernetes.io/instance") ? V_INSTANCE
+		       : IS("release")			? V_RELEASE
+							: V_NONE;
+	default:
+		return V_NONE;
+	}
+#undef IS
+}
+
+static int add_key(struct scan *s, struct frame *f, const char *k, size_t len,
+		   const struct fy_mark *m)
+{
+	unsigned h = cr_fnv1a(k, len);
+	for (size_t i = f->first_key; i < s->n_keys; i++) {
+		struct key_entry *e = &s->keys[i];
+		if (e->hash == h && e->len == len && memcmp(s->key_text.data + e->off, k, len) == 0) {
+			char *shown = xstrndup(k, len > 80 ? 80 : len);
+			int rc = scan_error_at(s, m, "duplicate key ", shown);
+			free(shown);
+			return rc;
+		}
+	}
+	XGROW(s->keys, s->n_keys + 1, s->cap_keys);
+	s->keys[s->n_keys++] = (struct key_entry){ h, s->key_text.len, len };
+	cr_buf_add(&s->key_text, k, len);
+	return 0;
+}
+
+static void take_value(struct scan *s, enum value_role role, const char *v, size_t len)
+{
+	switch (role) {
+	case V_KIND:
+		s->is_config = len == strlen(CR_CONFIG_KIND) && memcmp(v, CR_CONFIG_KIND, len) == 0;
+		break;
+	case V_NAMESPACE:
+		cr_buf_reset(&s->ns);
+		cr_buf_add(&s->ns, v, len);
+		break;
+	case V_INSTANCE:
+		cr_buf_reset(&s->instance);
+		cr_buf_add(&s->instance, v, len);
+		s->has_instance = true;
+		break;
+	case V_RELEASE:
+		cr_buf_reset(&s->release);
+		cr_buf_add(&s->release, v, len);
+		break;
+	default:
+		break;
+	}
+}
+
+/* A scalar or alias: a key when the enclosing mapping expects one, else a value. */
+static int on_leaf(struct scan *s, struct fy_event *e, const char *text, size_t len)
+{
+	struct frame *f = top(s);
+	if (!f)
+		return 0;
+	if (f->is_map && f->expect_key) {
+		const struct fy_mark *m = fy_event_start_mark(e);
+		if (text && add_key(s, f, text, len, m))
+			return -1;
+		f->next = text ? role_of_key(f->role, text, len) : V_NONE;
+		f->expect_key = false;
+		return 0;
+	}
+	if (text)
+		take_value(s, f->next, text, len);
+	if (f->is_map) {
+		f->expect_key = true;
+		f->next = V_NONE;
+	}
+	return 0;
+}
+
+static int on_start(struct scan *s, struct fy_event *e, bool is_map)
+{
+	struct frame *parent = top(s);
+	enum frame_role role = R_OTHER;
+	if (!parent) {
+		if (!is_map)
+			return scan_error_at(s, fy_event_start_mark(e),
+					     "expected a mapping (a Kubernetes object), found a list",
+					     NULL);
+		role = R_ROOT;
+	} else if (is_map && parent->is_map && !parent->expect_key) {
+		role = parent->next == V_METADATA ? R_METADATA
+		       : parent->next == V_LABELS ? R_LABELS
+						  : R_OTHER;
+	}
+	XGROW(s->stack, s->depth + 1, s->cap);
+	s->stack[s->depth++] = (struct frame){ is_map, true, role, V_NONE, s->n_keys };
+	return 0;
+}
+
+static void on_end(struct scan *s)
+{
+	struct frame *f = top(s);
+	s->n_keys = f->first_key;
+	s->key_text.len = s->n_keys ? s->keys[s->n_keys - 1].off + s->keys[s->n_keys - 1].len : 0;
+	s->depth--;
+	struct frame *parent = top(s);
+	if (parent && parent->is_map) {
+		parent->expect_key = !parent->expect_key;
+		if (parent->expect_key)
+			parent->next = V_NONE;
+	}
+}
+
+static void begin_document(struct scan *s)
+{
+	s->doc_number++;
+	s->is_config = s->has_instance = false;
+	cr_buf_reset(&s->ns);
+	cr_buf_reset(&s->instance);
+	cr_buf_reset(&s->release);
+}
+
+static void end_document(struct scan *s, struct cr_manifest *m)
+{
+	m->docs[m->n_docs - 1].is_config = s->is_config;
+	if (s->is_config)
+		return;
+	if (s->ns.len)
+		seen_add(&m->namespaces, s->ns.data);
+	if (s->has_instance && s->instance.len)
+		seen_add(&m->releases, s->instance.data);
+	else if (s->release.len)
+		seen_add(&m->releases, s->release.data);
+}
+
+static int report_parse_error(struct scan *s)
+{
+	void *it = NULL;
+	struct fy_diag_error *e = fy_diag_errors_iterate(s->diag, &it);
+	if (!e)
+		return scan_error_at(s, NULL, "invalid YAML", NULL);
+	struct fy_mark m = { 0, e->line - 1, e->column };
+	return scan_error_at(s, &m, e->msg, NULL);
+}
+
+static int check_nul(const char *data, size_t len, const char *origin)
+{
+	const char *nul = memchr(data, '\0', len);
+	if (!nul)
+		return 0;
+	size_t pos = (size_t)(nul - data);
+	const char *bol = pos ? data + pos : data;
+	while (bol > data && bol[-1] != '\n')
+		bol--;
+	cr_error("%s: line %d, column %zu: NUL byte in the input (not YAML text)", origin,
+		 cr_line_of(data, pos), (size_t)(nul - bol) + 1);
+	return -1;
+}
+
+static int run(struct scan *s, const char *data, size_t len, struct cr_manifest *m)
+{
+	size_t cap_docs = 0;
+	struct fy_event *e;
+	int rc = 0;
+	while (!rc && (e = fy_parser_parse(s->parser))) {
+		size_t tlen = 0;
+		const char *text;
+		switch (e->type) {
+		case FYET_DOCUMENT_START: {
+			begin_document(s);
+			const struct fy_mark *mk = fy_event_start_mark(e);
+			size_t start = m->n_docs ? m->docs[m->n_docs - 1].end : 0;
+			if (!e->document_start.implicit && mk)
+				start = mk->input_pos;
+			if (m->n_docs)
+				m->docs[m->n_docs - 1].end = start;
+			XGROW(m->docs, m->n_docs + 1, cap_docs);
+			m->docs[m->n_docs++] = (struct cr_doc){ start, len, s->doc_number, false };
+			break;
+		}
+		case FYET_DOCUMENT_END:
+			end_document(s, m);
+			break;
+		case FYET_MAPPING_START:
+			rc = on_start(s, e, true);
+			break;
+		case FYET_SEQUENCE_START:
+			rc = on_start(s, e, false);
+			break;
+		case FYET_MAPPING_END:
+		case FYET_SEQUENCE_END:
+			on_end(s);
+			break;
+		case FYET_SCALAR:
+			text = fy_token_get_text(e->scalar.value, &tlen);
+			if (!s->depth && !(tlen == 0 || (tlen == 4 && !memcmp(text, "null", 4)) ||
+					   (tlen == 1 && text[0] == '~')))
+				rc = scan_error_at(s, fy_event_start_mark(e),
+						   "expected a mapping (a Kubernetes object), found a "
+						   "scalar", NULL);
+			else
+				rc = on_leaf(s, e, text, tlen);
+			break;
+		case FYET_ALIAS:
+			rc = on_leaf(s, e, NULL, 0);
+			break;
+		default:
+			break;
+		}
+		fy_parser_event_free(s->parser, e);
+	}
+	if (!rc && fy_parser_get_stream_error(s->parser))
+		rc = report_parse_error(s);
+	(void)data;
+	return rc;
+}
+
+int cr_manifest_scan(const char *data, size_t len, const char *origin, struct cr_manifest *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (check_nul(data, len, origin))
+		return -1;
+	struct scan s = { .origin = origin };
+	struct fy_diag_cfg dc;
+	fy_diag_cfg_default(&dc);
+	dc.fp = NULL;
+	dc.level = FYET_ERROR;
+	s.diag = fy_diag_create(&dc);
+	if (s.diag)
+		fy_diag_set_collect_errors(s.diag, true);
+	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = s.diag };
+	s.parser = fy_parser_create(&cfg);
+	int rc = -1;
+	if (!s.diag || !s.parser || fy_parser_set_string(s.parser, data, len))
+		cr_error("%s: cannot start the YAML parser", origin);
+	else
+		rc = run(&s, data, len, m);
+	if (s.parser)
+		fy_parser_destroy(s.parser);
+	if (s.diag)
+		fy_diag_destroy(s.diag);
+	free(s.stack);
+	free(s.keys);
+	cr_buf_free(&s.key_text);
+	cr_buf_free(&s.ns);
+	cr_buf_free(&s.instance);
+	cr_buf_free(&s.release);
+	if (rc)
+		cr_manifest_free(m);
+	return rc;
+}
+
+static void seen_free(struct cr_seen *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->values[i]);
+	memset(s, 0, sizeof(*s));
+}
+
+void cr_manifest_free(struct cr_manifest *m)
+{
+	free(m->docs);
+	seen_free(&m->releases);
+	seen_free(&m->namespaces);
+	memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,650 @@
+#include "render.h"
+#include "config.h"
+#include "log.h"
+#include "templates.h"
+#include "util.h"
+#include "ytree.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define K8S_NAME_MAX 63
+#define CONFIG_MOUNT "/etc/chartreuse"
+#define BINARY_MOUNT "/chartreuse"
+
+enum job_kind {
+	JOB_AFTER,   /* helm, after the deployment: post-install,post-upgrade */
+	JOB_UPGRADE, /* helm, before the deployment: pre-upgrade */
+	JOB_INSTALL, /* helm, before the deployment, first install: post-install */
+	JOB_ARGOCD,  /* argocd hook */
+	JOB_RESTORE, /* brings pods back after a before-deployment migration */
+};
+
+struct render {
+	const struct cr_config *cfg;
+	struct cr_buf *out;
+	char *base;	   /* <release>-<name> */
+	char *sa_name;
+	bool argocd;
+	bool restore;	   /* a restore Job is emitted */
+	const char *companion_events;
+};
+
+char *cr_object_name(const char *release, const char *name, const char *suffix)
+{
+	char *full = suffix && *suffix ? xasprintf("%s-%s-%s", release, name, suffix)
+				       : xasprintf("%s-%s", release, name);
+	size_t len = strlen(full);
+	if (len <= K8S_NAME_MAX)
+		return full;
+	/* Keep the distinctive tail (which object it is) and shorten the release part. */
+	char *tail = suffix && *suffix ? xasprintf("-%s-%s", name, suffix) : xasprintf("-%s", name);
+	unsigned h = cr_fnv1a(full, len);
+	size_t keep = K8S_NAME_MAX - 9 - strlen(tail);
+	char *out;
+	if (strlen(tail) + 9 + 1 > K8S_NAME_MAX)
+		out = xasprintf("%.*s-%08x", K8S_NAME_MAX - 9, full, h);
+	else
+		out = xasprintf("%.*s-%08x%s", (int)keep, release, h, tail);
+	/* A name may not end in '-' or '.' after the cut. */
+	size_t n = strlen(out);
+	while (n && (out[n - 1] == '-' || out[n - 1] == '.'))
+		out[--n] = '\0';
+	free(tail);
+	free(full);
+	return out;
+}
+
+static void percent_encode(struct cr_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+			cr_buf_addc(b, (char)c);
+		else
+			cr_buf_printf(b, "%%%02X", c);
+	}
+}
+
+char *cr_database_url(const struct cr_database *db, bool with_password)
+{
+	struct cr_buf b = { 0 };
+	cr_buf_printf(&b, "%s://", db->dialect);
+	percent_encode(&b, db->user);
+	if (with_password && db->password && *db->password) {
+		cr_buf_addc(&b, ':');
+		percent_encode(&b, db->password);
+	}
+	cr_buf_addc(&b, '@');
+	if (strchr(db->host, ':'))
+		cr_buf_printf(&b, "[%s]", db->host); /* IPv6 literal */
+	else
+		cr_buf_adds(&b, db->host);
+	cr_buf_printf(&b, ":%ld/", db->port);
+	percent_encode(&b, db->database);
+	return cr_buf_detach(&b, NULL);
+}
+
+char *cr_database_env(size_t i, const char *what)
+{
+	return xasprintf("CHARTREUSE_DB_%zu_%s", i, what);
+}
+
+/* --- small builders ------------------------------------------------------------------------ */
+
+static char *image_ref(const struct cr_image *img)
+{
+	if (img->tag && *img->tag)
+		return xasprintf("%s:%s", img->repository, img->tag);
+	return xstrdup(img->repository);
+}
+
+static const struct cr_image *helper_image(const struct cr_config *cfg)
+{
+	/* With "baked" delivery the application image already carries chartreuse. */
+	return strcmp(cfg->chartreuse_image.delivery, "baked") == 0 ? &cfg->image
+								    : &cfg->chartreuse_image;
+}
+
+static struct fy_node *env_value(struct fy_document *d, const char *name, const char *value)
+{
+	struct fy_node *e = yt_map(d);
+	yt_set_str(e, "name", name);
+	yt_set_str(e, "value", value);
+	return e;
+}
+
+static struct fy_node *env_secret(struct fy_document *d, const char *name, const char *secret,
+				  const char *key)
+{
+	struct fy_node *e = yt_map(d);
+	yt_set_str(e, "name", name);
+	struct fy_node *ref = yt_child_map(yt_child_map(e, "valueFrom"), "secretKeyRef");
+	yt_set_str(ref, "name", secret);
+	yt_set_str(ref, "key", key);
+	return e;
+}
+
+static struct fy_node *env_field(struct fy_document *d, const char *name, const char *path)
+{
+	struct fy_node *e = yt_map(d);
+	yt_set_str(e, "name", name);
+	yt_set_str(yt_child_map(yt_child_map(e, "valueFrom"), "fieldRef"), "fieldPath", path);
+	return e;
+}
+
+/* Appends copies of every item of a user-given list. */
+static void append_copies(struct fy_node *seq, struct fy_node *items)
+{
+	if (!yt_is_seq(items))
+		return;
+	struct fy_document *d = fy_node_document(seq);
+	void *it = NULL;
+	struct fy_node *c;
+	while ((c = fy_node_sequence_iterate(items, &it)))
+		yt_append(seq, fy_node_copy(d, c));
+}
+
+static void merge_copies(struct fy_node *map, struct fy_node *items)
+{
+	if (yt_is_map(items))
+		cr_config_overlay(map, items);
+}
+
+static void set_copy(struct fy_node *map, const char *key, struct fy_node *value)
+{
+	if (value)
+		yt_set(map, key, fy_node_copy(fy_node_document(map), value));
+}
+
+/* --- metadata ------------------------------------------------------------------------------ */
+
+static void set_labels(struct render *r, struct fy_node *labels, const char *component)
+{
+	const struct cr_config *cfg = r->cfg;
+	yt_set_str(labels, "app.kubernetes.io/name", "chartreuse");
+	yt_set_str(labels, "app.kubernetes.io/instance", cfg->release);
+	yt_set_str(labels, "app.kubernetes.io/component", component);
+	yt_set_str(labels, "app.kubernetes.io/managed-by", "Helm");
+	yt_set_str(labels, "app.kubernetes.io/version", CHARTREUSE_VERSION);
+	yt_set_str(labels, "chartreuse.wiremind.io/migration", cfg->metadata.name);
+}
+
+static const char *helm_events(const struct render *r, enum job_kind kind)
+{
+	switch (kind) {
+	case JOB_AFTER:
+		return "post-install,post-upgrade";
+	case JOB_UPGRADE:
+		return "pre-upgrade";
+	case JOB_INSTALL:
+		return "post-install";
+	case JOB_RESTORE:
+		return "post-upgrade";
+	default:
+		return r->companion_events;
+	}
+}
+
+/* Hook annotations; a companion (kind < 0) exists before the Jobs and goes with them. */
+static void set_hook(struct render *r, struct fy_node *ann, int kind)
+{
+	const struct cr_config *cfg = r->cfg;
+	bool companion = kind < 0;
+	if (r->argocd) {
+		const char *hook = kind == JOB_RESTORE ? "PostSync" : cfg->argocd.hook;
+		long wave = cfg->argocd.sync_wave - (companion ? 1 : 0);
+		char *w = xasprintf("%ld", kind == JOB_RESTORE ? cfg->argocd.sync_wave : wave);
+		yt_set_str(ann, "argocd.argoproj.io/hook", hook);
+		yt_set_str(ann, "argocd.argoproj.io/hook-delete-policy", "BeforeHookCreation");
+		yt_set_str(ann, "argocd.argoproj.io/sync-wave", w);
+		free(w);
+		return;
+	}
+	yt_set_str(ann, "helm.sh/hook", companion ? r->companion_events
+						  : helm_events(r, (enum job_kind)kind));
+	yt_set_str(ann, "helm.sh/hook-weight", companion ? "-1" : cfg->upgrade_job_weight);
+	yt_set_str(ann, "helm.sh/hook-delete-policy",
+		   companion ? "before-hook-creation,hook-succeeded,hook-failed"
+			     : "before-hook-creation,hook-succeeded");
+}
+
+static void set_metadata(struct render *r, struct fy_node *root, const char *name,
+			 const char *component, int hook_kind)
+{
+	struct fy_node *md = yt_child_map(root, "metadata");
+	yt_set_str(md, "name", name);
+	yt_set_str(md, "namespace", r->cfg->namespace);
+	struct fy_node *labels = yt_child_map(md, "labels");
+	merge_copies(labels, r->cfg->metadata.labels);
+	set_labels(r, labels, component);
+	struct fy_node *ann = yt_child_map(md, "annotations");
+	merge_copies(ann, r->cfg->metadata.annotations);
+	set_hook(r, ann, hook_kind);
+}
+
+/* --- output -------------------------------------------------------------------------------- */
+
+static int emit(struct render *r, struct fy_document *d, const char *template_name)
+{
+	cr_buf_printf(r->out, "---\n# Source: chartreuse/templates/%s\n", template_name);
+	return yt_emit_document(d, r->out);
+}
+
+/* Loads a skeleton, lets fill() complete it, emits it. */
+static int object(struct render *r, const char *tpl, const char *name, const char *component,
+		  int hook_kind, void (*fill)(struct render *, struct fy_document *, const void *),
+		  const void *arg)
+{
+	struct fy_document *d = cr_template_load(tpl);
+	if (!d)
+		return -1;
+	set_metadata(r, fy_document_root(d), name, component, hook_kind);
+	if (fill)
+		fill(r, d, arg);
+	int rc = emit(r, d, tpl);
+	fy_document_destroy(d);
+	return rc;
+}
+
+static void fill_rolebinding(struct render *r, struct fy_document *d, const void *arg)
+{
+	struct fy_node *root = fy_document_root(d);
+	yt_set_str(yt_path(root, "/roleRef"), "name", r->base);
+	(void)arg;
+	void *it = NULL;
+	struct fy_node *subject = fy_node_sequence_iterate(yt_get(root, "subjects"), &it);
+	yt_set_str(subject, "name", r->sa_name);
+	yt_set_str(subject, "namespace", r->cfg->namespace);
+}
+
+static bool inline_secret(const struct cr_database *db)
+{
+	return !(db->url_secret.name && *db->url_secret.name);
+}
+
+static void add_secret_entry(struct fy_node *data, const char *key, const char *value)
+{
+	struct cr_buf b64 = { 0 };
+	cr_base64(&b64, value, strlen(value));
+	yt_set_str(data, key, b64.data ? b64.data : "");
+	cr_buf_free(&b64);
+}
+
+static void fill_secret(struct render *r, struct fy_document *d, const void *arg)
+{
+	const struct cr_config *cfg = r->cfg;
+	struct fy_node *data = yt_child_map(fy_document_root(d), "data");
+	(void)arg;
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		const struct cr_database *db = &cfg->databases[i];
+		if (!inline_secret(db))
+			continue;
+		char *key = cr_database_env(i, "URL");
+		char *url = db->url && *db->url ? xstrdup(db->url) : cr_database_url(db, true);
+		add_secret_entry(data, key, url);
+		free(url);
+		free(key);
+	}
+	if (cfg->eslembic.url && *cfg->eslembic.url)
+		add_secret_entry(data, "CHARTREUSE_ESLEMBIC_URL", cfg->eslembic.url);
+}
+
+static bool secret_has_entries(const struct cr_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_databases; i++)
+		if (inline_secret(&cfg->databases[i]))
+			return true;
+	return cfg->eslembic.url && *cfg->eslembic.url;
+}
+
+/* The runtime config: the merged settings minus anything secret, plus what was inferred. */
+static void fill_configmap(struct render *r, struct fy_document *d, const void *arg)
+{
+	const struct cr_config *cfg = r->cfg;
+	(void)arg;
+	struct fy_document *rt = fy_document_create(NULL);
+	struct fy_node *root = fy_node_copy(rt, fy_document_root(cfg->doc));
+	fy_document_set_root(rt, root);
+	yt_set_str(root, "apiVersion", CR_CONFIG_API_VERSION);
+	yt_set_str(root, "kind", CR_CONFIG_KIND);
+	yt_set_str(root, "release", cfg->release);
+	yt_set_str(root, "namespace", cfg->namespace);
+	yt_set_str(yt_child_map(root, "metadata"), "name", cfg->metadata.name);
+	struct fy_node *dbs = yt_get(root, "databases");
+	void *it = NULL;
+	struct fy_node *db;
+	size_t i = 0;
+	while (yt_is_seq(dbs) && (db = fy_node_sequence_iterate(dbs, &it))) {
+		yt_del(db, "password");
+		yt_del(db, "url");
+		yt_set_str(db, "name", cfg->databases[i++].name);
+	}
+	struct fy_node *es = yt_get(root, "eslembic");
+	if (yt_is_map(es))
+		yt_del(es, "url");
+	struct cr_buf text = { 0 };
+	if (yt_emit_document(rt, &text) == 0)
+		yt_set_str(yt_child_map(fy_document_root(d), "data"), "config.yaml", text.data);
+	cr_buf_free(&text);
+	fy_document_destroy(rt);
+}
+
+/* --- Jobs ---------------------------------------------------------------------------------- */
+
+static void add_database_env(struct render *r, struct fy_node *env)
+{
+	const struct cr_config *cfg = r->cfg;
+	struct fy_document *d = fy_node_document(env);
+	char *secret = cr_object_name(cfg->release, cfg->metadata.name, NULL);
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		const struct cr_database *db = &cfg->databases[i];
+		char *url = cr_database_env(i, "URL");
+		if (inline_secret(db))
+			yt_append(env, env_secret(d, url, secret, url));
+		else
+			yt_append(env, env_secret(d, url, db->url_secret.name, db->url_secret.key));
+		if (db->password_secret.name && *db->password_secret.name) {
+			char *pw = cr_database_env(i, "PASSWORD");
+			yt_append(env, env_secret(d, pw, db->password_secret.name,
+						  db->password_secret.key));
+			free(pw);
+		}
+		free(url);
+	}
+	if (cfg->eslembic.url && *cfg->eslembic.url)
+		yt_append(env, env_secret(d, "CHARTREUSE_ESLEMBIC_URL", secret,
+					  "CHARTREUSE_ESLEMBIC_URL"));
+	else if (cfg->eslembic.url_secret.name && *cfg->eslembic.url_secret.name)
+		yt_append(env, env_secret(d, "CHARTREUSE_ESLEMBIC_URL", cfg->eslembic.url_secret.name,
+					  cfg->eslembic.url_secret.key));
+	free(secret);
+}
+
+static struct fy_node *container(struct render *r, struct fy_document *job, const char *tpl,
+				 const struct cr_image *img)
+{
+	struct fy_document *t = cr_template_load(tpl);
+	if (!t)
+		return NULL;
+	struct fy_node *c = fy_node_copy(job, fy_document_root(t));
+	fy_document_destroy(t);
+	char *ref = image_ref(img);
+	yt_set_str(c, "image", ref);
+	yt_set_str(c, "imagePullPolicy", img->pull_policy);
+	free(ref);
+	(void)r;
+	return c;
+}
+
+/* The chartreuse command inside a container of the given image. */
+static void set_command(struct render *r, struct fy_node *c, bool in_app_image)
+{
+	bool copied = strcmp(r->cfg->chartreuse_image.delivery, "copy") == 0;
+	if (!(copied && in_app_image))
+		return;
+	void *it = NULL;
+	struct fy_node *cmd = yt_get(c, "command");
+	struct fy_node *first = fy_node_sequence_iterate(cmd, &it);
+	struct fy_node *bin = yt_str(fy_node_document(c), BINARY_MOUNT "/bin/chartreuse");
+	fy_node_sequence_insert_after(cmd, first, bin);
+	fy_node_free(fy_node_sequence_remove(cmd, first));
+	struct fy_node *mount = yt_map(fy_node_document(c));
+	yt_set_str(mount, "name", "chartreuse-binary");
+	yt_set_str(mount, "mountPath", BINARY_MOUNT);
+	yt_set(mount, "readOnly", yt_bool(fy_node_document(c), true));
+	yt_append(yt_child_seq(c, "volumeMounts"), mount);
+}
+
+static void add_args(struct fy_node *c, const char *const *args)
+{
+	struct fy_node *seq = yt_child_seq(c, "args");
+	for (; *args; args++)
+		yt_append(seq, yt_str(fy_node_document(c), *args));
+}
+
+static char *container_name(const char *prefix, const char *name, size_t index)
+{
+	struct cr_buf b = { 0 };
+	cr_buf_printf(&b, "%s-", prefix);
+	for (const char *p = name; *p && b.len < K8S_NAME_MAX - 4; p++) {
+		unsigned char c = (unsigned char)tolower((unsigned char)*p);
+		cr_buf_addc(&b, isalnum(c) ? (char)c : '-');
+	}
+	while (b.len && b.data[b.len - 1] == '-')
+		b.data[--b.len] = '\0';
+	/* Two names may map to one label ("a_b", "a-b"); the index keeps them apart. */
+	if (index)
+		cr_buf_printf(&b, "-%zu", index);
+	return cr_buf_detach(&b, NULL);
+}
+
+static void add_init_containers(struct render *r, struct fy_document *d, struct fy_node *inits,
+				struct fy_node *env)
+{
+	const struct cr_config *cfg = r->cfg;
+	const struct cr_image *helper = helper_image(cfg);
+	char timeout[32];
+	snprintf(timeout, sizeof(timeout), "%ld", cfg->wait_timeout);
+	if (strcmp(cfg->chartreuse_image.delivery, "copy") == 0)
+		yt_append(inits, container(r, d, "container-copy-binary.yaml", &cfg->chartreuse_image));
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		struct fy_node *c = container(r, d, "container-wait-postgres.yaml", helper);
+		char *url_env = cr_database_env(i, "URL");
+		char *pw_env = cr_database_env(i, "PASSWORD");
+		char *name = container_name("wait-postgres", cfg->databases[i].name, i);
+		yt_set_str(c, "name", name);
+		const char *args[] = { "--name", cfg->databases[i].name, "--url-env", url_env,
+				       "--timeout", timeout, NULL };
+		add_args(c, args);
+		/* The same secret references as the main container, for this database only. */
+		struct fy_node *cenv = yt_child_seq(c, "env");
+		void *it = NULL;
+		struct fy_node *e;
+		while ((e = fy_node_sequence_iterate(env, &it))) {
+			char *n = yt_strdup(yt_get(e, "name"));
+			if (cr_streq(n, url_env) || cr_streq(n, pw_env))
+				yt_append(cenv, fy_node_copy(d, e));
+			free(n);
+		}
+		yt_append(inits, c);
+		free(name);
+		free(pw_env);
+		free(url_env);
+	}
+	if (cr_config_uses_eslembic(cfg)) {
+		struct fy_node *c = container(r, d, "container-wait-elasticsearch.yaml", helper);
+		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,
+				       NULL };
+		add_args(c, args);
+		void *it = NULL;
+		struct fy_node *e;
+		while ((e = fy_node_sequence_iterate(env, &it))) {
+			char *n = yt_strdup(yt_get(e, "name"));
+			if (cr_streq(n, "CHARTREUSE_ESLEMBIC_URL"))
+				yt_append(yt_child_seq(c, "env"), fy_node_copy(d, e));
+			free(n);
+		}
+		yt_append(inits, c);
+	}
+}
+
+static void add_pull_secret(struct fy_node *spec, const char *name)
+{
+	if (!name || !*name)
+		return;
+	struct fy_node *seq = yt_child_seq(spec, "imagePullSecrets");
+	void *it = NULL;
+	struct fy_node *e;
+	while ((e = fy_node_sequence_iterate(seq, &it))) {
+		char *n = yt_strdup(yt_get(e, "name"));
+		bool same = cr_streq(n, name);
+		free(n);
+		if (same)
+			return;
+	}
+	struct fy_node *ref = yt_map(fy_node_document(spec));
+	yt_set_str(ref, "name", name);
+	yt_append(seq, ref);
+}
+
+static void fill_pod_common(struct render *r, struct fy_document *d, const char *component)
+{
+	const struct cr_config *cfg = r->cfg;
+	struct fy_node *root = fy_document_root(d);
+	struct fy_node *spec = yt_path(root, "/spec");
+	yt_set(spec, "ttlSecondsAfterFinished", yt_int(d, cfg->ttl_seconds_after_finished));
+	struct fy_node *tmeta = yt_path(root, "/spec/template/metadata");
+	struct fy_node *plabels = yt_child_map(tmeta, "labels");
+	merge_copies(plabels, cfg->pod_labels);
+	set_labels(r, plabels, component);
+	merge_copies(yt_child_map(tmeta, "annotations"), cfg->pod_annotations);
+	struct fy_node *pod = yt_path(root, "/spec/template/spec");
+	yt_set_str(pod, "serviceAccountName", r->sa_name);
+	if (cfg->priority_class_name && *cfg->priority_class_name)
+		yt_set_str(pod, "priorityClassName", cfg->priority_class_name);
+	add_pull_secret(pod, cfg->image.pull_secret);
+	add_pull_secret(pod, cfg->chartreuse_image.pull_secret);
+	set_copy(pod, "nodeSelector", cfg->node_selector);
+	set_copy(pod, "tolerations", cfg->tolerations);
+	set_copy(pod, "affinity", cfg->affinity);
+	yt_set_str(yt_child_map(yt_path(root, "/metadata"), "annotations"),
+		   "chartreuse.wiremind.io/version", CHARTREUSE_VERSION);
+}
+
+static void add_volume(struct fy_node *volumes, const char *name, const char *kind,
+		       const char *config_map)
+{
+	struct fy_document *d = fy_node_document(volumes);
+	struct fy_node *v = yt_map(d);
+	yt_set_str(v, "name", name);
+	struct fy_node *src = yt_child_map(v, kind);
+	if (config_map)
+		yt_set_str(src, "name", config_map);
+	yt_append(volumes, v);
+}
+
+static void fill_migration_job(struct render *r, struct fy_document *d, const void *arg)
+{
+	const struct cr_config *cfg = r->cfg;
+	enum job_kind kind = *(const enum job_kind *)arg;
+	struct fy_node *pod = yt_path(fy_document_root(d), "/spec/template/spec");
+	fill_pod_common(r, d, "migration");
+
+	struct fy_node *c = container(r, d, "container-migrate.yaml", &cfg->image);
+	set_command(r, c, true);
+	struct fy_node *env = yt_child_seq(c, "env");
+	add_database_env(r, env);
+	yt_append(env, env_field(d, "CHARTREUSE_NAMESPACE", "metadata.namespace"));
+	yt_append(env, env_value(d, "CHARTREUSE_RELEASE_NAME", cfg->release));
+	yt_append(env, env_value(d, "CHARTREUSE_EXPECTED_VERSION", CHARTREUSE_VERSION));
+	bool before = r->argocd ? strcmp(cfg->argocd.hook, "PostSync") != 0
+				: cfg->upgrade_before_deployment;
+	yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_BEFORE_DEPLOYMENT", before ? "true" : "false"));
+	if (kind == JOB_INSTALL || kind == JOB_UPGRADE)
+		yt_append(env, env_value(d, "HELM_IS_INSTALL", kind == JOB_INSTALL ? "true" : "false"));
+	char *img = image_ref(&cfg->image);
+	yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_CONTAINER_IMAGE", img));
+	free(img);
+	if (cfg->image.pull_secret && *cfg->image.pull_secret)
+		yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_IMAGE_PULL_SECRET",
+					 cfg->image.pull_secret));
+	if (cfg->priority_class_name && *cfg->priority_class_name)
+		yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_PRIORITYCLASS_NAME",
+					 cfg->priority_class_name));
+	append_copies(env, cfg->env);
+	append_copies(yt_child_seq(c, "envFrom"), cfg->env_from);
+	if (!fy_node_sequence_item_count(yt_get(c, "envFrom")))
+		yt_del(c, "envFrom");
+	set_copy(c, "resources", cfg->resources);
+	append_copies(yt_child_seq(c, "volumeMounts"), cfg->volume_mounts);
+
+	add_init_containers(r, d, yt_child_seq(pod, "initContainers"), env);
+	yt_append(yt_child_seq(pod, "containers"), c);
+
+	struct fy_node *volumes = yt_child_seq(pod, "volumes");
+	add_volume(volumes, "chartreuse-config", "configMap", r->base);
+	if (strcmp(cfg->chartreuse_image.delivery, "copy") == 0)
+		add_volume(volumes, "chartreuse-binary", "emptyDir", NULL);
+	append_copies(volumes, cfg->volumes);
+}
+
+static void fill_restore_job(struct render *r, struct fy_document *d, const void *arg)
+{
+	const struct cr_config *cfg = r->cfg;
+	(void)arg;
+	struct fy_node *pod = yt_path(fy_document_root(d), "/spec/template/spec");
+	fill_pod_common(r, d, "restore");
+	yt_del(pod, "initContainers");
+	yt_del(pod, "volumes");
+	struct fy_node *c = container(r, d, "container-restore.yaml", helper_image(cfg));
+	const char *args[] = { "--release", cfg->release, "--namespace", cfg->namespace, NULL };
+	add_args(c, args);
+	yt_set_str(c, "name", "restore");
+	set_copy(c, "resources", cfg->resources);
+	yt_append(yt_child_seq(pod, "containers"), c);
+	yt_del(c, "env");
+}
+
+/* --- the whole set ------------------------------------------------------------------------- */
+
+static int render_jobs(struct render *r)
+{
+	const struct cr_config *cfg = r->cfg;
+	static const enum job_kind after = JOB_AFTER, upgrade = JOB_UPGRADE, install = JOB_INSTALL,
+				   argo = JOB_ARGOCD;
+	int rc = 0;
+	char *upgrade_name = cr_object_name(cfg->release, cfg->metadata.name, "upgrade");
+	char *install_name = cr_object_name(cfg->release, cfg->metadata.name, "install");
+	char *restore_name = cr_object_name(cfg->release, cfg->metadata.name, "restore");
+	if (r->argocd)
+		rc = object(r, "job.yaml", upgrade_name, "migration", JOB_ARGOCD,
+			    fill_migration_job, &argo);
+	else if (!cfg->upgrade_before_deployment)
+		rc = object(r, "job.yaml", upgrade_name, "migration", JOB_AFTER, fill_migration_job,
+			    &after);
+	else
+		rc = object(r, "job.yaml", upgrade_name, "migration", JOB_UPGRADE,
+			    fill_migration_job, &upgrade) ||
+		     object(r, "job.yaml", install_name, "migration", JOB_INSTALL,
+			    fill_migration_job, &install);
+	if (!rc && r->restore)
+		rc = object(r, "job.yaml", restore_name, "restore", JOB_RESTORE, fill_restore_job,
+			    NULL);
+	free(upgrade_name);
+	free(install_name);
+	free(restore_name);
+	return rc;
+}
+
+int cr_render(const struct cr_config *cfg, struct cr_buf *out)
+{
+	struct render r = { .cfg = cfg, .out = out };
+	r.base = cr_object_name(cfg->release, cfg->metadata.name, NULL);
+	r.sa_name = cfg->service_account.name && *cfg->service_account.name
+			    ? xstrdup(cfg->service_account.name)
+			    : xstrdup(r.base);
+	r.argocd = strcmp(cfg->deployment_method, "argocd") == 0;
+	bool before = r.argocd ? strcmp(cfg->argocd.hook, "PostSync") != 0
+			       : cfg->upgrade_before_deployment;
+	r.restore = before && cfg->stop_pods && cfg->restore_pods;
+	r.companion_events = !cfg->upgrade_before_deployment ? "post-install,post-upgrade"
+			     : r.restore ? "pre-upgrade,post-install,post-upgrade"
+					 : "pre-upgrade,post-install";
+	int rc = 0;
+	if (cfg->service_account.create)
+		rc = object(&r, "serviceaccount.yaml", r.sa_name, "rbac", -1, NULL, NULL);
+	if (!rc && cfg->rbac.create)
+		rc = object(&r, "role.yaml", r.base, "rbac", -1, NULL, NULL) ||
+		     object(&r, "rolebinding.yaml", r.base, "rbac", -1, fill_rolebinding, NULL);
+	if (!rc && secret_has_entries(cfg))
+		rc = object(&r, "secret.yaml", r.base, "config", -1, fill_secret, NULL);
+	if (!rc)
+		rc = object(&r, "configmap.yaml", r.base, "config", -1, fill_configmap, NULL);
+	if (!rc)
+		rc = render_jobs(&r);
+	free(r.base);
+	free(r.sa_name);
+	return rc;
+}

@@ -1,0 +1,56 @@
+/* util: allocation that dies loudly on exhaustion, growable byte buffers, whole-file reads.
+ * Every other module builds on these; nothing here knows about YAML or Kubernetes. */
+#ifndef CR_UTIL_H
+#define CR_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Grow an array of `*cap` elements so that index `need - 1` fits. */
+#define XGROW(ptr, need, cap)                                                             \
+	do {                                                                              \
+		if ((need) > (cap)) {                                                     \
+			size_t cr_new_cap_ = (cap) ? (cap) * 2 : 8;                       \
+			while (cr_new_cap_ < (need))                                      \
+				cr_new_cap_ *= 2;                                         \
+			(ptr) = xrealloc((ptr), cr_new_cap_ * sizeof(*(ptr)));            \
+			(cap) = cr_new_cap_;                                              \
+		}                                                                         \
+	} while (0)
+
+struct cr_buf {
+	char *data; /* always NUL-terminated when non-NULL */
+	size_t len;
+	size_t cap;
+};
+
+void cr_buf_reserve(struct cr_buf *b, size_t extra);
+void cr_buf_add(struct cr_buf *b, const void *data, size_t len);
+void cr_buf_adds(struct cr_buf *b, const char *s);
+void cr_buf_addc(struct cr_buf *b, char c);
+void cr_buf_printf(struct cr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cr_buf_reset(struct cr_buf *b);
+void cr_buf_free(struct cr_buf *b);
+/* Hands the buffer's memory to the caller (never NULL) and empties the buffer. */
+char *cr_buf_detach(struct cr_buf *b, size_t *len);
+
+/* Reads all of fd / the file into b; on failure reports naming `what` and returns -1. */
+int cr_read_fd(int fd, struct cr_buf *b, const char *what);
+int cr_read_file(const char *path, struct cr_buf *b);
+/* Writes all of data to fd, retrying short writes; -1 with errno on failure. */
+int cr_write_all(int fd, const void *data, size_t len);
+
+bool cr_streq(const char *a, const char *b);
+bool cr_starts_with(const char *s, const char *prefix);
+/* 32-bit FNV-1a, used for stable short suffixes in generated names. */
+unsigned cr_fnv1a(const char *s, size_t len);
+void cr_base64(struct cr_buf *out, const char *data, size_t len);
+
+#endif

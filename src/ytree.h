@@ -1,0 +1,61 @@
+/* ytree: the YAML document tree (libfyaml) as the rest of chartreuse uses it — parsing with
+ * positioned error messages, lookups, building nodes whose string-ness survives emission,
+ * and emitting through libyaml's emitter, whose quoting is correct for every string
+ * (Debian 12's libfyaml 0.7.12 emitter writes "#x", "- x" or " x" unquoted). */
+#ifndef CR_YTREE_H
+#define CR_YTREE_H
+
+#include <libfyaml.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cr_buf;
+
+/* Parses exactly one document. Errors are reported as "<origin>:<line>:<column>: <msg>"
+ * (line_base is added to lines, for documents cut out of a larger stream). Duplicate keys,
+ * aliases and more than one document are errors. Returns NULL after reporting. */
+struct fy_document *yt_parse(const char *data, size_t len, const char *origin, int line_base);
+
+/* Lookups; NULL when absent or of another shape. */
+struct fy_node *yt_get(struct fy_node *map, const char *key);
+const char *yt_scalar(struct fy_node *n, size_t *len);
+/* NUL-terminated copy of a scalar (NULL if n is not a scalar). */
+char *yt_strdup(struct fy_node *n);
+/* Line (1-based) where n starts, 0 if unknown. */
+int yt_line(struct fy_node *n);
+const char *yt_kind(struct fy_node *n);
+bool yt_is_map(struct fy_node *n);
+bool yt_is_seq(struct fy_node *n);
+bool yt_is_scalar(struct fy_node *n);
+/* A plain scalar whose text YAML would read as null (empty, "~", "null"). */
+bool yt_is_null(struct fy_node *n);
+
+/* Builders. yt_str marks the node as a string so it is quoted when YAML would otherwise
+ * read it as something else ("1", "true", "2024-01-01", "# x"). */
+struct fy_node *yt_str(struct fy_document *d, const char *s);
+struct fy_node *yt_strn(struct fy_document *d, const char *s, size_t len);
+struct fy_node *yt_int(struct fy_document *d, long v);
+struct fy_node *yt_bool(struct fy_document *d, bool v);
+struct fy_node *yt_map(struct fy_document *d);
+struct fy_node *yt_seq(struct fy_document *d);
+
+/* Sets map[key] = value, replacing an existing entry in place (order is kept). */
+void yt_set(struct fy_node *map, const char *key, struct fy_node *value);
+void yt_set_str(struct fy_node *map, const char *key, const char *s);
+/* map[key] as a mapping, created (or replacing a null) when missing. */
+struct fy_node *yt_child_map(struct fy_node *map, const char *key);
+struct fy_node *yt_child_seq(struct fy_node *map, const char *key);
+void yt_del(struct fy_node *map, const char *key);
+void yt_append(struct fy_node *seq, struct fy_node *item);
+/* Node at a '/'-separated path of plain keys from root; NULL when absent. */
+struct fy_node *yt_path(struct fy_node *root, const char *path);
+
+/* Emits the tree under root as one block-style YAML document (no "---"). */
+int yt_emit(struct fy_node *root, struct cr_buf *out);
+/* The same, for a whole document. */
+int yt_emit_document(struct fy_document *d, struct cr_buf *out);
+
+/* True when the plain scalar s would be read back by YAML 1.1 or 1.2 as a string. */
+bool yt_plain_is_string(const char *s, size_t len);
+
+#endif

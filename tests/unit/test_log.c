@@ -1,0 +1,30 @@
+#include "log.h"
+#include "unit.h"
+#include "util.h"
+
+#include <stdlib.h>
+
+TEST(mask_hides_registered_secrets_and_url_passwords)
+{
+	cr_secret_add("s3cr3t");
+	char *m = cr_mask("connect postgresql://app:pa%40ss@db:5432/x with s3cr3t\nnext");
+	CHECK_STR(m, "connect postgresql://app:***@db:5432/x with ***\\nnext");
+	free(m);
+	m = cr_mask("no userinfo http://host/path?a=b@c");
+	CHECK_STR(m, "no userinfo http://host/path?a=b@c");
+	free(m);
+	m = cr_mask("user only postgresql://app@db/x");
+	CHECK_STR(m, "user only postgresql://app@db/x");
+	free(m);
+	cr_secrets_clear();
+}
+
+TEST(mask_prefers_the_longest_secret)
+{
+	cr_secret_add("ab");
+	cr_secret_add("abcd");
+	char *m = cr_mask("xabcdx");
+	CHECK_STR(m, "x***x");
+	free(m);
+	cr_secrets_clear();
+}
