@@ -213,6 +213,7 @@ static void choices_text(struct cr_buf *b, const char *const *choices)
 
 struct vctx {
 	const char *source;
+	int line_base;
 	struct cr_buf path;
 };
 
@@ -221,6 +222,8 @@ static int verr(struct vctx *v, struct fy_node *at, const char *fmt, ...)
 {
 	int line = yt_line(at);
 	char msg[512];
+	if (line)
+		line += v->line_base;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -340,9 +343,9 @@ static int validate_map(struct vctx *v, struct fy_node *map, const struct field 
 	return 0;
 }
 
-int cr_config_validate(struct fy_node *root, const char *source)
+int cr_config_validate(struct fy_node *root, const char *source, int line_base)
 {
-	struct vctx v = { source, { 0 } };
+	struct vctx v = { source, line_base, { 0 } };
 	cr_buf_reserve(&v.path, 64);
 	int rc;
 	if (!yt_is_map(root)) {
@@ -355,11 +358,11 @@ int cr_config_validate(struct fy_node *root, const char *source)
 		struct fy_node *av = yt_get(root, "apiVersion"), *kind = yt_get(root, "kind");
 		char *a = yt_strdup(av), *k = yt_strdup(kind);
 		if (a && strcmp(a, CR_CONFIG_API_VERSION) != 0) {
-			cr_error("%s:%d: apiVersion: expected %s, got %s", source, yt_line(av),
+			cr_error("%s:%d: apiVersion: expected %s, got %s", source, yt_line(av) + line_base,
 				 CR_CONFIG_API_VERSION, a);
 			rc = -1;
 		} else if (k && strcmp(k, CR_CONFIG_KIND) != 0) {
-			cr_error("%s:%d: kind: expected %s, got %s", source, yt_line(kind),
+			cr_error("%s:%d: kind: expected %s, got %s", source, yt_line(kind) + line_base,
 				 CR_CONFIG_KIND, k);
 			rc = -1;
 		}
@@ -757,7 +760,7 @@ int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *s
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->doc = doc;
 	struct fy_node *root = fy_document_root(doc);
-	if (cr_config_validate(root, source))
+	if (cr_config_validate(root, source, 0))
 		return -1;
 	load_fields(cfg, root, config_fields);
 	for (size_t i = 0; i < cfg->n_databases; i++) {

@@ -108,8 +108,9 @@ struct cr_config {
 	struct fy_document *doc; /* the merged tree; owns the free-form nodes above */
 };
 
-/* Checks a parsed source against the schema; errors name `source` and the key path. */
-int cr_config_validate(struct fy_node *root, const char *source);
+/* Checks a parsed source against the schema; errors name `source`, the line (plus
+ * line_base, for documents cut out of a stream) and the key path. */
+int cr_config_validate(struct fy_node *root, const char *source, int line_base);
 
 /* Overlays src onto dst (dst's document gets copies): mappings merge key by key, anything
  * else is replaced. */

@@ -404,19 +404,26 @@ static void add_args(struct fy_node *c, const char *const *args)
 		yt_append(seq, yt_str(fy_node_document(c), *args));
 }
 
-static char *container_name(const char *prefix, const char *name, size_t index)
+/* "<prefix>-<name as a DNS label>"; `taken` holds the names used so far, since two names
+ * may map to one label ("a_b", "a-b"): the index keeps them apart. */
+static char *container_name(const char *prefix, const char *name, size_t index,
+			    struct cr_strlist *taken)
 {
 	struct cr_buf b = { 0 };
 	cr_buf_printf(&b, "%s-", prefix);
-	for (const char *p = name; *p && b.len < K8S_NAME_MAX - 4; p++) {
+	for (const char *p = name; *p && b.len < K8S_NAME_MAX - 8; p++) {
 		unsigned char c = (unsigned char)tolower((unsigned char)*p);
 		cr_buf_addc(&b, isalnum(c) ? (char)c : '-');
 	}
 	while (b.len && b.data[b.len - 1] == '-')
 		b.data[--b.len] = '\0';
-	/* Two names may map to one label ("a_b", "a-b"); the index keeps them apart. */
-	if (index)
-		cr_buf_printf(&b, "-%zu", index);
+	for (size_t i = 0; i < taken->n; i++)
+		if (!strcmp(taken->items[i], b.data)) {
+			cr_buf_printf(&b, "-%zu", index);
+			break;
+		}
+	taken->items = xrealloc(taken->items, (taken->n + 1) * sizeof(*taken->items));
+	taken->items[taken->n++] = xstrdup(b.data);
 	return cr_buf_detach(&b, NULL);
 }
 
@@ -427,13 +434,14 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 	const struct cr_image *helper = helper_image(cfg);
 	char timeout[32];
 	snprintf(timeout, sizeof(timeout), "%ld", cfg->wait_timeout);
+	struct cr_strlist taken = { 0 };
 	if (strcmp(cfg->chartreuse_image.delivery, "copy") == 0)
 		yt_append(inits, container(r, d, "container-copy-binary.yaml", &cfg->chartreuse_image));
 	for (size_t i = 0; i < cfg->n_databases; i++) {
 		struct fy_node *c = container(r, d, "container-wait-postgres.yaml", helper);
 		char *url_env = cr_database_env(i, "URL");
 		char *pw_env = cr_database_env(i, "PASSWORD");
-		char *name = container_name("wait-postgres", cfg->databases[i].name, i);
+		char *name = container_name("wait-postgres", cfg->databases[i].name, i, &taken);
 		yt_set_str(c, "name", name);
 		const char *args[] = { "--name", cfg->databases[i].name, "--url-env", url_env,
 				       "--timeout", timeout, NULL };
@@ -453,6 +461,9 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 		free(pw_env);
 		free(url_env);
 	}
+	for (size_t i = 0; i < taken.n; i++)
+		free(taken.items[i]);
+	free(taken.items);
 	if (cr_config_uses_eslembic(cfg)) {
 		struct fy_node *c = container(r, d, "container-wait-elasticsearch.yaml", helper);
 		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,

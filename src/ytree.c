@@ -65,7 +65,11 @@ struct fy_document *yt_parse(const char *data, size_t len, const char *origin, i
 	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag };
 	struct fy_parser *p = fy_parser_create(&cfg);
 	struct fy_document *d = NULL, *extra = NULL;
-	if (!p || fy_parser_set_string(p, data, len)) {
+	/* Nodes keep pointing into the text they came from: the parser gets its own copy,
+	 * which lives as long as the document. */
+	char *copy = xstrndup(data, len);
+	if (!p || fy_parser_set_malloc_string(p, copy, len)) {
+		free(copy);
 		cr_error("%s: cannot start the YAML parser", origin);
 		goto out;
 	}

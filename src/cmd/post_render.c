@@ -89,7 +89,7 @@ static int load_config_files(const struct options *o, struct source **out)
 		}
 		s[i].doc = yt_parse(text.data, text.len, s[i].name, 0);
 		cr_buf_free(&text);
-		if (!s[i].doc || cr_config_validate(fy_document_root(s[i].doc), s[i].name))
+		if (!s[i].doc || cr_config_validate(fy_document_root(s[i].doc), s[i].name, 0))
 			return -1;
 	}
 	return 0;
@@ -110,9 +110,10 @@ static int load_chart_configs(const char *data, const struct cr_manifest *m,
 			continue;
 		struct source *src = &s[(*n_out)++];
 		src->name = xasprintf("%s: ChartreuseConfig (document %d)", STDIN_NAME, d->number);
-		src->doc = yt_parse(data + d->start, d->end - d->start, src->name,
-				    cr_line_of(data, d->start) - 1);
-		if (!src->doc || cr_config_validate(fy_document_root(src->doc), src->name))
+		int line_base = cr_line_of(data, d->start) - 1;
+		src->doc = yt_parse(data + d->start, d->end - d->start, src->name, line_base);
+		if (!src->doc ||
+		    cr_config_validate(fy_document_root(src->doc), src->name, line_base))
 			return -1;
 		char *name = yt_strdup(yt_path(fy_document_root(src->doc), "/metadata/name"));
 		for (size_t j = 0; j + 1 < *n_out; j++) {

@@ -16,7 +16,7 @@ static int validate(const char *text)
 	struct fy_document *d = parse(text);
 	if (!d)
 		return -2;
-	int rc = cr_config_validate(fy_document_root(d), "test");
+	int rc = cr_config_validate(fy_document_root(d), "test", 0);
 	fy_document_destroy(d);
 	return rc;
 }
@@ -51,7 +51,7 @@ TEST(set_converts_by_schema_and_builds_lists)
 	CHECK(cr_config_set(root, "stopPods=perhaps") == -1);
 	CHECK(cr_config_set(root, "nosuch=1") == -1);
 	CHECK(cr_config_set(root, "databases.host=x") == -1);
-	CHECK(cr_config_validate(root, "set") == 0);
+	CHECK(cr_config_validate(root, "set", 0) == 0);
 	struct cr_buf out = { 0 };
 	yt_emit(root, &out);
 	CHECK_STR(out.data, "release: r\nupgradeBeforeDeployment: true\ndatabases:\n- port: 6543\n"

@@ -1,0 +1,76 @@
+"""Shared fixtures: the chartreuse binary under test (optionally under valgrind), the real
+Helm binaries, and helpers to run the post-renderer and parse what it prints."""
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = os.environ.get("CHARTREUSE_BIN", str(REPO / "bin" / "chartreuse"))
+UNIT = os.environ.get("CHARTREUSE_UNIT", str(REPO / "build" / "release" / "unit-tests"))
+WRAPPER = shlex.split(os.environ.get("CHARTREUSE_WRAPPER", ""))
+HELM_DIR = REPO / ".cache" / "helm"
+EXAMPLE_CHART = REPO / "examples" / "chart" / "demo"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "helm: runs the real Helm binaries")
+    config.addinivalue_line("markers", "slow: long-running; skipped in the sanitizer passes")
+
+
+class Result:
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    @property
+    def text(self):
+        return self.out.decode()
+
+    @property
+    def err_lines(self):
+        return [l for l in self.err.decode(errors="replace").splitlines() if l.strip()]
+
+    def docs(self):
+        return [d for d in yaml.safe_load_all(self.out) if d is not None]
+
+
+def run(args, stdin=b"", env=None, timeout=60, wrapper=True):
+    if isinstance(stdin, str):
+        stdin = stdin.encode()
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    cmd = (WRAPPER if wrapper else []) + [BIN] + list(args)
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, env=full_env,
+                          timeout=timeout)
+    return Result(proc)
+
+
+def post_render(stdin, *args, **kw):
+    return run(["post-render", *args], stdin=stdin, **kw)
+
+
+def injected(result):
+    """The documents chartreuse added, by kind (a list per kind)."""
+    out = {}
+    for d in result.docs():
+        labels = (d.get("metadata") or {}).get("labels") or {}
+        if labels.get("app.kubernetes.io/name") == "chartreuse":
+            out.setdefault(d["kind"], []).append(d)
+    return out
+
+
+def helm_path(major):
+    path = HELM_DIR / f"v{major}" / "helm"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run scripts/get-helm.sh (make helm)")
+    return str(path)
+
+
+@pytest.fixture(params=[3, 4], ids=["helm3", "helm4"])
+def helm_major(request):
+    return request.param
