@@ -28,7 +28,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(BUILD)/unit-tests
 TEMPLATES := $(sort $(wildcard templates/*.yaml))
 
-.PHONY: all test check unit asan valgrind bench bench-post-render install demo \
+.PHONY: all test test-asan check unit asan valgrind bench bench-post-render install demo \
         clean helm deps print-bin
 all: $(BIN) $(UNIT_BIN)
 
@@ -72,7 +72,7 @@ asan:
 test-asan: asan helm
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	CHARTREUSE_BIN=$(abspath build/asan/chartreuse) CHARTREUSE_UNIT=$(abspath build/asan/unit-tests) \
-	  $(PYTEST) -q tests -m "not slow" $(PYTEST_ARGS)
+	  $(PYTEST) -q tests -m "not slow and not helm" $(PYTEST_ARGS)
 
 valgrind: all helm
 	CHARTREUSE_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all" \

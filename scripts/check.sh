@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Everything CI runs: the whole suite on the regular build, then again under
+# AddressSanitizer+UndefinedBehaviorSanitizer and under valgrind memcheck. Prints one
+# closing line "N passed, N failed, N skipped" summed over the passes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-/usr/bin/python3}
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+passed=0 failed=0 skipped=0 broken=0
+
+count() { # pass-name log-file exit-status
+  local line p f s e
+  line=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$2" | tail -n 1)
+  p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)
+  f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || true)
+  s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || true)
+  e=$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || true)
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0}))
+  skipped=$((skipped + ${s:-0}))
+  if [ "$3" -ne 0 ] && [ "${f:-0}" -eq 0 ] && [ "${e:-0}" -eq 0 ]; then
+    echo "check: the $1 pass exited $3 without a test failure"; broken=1
+  fi
+  echo "check: $1 pass: ${p:-0} passed, ${f:-0} failed, ${s:-0} skipped"
+}
+
+run_pass() { # name make-target
+  echo "=== $1 ==="
+  make --no-print-directory "$2" PYTEST_ARGS="${PYTEST_ARGS:-}" 2>&1 | tee "$log/$1"
+  count "$1" "$log/$1" "${PIPESTATUS[0]}"
+}
+
+run_pass regular test
+run_pass sanitizers test-asan
+run_pass valgrind valgrind
+
+echo
+[ "$broken" -eq 0 ] || failed=$((failed + 1))
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
