@@ -1,6 +1,9 @@
 #include "log.h"
 #include "util.h"
 
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +32,21 @@ void cr_secrets_clear(void)
 	n_secrets = cap_secrets = 0;
 }
 
+/* A secret this short is masked only as a whole word: masking every "p" of a message for
+ * a password "p" would hide the message and not the password. */
+#define SHORT_SECRET 6
+
 /* Length of the longest registered secret that starts at s, 0 if none. */
-static size_t secret_at(const char *s)
+static size_t secret_at(const char *s, bool after_alnum)
 {
 	size_t best = 0;
 	for (size_t i = 0; i < n_secrets; i++) {
 		size_t n = strlen(secrets[i]);
-		if (n > best && strncmp(s, secrets[i], n) == 0)
-			best = n;
+		if (n <= best || strncmp(s, secrets[i], n) != 0)
+			continue;
+		if (n < SHORT_SECRET && (after_alnum || isalnum((unsigned char)s[n])))
+			continue;
+		best = n;
 	}
 	return best;
 }
@@ -72,7 +82,7 @@ void cr_mask_into(struct cr_buf *out, const char *s)
 			i += pw_end;
 			continue;
 		}
-		size_t n = secret_at(s + i);
+		size_t n = secret_at(s + i, i > 0 && isalnum((unsigned char)s[i - 1]));
 		if (n) {
 			cr_buf_adds(out, "***");
 			i += n;
@@ -95,6 +105,22 @@ char *cr_mask(const char *s)
 	return cr_buf_detach(&b, NULL);
 }
 
+/* Helm 4 drops a post-renderer plugin's stderr; the `helm chartreuse` wrapper names a
+ * file here and shows what was written to it when Helm fails. */
+static void copy_to_error_file(const struct cr_buf *line)
+{
+	const char *path = getenv("CHARTREUSE_ERROR_FILE");
+	if (!path || !*path)
+		return;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (cr_write_all(fd, line->data, line->len) < 0) {
+		/* Best effort: the message already went to stderr. */
+	}
+	close(fd);
+}
+
 static void emit(const char *level, const char *fmt, va_list ap)
 {
 	struct cr_buf raw = { 0 }, line = { 0 };
@@ -114,6 +140,8 @@ static void emit(const char *level, const char *fmt, va_list ap)
 	if (cr_write_all(2, line.data, line.len) < 0) {
 		/* stderr is gone: nothing left to report to. */
 	}
+	if (*level == 'e')
+		copy_to_error_file(&line);
 	cr_buf_free(&raw);
 	cr_buf_free(&line);
 }

@@ -191,3 +191,11 @@ def test_post_renderer_failure_fails_helm(helm):
                  check=False)
     assert p.returncode != 0
     assert "kind: Deployment" not in p.stdout
+
+
+def test_wrapper_shows_the_post_renderer_error(helm):
+    p = helm.run("chartreuse", "template", RELEASE, str(EXAMPLE_CHART), "--namespace",
+                 NAMESPACE, "--chartreuse-set", "stopPods=maybe", check=False)
+    assert p.returncode != 0
+    assert "--set stopPods=maybe: stopPods expects true or false" in p.stderr
+    assert "kind: Deployment" not in p.stdout

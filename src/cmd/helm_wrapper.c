@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define HELM4_PLUGIN "chartreuse-post-render"
 
@@ -115,6 +119,40 @@ static int helm_major(const char *helm)
 	return rc == 0 ? major : -1;
 }
 
+/* Helm 4 shows only "plugin ... exited with error" for a failing post-renderer: run it with
+ * an error file the post-renderer also writes to, and show that file if Helm fails. */
+static int run_showing_plugin_errors(char **argv)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path = xasprintf("%s/chartreuse-error-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		cr_error("cannot create a temporary file in %s: %s", tmp ? tmp : "/tmp",
+			 strerror(errno));
+		free(path);
+		return 1;
+	}
+	close(fd);
+	setenv("CHARTREUSE_ERROR_FILE", path, 1);
+	pid_t pid;
+	int status = 0, rc = 1;
+	int err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	if (err) {
+		cr_error("cannot run %s: %s", argv[0], strerror(err));
+	} else {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
+	struct cr_buf msg = { 0 };
+	if (rc && cr_read_file(path, &msg) == 0 && msg.len)
+		cr_write_all(2, msg.data, msg.len);
+	cr_buf_free(&msg);
+	unlink(path);
+	free(path);
+	return rc;
+}
+
 static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int major)
 {
 	char **argv = NULL;
@@ -148,12 +186,15 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 	}
 	push(&argv, &n, &cap, NULL);
 	fflush(stdout);
-	execvp(helm, argv);
-	cr_error("cannot run %s: %s", helm, strerror(errno));
+	int rc = major >= 4 ? run_showing_plugin_errors(argv) : 1;
+	if (major < 4) {
+		execvp(helm, argv);
+		cr_error("cannot run %s: %s", helm, strerror(errno));
+	}
 	for (size_t i = 0; argv[i]; i++)
 		free(argv[i]);
 	free(argv);
-	return 1;
+	return rc;
 }
 
 int cmd_helm_wrapper(int argc, char **argv)

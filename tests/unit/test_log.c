@@ -21,10 +21,19 @@ TEST(mask_hides_registered_secrets_and_url_passwords)
 
 TEST(mask_prefers_the_longest_secret)
 {
-	cr_secret_add("ab");
-	cr_secret_add("abcd");
-	char *m = cr_mask("xabcdx");
+	cr_secret_add("abcdefgh");
+	cr_secret_add("abcdefghij");
+	char *m = cr_mask("xabcdefghijx");
 	CHECK_STR(m, "x***x");
+	free(m);
+	cr_secrets_clear();
+}
+
+TEST(short_secrets_are_masked_as_whole_words_only)
+{
+	cr_secret_add("p");
+	char *m = cr_mask("namespace p wrapper (p) pp");
+	CHECK_STR(m, "namespace *** wrapper (***) pp");
 	free(m);
 	cr_secrets_clear();
 }
