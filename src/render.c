@@ -427,6 +427,20 @@ static char *container_name(const char *prefix, const char *name, size_t index,
 	return cr_buf_detach(&b, NULL);
 }
 
+/* Copies into dst the entries of env named a or b: a wait container gets the same secret
+ * references as the main container, for its own service only. */
+static void copy_env(struct fy_node *dst, struct fy_node *env, const char *a, const char *b)
+{
+	void *it = NULL;
+	struct fy_node *e;
+	while ((e = fy_node_sequence_iterate(env, &it))) {
+		char *n = yt_strdup(yt_get(e, "name"));
+		if (cr_streq(n, a) || cr_streq(n, b))
+			yt_append(dst, fy_node_copy(fy_node_document(dst), e));
+		free(n);
+	}
+}
+
 static void add_init_containers(struct render *r, struct fy_document *d, struct fy_node *inits,
 				struct fy_node *env)
 {
@@ -446,16 +460,7 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 		const char *args[] = { "--name", cfg->databases[i].name, "--url-env", url_env,
 				       "--timeout", timeout, NULL };
 		add_args(c, args);
-		/* The same secret references as the main container, for this database only. */
-		struct fy_node *cenv = yt_child_seq(c, "env");
-		void *it = NULL;
-		struct fy_node *e;
-		while ((e = fy_node_sequence_iterate(env, &it))) {
-			char *n = yt_strdup(yt_get(e, "name"));
-			if (cr_streq(n, url_env) || cr_streq(n, pw_env))
-				yt_append(cenv, fy_node_copy(d, e));
-			free(n);
-		}
+		copy_env(yt_child_seq(c, "env"), env, url_env, pw_env);
 		yt_append(inits, c);
 		free(name);
 		free(pw_env);
@@ -469,14 +474,7 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,
 				       NULL };
 		add_args(c, args);
-		void *it = NULL;
-		struct fy_node *e;
-		while ((e = fy_node_sequence_iterate(env, &it))) {
-			char *n = yt_strdup(yt_get(e, "name"));
-			if (cr_streq(n, "CHARTREUSE_ESLEMBIC_URL"))
-				yt_append(yt_child_seq(c, "env"), fy_node_copy(d, e));
-			free(n);
-		}
+		copy_env(yt_child_seq(c, "env"), env, "CHARTREUSE_ESLEMBIC_URL", NULL);
 		yt_append(inits, c);
 	}
 }
