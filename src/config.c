@@ -795,6 +795,11 @@ int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *s
 			 "the chart's objects", source);
 		return -1;
 	}
+	if (!cfg->service_account.create && !has(cfg->service_account.name)) {
+		cr_error("%s: serviceAccount.name is required when serviceAccount.create is false "
+			 "(the Job must run as an existing account)", source);
+		return -1;
+	}
 	if (!has(cfg->image.repository)) {
 		cr_error("%s: image.repository is required: the application image that holds the "
 			 "Alembic project", source);

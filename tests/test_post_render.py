@@ -363,6 +363,56 @@ def test_ambiguous_release_is_explained():
     failed(post_render(text + CONFIG_DOC), "several releases", "demo", "other")
 
 
+def test_existing_service_account_and_no_rbac():
+    objs = injected(ok(post_render(CHART_OUTPUT, "--set", "serviceAccount.create=false",
+                                   "--set", "serviceAccount.name=migrator",
+                                   "--set", "rbac.create=false")))
+    assert "ServiceAccount" not in objs and "Role" not in objs and "RoleBinding" not in objs
+    assert objs["Job"][0]["spec"]["template"]["spec"]["serviceAccountName"] == "migrator"
+    failed(post_render(CHART_OUTPUT, "--set", "serviceAccount.create=false"),
+           "serviceAccount.name is required")
+
+
+def test_baked_delivery_runs_chartreuse_from_the_application_image():
+    objs = injected(ok(post_render(CHART_OUTPUT, "--set", "chartreuseImage.delivery=baked")))
+    pod = objs["Job"][0]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["wait-postgres-main"]
+    assert pod["initContainers"][0]["image"] == "registry.example.com/demo:1.0"
+    assert pod["containers"][0]["command"] == ["chartreuse", "migrate"]
+    assert [v["name"] for v in pod["volumes"]] == ["chartreuse-config"]
+
+
+def test_pod_settings_are_copied_into_the_job():
+    cfg = CONFIG_DOC + """\
+priorityClassName: migrations
+resources: {limits: {memory: 256Mi}}
+nodeSelector: {pool: batch}
+tolerations: [{key: batch, operator: Exists}]
+affinity: {nodeAffinity: {}}
+podLabels: {team: billing}
+env: [{name: EXTRA, value: "1"}]
+volumes: [{name: extra, emptyDir: {}}]
+volumeMounts: [{name: extra, mountPath: /extra}]
+image: {repository: registry.example.com/demo, tag: "1.0", pullSecret: regcred}
+"""
+    objs = injected(ok(post_render(PLAIN_INPUT + cfg.replace(
+        "image:\n  repository: registry.example.com/demo\n  tag: \"1.0\"\n", ""))))
+    tpl = objs["Job"][0]["spec"]["template"]
+    pod = tpl["spec"]
+    main = pod["containers"][0]
+    assert pod["priorityClassName"] == "migrations"
+    assert pod["nodeSelector"] == {"pool": "batch"}
+    assert pod["tolerations"] == [{"key": "batch", "operator": "Exists"}]
+    assert pod["affinity"] == {"nodeAffinity": {}}
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert tpl["metadata"]["labels"]["team"] == "billing"
+    assert main["resources"] == {"limits": {"memory": "256Mi"}}
+    assert env_of(main)["EXTRA"]["value"] == "1"
+    assert env_of(main)["CHARTREUSE_UPGRADE_PRIORITYCLASS_NAME"]["value"] == "migrations"
+    assert {"name": "extra", "mountPath": "/extra"} in main["volumeMounts"]
+    assert {"name": "extra", "emptyDir": {}} in pod["volumes"]
+
+
 def test_bad_set_is_reported():
     failed(post_render(CHART_OUTPUT, "--set", "stopPods=maybe"), "--set stopPods=maybe")
     failed(post_render(CHART_OUTPUT, "--set", "nonsense"), "KEY=VALUE")
