@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+static _Thread_local bool muted;
 static char **secrets;
 static size_t n_secrets, cap_secrets;
 
@@ -121,8 +122,15 @@ static void copy_to_error_file(const struct cr_buf *line)
 	close(fd);
 }
 
+void cr_log_mute(bool on)
+{
+	muted = on;
+}
+
 static void emit(const char *level, const char *fmt, va_list ap)
 {
+	if (muted)
+		return;
 	struct cr_buf raw = { 0 }, line = { 0 };
 	va_list cp;
 	va_copy(cp, ap);

@@ -4,6 +4,7 @@
 #define CR_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 struct cr_buf;
 
@@ -11,6 +12,10 @@ void cr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cr_verror(const char *fmt, va_list ap);
+
+/* Silences this thread's messages (a speculative piece of work that will be redone if it
+ * fails, and reported then). */
+void cr_log_mute(bool on);
 
 /* A string that must never appear in output. Copies it; lives until cr_secrets_clear(). */
 void cr_secret_add(const char *secret);

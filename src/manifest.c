@@ -4,6 +4,7 @@
 #include "util.h"
 
 #include <libfyaml.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -296,11 +297,9 @@ static int run(struct scan *s, const char *data, size_t len, struct cr_manifest 
 	return rc;
 }
 
-int cr_manifest_scan(const char *data, size_t len, const char *origin, struct cr_manifest *m)
+static int scan_range(const char *data, size_t len, const char *origin, struct cr_manifest *m)
 {
 	memset(m, 0, sizeof(*m));
-	if (check_nul(data, len, origin))
-		return -1;
 	struct scan s = { .origin = origin };
 	struct fy_diag_cfg dc;
 	fy_diag_cfg_default(&dc);
@@ -329,6 +328,102 @@ int cr_manifest_scan(const char *data, size_t len, const char *origin, struct cr
 	if (rc)
 		cr_manifest_free(m);
 	return rc;
+}
+
+/* --- two halves on two cores ---------------------------------------------------------------
+ * A line that starts with "---" and a blank is a document start wherever it stands (YAML
+ * forbids it inside any scalar), so the stream can be cut there and each half scanned on its
+ * own core. Any error in either half discards both and the whole stream is scanned again
+ * in one piece, so that messages carry the stream's own document and line numbers. */
+
+#define PARALLEL_MIN_BYTES (1u << 20)
+
+static size_t split_point(const char *data, size_t len)
+{
+	for (const char *p = data + len / 2; (p = memchr(p, '\n', len - (size_t)(p - data)));) {
+		p++;
+		size_t rest = len - (size_t)(p - data);
+		if (rest >= 3 && !memcmp(p, "---", 3) &&
+		    (rest == 3 || p[3] == '\n' || p[3] == ' ' || p[3] == '\t' || p[3] == '\r'))
+			return (size_t)(p - data);
+	}
+	return 0;
+}
+
+struct half {
+	const char *data;
+	size_t len;
+	const char *origin;
+	struct cr_manifest m;
+	int rc;
+};
+
+static void *scan_half(void *arg)
+{
+	struct half *h = arg;
+	cr_log_mute(true);
+	h->rc = scan_range(h->data, h->len, h->origin, &h->m);
+	cr_log_mute(false);
+	return NULL;
+}
+
+static void seen_merge(struct cr_seen *into, const struct cr_seen *from)
+{
+	for (size_t i = 0; i < from->n; i++)
+		seen_add(into, from->values[i]);
+	into->more = into->more || from->more;
+}
+
+/* Appends b (scanned from offset `at`) to a. */
+static void join_halves(struct cr_manifest *a, struct cr_manifest *b, size_t at)
+{
+	a->docs = xrealloc(a->docs, (a->n_docs + b->n_docs) * sizeof(*a->docs));
+	int base = a->n_docs ? a->docs[a->n_docs - 1].number : 0;
+	for (size_t i = 0; i < b->n_docs; i++) {
+		struct cr_doc d = b->docs[i];
+		d.start += at;
+		d.end += at;
+		d.number += base;
+		a->docs[a->n_docs++] = d;
+	}
+	seen_merge(&a->releases, &b->releases);
+	seen_merge(&a->namespaces, &b->namespaces);
+	cr_manifest_free(b);
+}
+
+static bool scan_in_parallel(const char *data, size_t len, const char *origin,
+			     struct cr_manifest *m)
+{
+	size_t at = len >= PARALLEL_MIN_BYTES ? split_point(data, len) : 0;
+	if (!at)
+		return false;
+	struct half first = { data, at, origin, { 0 }, -1 };
+	struct half second = { data + at, len - at, origin, { 0 }, -1 };
+	pthread_t t;
+	if (pthread_create(&t, NULL, scan_half, &second) != 0)
+		return false;
+	scan_half(&first);
+	pthread_join(t, NULL);
+	if (first.rc || second.rc || !first.m.n_docs) {
+		if (!first.rc)
+			cr_manifest_free(&first.m);
+		if (!second.rc)
+			cr_manifest_free(&second.m);
+		return false;
+	}
+	join_halves(&first.m, &second.m, at);
+	*m = first.m;
+	return true;
+}
+
+int cr_manifest_scan(const char *data, size_t len, const char *origin, struct cr_manifest *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (check_nul(data, len, origin))
+		return -1;
+	if (scan_in_parallel(data, len, origin, m))
+		return 0;
+	return scan_range(data, len, origin, m);
 }
 
 static void seen_free(struct cr_seen *s)

@@ -523,3 +523,30 @@ def test_invoked_as_chartreuse_post_render(tmp_path):
                        capture_output=True)
     assert p.returncode == 0, p.stderr
     assert b"z-chartreuse-upgrade" in p.stdout
+
+
+# --- large streams are scanned in two halves on two cores ------------------------------------
+
+def big_stream(n=12000):
+    return "".join(f"---\n# Source: demo/templates/cm-{i}.yaml\napiVersion: v1\nkind: ConfigMap\n"
+                   f"metadata:\n  name: cm-{i}\ndata:\n  k: |\n    v{i}\n" for i in range(n))
+
+
+def test_large_stream_second_half_is_read_like_the_first():
+    body = big_stream()
+    assert len(body) > 1.2 * 2**20
+    text = body + PLAIN_INPUT + CONFIG_DOC  # labels, namespace and config all in the 2nd half
+    r = ok(post_render(text))
+    assert r.out.startswith((body + PLAIN_INPUT).encode())
+    job = injected(r)["Job"][0]
+    assert job["metadata"]["name"] == "demo-chartreuse-upgrade"
+    assert job["metadata"]["namespace"] == "prod"
+
+
+def test_large_stream_error_in_second_half_has_stream_numbers():
+    body = big_stream()
+    text = body + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, name: y}\n" + \
+        PLAIN_INPUT + CONFIG_DOC
+    line = failed(post_render(text), "duplicate key name")
+    assert "document 12001," in line
+    assert f"line {body.count(chr(10)) + 4}" in line
