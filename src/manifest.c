@@ -239,7 +239,7 @@ static int check_nul(const char *data, size_t len, const char *origin)
 	return -1;
 }
 
-static int run(struct scan *s, const char *data, size_t len, struct cr_manifest *m)
+static int run(struct scan *s, size_t len, struct cr_manifest *m)
 {
 	size_t cap_docs = 0;
 	struct fy_event *e;
@@ -293,7 +293,6 @@ static int run(struct scan *s, const char *data, size_t len, struct cr_manifest 
 	}
 	if (!rc && fy_parser_get_stream_error(s->parser))
 		rc = report_parse_error(s);
-	(void)data;
 	return rc;
 }
 
@@ -314,7 +313,7 @@ static int scan_range(const char *data, size_t len, const char *origin, struct c
 	if (!s.diag || !s.parser || fy_parser_set_string(s.parser, data, len))
 		cr_error("%s: cannot start the YAML parser", origin);
 	else
-		rc = run(&s, data, len, m);
+		rc = run(&s, len, m);
 	if (s.parser)
 		fy_parser_destroy(s.parser);
 	if (s.diag)

@@ -362,7 +362,7 @@ static void add_database_env(struct render *r, struct fy_node *env)
 	free(secret);
 }
 
-static struct fy_node *container(struct render *r, struct fy_document *job, const char *tpl,
+static struct fy_node *container(struct fy_document *job, const char *tpl,
 				 const struct cr_image *img)
 {
 	struct fy_document *t = cr_template_load(tpl);
@@ -374,7 +374,6 @@ static struct fy_node *container(struct render *r, struct fy_document *job, cons
 	yt_set_str(c, "image", ref);
 	yt_set_str(c, "imagePullPolicy", img->pull_policy);
 	free(ref);
-	(void)r;
 	return c;
 }
 
@@ -450,9 +449,9 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 	snprintf(timeout, sizeof(timeout), "%ld", cfg->wait_timeout);
 	struct cr_strlist taken = { 0 };
 	if (strcmp(cfg->chartreuse_image.delivery, "copy") == 0)
-		yt_append(inits, container(r, d, "container-copy-binary.yaml", &cfg->chartreuse_image));
+		yt_append(inits, container(d, "container-copy-binary.yaml", &cfg->chartreuse_image));
 	for (size_t i = 0; i < cfg->n_databases; i++) {
-		struct fy_node *c = container(r, d, "container-wait-postgres.yaml", helper);
+		struct fy_node *c = container(d, "container-wait-postgres.yaml", helper);
 		char *url_env = cr_database_env(i, "URL");
 		char *pw_env = cr_database_env(i, "PASSWORD");
 		char *name = container_name("wait-postgres", cfg->databases[i].name, i, &taken);
@@ -470,7 +469,7 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 		free(taken.items[i]);
 	free(taken.items);
 	if (cr_config_uses_eslembic(cfg)) {
-		struct fy_node *c = container(r, d, "container-wait-elasticsearch.yaml", helper);
+		struct fy_node *c = container(d, "container-wait-elasticsearch.yaml", helper);
 		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,
 				       NULL };
 		add_args(c, args);
@@ -541,7 +540,7 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 	struct fy_node *pod = yt_path(fy_document_root(d), "/spec/template/spec");
 	fill_pod_common(r, d, "migration");
 
-	struct fy_node *c = container(r, d, "container-migrate.yaml", &cfg->image);
+	struct fy_node *c = container(d, "container-migrate.yaml", &cfg->image);
 	set_command(r, c, true);
 	struct fy_node *env = yt_child_seq(c, "env");
 	add_database_env(r, env);
@@ -587,7 +586,7 @@ static void fill_restore_job(struct render *r, struct fy_document *d, const void
 	fill_pod_common(r, d, "restore");
 	yt_del(pod, "initContainers");
 	yt_del(pod, "volumes");
-	struct fy_node *c = container(r, d, "container-restore.yaml", helper_image(cfg));
+	struct fy_node *c = container(d, "container-restore.yaml", helper_image(cfg));
 	const char *args[] = { "--release", cfg->release, "--namespace", cfg->namespace, NULL };
 	add_args(c, args);
 	yt_set_str(c, "name", "restore");
