@@ -208,26 +208,33 @@ static int render_one(const struct options *o, const struct cr_manifest *m,
 	return rc;
 }
 
+/* Writes the kept parts of the input straight from the input buffer (no copy of a stream
+ * that may be many megabytes), then the injected documents. */
 static int write_output(const char *data, size_t len, const struct cr_manifest *m,
 			const struct cr_buf *injected)
 {
-	struct cr_buf out = { 0 };
-	cr_buf_reserve(&out, len + injected->len + 1);
 	size_t pos = 0;
-	for (size_t i = 0; i < m->n_docs; i++) {
+	int rc = 0;
+	for (size_t i = 0; !rc && i < m->n_docs; i++) {
 		if (!m->docs[i].is_config)
 			continue;
-		cr_buf_add(&out, data + pos, m->docs[i].start - pos);
+		rc = cr_write_all(1, data + pos, m->docs[i].start - pos);
 		pos = m->docs[i].end;
 	}
-	cr_buf_add(&out, data + pos, len - pos);
-	if (out.len && out.data[out.len - 1] != '\n')
-		cr_buf_addc(&out, '\n');
-	cr_buf_add(&out, injected->data, injected->len);
-	int rc = cr_write_all(1, out.data, out.len);
+	if (!rc)
+		rc = cr_write_all(1, data + pos, len - pos);
+	/* The kept text ends where the trailing run of config documents (if any) starts. */
+	size_t end = len;
+	for (size_t i = m->n_docs; i > 0 && m->docs[i - 1].is_config && m->docs[i - 1].end == end;
+	     i--)
+		end = m->docs[i - 1].start;
+	bool newline = end == 0 || data[end - 1] == '\n';
+	if (!rc && !newline)
+		rc = cr_write_all(1, "\n", 1);
+	if (!rc)
+		rc = cr_write_all(1, injected->data, injected->len);
 	if (rc)
 		cr_error("cannot write the manifests to stdout: %s", strerror(errno));
-	cr_buf_free(&out);
 	return rc;
 }
 
