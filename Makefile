@@ -28,8 +28,8 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(BUILD)/unit-tests
 TEMPLATES := $(sort $(wildcard templates/*.yaml))
 
-.PHONY: all test test-asan check unit asan valgrind bench bench-post-render install demo \
-        clean helm deps print-bin
+.PHONY: all test test-asan check asan valgrind bench bench-post-render install demo \
+        clean helm deps
 all: $(BIN) $(UNIT_BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJS)
@@ -103,9 +103,6 @@ install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/chartreuse
 	ln -sf chartreuse $(DESTDIR)$(PREFIX)/bin/chartreuse-post-render
-
-print-bin:
-	@echo $(abspath $(BIN))
 
 clean:
 	rm -rf build bin

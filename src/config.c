@@ -695,14 +695,9 @@ void cr_config_free(struct cr_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-static bool has(const char *s)
-{
-	return s && *s;
-}
-
 static int check_secret_ref(const struct cr_secret_ref *r, const char *what, const char *source)
 {
-	if (has(r->name) != has(r->key)) {
+	if (cr_nonempty(r->name) != cr_nonempty(r->key)) {
 		cr_error("%s: %s needs both name and key", source, what);
 		return -1;
 	}
@@ -718,25 +713,25 @@ static int check_database(struct cr_database *db, size_t i, size_t n, const char
 	if (check_secret_ref(&db->password_secret, "passwordSecret", source) ||
 	    check_secret_ref(&db->url_secret, "urlSecret", source))
 		return -1;
-	bool by_url = has(db->url) || has(db->url_secret.name);
-	if (has(db->url) && has(db->url_secret.name)) {
+	bool by_url = cr_nonempty(db->url) || cr_nonempty(db->url_secret.name);
+	if (cr_nonempty(db->url) && cr_nonempty(db->url_secret.name)) {
 		cr_error("%s: %s (%s): give url or urlSecret, not both", source, where, db->name);
 		return -1;
 	}
-	if (has(db->password) && has(db->password_secret.name)) {
+	if (cr_nonempty(db->password) && cr_nonempty(db->password_secret.name)) {
 		cr_error("%s: %s (%s): give password or passwordSecret, not both", source, where,
 			 db->name);
 		return -1;
 	}
 	if (!by_url) {
-		const char *missing = !has(db->host) ? "host" : !has(db->user) ? "user"
-				    : !has(db->database) ? "database" : NULL;
+		const char *missing = !cr_nonempty(db->host) ? "host" : !cr_nonempty(db->user) ? "user"
+				    : !cr_nonempty(db->database) ? "database" : NULL;
 		if (missing) {
 			cr_error("%s: %s (%s): %s is required (or give url / urlSecret)", source,
 				 where, db->name, missing);
 			return -1;
 		}
-	} else if (has(db->host) || has(db->password) || has(db->password_secret.name)) {
+	} else if (cr_nonempty(db->host) || cr_nonempty(db->password) || cr_nonempty(db->password_secret.name)) {
 		cr_error("%s: %s (%s): url/urlSecret already say where and who; drop host, "
 			 "password and passwordSecret", source, where, db->name);
 		return -1;
@@ -775,7 +770,7 @@ int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *s
 	}
 	if (check_secret_ref(&cfg->eslembic.url_secret, "eslembic.urlSecret", source))
 		return -1;
-	if (has(cfg->eslembic.url) && has(cfg->eslembic.url_secret.name)) {
+	if (cr_nonempty(cfg->eslembic.url) && cr_nonempty(cfg->eslembic.url_secret.name)) {
 		cr_error("%s: eslembic: give url or urlSecret, not both", source);
 		return -1;
 	}
@@ -783,24 +778,24 @@ int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *s
 		cr_error("%s: nothing to migrate: configure databases (or eslembic)", source);
 		return -1;
 	}
-	if (!has(cfg->release)) {
+	if (!cr_nonempty(cfg->release)) {
 		cr_error("%s: the release name is unknown: pass --release NAME (the `helm chartreuse "
 			 "install|upgrade|template` wrapper does), set release in the config, or "
 			 "label the chart's objects app.kubernetes.io/instance", source);
 		return -1;
 	}
-	if (!has(cfg->namespace)) {
+	if (!cr_nonempty(cfg->namespace)) {
 		cr_error("%s: the namespace is unknown: pass --namespace NS (the `helm chartreuse` "
 			 "wrapper does), set namespace in the config, or set metadata.namespace on "
 			 "the chart's objects", source);
 		return -1;
 	}
-	if (!cfg->service_account.create && !has(cfg->service_account.name)) {
+	if (!cfg->service_account.create && !cr_nonempty(cfg->service_account.name)) {
 		cr_error("%s: serviceAccount.name is required when serviceAccount.create is false "
 			 "(the Job must run as an existing account)", source);
 		return -1;
 	}
-	if (!has(cfg->image.repository)) {
+	if (!cr_nonempty(cfg->image.repository)) {
 		cr_error("%s: image.repository is required: the application image that holds the "
 			 "Alembic project", source);
 		return -1;
@@ -810,5 +805,5 @@ int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *s
 
 bool cr_config_uses_eslembic(const struct cr_config *cfg)
 {
-	return has(cfg->eslembic.url) || has(cfg->eslembic.url_secret.name);
+	return cr_nonempty(cfg->eslembic.url) || cr_nonempty(cfg->eslembic.url_secret.name);
 }

@@ -154,11 +154,6 @@ static void emit(const char *level, const char *fmt, va_list ap)
 	cr_buf_free(&line);
 }
 
-void cr_verror(const char *fmt, va_list ap)
-{
-	emit("error: ", fmt, ap);
-}
-
 void cr_error(const char *fmt, ...)
 {
 	va_list ap;

@@ -11,7 +11,6 @@ struct cr_buf;
 void cr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void cr_verror(const char *fmt, va_list ap);
 
 /* Silences this thread's messages (a speculative piece of work that will be redone if it
  * fails, and reported then). */

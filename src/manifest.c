@@ -2,6 +2,7 @@
 #include "config.h"
 #include "log.h"
 #include "util.h"
+#include "ytree.h"
 
 #include <libfyaml.h>
 #include <pthread.h>
@@ -231,7 +232,7 @@ static int check_nul(const char *data, size_t len, const char *origin)
 	if (!nul)
 		return 0;
 	size_t pos = (size_t)(nul - data);
-	const char *bol = pos ? data + pos : data;
+	const char *bol = nul;
 	while (bol > data && bol[-1] != '\n')
 		bol--;
 	cr_error("%s: line %d, column %zu: NUL byte in the input (not YAML text)", origin,
@@ -275,8 +276,7 @@ static int run(struct scan *s, size_t len, struct cr_manifest *m)
 			break;
 		case FYET_SCALAR:
 			text = fy_token_get_text(e->scalar.value, &tlen);
-			if (!s->depth && !(tlen == 0 || (tlen == 4 && !memcmp(text, "null", 4)) ||
-					   (tlen == 1 && text[0] == '~')))
+			if (!s->depth && !yt_text_is_null(text, tlen))
 				rc = scan_error_at(s, fy_event_start_mark(e),
 						   "expected a mapping (a Kubernetes object), found a "
 						   "scalar", NULL);
@@ -299,14 +299,7 @@ static int run(struct scan *s, size_t len, struct cr_manifest *m)
 static int scan_range(const char *data, size_t len, const char *origin, struct cr_manifest *m)
 {
 	memset(m, 0, sizeof(*m));
-	struct scan s = { .origin = origin };
-	struct fy_diag_cfg dc;
-	fy_diag_cfg_default(&dc);
-	dc.fp = NULL;
-	dc.level = FYET_ERROR;
-	s.diag = fy_diag_create(&dc);
-	if (s.diag)
-		fy_diag_set_collect_errors(s.diag, true);
+	struct scan s = { .origin = origin, .diag = yt_diag_new() };
 	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = s.diag };
 	s.parser = fy_parser_create(&cfg);
 	int rc = -1;

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #define K8S_NAME_MAX 63
-#define CONFIG_MOUNT "/etc/chartreuse"
 #define BINARY_MOUNT "/chartreuse"
 
 enum job_kind {
@@ -24,9 +23,11 @@ enum job_kind {
 struct render {
 	const struct cr_config *cfg;
 	struct cr_buf *out;
-	char *base;	   /* <release>-<name> */
+	char *base;	   /* <release>-<name>: SA, Role, RoleBinding, Secret, ConfigMap */
 	char *sa_name;
 	bool argocd;
+	bool before;	   /* the migration runs before the new Deployments are applied */
+	bool copy_binary;  /* chartreuseImage.delivery is "copy" */
 	bool restore;	   /* a restore Job is emitted */
 	const char *companion_events;
 };
@@ -100,11 +101,11 @@ static char *image_ref(const struct cr_image *img)
 	return xstrdup(img->repository);
 }
 
-static const struct cr_image *helper_image(const struct cr_config *cfg)
+/* The image of the containers that only run chartreuse; with "baked" delivery the
+ * application image already carries it. */
+static const struct cr_image *helper_image(const struct render *r)
 {
-	/* With "baked" delivery the application image already carries chartreuse. */
-	return strcmp(cfg->chartreuse_image.delivery, "baked") == 0 ? &cfg->image
-								    : &cfg->chartreuse_image;
+	return r->copy_binary ? &r->cfg->chartreuse_image : &r->cfg->image;
 }
 
 static struct fy_node *env_value(struct fy_document *d, const char *name, const char *value)
@@ -171,11 +172,9 @@ static void set_labels(struct render *r, struct fy_node *labels, const char *com
 	yt_set_str(labels, "chartreuse.wiremind.io/migration", cfg->metadata.name);
 }
 
-static const char *helm_events(const struct render *r, enum job_kind kind)
+static const char *helm_job_events(enum job_kind kind)
 {
 	switch (kind) {
-	case JOB_AFTER:
-		return "post-install,post-upgrade";
 	case JOB_UPGRADE:
 		return "pre-upgrade";
 	case JOB_INSTALL:
@@ -183,7 +182,7 @@ static const char *helm_events(const struct render *r, enum job_kind kind)
 	case JOB_RESTORE:
 		return "post-upgrade";
 	default:
-		return r->companion_events;
+		return "post-install,post-upgrade";
 	}
 }
 
@@ -203,7 +202,7 @@ static void set_hook(struct render *r, struct fy_node *ann, int kind)
 		return;
 	}
 	yt_set_str(ann, "helm.sh/hook", companion ? r->companion_events
-						  : helm_events(r, (enum job_kind)kind));
+						  : helm_job_events((enum job_kind)kind));
 	yt_set_str(ann, "helm.sh/hook-weight", companion ? "-1" : cfg->upgrade_job_weight);
 	yt_set_str(ann, "helm.sh/hook-delete-policy",
 		   companion ? "before-hook-creation,hook-succeeded,hook-failed"
@@ -238,8 +237,6 @@ static int object(struct render *r, const char *tpl, const char *name, const cha
 		  const void *arg)
 {
 	struct fy_document *d = cr_template_load(tpl);
-	if (!d)
-		return -1;
 	set_metadata(r, fy_document_root(d), name, component, hook_kind);
 	if (fill)
 		fill(r, d, arg);
@@ -259,9 +256,10 @@ static void fill_rolebinding(struct render *r, struct fy_document *d, const void
 	yt_set_str(subject, "namespace", r->cfg->namespace);
 }
 
+/* The database's URL is in our Secret (else in the user's, named by urlSecret). */
 static bool inline_secret(const struct cr_database *db)
 {
-	return !(db->url_secret.name && *db->url_secret.name);
+	return !cr_nonempty(db->url_secret.name);
 }
 
 static void add_secret_entry(struct fy_node *data, const char *key, const char *value)
@@ -282,12 +280,12 @@ static void fill_secret(struct render *r, struct fy_document *d, const void *arg
 		if (!inline_secret(db))
 			continue;
 		char *key = cr_database_env(i, "URL");
-		char *url = db->url && *db->url ? xstrdup(db->url) : cr_database_url(db, true);
+		char *url = cr_nonempty(db->url) ? xstrdup(db->url) : cr_database_url(db, true);
 		add_secret_entry(data, key, url);
 		free(url);
 		free(key);
 	}
-	if (cfg->eslembic.url && *cfg->eslembic.url)
+	if (cr_nonempty(cfg->eslembic.url))
 		add_secret_entry(data, "CHARTREUSE_ESLEMBIC_URL", cfg->eslembic.url);
 }
 
@@ -296,7 +294,7 @@ static bool secret_has_entries(const struct cr_config *cfg)
 	for (size_t i = 0; i < cfg->n_databases; i++)
 		if (inline_secret(&cfg->databases[i]))
 			return true;
-	return cfg->eslembic.url && *cfg->eslembic.url;
+	return cr_nonempty(cfg->eslembic.url);
 }
 
 /* The runtime config: the merged settings minus anything secret, plus what was inferred. */
@@ -337,15 +335,14 @@ static void add_database_env(struct render *r, struct fy_node *env)
 {
 	const struct cr_config *cfg = r->cfg;
 	struct fy_document *d = fy_node_document(env);
-	char *secret = cr_object_name(cfg->release, cfg->metadata.name, NULL);
 	for (size_t i = 0; i < cfg->n_databases; i++) {
 		const struct cr_database *db = &cfg->databases[i];
 		char *url = cr_database_env(i, "URL");
 		if (inline_secret(db))
-			yt_append(env, env_secret(d, url, secret, url));
+			yt_append(env, env_secret(d, url, r->base, url));
 		else
 			yt_append(env, env_secret(d, url, db->url_secret.name, db->url_secret.key));
-		if (db->password_secret.name && *db->password_secret.name) {
+		if (cr_nonempty(db->password_secret.name)) {
 			char *pw = cr_database_env(i, "PASSWORD");
 			yt_append(env, env_secret(d, pw, db->password_secret.name,
 						  db->password_secret.key));
@@ -353,21 +350,18 @@ static void add_database_env(struct render *r, struct fy_node *env)
 		}
 		free(url);
 	}
-	if (cfg->eslembic.url && *cfg->eslembic.url)
-		yt_append(env, env_secret(d, "CHARTREUSE_ESLEMBIC_URL", secret,
+	if (cr_nonempty(cfg->eslembic.url))
+		yt_append(env, env_secret(d, "CHARTREUSE_ESLEMBIC_URL", r->base,
 					  "CHARTREUSE_ESLEMBIC_URL"));
-	else if (cfg->eslembic.url_secret.name && *cfg->eslembic.url_secret.name)
+	else if (cr_nonempty(cfg->eslembic.url_secret.name))
 		yt_append(env, env_secret(d, "CHARTREUSE_ESLEMBIC_URL", cfg->eslembic.url_secret.name,
 					  cfg->eslembic.url_secret.key));
-	free(secret);
 }
 
 static struct fy_node *container(struct fy_document *job, const char *tpl,
 				 const struct cr_image *img)
 {
 	struct fy_document *t = cr_template_load(tpl);
-	if (!t)
-		return NULL;
 	struct fy_node *c = fy_node_copy(job, fy_document_root(t));
 	fy_document_destroy(t);
 	char *ref = image_ref(img);
@@ -377,12 +371,9 @@ static struct fy_node *container(struct fy_document *job, const char *tpl,
 	return c;
 }
 
-/* The chartreuse command inside a container of the given image. */
-static void set_command(struct render *r, struct fy_node *c, bool in_app_image)
+/* Points the application container's command at the copied binary and mounts it. */
+static void run_copied_binary(struct fy_node *c)
 {
-	bool copied = strcmp(r->cfg->chartreuse_image.delivery, "copy") == 0;
-	if (!(copied && in_app_image))
-		return;
 	void *it = NULL;
 	struct fy_node *cmd = yt_get(c, "command");
 	struct fy_node *first = fy_node_sequence_iterate(cmd, &it);
@@ -444,11 +435,11 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 				struct fy_node *env)
 {
 	const struct cr_config *cfg = r->cfg;
-	const struct cr_image *helper = helper_image(cfg);
+	const struct cr_image *helper = helper_image(r);
 	char timeout[32];
 	snprintf(timeout, sizeof(timeout), "%ld", cfg->wait_timeout);
 	struct cr_strlist taken = { 0 };
-	if (strcmp(cfg->chartreuse_image.delivery, "copy") == 0)
+	if (r->copy_binary)
 		yt_append(inits, container(d, "container-copy-binary.yaml", &cfg->chartreuse_image));
 	for (size_t i = 0; i < cfg->n_databases; i++) {
 		struct fy_node *c = container(d, "container-wait-postgres.yaml", helper);
@@ -510,7 +501,7 @@ static void fill_pod_common(struct render *r, struct fy_document *d, const char 
 	merge_copies(yt_child_map(tmeta, "annotations"), cfg->pod_annotations);
 	struct fy_node *pod = yt_path(root, "/spec/template/spec");
 	yt_set_str(pod, "serviceAccountName", r->sa_name);
-	if (cfg->priority_class_name && *cfg->priority_class_name)
+	if (cr_nonempty(cfg->priority_class_name))
 		yt_set_str(pod, "priorityClassName", cfg->priority_class_name);
 	add_pull_secret(pod, cfg->image.pull_secret);
 	add_pull_secret(pod, cfg->chartreuse_image.pull_secret);
@@ -541,24 +532,24 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 	fill_pod_common(r, d, "migration");
 
 	struct fy_node *c = container(d, "container-migrate.yaml", &cfg->image);
-	set_command(r, c, true);
+	if (r->copy_binary)
+		run_copied_binary(c);
 	struct fy_node *env = yt_child_seq(c, "env");
 	add_database_env(r, env);
 	yt_append(env, env_field(d, "CHARTREUSE_NAMESPACE", "metadata.namespace"));
 	yt_append(env, env_value(d, "CHARTREUSE_RELEASE_NAME", cfg->release));
 	yt_append(env, env_value(d, "CHARTREUSE_EXPECTED_VERSION", CHARTREUSE_VERSION));
-	bool before = r->argocd ? strcmp(cfg->argocd.hook, "PostSync") != 0
-				: cfg->upgrade_before_deployment;
-	yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_BEFORE_DEPLOYMENT", before ? "true" : "false"));
+	yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_BEFORE_DEPLOYMENT",
+				 r->before ? "true" : "false"));
 	if (kind == JOB_INSTALL || kind == JOB_UPGRADE)
 		yt_append(env, env_value(d, "HELM_IS_INSTALL", kind == JOB_INSTALL ? "true" : "false"));
 	char *img = image_ref(&cfg->image);
 	yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_CONTAINER_IMAGE", img));
 	free(img);
-	if (cfg->image.pull_secret && *cfg->image.pull_secret)
+	if (cr_nonempty(cfg->image.pull_secret))
 		yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_IMAGE_PULL_SECRET",
 					 cfg->image.pull_secret));
-	if (cfg->priority_class_name && *cfg->priority_class_name)
+	if (cr_nonempty(cfg->priority_class_name))
 		yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_PRIORITYCLASS_NAME",
 					 cfg->priority_class_name));
 	append_copies(env, cfg->env);
@@ -573,7 +564,7 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 
 	struct fy_node *volumes = yt_child_seq(pod, "volumes");
 	add_volume(volumes, "chartreuse-config", "configMap", r->base);
-	if (strcmp(cfg->chartreuse_image.delivery, "copy") == 0)
+	if (r->copy_binary)
 		add_volume(volumes, "chartreuse-binary", "emptyDir", NULL);
 	append_copies(volumes, cfg->volumes);
 }
@@ -586,13 +577,11 @@ static void fill_restore_job(struct render *r, struct fy_document *d, const void
 	fill_pod_common(r, d, "restore");
 	yt_del(pod, "initContainers");
 	yt_del(pod, "volumes");
-	struct fy_node *c = container(d, "container-restore.yaml", helper_image(cfg));
+	struct fy_node *c = container(d, "container-restore.yaml", helper_image(r));
 	const char *args[] = { "--release", cfg->release, "--namespace", cfg->namespace, NULL };
 	add_args(c, args);
-	yt_set_str(c, "name", "restore");
 	set_copy(c, "resources", cfg->resources);
 	yt_append(yt_child_seq(pod, "containers"), c);
-	yt_del(c, "env");
 }
 
 /* --- the whole set ------------------------------------------------------------------------- */
@@ -630,13 +619,13 @@ int cr_render(const struct cr_config *cfg, struct cr_buf *out)
 {
 	struct render r = { .cfg = cfg, .out = out };
 	r.base = cr_object_name(cfg->release, cfg->metadata.name, NULL);
-	r.sa_name = cfg->service_account.name && *cfg->service_account.name
-			    ? xstrdup(cfg->service_account.name)
-			    : xstrdup(r.base);
+	r.sa_name = xstrdup(cr_nonempty(cfg->service_account.name) ? cfg->service_account.name
+								 : r.base);
 	r.argocd = strcmp(cfg->deployment_method, "argocd") == 0;
-	bool before = r.argocd ? strcmp(cfg->argocd.hook, "PostSync") != 0
-			       : cfg->upgrade_before_deployment;
-	r.restore = before && cfg->stop_pods && cfg->restore_pods;
+	r.before = r.argocd ? strcmp(cfg->argocd.hook, "PostSync") != 0
+			    : cfg->upgrade_before_deployment;
+	r.copy_binary = strcmp(cfg->chartreuse_image.delivery, "copy") == 0;
+	r.restore = r.before && cfg->stop_pods && cfg->restore_pods;
 	r.companion_events = !cfg->upgrade_before_deployment ? "post-install,post-upgrade"
 			     : r.restore ? "pre-upgrade,post-install,post-upgrade"
 					 : "pre-upgrade,post-install";

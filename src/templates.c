@@ -3,16 +3,23 @@
 #include "ytree.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct fy_document *cr_template_load(const char *name)
 {
-	for (size_t i = 0; i < cr_n_templates; i++)
+	struct fy_document *d = NULL;
+	for (size_t i = 0; i < cr_n_templates && !d; i++)
 		if (strcmp(cr_templates[i].name, name) == 0) {
 			char origin[128];
-			snprintf(origin, sizeof(origin), "template %s", name);
-			return yt_parse(cr_templates[i].data, cr_templates[i].len, origin, 0);
+			snprintf(origin, sizeof(origin), "internal error: template %s", name);
+			d = yt_parse(cr_templates[i].data, cr_templates[i].len, origin, 0);
+			if (!d)
+				exit(70);
 		}
-	cr_error("template %s is not built into this binary", name);
-	return NULL;
+	if (!d) {
+		cr_error("internal error: template %s is not built into this binary", name);
+		exit(70);
+	}
+	return d;
 }

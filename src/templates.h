@@ -15,7 +15,9 @@ extern const struct cr_template cr_templates[];
 extern const size_t cr_n_templates;
 
 struct fy_document;
-/* A fresh tree of the named skeleton (e.g. "job.yaml"); the caller destroys it. */
+/* A fresh tree of the named skeleton (e.g. "job.yaml"); the caller destroys it. The
+ * skeletons are part of the binary, so one that is missing or does not parse is a build
+ * defect: reported as an internal error, and the process exits. */
 struct fy_document *cr_template_load(const char *name);
 
 #endif

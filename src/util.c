@@ -193,9 +193,9 @@ bool cr_streq(const char *a, const char *b)
 	return a && b && strcmp(a, b) == 0;
 }
 
-bool cr_starts_with(const char *s, const char *prefix)
+bool cr_nonempty(const char *s)
 {
-	return strncmp(s, prefix, strlen(prefix)) == 0;
+	return s && *s;
 }
 
 unsigned cr_fnv1a(const char *s, size_t len)

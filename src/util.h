@@ -48,7 +48,8 @@ int cr_read_file(const char *path, struct cr_buf *b);
 int cr_write_all(int fd, const void *data, size_t len);
 
 bool cr_streq(const char *a, const char *b);
-bool cr_starts_with(const char *s, const char *prefix);
+/* s is set and not "" (an optional setting that was given). */
+bool cr_nonempty(const char *s);
 /* 32-bit FNV-1a, used for stable short suffixes in generated names. */
 unsigned cr_fnv1a(const char *s, size_t len);
 void cr_base64(struct cr_buf *out, const char *data, size_t len);

@@ -11,7 +11,7 @@
 
 #define STR_TAG "tag:yaml.org,2002:str"
 
-static struct fy_diag *quiet_diag(void)
+struct fy_diag *yt_diag_new(void)
 {
 	struct fy_diag_cfg dc;
 	fy_diag_cfg_default(&dc);
@@ -61,7 +61,7 @@ static struct fy_node *find_alias(struct fy_node *n)
 
 struct fy_document *yt_parse(const char *data, size_t len, const char *origin, int line_base)
 {
-	struct fy_diag *diag = quiet_diag();
+	struct fy_diag *diag = yt_diag_new();
 	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag };
 	struct fy_parser *p = fy_parser_create(&cfg);
 	struct fy_document *d = NULL, *extra = NULL;
@@ -194,8 +194,12 @@ bool yt_is_null(struct fy_node *n)
 		return false;
 	size_t len;
 	const char *s = fy_node_get_scalar(n, &len);
-	return !s || len == 0 || (len == 1 && s[0] == '~') ||
-	       (len == 4 && strncasecmp(s, "null", 4) == 0);
+	return !s || yt_text_is_null(s, len);
+}
+
+bool yt_text_is_null(const char *s, size_t len)
+{
+	return len == 0 || (len == 1 && s[0] == '~') || (len == 4 && strncasecmp(s, "null", 4) == 0);
 }
 
 /* libfyaml 0.7.12 trims blanks from text given to fy_node_create_scalar*(), so a string

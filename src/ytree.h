@@ -16,6 +16,11 @@ struct cr_buf;
  * aliases and more than one document are errors. Returns NULL after reporting. */
 struct fy_document *yt_parse(const char *data, size_t len, const char *origin, int line_base);
 
+/* A diagnostics object that collects errors instead of printing them (fy_diag_destroy). */
+struct fy_diag *yt_diag_new(void);
+/* Plain-scalar text that YAML reads as null: "", "~", "null" in any case. */
+bool yt_text_is_null(const char *s, size_t len);
+
 /* Lookups; NULL when absent or of another shape. */
 struct fy_node *yt_get(struct fy_node *map, const char *key);
 const char *yt_scalar(struct fy_node *n, size_t *len);

@@ -186,8 +186,10 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 	}
 	push(&argv, &n, &cap, NULL);
 	fflush(stdout);
-	int rc = major >= 4 ? run_showing_plugin_errors(argv) : 1;
-	if (major < 4) {
+	int rc = 1;
+	if (major >= 4) {
+		rc = run_showing_plugin_errors(argv);
+	} else {
 		execvp(helm, argv);
 		cr_error("cannot run %s: %s", helm, strerror(errno));
 	}

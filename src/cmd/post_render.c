@@ -30,34 +30,40 @@ struct source {
 	char *name;
 };
 
+static void add_option(struct options *o, const char *name, const char *v)
+{
+	if (!strcmp(name, "--release")) {
+		o->release = v;
+	} else if (!strcmp(name, "--namespace")) {
+		o->namespace = v;
+	} else if (!strcmp(name, "--config")) {
+		XGROW(o->configs, o->n_configs + 1, o->cap_configs);
+		o->configs[o->n_configs++] = v;
+	} else {
+		XGROW(o->sets, o->n_sets + 1, o->cap_sets);
+		o->sets[o->n_sets++] = v;
+	}
+}
+
+/* 0: go on; 2: bad usage (reported); -1: --help was printed. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
+	static const char *const names[] = { "--release", "--namespace", "--config", "--set" };
 	for (int i = 1; i < argc; i++) {
-		const char *v;
-		int r;
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return cr_usage("post-render", 0) - 1; /* -1: stop, success */
-		if ((r = cr_opt_value(argc, argv, &i, "--release", &v))) {
-			if (r < 0)
-				return 2;
-			o->release = v;
-		} else if ((r = cr_opt_value(argc, argv, &i, "--namespace", &v))) {
-			if (r < 0)
-				return 2;
-			o->namespace = v;
-		} else if ((r = cr_opt_value(argc, argv, &i, "--config", &v))) {
-			if (r < 0)
-				return 2;
-			XGROW(o->configs, o->n_configs + 1, o->cap_configs);
-			o->configs[o->n_configs++] = v;
-		} else if ((r = cr_opt_value(argc, argv, &i, "--set", &v))) {
-			if (r < 0)
-				return 2;
-			XGROW(o->sets, o->n_sets + 1, o->cap_sets);
-			o->sets[o->n_sets++] = v;
-		} else if (!strcmp(argv[i], "post-render") && i == 1) {
+			return cr_usage("post-render", 0) - 1;
+		if (!strcmp(argv[i], "post-render") && i == 1)
 			continue; /* "chartreuse-post-render post-render ..." */
-		} else {
+		int r = 0;
+		for (size_t k = 0; !r && k < sizeof(names) / sizeof(*names); k++) {
+			const char *v;
+			r = cr_opt_value(argc, argv, &i, names[k], &v);
+			if (r > 0)
+				add_option(o, names[k], v);
+		}
+		if (r < 0)
+			return 2;
+		if (!r) {
 			cr_error("post-render: unknown argument %s (see chartreuse post-render --help)",
 				 argv[i]);
 			return 2;
@@ -208,28 +214,31 @@ static int render_one(const struct options *o, const struct cr_manifest *m,
 	return rc;
 }
 
+/* Writes data[from, to) and remembers its last byte. */
+static int write_kept(const char *data, size_t from, size_t to, char *last)
+{
+	if (to > from)
+		*last = data[to - 1];
+	return cr_write_all(1, data + from, to - from);
+}
+
 /* Writes the kept parts of the input straight from the input buffer (no copy of a stream
- * that may be many megabytes), then the injected documents. */
+ * that may be many megabytes), then the injected documents on a line of their own. */
 static int write_output(const char *data, size_t len, const struct cr_manifest *m,
 			const struct cr_buf *injected)
 {
 	size_t pos = 0;
+	char last = '\n';
 	int rc = 0;
 	for (size_t i = 0; !rc && i < m->n_docs; i++) {
 		if (!m->docs[i].is_config)
 			continue;
-		rc = cr_write_all(1, data + pos, m->docs[i].start - pos);
+		rc = write_kept(data, pos, m->docs[i].start, &last);
 		pos = m->docs[i].end;
 	}
 	if (!rc)
-		rc = cr_write_all(1, data + pos, len - pos);
-	/* The kept text ends where the trailing run of config documents (if any) starts. */
-	size_t end = len;
-	for (size_t i = m->n_docs; i > 0 && m->docs[i - 1].is_config && m->docs[i - 1].end == end;
-	     i--)
-		end = m->docs[i - 1].start;
-	bool newline = end == 0 || data[end - 1] == '\n';
-	if (!rc && !newline)
+		rc = write_kept(data, pos, len, &last);
+	if (!rc && last != '\n')
 		rc = cr_write_all(1, "\n", 1);
 	if (!rc)
 		rc = cr_write_all(1, injected->data, injected->len);
