@@ -558,7 +558,6 @@ static void split_args(const char *s, struct cr_strlist *out)
 {
 	/* Blank-separated words; single or double quotes group. No other shell syntax. */
 	struct cr_buf w = { 0 };
-	size_t cap = 0;
 	bool in_word = false;
 	char quote = 0;
 	for (const char *p = s;; p++) {
@@ -576,8 +575,8 @@ static void split_args(const char *s, struct cr_strlist *out)
 			continue;
 		}
 		if (in_word) {
-			XGROW(out->items, out->n + 1, cap);
-			out->items[out->n++] = w.data ? cr_buf_detach(&w, NULL) : xstrdup("");
+			cr_strlist_add(out, w.data ? w.data : "");
+			cr_buf_reset(&w);
 			in_word = false;
 		}
 		if (!*p)
@@ -616,10 +615,12 @@ static void load_value(void *obj, const struct field *f, struct fy_node *n)
 		if (yt_is_seq(n)) {
 			void *it = NULL;
 			struct fy_node *c;
-			size_t cap = 0;
 			while ((c = fy_node_sequence_iterate(n, &it))) {
-				XGROW(l->items, l->n + 1, cap);
-				l->items[l->n++] = yt_strdup(c);
+				size_t len;
+				const char *text = yt_scalar(c, &len);
+				char *item = xstrndup(text ? text : "", len);
+				cr_strlist_add(l, item);
+				free(item);
 			}
 		} else if (s) {
 			split_args(s, l);
@@ -663,13 +664,9 @@ static void free_fields(void *obj, const struct field *fields)
 		case F_WEIGHT:
 			free(*(char **)at);
 			break;
-		case F_ARGS: {
-			struct cr_strlist *l = (struct cr_strlist *)at;
-			for (size_t i = 0; i < l->n; i++)
-				free(l->items[i]);
-			free(l->items);
+		case F_ARGS:
+			cr_strlist_free((struct cr_strlist *)at);
 			break;
-		}
 		case F_OBJ:
 			free_fields(at, f->sub);
 			break;

@@ -9,17 +9,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util.h"
+
 #define CR_CONFIG_API_VERSION "chartreuse.wiremind.io/v1"
 #define CR_CONFIG_KIND "ChartreuseConfig"
 
 struct cr_secret_ref {
 	char *name;
 	char *key;
-};
-
-struct cr_strlist {
-	char **items;
-	size_t n;
 };
 
 struct cr_image {

@@ -407,13 +407,9 @@ static char *container_name(const char *prefix, const char *name, size_t index,
 	}
 	while (b.len && b.data[b.len - 1] == '-')
 		b.data[--b.len] = '\0';
-	for (size_t i = 0; i < taken->n; i++)
-		if (!strcmp(taken->items[i], b.data)) {
-			cr_buf_printf(&b, "-%zu", index);
-			break;
-		}
-	taken->items = xrealloc(taken->items, (taken->n + 1) * sizeof(*taken->items));
-	taken->items[taken->n++] = xstrdup(b.data);
+	if (cr_strlist_has(taken, b.data))
+		cr_buf_printf(&b, "-%zu", index);
+	cr_strlist_add(taken, b.data);
 	return cr_buf_detach(&b, NULL);
 }
 
@@ -456,9 +452,7 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 		free(pw_env);
 		free(url_env);
 	}
-	for (size_t i = 0; i < taken.n; i++)
-		free(taken.items[i]);
-	free(taken.items);
+	cr_strlist_free(&taken);
 	if (cr_config_uses_eslembic(cfg)) {
 		struct fy_node *c = container(d, "container-wait-elasticsearch.yaml", helper);
 		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,

@@ -70,6 +70,31 @@ char *xasprintf(const char *fmt, ...)
 	return b.data;
 }
 
+void cr_strlist_add(struct cr_strlist *l, const char *s)
+{
+	/* Grows by doubling: the capacity is the next power of two above n. */
+	if ((l->n & (l->n - 1)) == 0)
+		l->items = xrealloc(l->items, (l->n ? l->n * 2 : 1) * sizeof(*l->items));
+	l->items[l->n++] = xstrdup(s);
+}
+
+bool cr_strlist_has(const struct cr_strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->items[i], s) == 0)
+			return true;
+	return false;
+}
+
+void cr_strlist_free(struct cr_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
 void cr_buf_reserve(struct cr_buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;

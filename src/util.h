@@ -25,6 +25,16 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 		}                                                                         \
 	} while (0)
 
+/* A list of owned strings. */
+struct cr_strlist {
+	char **items;
+	size_t n;
+};
+
+void cr_strlist_add(struct cr_strlist *l, const char *s); /* adds a copy */
+bool cr_strlist_has(const struct cr_strlist *l, const char *s);
+void cr_strlist_free(struct cr_strlist *l);
+
 struct cr_buf {
 	char *data; /* always NUL-terminated when non-NULL */
 	size_t len;
