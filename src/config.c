@@ -720,15 +720,8 @@ static int check_database(struct cr_database *db, size_t i, size_t n, const char
 			 db->name);
 		return -1;
 	}
-	if (!by_url) {
-		const char *missing = !cr_nonempty(db->host) ? "host" : !cr_nonempty(db->user) ? "user"
-				    : !cr_nonempty(db->database) ? "database" : NULL;
-		if (missing) {
-			cr_error("%s: %s (%s): %s is required (or give url / urlSecret)", source,
-				 where, db->name, missing);
-			return -1;
-		}
-	} else if (cr_nonempty(db->host) || cr_nonempty(db->password) || cr_nonempty(db->password_secret.name)) {
+	if (by_url && (cr_nonempty(db->host) || cr_nonempty(db->password) ||
+		       cr_nonempty(db->password_secret.name))) {
 		cr_error("%s: %s (%s): url/urlSecret already say where and who; drop host, "
 			 "password and passwordSecret", source, where, db->name);
 		return -1;
@@ -771,10 +764,33 @@ int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *s
 		cr_error("%s: eslembic: give url or urlSecret, not both", source);
 		return -1;
 	}
+	return 0;
+}
+
+/* Where the URL is not given whole, its parts must be. */
+static int check_database_location(const struct cr_database *db, size_t i, const char *source)
+{
+	if (cr_nonempty(db->url) || cr_nonempty(db->url_secret.name))
+		return 0;
+	const char *missing = !cr_nonempty(db->host)	 ? "host"
+			      : !cr_nonempty(db->user)	 ? "user"
+			      : !cr_nonempty(db->database) ? "database"
+							   : NULL;
+	if (missing)
+		cr_error("%s: databases[%zu] (%s): %s is required (or give url / urlSecret)", source,
+			 i, db->name, missing);
+	return missing ? -1 : 0;
+}
+
+int cr_config_check_for_render(const struct cr_config *cfg, const char *source)
+{
 	if (!cfg->n_databases && !cr_config_uses_eslembic(cfg)) {
 		cr_error("%s: nothing to migrate: configure databases (or eslembic)", source);
 		return -1;
 	}
+	for (size_t i = 0; i < cfg->n_databases; i++)
+		if (check_database_location(&cfg->databases[i], i, source))
+			return -1;
 	if (!cr_nonempty(cfg->release)) {
 		cr_error("%s: the release name is unknown: pass --release NAME (the `helm chartreuse "
 			 "install|upgrade|template` wrapper does), set release in the config, or "

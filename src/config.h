@@ -121,6 +121,9 @@ int cr_config_set(struct fy_node *root, const char *assignment);
  * cross-field rules (a database needs a host or a URL, names are unique, ...). */
 int cr_config_load(struct cr_config *cfg, struct fy_document *doc, const char *source);
 void cr_config_free(struct cr_config *cfg);
+/* What rendering needs beyond a valid config: a release, a namespace, an application
+ * image, and where each database is. */
+int cr_config_check_for_render(const struct cr_config *cfg, const char *source);
 
 bool cr_config_uses_eslembic(const struct cr_config *cfg);
 

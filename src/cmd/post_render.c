@@ -208,6 +208,8 @@ static int render_one(const struct options *o, const struct cr_manifest *m,
 			   : xstrdup("configuration");
 	int rc = cr_config_load(&cfg, d, what);
 	if (!rc)
+		rc = cr_config_check_for_render(&cfg, what);
+	if (!rc)
 		rc = cr_render(&cfg, out);
 	cr_config_free(&cfg);
 	free(what);

@@ -67,6 +67,7 @@ TEST(load_applies_defaults_and_cross_checks)
 				      "databases:\n- host: h\n  user: u\n  database: d\n"
 				      "  password: pw\n  additionalParameters: -x 'a b' -x c\n");
 	CHECK(cr_config_load(&cfg, d, "test") == 0);
+	CHECK(cr_config_check_for_render(&cfg, "test") == 0);
 	CHECK(cfg.stop_pods && cfg.restore_pods && !cfg.upgrade_before_deployment);
 	CHECK_STR(cfg.upgrade_job_weight, "1");
 	CHECK_STR(cfg.databases[0].name, "main");
@@ -83,7 +84,8 @@ TEST(load_applies_defaults_and_cross_checks)
 	CHECK(cr_config_load(&cfg, d, "test") == -1);
 	cr_config_free(&cfg);
 	d = parse("namespace: n\nimage: {repository: app}\ndatabases:\n- url: postgresql://x\n");
-	CHECK(cr_config_load(&cfg, d, "test") == -1);
+	CHECK(cr_config_load(&cfg, d, "test") == 0);
+	CHECK(cr_config_check_for_render(&cfg, "test") == -1); /* no release */
 	cr_config_free(&cfg);
 	d = parse("release: r\nnamespace: n\nimage: {repository: app}\n"
 		  "databases:\n- {url: a, name: x}\n- {url: b, name: x}\n");

@@ -1,0 +1,44 @@
+/* pg: PostgreSQL through libpq, as chartreuse needs it — connect from a URL written for
+ * SQLAlchemy, list tables, read Alembic's version table, hold an advisory lock, wait for
+ * the server. Every error names the database and shows its URL masked. */
+#ifndef CR_PG_H
+#define CR_PG_H
+
+#include <stdbool.h>
+
+#include "util.h"
+
+struct cr_pg;
+
+/* Connects to url ("postgresql://", "postgresql+psycopg2://", "postgres://"; percent-
+ * encoded user and password; query parameters such as sslmode are libpq's), with
+ * application_name=chartreuse and connect_timeout = timeout_s. `name` is the database's
+ * name in the config, used in messages. */
+int cr_pg_connect(const char *name, const char *url, int timeout_s, struct cr_pg **out);
+void cr_pg_close(struct cr_pg *pg);
+
+/* The user tables (schema-qualified "schema.table"), outside pg_catalog and
+ * information_schema. */
+int cr_pg_tables(struct cr_pg *pg, struct cr_strlist *out);
+
+/* The revisions stored in Alembic's version table (schema may be NULL); a missing table
+ * means none. */
+int cr_pg_stored_revisions(struct cr_pg *pg, const char *schema, const char *table,
+			   struct cr_strlist *out);
+
+/* Session advisory lock on key, waiting at most timeout_s seconds.
+ * 0: held; 1: still taken by someone else at the deadline; -1: error (reported). */
+int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s);
+int cr_pg_unlock(struct cr_pg *pg, long long key);
+
+/* Runs one SQL statement with text parameters and no result rows. */
+int cr_pg_exec(struct cr_pg *pg, const char *sql, int n_params, const char *const *params);
+
+/* Waits until the server at url accepts connections (PQping), up to timeout_s seconds,
+ * printing progress every few seconds. 0 when it answers, -1 at the deadline (reported). */
+int cr_pg_wait(const char *name, const char *url, int timeout_s);
+
+/* The libpq form of a SQLAlchemy URL: "+driver" removed from the scheme. Caller frees. */
+char *cr_pg_libpq_url(const char *url);
+
+#endif
