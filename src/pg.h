@@ -12,8 +12,9 @@ struct cr_pg;
 
 /* Connects to url ("postgresql://", "postgresql+psycopg2://", "postgres://"; percent-
  * encoded user and password; query parameters such as sslmode are libpq's), with
- * application_name=chartreuse and connect_timeout = timeout_s. `name` is the database's
- * name in the config, used in messages. */
+ * application_name=chartreuse and connect_timeout = timeout_s (libpq's minimum is 2;
+ * 0 = no limit). `name` is the database's name in the config, used in messages. The
+ * URL's password is registered as a secret (cr_secret_add) first. */
 int cr_pg_connect(const char *name, const char *url, int timeout_s, struct cr_pg **out);
 void cr_pg_close(struct cr_pg *pg);
 
@@ -35,10 +36,13 @@ int cr_pg_unlock(struct cr_pg *pg, long long key);
 int cr_pg_exec(struct cr_pg *pg, const char *sql, int n_params, const char *const *params);
 
 /* Waits until the server at url accepts connections (PQping), up to timeout_s seconds,
- * printing progress every few seconds. 0 when it answers, -1 at the deadline (reported). */
+ * printing progress every few seconds. 0 when it answers (even if it would refuse these
+ * credentials), -1 at the deadline or for a URL libpq can't use (reported). */
 int cr_pg_wait(const char *name, const char *url, int timeout_s);
 
-/* The libpq form of a SQLAlchemy URL: "+driver" removed from the scheme. Caller frees. */
+/* The libpq form of a SQLAlchemy URL: "+driver" removed from the scheme (and an unencoded
+ * '@' inside the password encoded, as SQLAlchemy reads it). NULL when url is not a
+ * postgres/postgresql URL. Caller frees. */
 char *cr_pg_libpq_url(const char *url);
 
 #endif

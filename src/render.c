@@ -57,25 +57,14 @@ char *cr_object_name(const char *release, const char *name, const char *suffix)
 	return out;
 }
 
-static void percent_encode(struct cr_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-			cr_buf_addc(b, (char)c);
-		else
-			cr_buf_printf(b, "%%%02X", c);
-	}
-}
-
 char *cr_database_url(const struct cr_database *db, bool with_password)
 {
 	struct cr_buf b = { 0 };
 	cr_buf_printf(&b, "%s://", db->dialect);
-	percent_encode(&b, db->user);
+	cr_percent_encode(&b, db->user);
 	if (with_password && db->password && *db->password) {
 		cr_buf_addc(&b, ':');
-		percent_encode(&b, db->password);
+		cr_percent_encode(&b, db->password);
 	}
 	cr_buf_addc(&b, '@');
 	if (strchr(db->host, ':'))
@@ -83,7 +72,7 @@ char *cr_database_url(const struct cr_database *db, bool with_password)
 	else
 		cr_buf_adds(&b, db->host);
 	cr_buf_printf(&b, ":%ld/", db->port);
-	percent_encode(&b, db->database);
+	cr_percent_encode(&b, db->database);
 	return cr_buf_detach(&b, NULL);
 }
 

@@ -74,3 +74,12 @@ def helm_path(major):
 @pytest.fixture(params=[3, 4], ids=["helm3", "helm4"])
 def helm_major(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A PostgreSQL 15 server for the whole session (tests/pgserver.py)."""
+    from pgserver import PgServer
+    server = PgServer()
+    yield server
+    server.stop()

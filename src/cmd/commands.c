@@ -41,8 +41,21 @@ static const char migrate_usage[] = "usage: chartreuse migrate [--config FILE] [
 static const char status_usage[] = "usage: chartreuse status [RELEASE] [-o table|json|yaml]\n\n"
 				   "Not built yet.\n";
 static const char wait_usage[] =
-	"usage: chartreuse wait postgres|elasticsearch --url-env VAR [--timeout SECONDS]\n\n"
-	"Not built yet.\n";
+	"usage: chartreuse wait postgres [--name NAME] (--url URL | --url-env VAR)\n"
+	"                                [--timeout SECONDS]\n"
+	"       chartreuse wait elasticsearch (not built yet)\n\n"
+	"Waits until the PostgreSQL server at URL answers (whether or not it would accept\n"
+	"these credentials), trying every second. The migration Job's init containers run it.\n\n"
+	"  --name NAME       the database's name in messages (default: main)\n"
+	"  --url URL         postgresql://user:password@host:port/database (a SQLAlchemy URL\n"
+	"                    such as postgresql+psycopg2://... works too)\n"
+	"  --url-env VAR     read the URL from the environment variable VAR instead, so that\n"
+	"                    the password is not on the command line. When the URL has no\n"
+	"                    password and VAR_PASSWORD is set (VAR's _URL suffix replaced by\n"
+	"                    _PASSWORD), that password is used.\n"
+	"  --timeout SECONDS give up after this long (default: 60)\n\n"
+	"Exits 0 when the server answers, 1 at the deadline (with libpq's reason), 2 on bad\n"
+	"usage. The URL is shown with its password masked.\n";
 static const char restore_usage[] = "usage: chartreuse restore --release NAME --namespace NS\n\n"
 				    "Not built yet.\n";
 
@@ -59,7 +72,7 @@ const struct cr_command cr_commands[] = {
 	  migrate_usage },
 	{ "status", cmd_not_built, "where databases and Deployments stand (not built yet)",
 	  status_usage },
-	{ "wait", cmd_not_built, "wait until PostgreSQL or Elasticsearch answers (not built yet)",
+	{ "wait", cmd_wait, "wait until PostgreSQL answers (Elasticsearch: not built yet)",
 	  wait_usage },
 	{ "restore", cmd_not_built, "bring back what a migration stopped (not built yet)",
 	  restore_usage },

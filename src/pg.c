@@ -1,0 +1,505 @@
+/* pg: the few things chartreuse asks PostgreSQL, through libpq. URLs are SQLAlchemy's, so
+ * they are turned into libpq URIs here; their passwords are registered as secrets before
+ * anything can print them, and every message goes through cr_error/cr_info (masked). */
+#include "pg.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct cr_pg {
+	PGconn *conn;
+	char *name; /* the database's name in the config, for messages */
+	char *url;  /* as given; shown only through the masking log functions */
+};
+
+/* Seconds between two "still waiting" lines: often enough to show life in a pod's log,
+ * rarely enough not to flood it. */
+#define PROGRESS_EVERY_S 10.0
+
+/* --- time ------------------------------------------------------------------------------ */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_s(double s)
+{
+	if (s <= 0)
+		return;
+	struct timespec ts = { .tv_sec = (time_t)s };
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) != 0) {
+		/* interrupted by a signal: sleep the rest */
+	}
+}
+
+/* Tells when the next "still waiting" line is due. */
+struct progress {
+	double start, next;
+};
+
+static struct progress progress_start(void)
+{
+	double t = now_s();
+	return (struct progress){ t, t + PROGRESS_EVERY_S };
+}
+
+/* Seconds waited so far when a progress line is due now, 0 otherwise. */
+static int progress_due(struct progress *p)
+{
+	double t = now_s();
+	if (t < p->next)
+		return 0;
+	p->next = t + PROGRESS_EVERY_S;
+	return (int)(t - p->start + 0.5);
+}
+
+/* --- URLs ------------------------------------------------------------------------------ */
+
+/* The userinfo of a URL ("user:password" before the '@' that ends it), as offsets into
+ * url: false when the URL has none. The last '@' of the authority counts, as in log.c's
+ * masking, so that an unencoded '@' in a password stays in the password. */
+static bool url_userinfo(const char *url, size_t *start, size_t *len)
+{
+	const char *sep = strstr(url, "://");
+	if (!sep)
+		return false;
+	const char *auth = sep + 3;
+	size_t end = strcspn(auth, "/?#");
+	const char *at = NULL;
+	for (size_t i = 0; i < end; i++)
+		if (auth[i] == '@')
+			at = auth + i;
+	if (!at)
+		return false;
+	*start = (size_t)(auth - url);
+	*len = (size_t)(at - auth);
+	return true;
+}
+
+static bool scheme_is_postgres(const char *url, size_t scheme_len)
+{
+	const char *plus = memchr(url, '+', scheme_len); /* "+driver" is SQLAlchemy's */
+	size_t n = plus ? (size_t)(plus - url) : scheme_len;
+	return (n == 10 && !strncasecmp(url, "postgresql", n)) ||
+	       (n == 8 && !strncasecmp(url, "postgres", n));
+}
+
+char *cr_pg_libpq_url(const char *url)
+{
+	const char *sep = strstr(url, "://");
+	if (!sep || !scheme_is_postgres(url, (size_t)(sep - url)))
+		return NULL;
+	struct cr_buf b = { 0 };
+	cr_buf_adds(&b, "postgresql");
+	size_t start, len;
+	if (!url_userinfo(url, &start, &len)) {
+		cr_buf_adds(&b, sep);
+		return cr_buf_detach(&b, NULL);
+	}
+	/* libpq ends the userinfo at its first '@', SQLAlchemy at its last: encode the others
+	 * so that both read the same user and password. */
+	cr_buf_add(&b, sep, (size_t)(url + start - sep));
+	for (size_t i = start; i < start + len; i++) {
+		if (url[i] == '@')
+			cr_buf_adds(&b, "%40");
+		else
+			cr_buf_addc(&b, url[i]);
+	}
+	cr_buf_adds(&b, url + start + len);
+	return cr_buf_detach(&b, NULL);
+}
+
+/* Registers the URL's password as a secret, both as written and as libpq decodes it,
+ * before anything (libpq's own messages included) can print it. */
+static void register_password(const char *url, const char *libpq_url)
+{
+	size_t start, len;
+	if (url_userinfo(url, &start, &len)) {
+		const char *colon = memchr(url + start, ':', len);
+		if (colon) {
+			char *raw = xstrndup(colon + 1, (size_t)(url + start + len - colon - 1));
+			cr_secret_add(raw);
+			free(raw);
+		}
+	}
+	PQconninfoOption *opts = libpq_url ? PQconninfoParse(libpq_url, NULL) : NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "password"))
+			cr_secret_add(o->val);
+	PQconninfoFree(opts);
+}
+
+/* libpq URL of url, or NULL after reporting why it is not a PostgreSQL URL. The string
+ * itself is shown only when it has the shape of a URL: otherwise masking could not tell
+ * which part is the password. */
+static char *checked_libpq_url(const char *name, const char *url)
+{
+	char *libpq_url = cr_pg_libpq_url(url);
+	register_password(url, libpq_url);
+	if (libpq_url)
+		return libpq_url;
+	const char *sep = strstr(url, "://");
+	if (!sep)
+		cr_error("database %s: the URL is not a PostgreSQL URL (postgresql://... expected)",
+			 name);
+	else
+		cr_error("database %s (%s): not a PostgreSQL URL (scheme '%.*s')", name, url,
+			 (int)(sep - url), url);
+	return NULL;
+}
+
+/* --- connection parameters --------------------------------------------------------------- */
+
+/* The keywords both connecting and pinging use. libpq keeps the last value of a keyword,
+ * and the URL's settings take the place of "dbname": ours after it win over the URL's,
+ * the one before it is only a default. */
+struct conn_params {
+	const char *keys[5];
+	const char *values[5];
+	char timeout[24];
+};
+
+static void conn_params_init(struct conn_params *p, const char *libpq_url, int timeout_s)
+{
+	snprintf(p->timeout, sizeof(p->timeout), "%d", timeout_s > 0 ? timeout_s : 0);
+	size_t n = 0;
+	/* libpq's default gssencmode=prefer probes for a Kerberos ticket on every TCP
+	 * connection (a migration Job has none), and the Kerberos library keeps memory from
+	 * that probe to the end of the process. Asking for GSS encryption in the URL or in
+	 * PGGSSENCMODE still works. */
+	if (!getenv("PGGSSENCMODE")) {
+		p->keys[n] = "gssencmode";
+		p->values[n++] = "disable";
+	}
+	p->keys[n] = "dbname";
+	p->values[n++] = libpq_url;
+	p->keys[n] = "application_name";
+	p->values[n++] = "chartreuse";
+	p->keys[n] = "connect_timeout";
+	p->values[n++] = p->timeout;
+	p->keys[n] = NULL;
+	p->values[n] = NULL;
+}
+
+/* First line of a libpq message, without its trailing newline. Caller frees. */
+static char *first_line(const char *msg)
+{
+	if (!msg)
+		return xstrdup("(no message)");
+	return xstrndup(msg, strcspn(msg, "\n"));
+}
+
+/* libpq prints server notices (e.g. "table ... does not exist, skipping") to stderr on
+ * its own; route them through the log so they are masked and say which database. */
+static void on_notice(void *arg, const PGresult *res)
+{
+	const struct cr_pg *pg = arg;
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char *line = first_line(primary ? primary : PQresultErrorMessage(res));
+	if (severity && !strcmp(severity, "WARNING"))
+		cr_warn("database %s: %s", pg->name, line);
+	else
+		cr_info("database %s: %s", pg->name, line);
+	free(line);
+}
+
+int cr_pg_connect(const char *name, const char *url, int timeout_s, struct cr_pg **out)
+{
+	*out = NULL;
+	char *libpq_url = checked_libpq_url(name, url);
+	if (!libpq_url)
+		return -1;
+	struct conn_params p;
+	conn_params_init(&p, libpq_url, timeout_s);
+	PGconn *conn = PQconnectdbParams(p.keys, p.values, 1);
+	free(libpq_url);
+	if (!conn) {
+		cr_error("database %s (%s): cannot connect: out of memory", name, url);
+		return -1;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char *why = first_line(PQerrorMessage(conn));
+		cr_error("database %s (%s): cannot connect: %s", name, url, why);
+		free(why);
+		PQfinish(conn);
+		return -1;
+	}
+	struct cr_pg *pg = xcalloc(1, sizeof(*pg));
+	pg->conn = conn;
+	pg->name = xstrdup(name);
+	pg->url = xstrdup(url);
+	PQsetNoticeReceiver(conn, on_notice, pg);
+	*out = pg;
+	return 0;
+}
+
+void cr_pg_close(struct cr_pg *pg)
+{
+	if (!pg)
+		return;
+	PQfinish(pg->conn);
+	free(pg->name);
+	free(pg->url);
+	free(pg);
+}
+
+/* --- statements ------------------------------------------------------------------------ */
+
+/* The first words of a statement, enough to recognise it in a message. Caller frees. */
+static char *sql_head(const char *sql)
+{
+	while (isspace((unsigned char)*sql))
+		sql++;
+	size_t n = 0;
+	for (int words = 0; sql[n] && n < 60; n++)
+		if (isspace((unsigned char)sql[n]) && ++words == 3)
+			break;
+	struct cr_buf b = { 0 };
+	for (size_t i = 0; i < n; i++)
+		cr_buf_addc(&b, isspace((unsigned char)sql[i]) ? ' ' : sql[i]);
+	if (sql[n])
+		cr_buf_adds(&b, " ...");
+	return cr_buf_detach(&b, NULL);
+}
+
+static void report_failure(const struct cr_pg *pg, const char *sql, const PGresult *res)
+{
+	char *head = sql_head(sql);
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char *why = first_line(primary ? primary : PQerrorMessage(pg->conn));
+	cr_error("database %s: %s: %s%s%s", pg->name, head, state ? state : "",
+		 state ? " " : "", why);
+	free(why);
+	free(head);
+}
+
+/* Runs sql; the result when it succeeded, else NULL (reported). Parameters are text. */
+static PGresult *run(struct cr_pg *pg, const char *sql, int n_params,
+		     const char *const *params)
+{
+	PGresult *res = PQexecParams(pg->conn, sql, n_params, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	report_failure(pg, sql, res);
+	PQclear(res);
+	return NULL;
+}
+
+int cr_pg_exec(struct cr_pg *pg, const char *sql, int n_params, const char *const *params)
+{
+	PGresult *res = run(pg, sql, n_params, params);
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+/* Runs a query whose rows have one column, adding its non-NULL values to out. */
+static int query_column(struct cr_pg *pg, const char *sql, int n_params,
+			const char *const *params, struct cr_strlist *out)
+{
+	PGresult *res = run(pg, sql, n_params, params);
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++)
+		if (!PQgetisnull(res, i, 0))
+			cr_strlist_add(out, PQgetvalue(res, i, 0));
+	PQclear(res);
+	return 0;
+}
+
+int cr_pg_tables(struct cr_pg *pg, struct cr_strlist *out)
+{
+	/* Ordinary and partitioned tables; other sessions' temporary schemas (pg_temp_N)
+	 * are no more the application's data than pg_toast is. */
+	static const char sql[] =
+		"SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c "
+		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE c.relkind IN ('r', 'p') "
+		"AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+		"AND n.nspname !~ '^pg_(toast|temp_)' ORDER BY 1";
+	return query_column(pg, sql, 0, NULL, out);
+}
+
+/* "schema"."table" (or "table" without a schema), quoted by libpq: the names come from
+ * the configuration and are data, not SQL. NULL after reporting. */
+static char *quoted_table(struct cr_pg *pg, const char *schema, const char *table)
+{
+	char *t = PQescapeIdentifier(pg->conn, table, strlen(table));
+	char *s = schema ? PQescapeIdentifier(pg->conn, schema, strlen(schema)) : NULL;
+	char *q = NULL;
+	if (!t || (schema && !s))
+		cr_error("database %s: cannot quote the version table's name: %s", pg->name,
+			 PQerrorMessage(pg->conn));
+	else
+		q = s ? xasprintf("%s.%s", s, t) : xstrdup(t);
+	PQfreemem(t);
+	PQfreemem(s);
+	return q;
+}
+
+/* 1 when the (quoted) table exists, 0 when not, -1 after reporting an error. */
+static int table_exists(struct cr_pg *pg, const char *quoted)
+{
+	const char *params[] = { quoted };
+	PGresult *res = run(pg, "SELECT to_regclass($1) IS NOT NULL", 1, params);
+	if (!res)
+		return -1;
+	int exists = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	return exists;
+}
+
+int cr_pg_stored_revisions(struct cr_pg *pg, const char *schema, const char *table,
+			   struct cr_strlist *out)
+{
+	char *quoted = quoted_table(pg, schema, table);
+	if (!quoted)
+		return -1;
+	int rc = table_exists(pg, quoted);
+	if (rc > 0) {
+		char *sql = xasprintf("SELECT version_num FROM %s ORDER BY 1", quoted);
+		rc = query_column(pg, sql, 0, NULL, out);
+		free(sql);
+	}
+	free(quoted);
+	return rc < 0 ? -1 : 0;
+}
+
+/* --- advisory lock ------------------------------------------------------------------- */
+
+/* 1 when the lock was taken, 0 when someone else holds it, -1 after reporting. */
+static int try_lock(struct cr_pg *pg, const char *key)
+{
+	const char *params[] = { key };
+	PGresult *res = run(pg, "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
+	if (!res)
+		return -1;
+	int taken = !strcmp(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	return taken;
+}
+
+int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s)
+{
+	char k[24];
+	snprintf(k, sizeof(k), "%lld", key);
+	struct progress prog = progress_start();
+	double deadline = prog.start + (timeout_s > 0 ? timeout_s : 0);
+	double pause = 0.2; /* short at first: the other migration may be about to finish */
+	for (;;) {
+		int taken = try_lock(pg, k);
+		if (taken != 0)
+			return taken > 0 ? 0 : -1;
+		double left = deadline - now_s();
+		if (left <= 0)
+			return 1;
+		int waited = progress_due(&prog);
+		if (waited)
+			cr_info("database %s: waiting for another migration's lock (%d s)",
+				pg->name, waited);
+		sleep_s(pause < left ? pause : left);
+		pause = pause * 1.5 < 1.0 ? pause * 1.5 : 1.0;
+	}
+}
+
+int cr_pg_unlock(struct cr_pg *pg, long long key)
+{
+	char k[24];
+	snprintf(k, sizeof(k), "%lld", key);
+	const char *params[] = { k };
+	PGresult *res = run(pg, "SELECT pg_advisory_unlock($1::bigint)", 1, params);
+	if (!res)
+		return -1;
+	int released = !strcmp(PQgetvalue(res, 0, 0), "t");
+	PQclear(res);
+	if (!released)
+		cr_error("database %s: advisory lock %s was not held", pg->name, k);
+	return released ? 0 : -1;
+}
+
+/* --- waiting for the server ---------------------------------------------------------- */
+
+/* Why the server doesn't answer, in libpq's words (PQping says only that it doesn't).
+ * Connecting once more may find it up after all: then "" is returned. Caller frees. */
+static char *no_answer_reason(const char *libpq_url)
+{
+	struct conn_params p;
+	conn_params_init(&p, libpq_url, 2);
+	PGconn *conn = PQconnectdbParams(p.keys, p.values, 1);
+	char *why = PQstatus(conn) == CONNECTION_OK ? xstrdup("")
+						    : first_line(PQerrorMessage(conn));
+	PQfinish(conn);
+	return why;
+}
+
+/* One ping, its connect_timeout bounded by the time left (libpq's minimum is 2 s) and by
+ * the progress interval. */
+static PGPing ping(const char *libpq_url, double left)
+{
+	int t = left < 2 ? 2 : left > PROGRESS_EVERY_S ? (int)PROGRESS_EVERY_S : (int)left;
+	struct conn_params p;
+	conn_params_init(&p, libpq_url, t);
+	return PQpingParams(p.keys, p.values, 1);
+}
+
+/* Pings until the server answers or the deadline: 0; -1 at the deadline; -2 when libpq
+ * did not even try (parameters it can't use: waiting won't change them). */
+static int ping_until(const char *name, const char *libpq_url, int timeout_s)
+{
+	struct progress prog = progress_start();
+	double deadline = prog.start + (timeout_s > 0 ? timeout_s : 0);
+	for (;;) {
+		PGPing r = ping(libpq_url, deadline - now_s());
+		if (r == PQPING_OK)
+			return 0;
+		if (r == PQPING_NO_ATTEMPT)
+			return -2;
+		double left = deadline - now_s();
+		if (left <= 0)
+			return -1;
+		int waited = progress_due(&prog);
+		if (waited)
+			cr_info("database %s: no answer yet (%d s of %d s)", name, waited,
+				timeout_s);
+		sleep_s(left < 1 ? left : 1);
+	}
+}
+
+int cr_pg_wait(const char *name, const char *url, int timeout_s)
+{
+	char *libpq_url = checked_libpq_url(name, url);
+	if (!libpq_url)
+		return -1;
+	int rc = ping_until(name, libpq_url, timeout_s);
+	if (rc == -2) {
+		/* libpq didn't even try: the URL's parameters are wrong, connecting says how */
+		char *why = no_answer_reason(libpq_url);
+		cr_error("database %s (%s): %s", name, url, why);
+		free(why);
+		rc = -1;
+	} else if (rc == -1) {
+		char *why = no_answer_reason(libpq_url);
+		if (!*why)
+			rc = 0;
+		else
+			cr_error("database %s (%s): no answer after %d s: %s", name, url,
+				 timeout_s, why);
+		free(why);
+	}
+	if (rc == 0)
+		cr_info("database %s: the server answers", name);
+	free(libpq_url);
+	return rc;
+}
