@@ -18,17 +18,22 @@ struct cr_alembic_project {
 	bool recursive_version_locations;
 	char *version_table;	    /* default alembic_version */
 	char *version_table_schema; /* NULL: the connection's search_path */
+	/* Set when the project is valid for Alembic but its scripts can't be read natively
+	 * (a package:path location, sourceless = true): cr_revgraph_load then returns 1 with
+	 * this reason. version_table and the ini itself are still usable. */
+	char *unsupported;
 };
 
 /* Reads <directory>/<config_file> (config_file may be absolute), section `section` (NULL:
- * "alembic"). Errors name the file and the key. */
+ * "alembic"). Errors name the file and the key; on error *out is left zeroed. */
 int cr_alembic_load(const char *directory, const char *config_file, const char *section,
 		    struct cr_alembic_project *out);
 void cr_alembic_free(struct cr_alembic_project *p);
 
-/* Writes a copy of the project's ini with every %(here)s replaced by the original
- * directory and sqlalchemy.url (in the project's section) set to url, escaped for
- * configparser interpolation; the file is created 0600 at `path`. Alembic run with
+/* Writes a copy of the project's ini in which %(here)s still means the original directory
+ * (a `here` key is added to [DEFAULT], which ConfigParser prefers to the default Alembic
+ * passes) and sqlalchemy.url (in the project's section) is url, escaped for configparser
+ * interpolation; the file is created 0600 at `path` and must not exist. Alembic run with
  * `-c path` then behaves as with the original file, without the password ever being
  * written next to the project or put on a command line. */
 int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, const char *path);
@@ -41,13 +46,17 @@ struct cr_revision {
 	char *path;			/* the script */
 };
 
+struct cr_revgraph_links;
+
 struct cr_revgraph {
 	struct cr_revision *revs;
 	size_t n;
 	struct cr_strlist heads;	/* revisions nothing else revises (sorted) */
+	struct cr_revgraph_links *links; /* private: id index, resolved edges, order */
 };
 
-/* Reads every revision script of the project and links them.
+/* Reads every revision script of the project and links them. Both free functions accept a
+ * zeroed struct, and a failed load leaves one.
  * Returns 0 on success; -1 when the graph is broken (unknown down_revision, cycle,
  * duplicate id: reported, naming the files); 1 when some script cannot be read with
  * certainty (a computed value, an unusual construct): *why (caller frees) says which
@@ -57,7 +66,8 @@ void cr_revgraph_free(struct cr_revgraph *g);
 
 /* The revisions not yet applied to a database whose version table holds `stored`: every
  * revision that is not `stored` or an ancestor of it through down_revision and
- * depends_on. A stored id the scripts don't know is an error (returns -1, reported). */
+ * depends_on, parents before children, ties by id (*missing is overwritten). A stored id
+ * the scripts don't know is an error (returns -1, reported). */
 int cr_revgraph_missing(const struct cr_revgraph *g, const struct cr_strlist *stored,
 			struct cr_strlist *missing);
 

@@ -1,0 +1,1732 @@
+/* alembic: an Alembic project read the way Alembic reads it — the ini through
+ * ConfigParser's rules, the revision scripts through a small tokenizer that accepts only
+ * what it can evaluate with certainty — and the revision graph built from them. */
+#include "alembic.h"
+#include "log.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* Paths: Alembic makes them absolute with os.path.abspath, which is purely lexical ("."
+ * dropped, ".." pops a component) and never resolves symlinks. */
+
+static char *normpath(const char *abs)
+{
+	struct cr_buf out = { 0 };
+	const char *p = abs;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *part = p;
+		while (*p && *p != '/')
+			p++;
+		size_t n = (size_t)(p - part);
+		if (n == 0 || (n == 1 && part[0] == '.'))
+			continue;
+		if (n == 2 && part[0] == '.' && part[1] == '.') {
+			while (out.len && out.data[--out.len] != '/')
+				;
+			if (out.data)
+				out.data[out.len] = '\0';
+			continue;
+		}
+		cr_buf_addc(&out, '/');
+		cr_buf_add(&out, part, n);
+	}
+	if (!out.len)
+		cr_buf_addc(&out, '/');
+	return cr_buf_detach(&out, NULL);
+}
+
+/* `path` as Alembic resolves it when run in the absolute directory `base`. */
+static char *abspath_in(const char *base, const char *path)
+{
+	if (path[0] == '/')
+		return normpath(path);
+	char *joined = xasprintf("%s/%s", base, path);
+	char *abs = normpath(joined);
+	free(joined);
+	return abs;
+}
+
+static char *absolute_dir(const char *directory)
+{
+	if (directory[0] == '/')
+		return normpath(directory);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd))) {
+		cr_error("cannot resolve %s: the current directory is unknown: %s", directory,
+			 strerror(errno));
+		return NULL;
+	}
+	return abspath_in(cwd, directory);
+}
+
+static char *parent_dir(const char *abs)
+{
+	const char *slash = strrchr(abs, '/');
+	return slash == abs ? xstrdup("/") : xstrndup(abs, (size_t)(slash - abs));
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The ini file, read as Python's ConfigParser() (the class Alembic uses, with its
+ * defaults: "=" and ":" delimiters, full-line "#"/";" comments only, indented continuation
+ * lines, strict duplicate checks, lowercased keys, BasicInterpolation). The lines and the
+ * span of every option are kept so that a copy can be written with one value changed. */
+
+#define INI_DEFAULT (-1)
+#define INI_MAX_DEPTH 10 /* configparser.MAX_INTERPOLATION_DEPTH */
+
+struct ini_line {
+	const char *s;
+	size_t len; /* without the line break */
+};
+
+struct ini_opt {
+	int section;	     /* index in ini.sections, or INI_DEFAULT */
+	char *key;	     /* lowercased */
+	struct cr_buf value; /* raw: continuation lines joined with "\n", not interpolated */
+	size_t first, last;  /* the lines the option spans */
+};
+
+struct ini_section {
+	char *name;
+	size_t end; /* the line of the next section header, or the number of lines */
+};
+
+struct ini {
+	char *path;
+	char *here; /* what Alembic passes ConfigParser as the default %(here)s */
+	struct cr_buf text;
+	struct ini_line *lines;
+	size_t n_lines, cap_lines;
+	struct ini_section *sections;
+	size_t n_sections, cap_sections;
+	struct ini_opt *opts;
+	size_t n_opts, cap_opts;
+};
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static size_t indent_of(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && is_space(s[i]))
+		i++;
+	return i;
+}
+
+static size_t rstrip_len(const char *s, size_t n)
+{
+	while (n && is_space(s[n - 1]))
+		n--;
+	return n;
+}
+
+static void ini_free(struct ini *ini)
+{
+	for (size_t i = 0; i < ini->n_sections; i++)
+		free(ini->sections[i].name);
+	for (size_t i = 0; i < ini->n_opts; i++) {
+		free(ini->opts[i].key);
+		cr_buf_free(&ini->opts[i].value);
+	}
+	free(ini->sections);
+	free(ini->opts);
+	free(ini->lines);
+	cr_buf_free(&ini->text);
+	free(ini->path);
+	free(ini->here);
+	memset(ini, 0, sizeof(*ini));
+}
+
+/* Python reads text with universal newlines: "\r\n", "\r" and "\n" all end a line. */
+static void ini_split_lines(struct ini *ini)
+{
+	const char *p = ini->text.data, *end = p + ini->text.len;
+	while (p < end) {
+		const char *s = p;
+		while (p < end && *p != '\n' && *p != '\r')
+			p++;
+		XGROW(ini->lines, ini->n_lines + 1, ini->cap_lines);
+		ini->lines[ini->n_lines++] = (struct ini_line){ s, (size_t)(p - s) };
+		if (p < end && *p == '\r' && p + 1 < end && p[1] == '\n')
+			p++;
+		if (p < end)
+			p++;
+	}
+}
+
+static const char *ini_section_name(const struct ini *ini, int section)
+{
+	return section == INI_DEFAULT ? "DEFAULT" : ini->sections[section].name;
+}
+
+static int ini_find_section(const struct ini *ini, const char *name)
+{
+	for (size_t i = 0; i < ini->n_sections; i++)
+		if (strcmp(ini->sections[i].name, name) == 0)
+			return (int)i;
+	return -2;
+}
+
+/* The option as stored in `section` itself (no [DEFAULT] fallback). */
+static struct ini_opt *ini_own_opt(const struct ini *ini, int section, const char *key)
+{
+	for (size_t i = 0; i < ini->n_opts; i++)
+		if (ini->opts[i].section == section && strcmp(ini->opts[i].key, key) == 0)
+			return &ini->opts[i];
+	return NULL;
+}
+
+/* "[name]": ConfigParser's SECTCRE, `\[(?P<header>.+)\]` matched at the start of the
+ * stripped line, so the header runs to the last "]" and anything after it is ignored. */
+static bool ini_header(const char *v, size_t n, const char **name, size_t *name_len)
+{
+	if (n < 3 || v[0] != '[')
+		return false;
+	size_t close = n - 1;
+	while (close >= 2 && v[close] != ']')
+		close--;
+	if (close < 2)
+		return false;
+	*name = v + 1;
+	*name_len = close - 1;
+	return true;
+}
+
+static int ini_start_section(struct ini *ini, size_t line, const char *name, size_t len,
+			     int *cur)
+{
+	char *s = xstrndup(name, len);
+	if (strcmp(s, "DEFAULT") == 0) {
+		free(s);
+		*cur = INI_DEFAULT;
+		return 0;
+	}
+	if (ini_find_section(ini, s) >= 0) {
+		cr_error("%s:%zu: section [%s] appears twice", ini->path, line + 1, s);
+		free(s);
+		return -1;
+	}
+	XGROW(ini->sections, ini->n_sections + 1, ini->cap_sections);
+	ini->sections[ini->n_sections] = (struct ini_section){ s, ini->n_lines };
+	*cur = (int)ini->n_sections++;
+	return 0;
+}
+
+/* "key = value" or "key: value": the key ends at the first delimiter. */
+static int ini_start_option(struct ini *ini, size_t line, int section, const char *v,
+			    size_t n)
+{
+	size_t d = 0;
+	while (d < n && v[d] != '=' && v[d] != ':')
+		d++;
+	size_t key_len = rstrip_len(v, d);
+	if (d == n || key_len == 0) {
+		cr_error("%s:%zu: expected \"[section]\" or \"key = value\", got: %.*s", ini->path,
+			 line + 1, (int)n, v);
+		return -1;
+	}
+	char *key = xstrndup(v, key_len);
+	for (char *k = key; *k; k++)
+		if (*k >= 'A' && *k <= 'Z')
+			*k = (char)(*k - 'A' + 'a');
+	if (ini_own_opt(ini, section, key)) {
+		cr_error("%s:%zu: %s is set twice in [%s]", ini->path, line + 1, key,
+			 ini_section_name(ini, section));
+		free(key);
+		return -1;
+	}
+	size_t skip = d + 1 + indent_of(v + d + 1, n - d - 1);
+	XGROW(ini->opts, ini->n_opts + 1, ini->cap_opts);
+	struct ini_opt *o = &ini->opts[ini->n_opts++];
+	*o = (struct ini_opt){ section, key, { 0 }, line, line };
+	cr_buf_add(&o->value, v + skip, n - skip);
+	return 0;
+}
+
+/* ConfigParser._read, line by line. */
+static int ini_parse(struct ini *ini)
+{
+	int cur = -2;	    /* no section yet */
+	long opt = -1;	    /* index of the option that continuation lines extend */
+	size_t indent_level = 0, empties = 0;
+	int prev_section = -2;
+	for (size_t i = 0; i < ini->n_lines; i++) {
+		const char *s = ini->lines[i].s;
+		size_t indent = indent_of(s, ini->lines[i].len);
+		const char *v = s + indent;
+		size_t n = rstrip_len(v, ini->lines[i].len - indent);
+		if (n == 0 || v[0] == '#' || v[0] == ';') {
+			/* an empty line inside a value is kept if more of the value follows;
+			 * a comment line is skipped without ending the value */
+			if (n == 0 && opt >= 0)
+				empties++;
+			continue;
+		}
+		if (opt >= 0 && indent > indent_level) {
+			struct ini_opt *o = &ini->opts[opt];
+			for (; empties; empties--)
+				cr_buf_addc(&o->value, '\n');
+			cr_buf_addc(&o->value, '\n');
+			cr_buf_add(&o->value, v, n);
+			o->last = i;
+			continue;
+		}
+		empties = 0;
+		indent_level = indent;
+		const char *name;
+		size_t name_len;
+		if (ini_header(v, n, &name, &name_len)) {
+			if (prev_section >= 0)
+				ini->sections[prev_section].end = i;
+			if (ini_start_section(ini, i, name, name_len, &cur) < 0)
+				return -1;
+			prev_section = cur;
+			opt = -1;
+			continue;
+		}
+		if (cur == -2) {
+			cr_error("%s:%zu: a line before the first [section]", ini->path, i + 1);
+			return -1;
+		}
+		if (ini_start_option(ini, i, cur, v, n) < 0)
+			return -1;
+		opt = (long)ini->n_opts - 1;
+	}
+	if (prev_section >= 0)
+		ini->sections[prev_section].end = ini->n_lines;
+	return 0;
+}
+
+static int ini_load(struct ini *ini, const char *path)
+{
+	memset(ini, 0, sizeof(*ini));
+	ini->path = xstrdup(path);
+	ini->here = parent_dir(path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			cr_error("Alembic config file %s does not exist", path);
+		else
+			cr_error("cannot open Alembic config file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = cr_read_fd(fd, &ini->text, path);
+	close(fd);
+	if (rc == 0) {
+		ini_split_lines(ini);
+		rc = ini_parse(ini);
+	}
+	return rc;
+}
+
+/* The raw value ConfigParser finds for key in section: the section's own, then
+ * [DEFAULT]'s, then the `here` default Alembic passes. NULL when unset. */
+static const char *ini_lookup(const struct ini *ini, int section, const char *key)
+{
+	const struct ini_opt *o = ini_own_opt(ini, section, key);
+	if (!o && section != INI_DEFAULT)
+		o = ini_own_opt(ini, INI_DEFAULT, key);
+	if (o)
+		return o->value.data ? o->value.data : "";
+	return strcmp(key, "here") == 0 ? ini->here : NULL;
+}
+
+/* BasicInterpolation._interpolate_some: "%%" is "%", "%(name)s" is the (interpolated)
+ * value of name in the same section or [DEFAULT]; any other "%" is an error. */
+static int ini_interpolate(const struct ini *ini, int section, const char *key, const char *s,
+			   int depth, struct cr_buf *out)
+{
+	const char *where = ini_section_name(ini, section);
+	if (depth > INI_MAX_DEPTH) {
+		cr_error("%s: [%s] %s: %%(...)s references nest more than %d deep", ini->path,
+			 where, key, INI_MAX_DEPTH);
+		return -1;
+	}
+	for (const char *pct; (pct = strchr(s, '%'));) {
+		cr_buf_add(out, s, (size_t)(pct - s));
+		if (pct[1] == '%') {
+			cr_buf_addc(out, '%');
+			s = pct + 2;
+			continue;
+		}
+		const char *close = pct[1] == '(' ? strchr(pct + 2, ')') : NULL;
+		if (!close || close == pct + 2 || close[1] != 's') {
+			cr_error("%s: [%s] %s: a %% must be followed by %% or (name)s: %s", ini->path,
+				 where, key, pct);
+			return -1;
+		}
+		char *name = xstrndup(pct + 2, (size_t)(close - pct - 2));
+		for (char *k = name; *k; k++)
+			if (*k >= 'A' && *k <= 'Z')
+				*k = (char)(*k - 'A' + 'a');
+		const char *v = ini_lookup(ini, section, name);
+		int rc = 0;
+		if (!v)
+			cr_error("%s: [%s] %s refers to %%(%s)s, which is not set", ini->path, where,
+				 key, name);
+		else if (strchr(v, '%'))
+			rc = ini_interpolate(ini, section, key, v, depth + 1, out);
+		else
+			cr_buf_adds(out, v);
+		free(name);
+		if (!v || rc < 0)
+			return -1;
+		s = close + 2;
+	}
+	cr_buf_adds(out, s);
+	return 0;
+}
+
+/* ConfigParser.get(section, key): *out is NULL when the key is not set. */
+static int ini_get(const struct ini *ini, int section, const char *key, char **out)
+{
+	*out = NULL;
+	const char *raw = ini_lookup(ini, section, key);
+	if (!raw)
+		return 0;
+	struct cr_buf b = { 0 };
+	if (ini_interpolate(ini, section, key, raw, 1, &b) < 0) {
+		cr_buf_free(&b);
+		return -1;
+	}
+	*out = cr_buf_detach(&b, NULL);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The project: Alembic's ScriptDirectory.from_config, as far as locating the scripts. */
+
+/* "package:path" (relative and with a colon) is an importlib resource to Alembic. */
+static bool is_package_resource(const char *loc)
+{
+	return loc[0] != '/' && strchr(loc, ':') != NULL;
+}
+
+static void set_unsupported(struct cr_alembic_project *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void set_unsupported(struct cr_alembic_project *p, const char *fmt, ...)
+{
+	if (p->unsupported)
+		return;
+	struct cr_buf b = { 0 };
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	cr_buf_reserve(&b, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	p->unsupported = b.data;
+}
+
+/* Separator names of path_separator (Alembic >= 1.16) / version_path_separator. */
+static int separator_of(const char *name, char *sep)
+{
+	static const struct {
+		const char *name;
+		char sep;
+	} names[] = { { "space", ' ' }, { "newline", '\n' }, { "os", ':' }, { ":", ':' },
+		      { ";", ';' } };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i].name) == 0) {
+			*sep = names[i].sep;
+			return 0;
+		}
+	return -1;
+}
+
+static void add_version_location(struct cr_alembic_project *p, const char *ini_path,
+				 const char *dir, const char *loc, size_t len)
+{
+	char *s = xstrndup(loc, len);
+	if (is_package_resource(s)) {
+		set_unsupported(p, "%s: version location %s names a package resource, which "
+				   "chartreuse does not resolve", ini_path, s);
+	} else {
+		char *abs = abspath_in(dir, s);
+		cr_strlist_add(&p->version_locations, abs);
+		free(abs);
+	}
+	free(s);
+}
+
+/* The legacy split, re.split(r", *|(?: +)"): a comma and the spaces after it, or a run of
+ * spaces; empty parts stay (Alembic then lists the current directory, as abspath("")). */
+static void split_legacy(struct cr_alembic_project *p, const char *ini_path, const char *dir,
+			 const char *s)
+{
+	const char *start = s;
+	while (*s) {
+		if (*s != ',' && *s != ' ') {
+			s++;
+			continue;
+		}
+		add_version_location(p, ini_path, dir, start, (size_t)(s - start));
+		s += *s == ',';
+		while (*s == ' ')
+			s++;
+		start = s;
+	}
+	add_version_location(p, ini_path, dir, start, (size_t)(s - start));
+}
+
+/* [x.strip() for x in s.split(sep) if x] */
+static void split_on(struct cr_alembic_project *p, const char *ini_path, const char *dir,
+		     const char *s, char sep)
+{
+	for (;;) {
+		const char *e = strchr(s, sep);
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		if (n) {
+			size_t lead = indent_of(s, n);
+			add_version_location(p, ini_path, dir, s + lead, rstrip_len(s + lead, n - lead));
+		}
+		if (!e)
+			return;
+		s = e + 1;
+	}
+}
+
+static int read_separator(const struct ini *ini, int sec, char *sep, bool *legacy)
+{
+	static const char *const keys[] = { "path_separator", "version_path_separator" };
+	*legacy = true;
+	for (size_t i = 0; i < 2; i++) {
+		char *name;
+		if (ini_get(ini, sec, keys[i], &name) < 0)
+			return -1;
+		if (!name)
+			continue;
+		int rc = separator_of(name, sep);
+		if (rc < 0)
+			cr_error("%s: [%s] %s: '%s' is not one of space, newline, os, ':', ';'",
+				 ini->path, ini->sections[sec].name, keys[i], name);
+		free(name);
+		*legacy = false;
+		return rc;
+	}
+	return 0;
+}
+
+static int read_version_locations(const struct ini *ini, int sec, const char *dir,
+				  struct cr_alembic_project *p)
+{
+	char *locs;
+	if (ini_get(ini, sec, "version_locations", &locs) < 0)
+		return -1;
+	if (!locs || !*locs) {
+		free(locs);
+		char *versions = xasprintf("%s/versions", p->script_location);
+		cr_strlist_add(&p->version_locations, versions);
+		free(versions);
+		return 0;
+	}
+	char sep;
+	bool legacy;
+	int rc = read_separator(ini, sec, &sep, &legacy);
+	if (rc == 0 && legacy)
+		split_legacy(p, ini->path, dir, locs);
+	else if (rc == 0)
+		split_on(p, ini->path, dir, locs, sep);
+	free(locs);
+	return rc;
+}
+
+static int read_script_location(const struct ini *ini, int sec, const char *dir,
+				struct cr_alembic_project *p)
+{
+	char *loc;
+	if (ini_get(ini, sec, "script_location", &loc) < 0)
+		return -1;
+	if (!loc) {
+		cr_error("%s: [%s] has no script_location", ini->path, p->section);
+		return -1;
+	}
+	int rc = 0;
+	if (is_package_resource(loc)) {
+		p->script_location = xstrdup(loc);
+		set_unsupported(p, "%s: script_location %s names a package resource, which "
+				   "chartreuse does not resolve", ini->path, loc);
+	} else {
+		p->script_location = abspath_in(dir, loc);
+		if (!*loc || access(p->script_location, F_OK) != 0) {
+			cr_error("%s: [%s] script_location %s does not exist", ini->path,
+				 p->section, p->script_location);
+			rc = -1;
+		}
+	}
+	free(loc);
+	return rc;
+}
+
+/* Alembic compares these flags with the exact string "true". */
+static int read_flag(const struct ini *ini, int sec, const char *key, bool *out)
+{
+	char *v;
+	if (ini_get(ini, sec, key, &v) < 0)
+		return -1;
+	*out = v && strcmp(v, "true") == 0;
+	free(v);
+	return 0;
+}
+
+/* version_table(_schema) are not Alembic options (env.py passes them to
+ * context.configure); chartreuse reads them from the section, the usual place where env.py
+ * takes them from. */
+static int read_version_table(const struct ini *ini, int sec, struct cr_alembic_project *p)
+{
+	if (ini_get(ini, sec, "version_table", &p->version_table) < 0 ||
+	    ini_get(ini, sec, "version_table_schema", &p->version_table_schema) < 0)
+		return -1;
+	if (!p->version_table || !*p->version_table) {
+		free(p->version_table);
+		p->version_table = xstrdup("alembic_version");
+	}
+	if (p->version_table_schema && !*p->version_table_schema) {
+		free(p->version_table_schema);
+		p->version_table_schema = NULL;
+	}
+	return 0;
+}
+
+static int read_project(const struct ini *ini, const char *dir, struct cr_alembic_project *p)
+{
+	int sec = ini_find_section(ini, p->section);
+	if (sec < 0) {
+		cr_error("%s has no [%s] section", ini->path, p->section);
+		return -1;
+	}
+	bool sourceless;
+	if (read_version_table(ini, sec, p) < 0 ||
+	    read_flag(ini, sec, "recursive_version_locations", &p->recursive_version_locations) < 0 ||
+	    read_flag(ini, sec, "sourceless", &sourceless) < 0 ||
+	    read_script_location(ini, sec, dir, p) < 0)
+		return -1;
+	if (sourceless)
+		set_unsupported(p, "%s: sourceless = true (revisions may exist only as .pyc files)",
+				ini->path);
+	if (p->unsupported)
+		return 0;
+	return read_version_locations(ini, sec, dir, p);
+}
+
+int cr_alembic_load(const char *directory, const char *config_file, const char *section,
+		    struct cr_alembic_project *out)
+{
+	memset(out, 0, sizeof(*out));
+	char *dir = absolute_dir(directory);
+	if (!dir)
+		return -1;
+	out->ini_path = abspath_in(dir, config_file ? config_file : "alembic.ini");
+	out->section = xstrdup(section ? section : "alembic");
+	struct ini ini;
+	int rc = ini_load(&ini, out->ini_path);
+	if (rc == 0)
+		rc = read_project(&ini, dir, out);
+	ini_free(&ini);
+	free(dir);
+	if (rc < 0)
+		cr_alembic_free(out);
+	return rc;
+}
+
+void cr_alembic_free(struct cr_alembic_project *p)
+{
+	free(p->ini_path);
+	free(p->section);
+	free(p->script_location);
+	cr_strlist_free(&p->version_locations);
+	free(p->version_table);
+	free(p->version_table_schema);
+	free(p->unsupported);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The ini copy handed to Alembic. */
+
+/* A value ConfigParser gives back unchanged once "%" is doubled: one line, no blanks at
+ * either end (it strips them). */
+static bool ini_writable(const char *s)
+{
+	size_t n = strlen(s);
+	return !strpbrk(s, "\n\r") && (n == 0 || (!is_space(s[0]) && !is_space(s[n - 1])));
+}
+
+static void add_escaped(struct cr_buf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '%')
+			cr_buf_addc(out, '%');
+		cr_buf_addc(out, *s);
+	}
+}
+
+static void add_line(struct cr_buf *out, const struct ini_line *l)
+{
+	cr_buf_add(out, l->s, l->len);
+	cr_buf_addc(out, '\n');
+}
+
+/* "<indent>sqlalchemy.url = <url>", indented like `like` so that the lines around it keep
+ * their meaning: a line is a continuation only when indented deeper than the option
+ * before it, and the line that follows ours was not one. */
+static void add_url_line(struct cr_buf *out, const struct ini_line *like, const char *url)
+{
+	if (like)
+		cr_buf_add(out, like->s, indent_of(like->s, like->len));
+	cr_buf_adds(out, "sqlalchemy.url = ");
+	add_escaped(out, url);
+	cr_buf_addc(out, '\n');
+}
+
+static void build_ini_copy(const struct ini *ini, int sec, const char *url, struct cr_buf *out)
+{
+	const struct ini_opt *old = ini_own_opt(ini, sec, "sqlalchemy.url");
+	size_t end = ini->sections[sec].end;
+	for (size_t i = 0; i < ini->n_lines; i++) {
+		if (old && i == old->first) {
+			add_url_line(out, &ini->lines[i], url);
+			i = old->last;
+			continue;
+		}
+		if (!old && i == end)
+			add_url_line(out, &ini->lines[i], url);
+		add_line(out, &ini->lines[i]);
+	}
+	if (!old && end == ini->n_lines)
+		add_url_line(out, NULL, url);
+	/* At the end, where no following line can be taken for its continuation. */
+	if (!ini_own_opt(ini, INI_DEFAULT, "here")) {
+		cr_buf_adds(out, "\n[DEFAULT]\nhere = ");
+		add_escaped(out, ini->here);
+		cr_buf_addc(out, '\n');
+	}
+}
+
+static int write_new_file(const char *path, const struct cr_buf *b)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cr_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = fchmod(fd, 0600) == 0 && cr_write_all(fd, b->data, b->len) == 0 ? 0 : -1;
+	if (close(fd) != 0)
+		rc = -1;
+	if (rc < 0) {
+		cr_error("cannot write %s: %s", path, strerror(errno));
+		unlink(path);
+	}
+	return rc;
+}
+
+int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, const char *path)
+{
+	struct ini ini;
+	if (ini_load(&ini, p->ini_path) < 0) {
+		ini_free(&ini);
+		return -1;
+	}
+	int sec = ini_find_section(&ini, p->section);
+	int rc = -1;
+	if (sec < 0)
+		cr_error("%s has no [%s] section", ini.path, p->section);
+	else if (!ini_writable(url))
+		cr_error("%s: the database URL has a line break or blanks at an end, which an "
+			 "ini value cannot hold", ini.path);
+	else if (!ini_writable(ini.here))
+		cr_error("%s: the directory name has a line break or blanks at an end, which an "
+			 "ini value cannot hold", ini.path);
+	else
+		rc = 0;
+	if (rc == 0) {
+		struct cr_buf out = { 0 };
+		build_ini_copy(&ini, sec, url, &out);
+		rc = write_new_file(path, &out);
+		explicit_bzero(out.data, out.len); /* it holds the password */
+		cr_buf_free(&out);
+	}
+	ini_free(&ini);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* A tokenizer for the part of Python that revision scripts use at module level. It cuts
+ * the file into logical lines (brackets and backslashes join physical lines; comments and
+ * blank lines vanish) and knows strings well enough that a docstring or a string holding
+ * `revision = "x"` is one token. */
+
+enum tok_kind { TK_NAME, TK_STRING, TK_NUMBER, TK_OP };
+
+struct token {
+	enum tok_kind kind;
+	const char *s;
+	size_t len;
+	size_t line;
+	int depth;	  /* bracket depth before the token */
+	const char *body; /* TK_STRING: between the quotes */
+	size_t body_len;
+	bool plain;	  /* TK_STRING: a str whose value is its body as written */
+};
+
+struct lexer {
+	const char *p, *end, *line_start;
+	size_t line;
+	int depth;
+};
+
+struct logical_line {
+	struct token *t;
+	size_t n, cap;
+	bool indented; /* inside a block: not a module-level statement */
+};
+
+static size_t newline_len(const char *p, const char *end)
+{
+	if (p >= end)
+		return 0;
+	if (*p == '\n')
+		return 1;
+	if (*p == '\r')
+		return p + 1 < end && p[1] == '\n' ? 2 : 1;
+	return 0;
+}
+
+static void lex_newline(struct lexer *lx)
+{
+	lx->p += newline_len(lx->p, lx->end);
+	lx->line++;
+	lx->line_start = lx->p;
+}
+
+static bool is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || (unsigned char)c >= 0x80;
+}
+
+/* A string prefix (up to two of r, b, u, f, t, any case) directly followed by a quote:
+ * returns the prefix length, or -1. */
+static int string_prefix(const char *p, const char *end)
+{
+	for (int k = 0; k <= 2 && p + k < end; k++) {
+		if (p[k] == '"' || p[k] == '\'')
+			return k;
+		if (!p[k] || !strchr("rRbBuUfFtT", p[k]))
+			return -1;
+	}
+	return -1;
+}
+
+/* Only "", r and u prefixes make a str whose value is what is written (bytes, f- and
+ * t-strings are not a revision id). */
+static bool plain_prefix(const char *p, int n, bool *raw)
+{
+	*raw = false;
+	if (n == 0)
+		return true;
+	if (n == 1 && strchr("rRuU", p[0])) {
+		*raw = p[0] == 'r' || p[0] == 'R';
+		return true;
+	}
+	return false;
+}
+
+static int lex_string(struct lexer *lx, struct token *t, int prefix, const char **err)
+{
+	bool raw;
+	bool plain = plain_prefix(lx->p, prefix, &raw), escapes = false;
+	const char *p = lx->p + prefix, *end = lx->end;
+	char q = *p;
+	size_t ql = p + 2 < end && p[1] == q && p[2] == q ? 3 : 1;
+	p += ql;
+	t->body = p;
+	for (;;) {
+		if (p >= end) {
+			*err = "a string is not terminated";
+			return -1;
+		}
+		if (*p == '\\') {
+			escapes = true;
+			size_t nl = newline_len(p + 1, end);
+			lx->line += nl != 0;
+			p += 1 + (nl ? nl : (p + 1 < end));
+			continue;
+		}
+		if (*p == q && (ql == 1 || (p + 2 < end && p[1] == q && p[2] == q)))
+			break;
+		size_t nl = newline_len(p, end);
+		if (nl && ql == 1) {
+			*err = "a string is not terminated";
+			return -1;
+		}
+		lx->line += nl != 0;
+		p += nl ? nl : 1;
+	}
+	t->kind = TK_STRING;
+	t->body_len = (size_t)(p - t->body);
+	t->plain = plain && (raw || !escapes);
+	lx->p = p + ql;
+	return 0;
+}
+
+static size_t op_len(const char *p, const char *end)
+{
+	static const char *const ops[] = { "**=", "//=", ">>=", "<<=", "...", "==", "!=", "<=",
+					   ">=", ":=", "+=", "-=", "*=", "/=", "%=", "@=",
+					   "&=", "|=", "^=", "->", "**", "//", "<<", ">>" };
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		size_t n = strlen(ops[i]);
+		if ((size_t)(end - p) >= n && memcmp(p, ops[i], n) == 0)
+			return n;
+	}
+	return 1;
+}
+
+static int lex_token(struct lexer *lx, struct token *t, const char **err)
+{
+	const char *p = lx->p;
+	char c = *p;
+	int prefix = string_prefix(p, lx->end);
+	if (prefix >= 0)
+		return lex_string(lx, t, prefix, err);
+	if (c >= '0' && c <= '9') {
+		t->kind = TK_NUMBER;
+		while (lx->p < lx->end && (is_name_char(*lx->p) || *lx->p == '.'))
+			lx->p++;
+	} else if (is_name_char(c)) {
+		t->kind = TK_NAME;
+		while (lx->p < lx->end && is_name_char(*lx->p))
+			lx->p++;
+	} else {
+		t->kind = TK_OP;
+		lx->p += op_len(p, lx->end);
+		if (strchr("([{", c))
+			lx->depth++;
+		else if (strchr(")]}", c) && lx->depth > 0)
+			lx->depth--;
+	}
+	return 0;
+}
+
+/* The next logical line: 1, 0 at the end of the file, -1 on a tokenizing error. */
+static int lex_line(struct lexer *lx, struct logical_line *ll, const char **err)
+{
+	ll->n = 0;
+	while (lx->p < lx->end) {
+		char c = *lx->p;
+		if (c == ' ' || c == '\t' || c == '\f') {
+			lx->p++;
+		} else if (c == '#') {
+			while (lx->p < lx->end && !newline_len(lx->p, lx->end))
+				lx->p++;
+		} else if (c == '\\' && newline_len(lx->p + 1, lx->end)) {
+			lx->p++;
+			lex_newline(lx);
+		} else if (newline_len(lx->p, lx->end)) {
+			lex_newline(lx);
+			if (ll->n && lx->depth == 0)
+				return 1;
+		} else {
+			struct token t = { .s = lx->p, .line = lx->line, .depth = lx->depth };
+			if (ll->n == 0)
+				ll->indented = lx->p > lx->line_start;
+			if (lex_token(lx, &t, err) < 0)
+				return -1;
+			t.len = (size_t)(lx->p - t.s);
+			XGROW(ll->t, ll->n + 1, ll->cap);
+			ll->t[ll->n++] = t;
+		}
+	}
+	return ll->n > 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* A revision script: the module-level assignments of its four variables, or the reason
+ * they can't be known without running Python. */
+
+enum { V_REVISION, V_DOWN, V_LABELS, V_DEPENDS, N_VARS };
+static const char *const var_names[N_VARS] = { "revision", "down_revision", "branch_labels",
+					       "depends_on" };
+
+/* Names through which module-level code can set a module variable indirectly. */
+static const char *const indirect_names[] = { "globals", "locals", "vars", "setattr", "exec",
+					      "eval", "__dict__", "modules", "__getattr__" };
+
+struct script_vars {
+	const char *path;
+	bool set[N_VARS];
+	bool is_none[N_VARS];
+	bool is_list[N_VARS];
+	struct cr_strlist val[N_VARS];
+	bool in_definition; /* the indented lines belong to a def or a class */
+	char *why;
+};
+
+static bool tok_is(const struct token *t, enum tok_kind kind, const char *s)
+{
+	return t->kind == kind && t->len == strlen(s) && memcmp(t->s, s, t->len) == 0;
+}
+
+static bool is_op(const struct token *t, const char *s)
+{
+	return tok_is(t, TK_OP, s);
+}
+
+static int var_index(const struct token *t)
+{
+	for (int v = 0; v < N_VARS; v++)
+		if (tok_is(t, TK_NAME, var_names[v]))
+			return v;
+	return -1;
+}
+
+static void uncertain(struct script_vars *sv, size_t line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void uncertain(struct script_vars *sv, size_t line, const char *fmt, ...)
+{
+	if (sv->why)
+		return;
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sv->why = line ? xasprintf("%s:%zu: %s", sv->path, line, msg)
+		       : xasprintf("%s: %s", sv->path, msg);
+}
+
+/* Module-level code that mentions one of the four names, or a way to set them indirectly,
+ * other than in the one form read below: what it does can't be known. */
+static void check_mentions(struct script_vars *sv, const struct token *t, size_t s, size_t e)
+{
+	for (size_t i = s; i < e && !sv->why; i++) {
+		if (is_op(&t[i], "*") && i > s && tok_is(&t[i - 1], TK_NAME, "import"))
+			uncertain(sv, t[i].line, "a star import may define the revision variables");
+		if (t[i].kind != TK_NAME)
+			continue;
+		for (size_t k = 0; k < sizeof(indirect_names) / sizeof(indirect_names[0]); k++)
+			if (tok_is(&t[i], TK_NAME, indirect_names[k]))
+				uncertain(sv, t[i].line, "%s can change module variables",
+					  indirect_names[k]);
+		int v = var_index(&t[i]);
+		bool attribute = i > s && is_op(&t[i - 1], ".");
+		bool keyword_arg = t[i].depth > 0 && i + 1 < e && is_op(&t[i + 1], "=");
+		if (v >= 0 && !attribute && !keyword_arg)
+			uncertain(sv, t[i].line, "%s is set or used in a way chartreuse does not "
+						 "evaluate", var_names[v]);
+	}
+}
+
+/* STRING (',' STRING)* [','], or nothing: the items of a tuple or list of strings. */
+static bool parse_items(const struct token *t, size_t s, size_t e, struct cr_strlist *out,
+			bool *comma)
+{
+	*comma = false;
+	bool want_item = true;
+	for (size_t i = s; i < e; i++) {
+		if (want_item && t[i].kind == TK_STRING && t[i].plain && t[i].body_len) {
+			char *v = xstrndup(t[i].body, t[i].body_len);
+			cr_strlist_add(out, v);
+			free(v);
+		} else if (!want_item && is_op(&t[i], ",")) {
+			*comma = true;
+		} else {
+			return false;
+		}
+		want_item = !want_item;
+	}
+	return true;
+}
+
+/* A value Alembic can be given: None, a string, a tuple or list of strings (bracketed or
+ * not). Anything else (names, calls, f-strings, concatenation, empty ids) is refused. */
+static bool parse_value(const struct token *t, size_t s, size_t e, struct script_vars *sv, int v)
+{
+	if (e - s == 1 && tok_is(&t[s], TK_NAME, "None")) {
+		sv->is_none[v] = true;
+		return true;
+	}
+	bool comma;
+	bool bracketed = e - s >= 2 && ((is_op(&t[s], "(") && is_op(&t[e - 1], ")")) ||
+					(is_op(&t[s], "[") && is_op(&t[e - 1], "]")));
+	if (bracketed) {
+		sv->is_list[v] = true;
+		return parse_items(t, s + 1, e - 1, &sv->val[v], &comma);
+	}
+	if (!parse_items(t, s, e, &sv->val[v], &comma) || sv->val[v].n == 0)
+		return false;
+	sv->is_list[v] = comma;
+	return true;
+}
+
+/* `name = value` or `name: annotation = value`, name being one of the four. */
+static void read_assignment(struct script_vars *sv, const struct token *t, size_t s, size_t e,
+			    int v)
+{
+	size_t eq = s + 1;
+	if (eq < e && is_op(&t[eq], ":"))
+		while (eq < e && !(is_op(&t[eq], "=") && t[eq].depth == 0))
+			eq++;
+	if (eq >= e || !is_op(&t[eq], "=")) {
+		uncertain(sv, t[s].line, "%s is set or used in a way chartreuse does not evaluate",
+			  var_names[v]);
+		return;
+	}
+	if (sv->set[v]) {
+		uncertain(sv, t[s].line, "%s is assigned twice", var_names[v]);
+		return;
+	}
+	sv->set[v] = true;
+	if (!parse_value(t, eq + 1, e, sv, v))
+		uncertain(sv, t[s].line, "%s is not a string, None or a tuple/list of strings",
+			  var_names[v]);
+}
+
+static void read_statement(struct script_vars *sv, const struct token *t, size_t s, size_t e)
+{
+	if (s == e)
+		return;
+	int v = var_index(&t[s]);
+	if (v >= 0)
+		read_assignment(sv, t, s, e, v);
+	else
+		check_mentions(sv, t, s, e);
+}
+
+static bool starts_definition(const struct token *t, size_t n)
+{
+	return tok_is(&t[0], TK_NAME, "def") || tok_is(&t[0], TK_NAME, "class") ||
+	       is_op(&t[0], "@") ||
+	       (n > 1 && tok_is(&t[0], TK_NAME, "async") && tok_is(&t[1], TK_NAME, "def"));
+}
+
+static bool starts_compound(const struct token *t, size_t n)
+{
+	static const char *const keywords[] = { "if",	  "elif",   "else", "for",  "while",
+						"try",	  "except", "finally", "with", "async" };
+	for (size_t k = 0; k < sizeof(keywords) / sizeof(keywords[0]); k++)
+		if (tok_is(&t[0], TK_NAME, keywords[k]))
+			return true;
+	return is_op(&t[n - 1], ":"); /* match/case and other block headers */
+}
+
+static void read_line(struct script_vars *sv, const struct logical_line *ll)
+{
+	const struct token *t = ll->t;
+	if (ll->indented) {
+		/* inside a function or class body nothing runs at import; inside if/for/try
+		 * at module level it does */
+		if (!sv->in_definition)
+			check_mentions(sv, t, 0, ll->n);
+		return;
+	}
+	sv->in_definition = starts_definition(t, ll->n);
+	if (sv->in_definition) {
+		if (ll->n > 1 && tok_is(&t[1], TK_NAME, "__getattr__"))
+			uncertain(sv, t[0].line, "a module __getattr__ can provide the variables");
+		return;
+	}
+	if (starts_compound(t, ll->n)) {
+		check_mentions(sv, t, 0, ll->n);
+		return;
+	}
+	size_t s = 0;
+	for (size_t i = 0; i <= ll->n; i++)
+		if (i == ll->n || (is_op(&t[i], ";") && t[i].depth == 0)) {
+			read_statement(sv, t, s, i);
+			s = i + 1;
+		}
+}
+
+static void script_vars_free(struct script_vars *sv)
+{
+	for (int v = 0; v < N_VARS; v++)
+		cr_strlist_free(&sv->val[v]);
+	free(sv->why);
+}
+
+/* Alembic's legacy rule: a script without `revision` named "<hex>.py" has that id. */
+static char *legacy_revision(const char *path)
+{
+	const char *name = strrchr(path, '/') + 1;
+	size_t n = strspn(name, "0123456789abcdef");
+	return n && strcmp(name + n, ".py") == 0 ? xstrndup(name, n) : NULL;
+}
+
+static void move_list(struct cr_strlist *to, struct cr_strlist *from)
+{
+	*to = *from;
+	memset(from, 0, sizeof(*from));
+}
+
+/* The variables as Alembic's Script/Revision take them, or why they can't be. */
+static int make_revision(struct script_vars *sv, struct cr_revision *rev, char **why)
+{
+	char *id = NULL;
+	if (!sv->set[V_REVISION] && !(id = legacy_revision(sv->path)))
+		uncertain(sv, 0, "no module-level revision = \"...\" (Alembic cannot load it)");
+	else if (!sv->set[V_DOWN])
+		uncertain(sv, 0, "no module-level down_revision (Alembic cannot load it)");
+	else if (!id && (sv->is_none[V_REVISION] || sv->is_list[V_REVISION]))
+		uncertain(sv, 0, "revision is not a string");
+	if (!id && !sv->why)
+		id = xstrdup(sv->val[V_REVISION].items[0]);
+	if (!sv->why && strpbrk(id, "@-+"))
+		uncertain(sv, 0, "revision %s has a character Alembic refuses (@, -, +)", id);
+	if (sv->why) {
+		free(id);
+		*why = sv->why;
+		sv->why = NULL;
+		return 1;
+	}
+	rev->id = id;
+	rev->path = xstrdup(sv->path);
+	move_list(&rev->down, &sv->val[V_DOWN]);
+	move_list(&rev->depends_on, &sv->val[V_DEPENDS]);
+	move_list(&rev->branch_labels, &sv->val[V_LABELS]);
+	return 0;
+}
+
+static int read_script(const char *path, struct cr_revision *rev, char **why)
+{
+	struct cr_buf text = { 0 };
+	if (cr_read_file(path, &text) < 0) {
+		cr_buf_free(&text);
+		return -1;
+	}
+	struct script_vars sv = { .path = path };
+	struct lexer lx = { text.data, text.data + text.len, text.data, 1, 0 };
+	if (text.len >= 3 && memcmp(text.data, "\xef\xbb\xbf", 3) == 0)
+		lx.p = lx.line_start = text.data + 3; /* a UTF-8 byte order mark */
+	struct logical_line ll = { 0 };
+	const char *err = NULL;
+	while (!sv.why && lex_line(&lx, &ll, &err) > 0)
+		read_line(&sv, &ll);
+	if (err)
+		uncertain(&sv, lx.line, "%s", err);
+	int rc = make_revision(&sv, rev, why);
+	free(ll.t);
+	script_vars_free(&sv);
+	cr_buf_free(&text);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Finding the scripts: every *.py in the version locations (and below them when
+ * recursive), except names starting with ".#" or "__init__" (Alembic's own filter) and
+ * __pycache__ directories; a file reached twice (symlinks, overlapping locations) counts
+ * once, as in Alembic. */
+
+static bool is_script_name(const char *name)
+{
+	return ends_with(name, ".py") && strncmp(name, ".#", 2) != 0 &&
+	       strncmp(name, "__init__", 8) != 0;
+}
+
+static int list_dir(const char *dir, bool recursive, struct cr_strlist *out, char **why)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0; /* Alembic skips a version location that does not exist */
+		*why = xasprintf("cannot list %s: %s", dir, strerror(errno));
+		return 1;
+	}
+	int rc = 0;
+	for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char *path = xasprintf("%s/%s", dir, e->d_name);
+		struct stat st;
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (recursive && !ends_with(e->d_name, "__pycache__"))
+				rc = list_dir(path, true, out, why);
+		} else if (is_script_name(e->d_name) && stat(path, &st) == 0 &&
+			   S_ISREG(st.st_mode)) {
+			char *real = realpath(path, NULL);
+			if (real)
+				cr_strlist_add(out, real);
+			free(real);
+		}
+		free(path);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_scripts(const struct cr_alembic_project *p, struct cr_strlist *files,
+			char **why)
+{
+	for (size_t i = 0; i < p->version_locations.n; i++) {
+		int rc = list_dir(p->version_locations.items[i], p->recursive_version_locations,
+				  files, why);
+		if (rc)
+			return rc;
+	}
+	if (files->n)
+		qsort(files->items, files->n, sizeof(*files->items), cmp_str);
+	size_t kept = 0;
+	for (size_t i = 0; i < files->n; i++) {
+		if (kept && strcmp(files->items[kept - 1], files->items[i]) == 0)
+			free(files->items[i]);
+		else
+			files->items[kept++] = files->items[i];
+	}
+	files->n = kept;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The graph. Revisions are found by id (and depends_on targets also by branch label)
+ * through open-addressing tables; parents are down_revision then depends_on. */
+
+struct strtab {
+	const char **keys; /* borrowed from the revisions */
+	size_t *vals;
+	size_t cap;	   /* a power of two, at least twice the entries */
+};
+
+struct cr_revgraph_links {
+	struct strtab ids;
+	size_t *first;	/* parents of revision i: parent[first[i]] .. parent[first[i + 1] - 1] */
+	size_t *parent;
+	size_t *order;	/* every revision, parents before children, ties by id */
+};
+
+static void strtab_init(struct strtab *t, size_t entries)
+{
+	t->cap = 16;
+	while (t->cap < 2 * entries + 1)
+		t->cap *= 2;
+	t->keys = xcalloc(t->cap, sizeof(*t->keys));
+	t->vals = xcalloc(t->cap, sizeof(*t->vals));
+}
+
+static void strtab_free(struct strtab *t)
+{
+	free(t->keys);
+	free(t->vals);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Adds key -> val unless key is there; returns the value the key now has. */
+static size_t strtab_put(struct strtab *t, const char *key, size_t val)
+{
+	size_t i = cr_fnv1a(key, strlen(key)) & (t->cap - 1);
+	for (; t->keys[i]; i = (i + 1) & (t->cap - 1))
+		if (strcmp(t->keys[i], key) == 0)
+			return t->vals[i];
+	t->keys[i] = key;
+	t->vals[i] = val;
+	return val;
+}
+
+static size_t strtab_get(const struct strtab *t, const char *key)
+{
+	if (!t->cap)
+		return SIZE_MAX;
+	size_t i = cr_fnv1a(key, strlen(key)) & (t->cap - 1);
+	for (; t->keys[i]; i = (i + 1) & (t->cap - 1))
+		if (strcmp(t->keys[i], key) == 0)
+			return t->vals[i];
+	return SIZE_MAX;
+}
+
+static int index_ids(struct cr_revgraph *g)
+{
+	struct strtab *ids = &g->links->ids;
+	strtab_init(ids, g->n);
+	for (size_t i = 0; i < g->n; i++) {
+		size_t j = strtab_put(ids, g->revs[i].id, i);
+		if (j != i) {
+			cr_error("revision %s is defined twice: in %s and in %s", g->revs[i].id,
+				 g->revs[j].path, g->revs[i].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Alembic refuses a label used twice or equal to a revision id. */
+static int index_labels(const struct cr_revgraph *g, struct strtab *labels)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < g->n; i++)
+		n += g->revs[i].branch_labels.n;
+	strtab_init(labels, n);
+	for (size_t i = 0; i < g->n; i++) {
+		const struct cr_revision *r = &g->revs[i];
+		for (size_t k = 0; k < r->branch_labels.n; k++) {
+			const char *label = r->branch_labels.items[k];
+			size_t j = strtab_get(&g->links->ids, label);
+			if (j == SIZE_MAX && (j = strtab_put(labels, label, i)) == i)
+				continue;
+			cr_error("%s: branch label %s is already used by revision %s (%s)", r->path,
+				 label, g->revs[j].id, g->revs[j].path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* down_revision must name a revision exactly (a branch label there is legal in Alembic
+ * but unusual: left to Alembic). */
+static int resolve_down(const struct cr_revgraph *g, const struct strtab *labels, size_t i,
+			const char *down, size_t *out, char **why)
+{
+	const struct cr_revision *r = &g->revs[i];
+	*out = strtab_get(&g->links->ids, down);
+	if (*out == i) {
+		cr_error("%s: revision %s names itself as down_revision", r->path, r->id);
+		return -1;
+	}
+	if (*out != SIZE_MAX)
+		return 0;
+	if (strtab_get(labels, down) != SIZE_MAX) {
+		*why = xasprintf("%s: down_revision %s is a branch label", r->path, down);
+		return 1;
+	}
+	cr_error("%s: down_revision %s is not a known revision (a script missing or renamed?)",
+		 r->path, down);
+	return -1;
+}
+
+/* depends_on names a revision or a branch label (the revision carrying it). */
+static int resolve_dependency(const struct cr_revgraph *g, const struct strtab *labels,
+			      size_t i, const char *dep, size_t *out)
+{
+	const struct cr_revision *r = &g->revs[i];
+	*out = strtab_get(&g->links->ids, dep);
+	if (*out == SIZE_MAX)
+		*out = strtab_get(labels, dep);
+	if (*out == i) {
+		cr_error("%s: revision %s depends on itself", r->path, r->id);
+		return -1;
+	}
+	if (*out == SIZE_MAX) {
+		cr_error("%s: depends_on %s is neither a revision nor a branch label", r->path, dep);
+		return -1;
+	}
+	return 0;
+}
+
+static int resolve_parents(struct cr_revgraph *g, const struct strtab *labels, char **why)
+{
+	struct cr_revgraph_links *l = g->links;
+	size_t edges = 0;
+	for (size_t i = 0; i < g->n; i++)
+		edges += g->revs[i].down.n + g->revs[i].depends_on.n;
+	l->first = xcalloc(g->n + 1, sizeof(*l->first));
+	l->parent = xcalloc(edges, sizeof(*l->parent));
+	size_t k = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		const struct cr_revision *r = &g->revs[i];
+		l->first[i] = k;
+		for (size_t d = 0; d < r->down.n; d++) {
+			int rc = resolve_down(g, labels, i, r->down.items[d], &l->parent[k++], why);
+			if (rc)
+				return rc;
+		}
+		for (size_t d = 0; d < r->depends_on.n; d++)
+			if (resolve_dependency(g, labels, i, r->depends_on.items[d], &l->parent[k++]))
+				return -1;
+	}
+	l->first[g->n] = k;
+	return 0;
+}
+
+/* A binary min-heap of revision indices by id: Kahn's algorithm takes the smallest
+ * ready revision first, so the order is the same on every run. */
+struct heap {
+	size_t *a;
+	size_t n;
+	const struct cr_revision *revs;
+};
+
+static bool heap_less(const struct heap *h, size_t x, size_t y)
+{
+	return strcmp(h->revs[h->a[x]].id, h->revs[h->a[y]].id) < 0;
+}
+
+static void heap_swap(struct heap *h, size_t x, size_t y)
+{
+	size_t t = h->a[x];
+	h->a[x] = h->a[y];
+	h->a[y] = t;
+}
+
+static void heap_push(struct heap *h, size_t v)
+{
+	size_t i = h->n++;
+	h->a[i] = v;
+	while (i && heap_less(h, i, (i - 1) / 2)) {
+		heap_swap(h, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static size_t heap_pop(struct heap *h)
+{
+	size_t top = h->a[0];
+	h->a[0] = h->a[--h->n];
+	for (size_t i = 0;;) {
+		size_t m = i, c = 2 * i + 1;
+		if (c < h->n && heap_less(h, c, m))
+			m = c;
+		if (c + 1 < h->n && heap_less(h, c + 1, m))
+			m = c + 1;
+		if (m == i)
+			break;
+		heap_swap(h, i, m);
+		i = m;
+	}
+	return top;
+}
+
+struct children {
+	size_t *first, *child;
+};
+
+static void children_of(const struct cr_revgraph *g, struct children *c)
+{
+	const struct cr_revgraph_links *l = g->links;
+	size_t edges = l->first[g->n];
+	c->first = xcalloc(g->n + 2, sizeof(*c->first));
+	c->child = xcalloc(edges, sizeof(*c->child));
+	for (size_t e = 0; e < edges; e++)
+		c->first[l->parent[e] + 2]++;
+	for (size_t i = 0; i < g->n; i++)
+		c->first[i + 2] += c->first[i + 1];
+	for (size_t i = 0; i < g->n; i++)
+		for (size_t e = l->first[i]; e < l->first[i + 1]; e++)
+			c->child[c->first[l->parent[e] + 1]++] = i;
+}
+
+/* The revisions left out of the order that lie on a cycle (those only downstream of one
+ * are peeled off): at most a few of their files, for the message. */
+static void report_cycle(const struct cr_revgraph *g, const struct children *c,
+			 const bool *ordered)
+{
+	const struct cr_revgraph_links *l = g->links;
+	size_t *out = xcalloc(g->n, sizeof(*out)), *stack = xcalloc(g->n, sizeof(*stack));
+	size_t top = 0;
+	bool *peeled = xcalloc(g->n, sizeof(*peeled));
+	for (size_t i = 0; i < g->n; i++) {
+		for (size_t e = c->first[i]; e < c->first[i + 1]; e++)
+			out[i] += !ordered[c->child[e]];
+		if (!ordered[i] && !out[i])
+			stack[top++] = i;
+	}
+	while (top) {
+		size_t i = stack[--top];
+		peeled[i] = true;
+		for (size_t e = l->first[i]; e < l->first[i + 1]; e++)
+			if (!ordered[l->parent[e]] && --out[l->parent[e]] == 0)
+				stack[top++] = l->parent[e];
+	}
+	struct cr_buf files = { 0 };
+	size_t shown = 0, cyclic = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		if (ordered[i] || peeled[i])
+			continue;
+		if (cyclic++ < 6)
+			cr_buf_printf(&files, "%s%s", shown++ ? ", " : "", g->revs[i].path);
+	}
+	if (cyclic > shown)
+		cr_buf_printf(&files, " and %zu more", cyclic - shown);
+	cr_error("the revisions form a cycle through down_revision/depends_on: %s", files.data);
+	cr_buf_free(&files);
+	free(out);
+	free(stack);
+	free(peeled);
+}
+
+static int order_revisions(struct cr_revgraph *g)
+{
+	struct cr_revgraph_links *l = g->links;
+	struct children c;
+	children_of(g, &c);
+	size_t *waiting = xcalloc(g->n + 1, sizeof(*waiting)); /* parents not yet ordered */
+	bool *ordered = xcalloc(g->n + 1, sizeof(*ordered));
+	struct heap h = { xcalloc(g->n + 1, sizeof(size_t)), 0, g->revs };
+	l->order = xcalloc(g->n + 1, sizeof(*l->order));
+	size_t done = 0;
+	for (size_t i = 0; i < g->n; i++)
+		if ((waiting[i] = l->first[i + 1] - l->first[i]) == 0)
+			heap_push(&h, i);
+	while (h.n) {
+		size_t i = heap_pop(&h);
+		ordered[i] = true;
+		l->order[done++] = i;
+		for (size_t e = c.first[i]; e < c.first[i + 1]; e++)
+			if (--waiting[c.child[e]] == 0)
+				heap_push(&h, c.child[e]);
+	}
+	if (done < g->n)
+		report_cycle(g, &c, ordered);
+	free(h.a);
+	free(waiting);
+	free(ordered);
+	free(c.first);
+	free(c.child);
+	return done < g->n ? -1 : 0;
+}
+
+/* Heads as Alembic counts them: revisions no down_revision names (a revision that is
+ * only depended on is still a head, an "effective head" in `alembic heads`). */
+static void find_heads(struct cr_revgraph *g)
+{
+	bool *revised = xcalloc(g->n + 1, sizeof(*revised));
+	for (size_t i = 0; i < g->n; i++)
+		for (size_t d = 0; d < g->revs[i].down.n; d++)
+			revised[g->links->parent[g->links->first[i] + d]] = true;
+	for (size_t i = 0; i < g->n; i++)
+		if (!revised[i])
+			cr_strlist_add(&g->heads, g->revs[i].id);
+	if (g->heads.n)
+		qsort(g->heads.items, g->heads.n, sizeof(*g->heads.items), cmp_str);
+	free(revised);
+}
+
+static int link_graph(struct cr_revgraph *g, char **why)
+{
+	struct strtab labels = { 0 };
+	g->links = xcalloc(1, sizeof(*g->links));
+	int rc = index_ids(g);
+	if (rc == 0)
+		rc = index_labels(g, &labels);
+	if (rc == 0)
+		rc = resolve_parents(g, &labels, why);
+	if (rc == 0)
+		rc = order_revisions(g);
+	if (rc == 0)
+		find_heads(g);
+	strtab_free(&labels);
+	return rc;
+}
+
+static int read_scripts(const struct cr_strlist *files, struct cr_revgraph *g, char **why)
+{
+	g->revs = xcalloc(files->n + 1, sizeof(*g->revs));
+	for (size_t i = 0; i < files->n; i++) {
+		int rc = read_script(files->items[i], &g->revs[g->n], why);
+		if (rc)
+			return rc;
+		g->n++;
+	}
+	return 0;
+}
+
+int cr_revgraph_load(const struct cr_alembic_project *p, struct cr_revgraph *g, char **why)
+{
+	memset(g, 0, sizeof(*g));
+	*why = NULL;
+	if (p->unsupported) {
+		*why = xstrdup(p->unsupported);
+		return 1;
+	}
+	struct cr_strlist files = { 0 };
+	int rc = list_scripts(p, &files, why);
+	if (rc == 0)
+		rc = read_scripts(&files, g, why);
+	if (rc == 0)
+		rc = link_graph(g, why);
+	cr_strlist_free(&files);
+	if (rc != 0)
+		cr_revgraph_free(g);
+	return rc;
+}
+
+void cr_revgraph_free(struct cr_revgraph *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		struct cr_revision *r = &g->revs[i];
+		free(r->id);
+		free(r->path);
+		cr_strlist_free(&r->down);
+		cr_strlist_free(&r->depends_on);
+		cr_strlist_free(&r->branch_labels);
+	}
+	free(g->revs);
+	cr_strlist_free(&g->heads);
+	if (g->links) {
+		strtab_free(&g->links->ids);
+		free(g->links->first);
+		free(g->links->parent);
+		free(g->links->order);
+		free(g->links);
+	}
+	memset(g, 0, sizeof(*g));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* What is left to apply: the version table holds only the tips Alembic upgraded to, and
+ * everything they stand on (down_revision and depends_on, transitively) is applied. */
+
+int cr_revgraph_missing(const struct cr_revgraph *g, const struct cr_strlist *stored,
+			struct cr_strlist *missing)
+{
+	memset(missing, 0, sizeof(*missing));
+	const struct cr_revgraph_links *l = g->links;
+	bool *applied = xcalloc(g->n + 1, sizeof(*applied));
+	size_t *stack = xcalloc(g->n + 1, sizeof(*stack)), top = 0;
+	int rc = 0;
+	for (size_t s = 0; s < stored->n && rc == 0; s++) {
+		size_t i = l ? strtab_get(&l->ids, stored->items[s]) : SIZE_MAX;
+		if (i == SIZE_MAX) {
+			cr_error("the database is at revision %s, which none of the revision scripts "
+				 "defines (a wrong image, or scripts removed?)", stored->items[s]);
+			rc = -1;
+		} else if (!applied[i]) {
+			applied[i] = true;
+			stack[top++] = i;
+		}
+		while (top) {
+			size_t j = stack[--top];
+			for (size_t e = l->first[j]; e < l->first[j + 1]; e++)
+				if (!applied[l->parent[e]]) {
+					applied[l->parent[e]] = true;
+					stack[top++] = l->parent[e];
+				}
+		}
+	}
+	for (size_t k = 0; k < g->n && rc == 0; k++)
+		if (!applied[l->order[k]])
+			cr_strlist_add(missing, g->revs[l->order[k]].id);
+	free(applied);
+	free(stack);
+	return rc;
+}

@@ -1,0 +1,229 @@
+"""chartreuse's native reading of Alembic projects against the real Alembic (/usr/bin/alembic):
+heads against `alembic heads` on every test project, "missing" against what
+`alembic upgrade heads` really applies (on SQLite, no server needed), and the ini copy
+against Python's configparser and Alembic itself.
+
+The C side is reached through two helper tests of the unit binary (tests/unit/
+test_alembic.c), driven by environment variables, so that src/ needs no debug command."""
+import configparser
+import os
+import sqlite3
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import alembic_projects as ap
+from conftest import UNIT, WRAPPER
+
+ALEMBIC = "/usr/bin/alembic"
+
+
+def unit_helper(test, project, **env):
+    full = dict(os.environ, CR_ALEMBIC_HEADS_DIR=str(project.path), CR_ALEMBIC_INI=project.ini)
+    if project.section:
+        full["CR_ALEMBIC_SECTION"] = project.section
+    full.update(env)
+    proc = subprocess.run(WRAPPER + [UNIT, test], env=full, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def native(project, stored=None):
+    """What chartreuse reads: {"HEAD": [...], "MISSING": [...], "UNCERTAIN": [...],
+    "ERROR": [...]} and its stderr lines."""
+    env = {} if stored is None else {"CR_ALEMBIC_STORED": ",".join(stored)}
+    proc = unit_helper("alembic_print_heads", project, **env)
+    out = {"HEAD": [], "MISSING": [], "UNCERTAIN": [], "ERROR": []}
+    for line in proc.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in out:
+            out[word].append(rest)
+    return out, [l for l in proc.stderr.splitlines() if l.strip()]
+
+
+def alembic(project, *args, ini=None):
+    cmd = [ALEMBIC, "-c", ini or project.ini] + (["-n", project.section] if project.section
+                                                else []) + list(args)
+    return subprocess.run(cmd, cwd=project.path, capture_output=True, text=True, timeout=300)
+
+
+def alembic_heads(project):
+    """Ids from `alembic heads`: one line per head, the id first, then the branch labels
+    in parentheses and "(head)" or "(effective head)"."""
+    proc = alembic(project, "heads")
+    assert proc.returncode == 0, proc.stderr
+    return sorted(line.split()[0] for line in proc.stdout.splitlines() if line.strip())
+
+
+@pytest.fixture(params=sorted(ap.PROJECTS))
+def project(request, tmp_path):
+    return ap.PROJECTS[request.param](tmp_path / request.param)
+
+
+def test_native_heads_match_alembic(project):
+    got, err = native(project)
+    assert got["UNCERTAIN"] == [] and got["ERROR"] == [], err
+    assert got["HEAD"] == alembic_heads(project) == project.heads
+
+
+def test_missing_down_revision_is_one_clear_error(tmp_path):
+    project = ap.missing_down_revision(tmp_path)
+    got, err = native(project)
+    assert got["ERROR"] and not got["HEAD"]
+    assert len(err) == 1 and err[0].startswith("chartreuse: error: "), err
+    assert str(project.files["mis03"]) in err[0] and "mis02" in err[0]
+    assert alembic(project, "heads").returncode != 0  # Alembic refuses it too
+
+
+def test_uncertain_script_falls_back(tmp_path):
+    project = ap.computed(tmp_path)
+    got, err = native(project)
+    assert not got["HEAD"] and not got["ERROR"] and not err
+    assert str(project.files["comp03"]) in got["UNCERTAIN"][0]
+    assert alembic_heads(project) == project.heads  # what the fallback asks
+
+
+@pytest.mark.parametrize("n", [500, pytest.param(2000, marks=pytest.mark.slow)])
+def test_long_history_heads(tmp_path, n):
+    project = ap.big_linear(tmp_path, n)
+    got, err = native(project, stored=[project.revisions[n // 2]])
+    assert got["HEAD"] == alembic_heads(project) == project.heads
+    assert got["MISSING"] == project.revisions[n // 2 + 1:]
+
+
+# --- missing: what `alembic upgrade heads` really runs --------------------------------------
+
+def sqlite_copy(project, tmp_path):
+    """The project's ini copied by chartreuse, pointing at a SQLite database."""
+    db = tmp_path / "db.sqlite"
+    ini = tmp_path / "private" / "alembic.ini"
+    ini.parent.mkdir()
+    proc = unit_helper("alembic_write_ini_from_env", project, CR_ALEMBIC_WRITE_INI=str(ini),
+                       CR_ALEMBIC_URL=f"sqlite:///{db}")
+    assert "ERROR" not in proc.stdout, proc.stderr
+    return ini, db
+
+
+def db_state(db):
+    if not db.exists():
+        return [], set()
+    with sqlite3.connect(db) as c:
+        names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        stored = sorted(r[0] for r in c.execute("SELECT version_num FROM alembic_version")) \
+            if "alembic_version" in names else []
+    return stored, {n[2:] for n in names if n.startswith("t_")}
+
+
+def upgrade(project, ini, target):
+    proc = alembic(project, "upgrade", target, ini=str(ini))
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name,targets", [
+    ("linear", []), ("linear", ["lin0002"]), ("linear", ["heads"]),
+    ("branches", ["a1"]), ("branches", ["b1"]), ("branches", ["a2"]),
+    ("merged", ["a2"]), ("merged", ["a2", "b1"]), ("merged", ["heads"]),
+    ("depends_on", ["a1"]), ("depends_on", ["a2"]), ("depends_on", ["b1"]),
+    ("depends_on", ["heads"]),
+    ("annotated", ["ann02"]), ("multi_location", ["loc03"]), ("named_section", ["sec01"]),
+])
+def test_missing_is_what_alembic_applies(tmp_path, name, targets):
+    project = ap.PROJECTS[name](tmp_path / name)
+    ini, db = sqlite_copy(project, tmp_path)
+    for target in targets:
+        upgrade(project, ini, target)
+    stored, before = db_state(db)
+    got, err = native(project, stored=stored)
+    assert got["ERROR"] == [], err
+    upgrade(project, ini, "heads")
+    stored_after, after = db_state(db)
+    assert set(got["MISSING"]) == after - before
+    again, err = native(project, stored=stored_after)
+    assert again["MISSING"] == [] and again["ERROR"] == [], err
+
+
+def test_upgrade_heads_stores_only_the_tips_with_depends_on(tmp_path):
+    """The reason "stored == heads" is the wrong test: a2 is a head, yet not stored."""
+    project = ap.depends_on(tmp_path / "p")
+    ini, db = sqlite_copy(project, tmp_path)
+    upgrade(project, ini, "heads")
+    assert db_state(db)[0] == ["b2"]
+    assert native(project)[0]["HEAD"] == ["a2", "b2"]
+
+
+def test_unknown_stored_revision_is_an_error(tmp_path):
+    project = ap.linear(tmp_path / "p")
+    got, err = native(project, stored=["feedbeef"])
+    assert got["ERROR"] and not got["MISSING"]
+    assert len(err) == 1 and "feedbeef" in err[0]
+
+
+# --- the ini copy ------------------------------------------------------------------------------
+
+NASTY_INI = """\
+# the project's own comments stay
+[DEFAULT]
+base = %(here)s/migrations
+
+[alembic]
+script_location = %(base)s
+sqlalchemy.url = driver://old:secret@host/db
+    ?continued=1
+prepend_sys_path = .
+version_table = custom_versions
+
+[loggers]
+keys = root
+"""
+
+URLS = [
+    "postgresql://u:p%40ss@db:5432/app?sslmode=require",
+    "postgresql+psycopg2://user:%25%28here%29s%25%25@h/db",
+    "postgresql://u:@:/?#%'\"x y@h/d",
+    "sqlite:///%(here)s/literally.db",
+]
+
+
+def parsed(path, here):
+    c = configparser.ConfigParser(defaults={"here": str(here)})
+    assert c.read(path) == [str(path)]
+    return c
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_ini_copy_reads_back_with_configparser(tmp_path, url):
+    root = tmp_path / "proj"
+    ap.write_env(root)
+    (root / "alembic.ini").write_text(NASTY_INI)
+    project = ap.Project(root, [], [])
+    copy = tmp_path / "private" / "copy.ini"
+    copy.parent.mkdir()
+    proc = unit_helper("alembic_write_ini_from_env", project, CR_ALEMBIC_WRITE_INI=str(copy),
+                       CR_ALEMBIC_URL=url)
+    assert "ERROR" not in proc.stdout, proc.stderr
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    original, copied = parsed(root / "alembic.ini", root), parsed(copy, copy.parent)
+    assert copied.get("alembic", "sqlalchemy.url") == url
+    assert copied.get("alembic", "script_location") == str(root / "migrations")
+    for section in original.sections():
+        mine = dict(original.items(section))
+        mine.pop("sqlalchemy.url", None)
+        theirs = dict(copied.items(section))
+        theirs.pop("sqlalchemy.url", None)
+        assert theirs == mine, section
+    assert "secret" not in copy.read_text()
+
+
+def test_alembic_reads_the_copy_like_the_original(tmp_path):
+    project = ap.named_section(tmp_path / "proj")
+    copy = tmp_path / "private" / "copy.ini"
+    copy.parent.mkdir()
+    unit_helper("alembic_write_ini_from_env", project, CR_ALEMBIC_WRITE_INI=str(copy),
+                CR_ALEMBIC_URL="sqlite://")
+    proc = subprocess.run([ALEMBIC, "-c", str(copy), "-n", "second", "heads"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["sec02", "(head)"]

@@ -1,0 +1,890 @@
+/* alembic: the ini as ConfigParser reads it, revision scripts as Python runs them (or
+ * "uncertain"), the graph and what is missing. Projects are written into temporary
+ * directories. alembic_print_heads and alembic_write_ini_from_env serve
+ * tests/test_alembic_heads.py and do nothing unless their environment variables are set. */
+#include "alembic.h"
+#include "log.h"
+#include "unit.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char *make_tmpdir(void)
+{
+	char tmpl[] = "/tmp/cr-alembic-XXXXXX";
+	if (!mkdtemp(tmpl)) {
+		perror("mkdtemp");
+		abort();
+	}
+	return xstrdup(tmpl);
+}
+
+static void rmtree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		for (struct dirent *e; d && (e = readdir(d));) {
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+				char *sub = xasprintf("%s/%s", path, e->d_name);
+				rmtree(sub);
+				free(sub);
+			}
+		}
+		if (d)
+			closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+static void drop(char *dir)
+{
+	rmtree(dir);
+	free(dir);
+}
+
+/* Writes dir/rel, creating the directories on the way. */
+static void put(const char *dir, const char *rel, const char *text)
+{
+	char *path = xasprintf("%s/%s", dir, rel);
+	for (char *s = strchr(path + strlen(dir) + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		mkdir(path, 0700);
+		*s = '/';
+	}
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+		perror(path);
+		abort();
+	}
+	free(path);
+}
+
+static void put_rev(const char *dir, const char *name, const char *id, const char *down,
+		    const char *more)
+{
+	char *rel = xasprintf("versions/%s", name);
+	char *text = xasprintf("revision = '%s'\ndown_revision = %s\n%s", id, down, more);
+	put(dir, rel, text);
+	free(rel);
+	free(text);
+}
+
+static char *slurp(const char *path)
+{
+	struct cr_buf b = { 0 };
+	if (cr_read_file(path, &b) < 0)
+		return NULL;
+	return cr_buf_detach(&b, NULL);
+}
+
+/* An empty project: alembic.ini with script_location = the directory itself. */
+static char *new_project(void)
+{
+	char *dir = make_tmpdir();
+	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s\n");
+	put(dir, "versions/README", "not a script\n");
+	return dir;
+}
+
+static int load_graph(const char *dir, struct cr_revgraph *g, char **why)
+{
+	struct cr_alembic_project p;
+	if (cr_alembic_load(dir, "alembic.ini", NULL, &p) != 0)
+		return -2;
+	int rc = cr_revgraph_load(&p, g, why);
+	cr_alembic_free(&p);
+	return rc;
+}
+
+/* Loads a project made of one script with this text. */
+static int load_script(const char *text, struct cr_revgraph *g, char **why)
+{
+	char *dir = new_project();
+	put(dir, "versions/one.py", text);
+	cr_log_mute(true);
+	int rc = load_graph(dir, g, why);
+	cr_log_mute(false);
+	drop(dir);
+	return rc;
+}
+
+static const char *joined(const struct cr_strlist *l)
+{
+	static char buf[1024];
+	buf[0] = '\0';
+	for (size_t i = 0; i < l->n; i++) {
+		if (i)
+			strcat(buf, ",");
+		strncat(buf, l->items[i], sizeof(buf) - strlen(buf) - 2);
+	}
+	return buf;
+}
+
+/* Adds a stub revision for every id of the comma-separated list (so that the script under
+ * test links). */
+static void put_stubs(const char *dir, const char *ids)
+{
+	for (const char *s = ids; *s;) {
+		size_t n = strcspn(s, ",");
+		char *id = xstrndup(s, n), *name = xasprintf("stub_%s.py", id);
+		put_rev(dir, name, id, "None", "");
+		free(name);
+		free(id);
+		s += n + (s[n] == ',');
+	}
+}
+
+/* The script must read as the revision `id`: down list, depends_on and labels joined. */
+static void check_script(const char *text, const char *id, const char *down, const char *deps,
+			 const char *labels)
+{
+	char *dir = new_project();
+	put(dir, "versions/one.py", text);
+	put_stubs(dir, down);
+	put_stubs(dir, deps);
+	struct cr_revgraph g;
+	char *why = NULL;
+	int rc = load_graph(dir, &g, &why);
+	const struct cr_revision *r = NULL;
+	for (size_t i = 0; rc == 0 && i < g.n; i++)
+		if (strstr(g.revs[i].path, "/one.py"))
+			r = &g.revs[i];
+	CHECK(rc == 0 && r);
+	if (r) {
+		CHECK_STR(r->id, id);
+		CHECK_STR(joined(&r->down), down);
+		CHECK_STR(joined(&r->depends_on), deps);
+		CHECK_STR(joined(&r->branch_labels), labels);
+	} else {
+		fprintf(stderr, "  rc %d, why: %s\n  script: %s\n", rc, why ? why : "-", text);
+	}
+	free(why);
+	cr_revgraph_free(&g);
+	drop(dir);
+}
+
+/* The script must be "uncertain", with a reason that contains `reason`. */
+static void check_uncertain(const char *text, const char *reason)
+{
+	struct cr_revgraph g;
+	char *why = NULL;
+	int rc = load_script(text, &g, &why);
+	CHECK(rc == 1);
+	CHECK(why && strstr(why, reason));
+	if (rc != 1 || !why || !strstr(why, reason))
+		fprintf(stderr, "  rc %d, why: %s\n  script: %s\n", rc, why ? why : "-", text);
+	CHECK(g.n == 0 && g.revs == NULL);
+	free(why);
+	cr_revgraph_free(&g);
+}
+
+/* ---- ini ------------------------------------------------------------------------------ */
+
+TEST(alembic_ini_follows_configparser)
+{
+	char *dir = make_tmpdir();
+	put(dir, "alembic.ini",
+	    "# a comment\n"
+	    "[DEFAULT]\n"
+	    "base = %(here)s/app\n"
+	    "\n"
+	    "[alembic]\n"
+	    "; another comment\n"
+	    "Script_Location: %(base)s/migrations\n"
+	    "version_locations = %(base)s/v1\n"
+	    "    # a comment inside the value\n"
+	    "\n"
+	    "    %(here)s/v2,%(here)s/v3\n"
+	    "version_table = ver%%sion\n"
+	    "  [deeper than the option: a continuation line]\n"
+	    "recursive_version_locations = true\n");
+	put(dir, "app/migrations/env.py", "");
+	struct cr_alembic_project p;
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	char *want = xasprintf("%s/app/migrations", dir);
+	CHECK_STR(p.script_location, want);
+	free(want);
+	/* legacy split: spaces and commas only, so the line break stays inside a path */
+	CHECK(p.version_locations.n == 2);
+	if (p.version_locations.n == 2) {
+		want = xasprintf("%s/app/v1\n\n%s/v2", dir, dir);
+		CHECK_STR(p.version_locations.items[0], want);
+		free(want);
+		want = xasprintf("%s/v3", dir);
+		CHECK_STR(p.version_locations.items[1], want);
+		free(want);
+	}
+	CHECK_STR(p.version_table, "ver%sion\n[deeper than the option: a continuation line]");
+	CHECK(p.version_table_schema == NULL);
+	CHECK(p.recursive_version_locations);
+	CHECK(p.unsupported == NULL);
+	cr_alembic_free(&p);
+	drop(dir);
+}
+
+static void check_locations(const char *options, const char *want_rel)
+{
+	char *dir = make_tmpdir();
+	char *ini = xasprintf("[alembic]\nscript_location = .\n%s", options);
+	put(dir, "alembic.ini", ini);
+	struct cr_alembic_project p;
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	struct cr_buf want = { 0 };
+	for (const char *s = want_rel; *s;) {
+		size_t n = strcspn(s, "|");
+		cr_buf_printf(&want, "%s%s%s%.*s", want.len ? "," : "", dir, n ? "/" : "",
+			      (int)n, s);
+		s += n + (s[n] == '|');
+	}
+	CHECK_STR(joined(&p.version_locations), want.data);
+	cr_buf_free(&want);
+	cr_alembic_free(&p);
+	free(ini);
+	drop(dir);
+}
+
+TEST(alembic_ini_version_location_separators)
+{
+	check_locations("", "versions");
+	check_locations("version_locations =\n", "versions");
+	check_locations("version_locations = a b,  c\n", "a|b|c");
+	check_locations("version_locations = a ,b\n", "a||b"); /* "" is the directory */
+	check_locations("version_locations = a:b c\nversion_path_separator = os\n", "a|b c");
+	check_locations("version_locations = a;b c\nversion_path_separator = ;\n", "a|b c");
+	check_locations("version_locations = a b\nversion_path_separator = space\n", "a|b");
+	check_locations("version_locations = a\n  b c\nversion_path_separator = newline\n",
+			"a|b c");
+	check_locations("version_locations = a;b c\npath_separator = ;\n"
+			"version_path_separator = space\n", "a|b c");
+}
+
+TEST(alembic_ini_absolute_locations_are_normalised)
+{
+	char *dir = make_tmpdir();
+	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s/./a/../\n"
+				"version_locations = /abs//x/./y/..:rel\npath_separator = os\n");
+	struct cr_alembic_project p;
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	CHECK_STR(p.script_location, dir);
+	char *want = xasprintf("/abs/x,%s/rel", dir);
+	CHECK_STR(joined(&p.version_locations), want);
+	free(want);
+	cr_alembic_free(&p);
+	drop(dir);
+}
+
+static void check_ini_error(const char *ini, const char *section)
+{
+	char *dir = make_tmpdir();
+	if (ini)
+		put(dir, "alembic.ini", ini);
+	struct cr_alembic_project p;
+	cr_log_mute(true);
+	int rc = cr_alembic_load(dir, "alembic.ini", section, &p);
+	cr_log_mute(false);
+	CHECK(rc == -1);
+	if (rc != -1)
+		fprintf(stderr, "  accepted: %s\n", ini ? ini : "(no file)");
+	CHECK(p.ini_path == NULL && p.script_location == NULL);
+	cr_alembic_free(&p);
+	drop(dir);
+}
+
+TEST(alembic_ini_errors)
+{
+	check_ini_error(NULL, NULL);
+	check_ini_error("[other]\nscript_location = .\n", NULL);
+	check_ini_error("[alembic]\nscript_location = .\n", "second");
+	check_ini_error("[alembic]\nsqlalchemy.url = x\n", NULL);
+	check_ini_error("[alembic]\nscript_location = %(here)s/nowhere\n", NULL);
+	check_ini_error("[alembic]\nscript_location =\n", NULL);
+	check_ini_error("script_location = .\n[alembic]\n", NULL);
+	check_ini_error("[alembic]\nscript_location = .\nScript_location = .\n", NULL);
+	check_ini_error("[alembic]\nscript_location = .\n[alembic]\n", NULL);
+	check_ini_error("[alembic]\nscript_location = .\njust words\n", NULL);
+	check_ini_error("[alembic]\nscript_location = 100%\n", NULL);
+	check_ini_error("[alembic]\nscript_location = %(nope)s\n", NULL);
+	check_ini_error("[alembic]\nscript_location = %(a)s\na = %(b)s\nb = %(a)s\n", NULL);
+	check_ini_error("[alembic]\nscript_location = .\nversion_locations = a\n"
+			"version_path_separator = comma\n", NULL);
+}
+
+TEST(alembic_named_section_and_relative_config)
+{
+	char *dir = make_tmpdir();
+	put(dir, "conf/db.ini", "[alembic]\nscript_location = nowhere\n\n"
+				"[second]\nscript_location = mig\nversion_table_schema = s\n");
+	put(dir, "mig/versions/x.txt", "");
+	struct cr_alembic_project p;
+	CHECK(cr_alembic_load(dir, "conf/../conf/db.ini", "second", &p) == 0);
+	char *want = xasprintf("%s/conf/db.ini", dir);
+	CHECK_STR(p.ini_path, want);
+	free(want);
+	want = xasprintf("%s/mig", dir); /* relative to where Alembic runs, not to the ini */
+	CHECK_STR(p.script_location, want);
+	free(want);
+	CHECK_STR(p.section, "second");
+	CHECK_STR(p.version_table, "alembic_version");
+	CHECK_STR(p.version_table_schema, "s");
+	cr_alembic_free(&p);
+	drop(dir);
+}
+
+TEST(alembic_package_locations_are_left_to_alembic)
+{
+	char *dir = make_tmpdir();
+	put(dir, "alembic.ini", "[alembic]\nscript_location = myapp:migrations\n");
+	struct cr_alembic_project p;
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	CHECK(p.unsupported && strstr(p.unsupported, "myapp:migrations"));
+	struct cr_revgraph g;
+	char *why = NULL;
+	CHECK(cr_revgraph_load(&p, &g, &why) == 1);
+	CHECK(why && strstr(why, "package"));
+	free(why);
+	cr_revgraph_free(&g);
+	cr_alembic_free(&p);
+	put(dir, "alembic.ini", "[alembic]\nscript_location = .\nsourceless = true\n");
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	CHECK(p.unsupported && strstr(p.unsupported, "sourceless"));
+	cr_alembic_free(&p);
+	drop(dir);
+}
+
+/* ---- revision scripts ----------------------------------------------------------------- */
+
+TEST(alembic_script_values)
+{
+	check_script("revision = 'ab12'\ndown_revision = None\n", "ab12", "", "", "");
+	check_script("revision = \"ab12\"\ndown_revision = r'x1'\nbranch_labels = u'lab'\n"
+		     "depends_on = ['d1', \"d2\",]\n",
+		     "ab12", "x1", "d1,d2", "lab");
+	check_script("revision = '''ab12'''\ndown_revision = \"\"\"x\"\"\"\n", "ab12", "x", "",
+		     "");
+	check_script("revision = 'a'\ndown_revision = ()\nbranch_labels = []\n", "a", "", "",
+		     "");
+	check_script("revision = 'a'\ndown_revision = 'x', 'y'\n", "a", "x,y", "", "");
+	check_script("revision = 'a'\ndown_revision = ('x')\n", "a", "x", "", "");
+	check_script("revision = 'a'; down_revision = 'x';\n", "a", "x", "", "");
+	check_script("revision = \\\n    'a'\ndown_revision = None  # the first\n", "a", "", "",
+		     "");
+	check_script("revision = 'a'\r\ndown_revision = (\r\n  'x',\r\n  'y')\r\n", "a", "x,y",
+		     "", "");
+	check_script("\xef\xbb\xbfrevision = 'a'\ndown_revision = None\n", "a", "", "", "");
+	check_script("revision = r'a\\b'\ndown_revision = None\n", "a\\b", "", "", "");
+}
+
+TEST(alembic_script_type_annotations)
+{
+	check_script("from typing import Sequence, Union\n\n"
+		     "revision: str = 'm1'\n"
+		     "down_revision: Union[str, Sequence[str], None] = (\n"
+		     "    'a1',  # the first branch\n"
+		     "    # a comment line inside the tuple\n"
+		     "    'b1',\n"
+		     ")\n"
+		     "branch_labels: Union[str, Sequence[str], None] = None\n"
+		     "depends_on: Union[str, Sequence[str], None] = 'c1'\n",
+		     "m1", "a1,b1", "c1", "");
+	check_uncertain("revision: str\ndown_revision = None\n", "revision is set");
+}
+
+TEST(alembic_script_ignores_docstrings_comments_and_bodies)
+{
+	check_script("\"\"\"create things\n\nRevision ID: zzz9\nRevises: yyy8\n\"\"\"\n"
+		     "revision = 'real1'\ndown_revision = 'real0'\n",
+		     "real1", "real0", "", "");
+	check_script("# revision = 'fake'\nrevision = 'a'\n#down_revision = 'fake'\n"
+		     "down_revision = None\n",
+		     "a", "", "", "");
+	check_script("'''\nrevision = \"fake\"\ndown_revision = 'f'\n'''\n"
+		     "x = \"\"\"revision = 'fake2' \\\"\"\" \"\"\"\n"
+		     "revision = 'a'\ndown_revision = None\n",
+		     "a", "", "", "");
+	check_script("revision = 'a'\ndown_revision = None\n\n"
+		     "def upgrade():\n    revision = 'local'\n    down_revision = 1\n\n"
+		     "async def f(): revision = 2\n"
+		     "class K:\n    revision = 'attr'\n"
+		     "@decorate(revision='kw')\ndef g():\n    pass\n"
+		     "op.revision = 'attribute'\n"
+		     "print(f(depends_on='keyword'))\n",
+		     "a", "", "", "");
+	check_script("import sqlalchemy as sa\nfrom alembic import op\n"
+		     "if TYPE_CHECKING:\n    from x import y\n"
+		     "revision = 'a'\ndown_revision = None\n",
+		     "a", "", "", "");
+}
+
+TEST(alembic_script_uncertain_values)
+{
+	check_uncertain("revision = 'ab' + 'cd'\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = 'ab' 'cd'\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = f'ab{x}'\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = b'ab'\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = 'a\\x41'\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = ''\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = REV\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = make()\ndown_revision = None\n", "not a string");
+	check_uncertain("revision = 'a'\ndown_revision = ('x', None)\n", "down_revision is not");
+	check_uncertain("revision = 'a'\ndown_revision = ('x', ('y',))\n", "down_revision is not");
+	check_uncertain("revision = ('a',)\ndown_revision = None\n", "revision is not a string");
+	check_uncertain("revision = None\ndown_revision = None\n", "revision is not a string");
+	check_uncertain("revision = 'a'\ndown_revision = None\nrevision = 'b'\n",
+			"revision is assigned twice");
+	check_uncertain("revision = down_revision = 'a'\n", "not a string");
+	check_uncertain("revision, down_revision = 'a', None\n", "revision is set");
+	check_uncertain("revision = 'a'\ndown_revision = None\nrevision += 'b'\n",
+			"revision is set");
+	check_uncertain("if x:\n    revision = 'a'\nelse:\n    revision = 'b'\n"
+			"down_revision = None\n",
+			"revision is set");
+	check_uncertain("for revision in 'ab': pass\ndown_revision = None\n", "revision is set");
+	check_uncertain("revision = 'a'\ndown_revision = None\nglobals()['revision'] = 'b'\n",
+			"globals");
+	check_uncertain("revision = 'a'\ndown_revision = None\nfrom x import *\n",
+			"star import");
+	check_uncertain("from x import revision\ndown_revision = None\n", "revision is set");
+	check_uncertain("revision = 'a'\ndown_revision = None\ndef __getattr__(n):\n    pass\n",
+			"__getattr__");
+	check_uncertain("revision = 'a@b'\ndown_revision = None\n", "refuses");
+	check_uncertain("revision = 'a\ndown_revision = None\n", "not terminated");
+	check_uncertain("revision = 'a'\ndown_revision = None\nx = '''\n", "not terminated");
+}
+
+TEST(alembic_script_without_the_variables)
+{
+	/* Alembic imports every *.py in versions/ and fails on one without them */
+	check_uncertain("import os\n\ndef helper():\n    return 1\n", "no module-level revision");
+	check_uncertain("revision = 'a'\n", "no module-level down_revision");
+	/* ...except the legacy "<hex>.py" naming */
+	char *dir = new_project();
+	put(dir, "versions/ab12.py", "down_revision = None\n");
+	struct cr_revgraph g;
+	char *why = NULL;
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK(g.n == 1 && strcmp(g.revs[0].id, "ab12") == 0);
+	cr_revgraph_free(&g);
+	drop(dir);
+}
+
+/* ---- which files ---------------------------------------------------------------------- */
+
+TEST(alembic_which_files_are_scripts)
+{
+	char *dir = new_project();
+	put_rev(dir, "a.py", "a", "None", "");
+	put_rev(dir, "sub/b.py", "b", "'a'", "");
+	put_rev(dir, "sub/deeper/c.py", "c", "'b'", "");
+	put_rev(dir, "__pycache__/d.py", "d", "'c'", "");
+	put_rev(dir, ".hidden.py", "h", "'a'", "");
+	put(dir, "versions/__init__.py", "");
+	put(dir, "versions/__init__old.py", "");
+	put(dir, "versions/.#a.py", "emacs lock");
+	put(dir, "versions/notes.txt", "revision = 'txt'\n");
+	put(dir, "versions/a.pyc", "");
+	struct cr_revgraph g;
+	char *why = NULL;
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK_STR(joined(&g.heads), "h"); /* .hidden.py is loaded, as Alembic does */
+	cr_revgraph_free(&g);
+
+	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s\n"
+				"recursive_version_locations = true\n");
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK_STR(joined(&g.heads), "c,h");
+	cr_revgraph_free(&g);
+
+	/* the same file through two locations and a symlink counts once */
+	char *link = xasprintf("%s/versions/again.py", dir), *target = xasprintf("%s/versions/a.py", dir);
+	CHECK(symlink(target, link) == 0);
+	put(dir, "alembic.ini", "[alembic]\nscript_location = .\n"
+				"version_locations = %(here)s/versions %(here)s/./versions "
+				"%(here)s/absent\n");
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK(g.n == 2);
+	cr_revgraph_free(&g);
+	free(link);
+	free(target);
+	drop(dir);
+}
+
+TEST(alembic_missing_versions_directory_is_an_empty_history)
+{
+	char *dir = make_tmpdir();
+	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s\n");
+	struct cr_revgraph g;
+	char *why = NULL;
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK(g.n == 0 && g.heads.n == 0);
+	struct cr_strlist stored = { 0 }, missing;
+	CHECK(cr_revgraph_missing(&g, &stored, &missing) == 0 && missing.n == 0);
+	cr_strlist_add(&stored, "x");
+	cr_log_mute(true);
+	CHECK(cr_revgraph_missing(&g, &stored, &missing) == -1);
+	cr_log_mute(false);
+	cr_strlist_free(&stored);
+	cr_revgraph_free(&g);
+	drop(dir);
+}
+
+/* ---- the graph ------------------------------------------------------------------------ */
+
+static void check_graph_error(const char *const *revs)
+{
+	char *dir = new_project();
+	for (size_t i = 0; revs[i]; i += 4)
+		put_rev(dir, revs[i], revs[i + 1], revs[i + 2], revs[i + 3]);
+	struct cr_revgraph g;
+	char *why = NULL;
+	cr_log_mute(true);
+	int rc = load_graph(dir, &g, &why);
+	cr_log_mute(false);
+	CHECK(rc == -1);
+	if (rc != -1)
+		fprintf(stderr, "  accepted a graph starting with %s\n", revs[0]);
+	CHECK(g.n == 0 && g.links == NULL);
+	free(why);
+	cr_revgraph_free(&g);
+	drop(dir);
+}
+
+TEST(alembic_graph_errors)
+{
+	static const char *const unknown_down[] = { "a.py", "a", "None", "",
+						    "c.py", "c", "'b'", "", NULL };
+	static const char *const cycle[] = { "a.py", "a", "None", "", "b.py", "b", "'c'", "",
+					     "c.py", "c", "'b'", "", NULL };
+	static const char *const self[] = { "a.py", "a", "'a'", "", NULL };
+	static const char *const dep_cycle[] = { "a.py", "a", "None", "depends_on = 'b'\n",
+						 "b.py", "b", "'a'", "", NULL };
+	static const char *const twice[] = { "a.py", "a", "None", "", "b.py", "a", "None", "",
+					     NULL };
+	static const char *const unknown_dep[] = { "a.py", "a", "None", "depends_on = 'zz'\n",
+						   NULL };
+	static const char *const label_twice[] = { "a.py", "a", "None", "branch_labels = 'x'\n",
+						   "b.py", "b", "None", "branch_labels = 'x'\n",
+						   NULL };
+	static const char *const label_is_id[] = { "a.py", "a", "None", "branch_labels = 'b'\n",
+						   "b.py", "b", "None", "", NULL };
+	check_graph_error(unknown_down);
+	check_graph_error(cycle);
+	check_graph_error(self);
+	check_graph_error(dep_cycle);
+	check_graph_error(twice);
+	check_graph_error(unknown_dep);
+	check_graph_error(label_twice);
+	check_graph_error(label_is_id);
+}
+
+TEST(alembic_graph_down_revision_as_branch_label_is_left_to_alembic)
+{
+	char *dir = new_project();
+	put_rev(dir, "a.py", "a", "None", "branch_labels = ('lab',)\n");
+	put_rev(dir, "b.py", "b", "'lab'", "");
+	struct cr_revgraph g;
+	char *why = NULL;
+	CHECK(load_graph(dir, &g, &why) == 1);
+	CHECK(why && strstr(why, "branch label"));
+	free(why);
+	cr_revgraph_free(&g);
+	drop(dir);
+}
+
+/* base <- a1 <- a2, base <- b1 (and, with merge, m merging a2 and b1) */
+static char *branchy_project(bool merge)
+{
+	char *dir = new_project();
+	put_rev(dir, "base.py", "base", "None", "");
+	put_rev(dir, "a1.py", "a1", "'base'", "");
+	put_rev(dir, "a2.py", "a2", "'a1'", "");
+	put_rev(dir, "b1.py", "b1", "'base'", "");
+	if (merge)
+		put_rev(dir, "m.py", "m", "('a2', 'b1')", "");
+	return dir;
+}
+
+/* A: a1 <- a2; B: b1 <- b2, b2 depends_on a2; b1 depends on A's label */
+static char *depends_project(void)
+{
+	char *dir = new_project();
+	put_rev(dir, "a1.py", "a1", "None", "branch_labels = 'alpha'\n");
+	put_rev(dir, "a2.py", "a2", "'a1'", "");
+	put_rev(dir, "b1.py", "b1", "None", "depends_on = 'alpha'\n");
+	put_rev(dir, "b2.py", "b2", "'b1'", "depends_on = ['a2']\n");
+	return dir;
+}
+
+TEST(alembic_graph_heads)
+{
+	struct cr_revgraph g;
+	char *why = NULL;
+	char *dir = branchy_project(false);
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK_STR(joined(&g.heads), "a2,b1");
+	cr_revgraph_free(&g);
+	drop(dir);
+
+	dir = branchy_project(true);
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK_STR(joined(&g.heads), "m");
+	cr_revgraph_free(&g);
+	drop(dir);
+
+	/* a2 is only depended on: still a head for Alembic (an "effective head") */
+	dir = depends_project();
+	CHECK(load_graph(dir, &g, &why) == 0);
+	CHECK_STR(joined(&g.heads), "a2,b2");
+	cr_revgraph_free(&g);
+	drop(dir);
+}
+
+static void check_missing(const char *dir, const char *stored_csv, const char *want)
+{
+	struct cr_revgraph g;
+	char *why = NULL;
+	CHECK(load_graph(dir, &g, &why) == 0);
+	struct cr_strlist stored = { 0 }, missing = { 0 };
+	for (const char *s = stored_csv; *s;) {
+		size_t n = strcspn(s, ",");
+		char *id = xstrndup(s, n);
+		cr_strlist_add(&stored, id);
+		free(id);
+		s += n + (s[n] == ',');
+	}
+	cr_log_mute(true);
+	int rc = cr_revgraph_missing(&g, &stored, &missing);
+	cr_log_mute(false);
+	if (want) {
+		CHECK(rc == 0);
+		CHECK_STR(joined(&missing), want);
+	} else {
+		CHECK(rc == -1);
+		CHECK(missing.n == 0);
+	}
+	cr_strlist_free(&stored);
+	cr_strlist_free(&missing);
+	cr_revgraph_free(&g);
+}
+
+TEST(alembic_missing_revisions)
+{
+	char *dir = branchy_project(true);
+	check_missing(dir, "", "base,a1,a2,b1,m");
+	check_missing(dir, "a1", "a2,b1,m");
+	check_missing(dir, "a2,b1", "m");
+	check_missing(dir, "b1", "a1,a2,m");
+	check_missing(dir, "m", "");
+	check_missing(dir, "zz", NULL);
+	drop(dir);
+
+	/* after `upgrade heads` the table holds b2 only: a2 is applied through depends_on */
+	dir = depends_project();
+	check_missing(dir, "b2", "");
+	check_missing(dir, "a2", "b1,b2");
+	check_missing(dir, "a1", "a2,b1,b2");
+	check_missing(dir, "b1", "a2,b2"); /* b1 needed a1 (alpha), not a2 */
+	check_missing(dir, "", "a1,a2,b1,b2");
+	drop(dir);
+}
+
+TEST(alembic_long_history_is_linear_work)
+{
+	enum { N = 3000 };
+	char *dir = new_project();
+	for (int i = 1; i <= N; i++) {
+		char name[32], id[16], down[20];
+		snprintf(name, sizeof(name), "%05d_step.py", i);
+		snprintf(id, sizeof(id), "%012x", i);
+		if (i > 1)
+			snprintf(down, sizeof(down), "'%012x'", i - 1);
+		else
+			strcpy(down, "None");
+		put_rev(dir, name, id, down, "\ndef upgrade():\n    op.create_table('t')\n");
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct cr_revgraph g;
+	char *why = NULL;
+	CHECK(load_graph(dir, &g, &why) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK(g.n == N);
+	char head[16];
+	snprintf(head, sizeof(head), "%012x", N);
+	CHECK_STR(joined(&g.heads), head);
+	struct cr_strlist stored = { 0 }, missing;
+	cr_strlist_add(&stored, head);
+	CHECK(cr_revgraph_missing(&g, &stored, &missing) == 0 && missing.n == 0);
+	cr_strlist_free(&stored);
+	cr_strlist_add(&stored, "000000000001");
+	CHECK(cr_revgraph_missing(&g, &stored, &missing) == 0 && missing.n == N - 1);
+	CHECK(missing.n == N - 1 && strcmp(missing.items[0], "000000000002") == 0);
+	cr_strlist_free(&missing);
+	cr_strlist_free(&stored);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	CHECK(s < 5.0); /* generous: sanitizers and valgrind run this too */
+	cr_revgraph_free(&g);
+	drop(dir);
+}
+
+/* ---- the ini copy --------------------------------------------------------------------- */
+
+static char *write_copy(const char *dir, const char *ini, const char *url)
+{
+	put(dir, "alembic.ini", ini);
+	struct cr_alembic_project p;
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	char *path = xasprintf("%s/copy.ini", dir);
+	unlink(path);
+	CHECK(cr_alembic_write_ini(&p, url, path) == 0);
+	cr_alembic_free(&p);
+	char *text = slurp(path);
+	free(path);
+	return text;
+}
+
+TEST(alembic_write_ini_sets_the_url_and_keeps_here)
+{
+	char *dir = make_tmpdir();
+	char *text = write_copy(dir, "[alembic]\nscript_location = %(here)s\n"
+				     "sqlalchemy.url = driver://old\n  continued\n"
+				     "# comment\nafter = 1\n",
+				"postgresql://u:p%40ss%w@h/db");
+	char *want = xasprintf("[alembic]\nscript_location = %%(here)s\n"
+			       "sqlalchemy.url = postgresql://u:p%%%%40ss%%%%w@h/db\n"
+			       "# comment\nafter = 1\n\n[DEFAULT]\nhere = %s\n", dir);
+	CHECK_STR(text, want);
+	free(want);
+	free(text);
+
+	/* absent: added at the end of the section, indented like the next header so that it
+	 * can't be taken for a continuation line, nor make the header one */
+	text = write_copy(dir, "[DEFAULT]\nhere = /elsewhere\n[alembic]\n  script_location = .\n"
+			       "  [other]\nx = 1\n",
+			  "sqlite:///x");
+	CHECK_STR(text, "[DEFAULT]\nhere = /elsewhere\n[alembic]\n  script_location = .\n"
+			"  sqlalchemy.url = sqlite:///x\n  [other]\nx = 1\n");
+	free(text);
+
+	text = write_copy(dir, "[alembic]\nscript_location = .", "sqlite:///y");
+	want = xasprintf("[alembic]\nscript_location = .\nsqlalchemy.url = sqlite:///y\n\n"
+			 "[DEFAULT]\nhere = %s\n", dir);
+	CHECK_STR(text, want);
+	free(want);
+	free(text);
+	drop(dir);
+}
+
+TEST(alembic_write_ini_is_private_and_new)
+{
+	char *dir = make_tmpdir();
+	put(dir, "alembic.ini", "[alembic]\nscript_location = .\n");
+	struct cr_alembic_project p;
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	char *path = xasprintf("%s/copy.ini", dir);
+	mode_t old = umask(0);
+	CHECK(cr_alembic_write_ini(&p, "sqlite://", path) == 0);
+	umask(old);
+	struct stat st;
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	cr_log_mute(true);
+	CHECK(cr_alembic_write_ini(&p, "sqlite://", path) == -1); /* exists */
+	unlink(path);
+	CHECK(cr_alembic_write_ini(&p, "sqlite://a\nb", path) == -1);
+	CHECK(cr_alembic_write_ini(&p, " sqlite://", path) == -1);
+	cr_log_mute(false);
+	CHECK(access(path, F_OK) != 0);
+	free(path);
+	cr_alembic_free(&p);
+	drop(dir);
+}
+
+TEST(alembic_write_ini_copy_reads_like_the_original)
+{
+	char *dir = make_tmpdir();
+	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s/mig\n"
+				"version_locations = %(here)s/v1 %(here)s/v2\n");
+	put(dir, "mig/env.py", "");
+	struct cr_alembic_project p, q;
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+	char *sub = xasprintf("%s/elsewhere", dir);
+	mkdir(sub, 0700);
+	char *path = xasprintf("%s/copy.ini", sub);
+	CHECK(cr_alembic_write_ini(&p, "sqlite://", path) == 0);
+	CHECK(cr_alembic_load(sub, "copy.ini", NULL, &q) == 0);
+	CHECK_STR(q.script_location, p.script_location);
+	CHECK_STR(joined(&q.version_locations), joined(&p.version_locations));
+	cr_alembic_free(&q);
+	cr_alembic_free(&p);
+	free(path);
+	free(sub);
+	drop(dir);
+}
+
+/* ---- helpers for tests/test_alembic_heads.py ------------------------------------------- */
+
+/* CR_ALEMBIC_HEADS_DIR (CR_ALEMBIC_INI, CR_ALEMBIC_SECTION): prints "HEAD <id>" lines, or
+ * "UNCERTAIN <why>" / "ERROR"; with CR_ALEMBIC_STORED (comma-separated ids, maybe empty)
+ * also "MISSING <id>" lines. Never fails: the Python test judges the output. */
+TEST(alembic_print_heads)
+{
+	const char *dir = getenv("CR_ALEMBIC_HEADS_DIR");
+	if (!dir)
+		return;
+	const char *ini = getenv("CR_ALEMBIC_INI"), *stored_csv = getenv("CR_ALEMBIC_STORED");
+	struct cr_alembic_project p;
+	if (cr_alembic_load(dir, ini ? ini : "alembic.ini", getenv("CR_ALEMBIC_SECTION"), &p)) {
+		printf("ERROR\n");
+		return;
+	}
+	struct cr_revgraph g;
+	char *why = NULL;
+	int rc = cr_revgraph_load(&p, &g, &why);
+	if (rc == 1)
+		printf("UNCERTAIN %s\n", why);
+	else if (rc < 0)
+		printf("ERROR\n");
+	for (size_t i = 0; i < g.heads.n; i++)
+		printf("HEAD %s\n", g.heads.items[i]);
+	if (rc == 0 && stored_csv) {
+		struct cr_strlist stored = { 0 }, missing;
+		char *copy = xstrdup(stored_csv);
+		for (char *s = copy, *id; (id = strsep(&s, ","));)
+			if (*id)
+				cr_strlist_add(&stored, id);
+		free(copy);
+		if (cr_revgraph_missing(&g, &stored, &missing) == 0)
+			for (size_t i = 0; i < missing.n; i++)
+				printf("MISSING %s\n", missing.items[i]);
+		else
+			printf("ERROR\n");
+		cr_strlist_free(&stored);
+		cr_strlist_free(&missing);
+	}
+	free(why);
+	cr_revgraph_free(&g);
+	cr_alembic_free(&p);
+}
+
+/* CR_ALEMBIC_WRITE_INI=<path> with CR_ALEMBIC_HEADS_DIR and CR_ALEMBIC_URL: writes the
+ * copy of the project's ini there. */
+TEST(alembic_write_ini_from_env)
+{
+	const char *dir = getenv("CR_ALEMBIC_HEADS_DIR"), *out = getenv("CR_ALEMBIC_WRITE_INI");
+	const char *url = getenv("CR_ALEMBIC_URL");
+	if (!dir || !out || !url)
+		return;
+	const char *ini = getenv("CR_ALEMBIC_INI");
+	struct cr_alembic_project p;
+	if (cr_alembic_load(dir, ini ? ini : "alembic.ini", getenv("CR_ALEMBIC_SECTION"), &p) ||
+	    cr_alembic_write_ini(&p, url, out))
+		printf("ERROR\n");
+	cr_alembic_free(&p);
+}
