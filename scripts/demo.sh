@@ -2,7 +2,8 @@
 # The README's demo: install chartreuse as a Helm plugin from this checkout and render the
 # example chart (examples/chart/demo) through it, with the real Helm 3 and Helm 4, in
 # temporary Helm homes (your own ~/.local/share/helm etc. are not touched). No cluster is
-# needed: everything goes through `helm template`.
+# needed: everything goes through `helm template`. Then `chartreuse migrate` runs the
+# example Alembic project against a throwaway local PostgreSQL, twice.
 #
 #   make demo            (or: bash scripts/demo.sh)
 set -euo pipefail
@@ -13,6 +14,7 @@ PY=/usr/bin/python3
 chart=examples/chart/demo
 release=demo
 namespace=demo
+bin=$repo/bin/chartreuse
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chartreuse-demo.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -108,5 +110,30 @@ render 4 "Helm 4, after-deployment mode, plain --post-renderer chartreuse-post-r
     --post-renderer chartreuse-post-render \
     --post-renderer-args "--release=$release" --post-renderer-args "--namespace=$namespace"
 
-section "Migration"
-echo "\`chartreuse migrate\` (the command the Job runs: local PostgreSQL + real Alembic) is not built yet."
+section "Migration: chartreuse migrate on examples/alembic against a local PostgreSQL"
+# The command the Job runs, here from the workstation side: stopPods is off because there
+# is no cluster; the database is a throwaway PostgreSQL 15 on a private port.
+chmod 755 "$tmp"
+port=$(bash "$repo/scripts/pg-local.sh" start "$tmp/pg")
+trap 'bash "$repo/scripts/pg-local.sh" stop "$tmp/pg"; rm -rf "$tmp"' EXIT
+psql -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE ROLE demo LOGIN PASSWORD 'demo: p@ss#word'" \
+  -c "CREATE DATABASE demo OWNER demo"
+cat > "$tmp/migrate.yaml" <<YAML
+release: $release
+stopPods: false
+databases:
+  - name: main
+    host: 127.0.0.1
+    port: $port
+    user: demo
+    password: "demo: p@ss#word"
+    database: demo
+    alembicDirectory: $repo/examples/alembic
+YAML
+echo "--- first run: a fresh database, every revision is applied"
+"$bin" migrate --config "$tmp/migrate.yaml"
+echo "--- second run: nothing left to apply, Alembic is not started"
+"$bin" migrate --config "$tmp/migrate.yaml"
+echo "--- the decision alone (--dry-run)"
+"$bin" migrate --config "$tmp/migrate.yaml" --dry-run
+psql -q -h 127.0.0.1 -p "$port" -U postgres -d demo -c '\dt public.*' 

@@ -36,8 +36,23 @@ static const char helm_usage[] =
 	"chartreuse-post-render plugin), passing the release name and namespace along.\n"
 	"As a Helm plugin: helm chartreuse upgrade --install myapp ./chart -n prod\n";
 
-static const char migrate_usage[] = "usage: chartreuse migrate [--config FILE] [--dry-run]\n\n"
-				    "Not built yet.\n";
+static const char migrate_usage[] =
+	"usage: chartreuse migrate [--config FILE] [--dry-run] [--lock-timeout SECONDS]\n"
+	"                          [--connect-timeout SECONDS]\n\n"
+	"For each database: read the Alembic project and its revision graph, read the version\n"
+	"table, and decide whether any revision is not applied yet. If one is: stop the\n"
+	"release's Deployments (stopPods), run `alembic upgrade head` (heads with several),\n"
+	"check that the database is at the heads, start the Deployments again.\n\n"
+	"  --config FILE         settings (the Job mounts config.yaml); without it, the\n"
+	"                        reference tool's CHARTREUSE_* environment variables\n"
+	"  --dry-run             print the decision per database and change nothing\n"
+	"  --lock-timeout S      wait at most S seconds for another migration of the same\n"
+	"                        database to finish (default 1800)\n"
+	"  --connect-timeout S   PostgreSQL connection timeout (default 10)\n\n"
+	"Database URLs: $CHARTREUSE_DB_<i>_URL (from the Job's Secret), else the config's url\n"
+	"or parts; $CHARTREUSE_DB_<i>_PASSWORD fills in a URL without a password.\n"
+	"Exit status: 0 when every database is at its heads (or left alone by rule), 1 when\n"
+	"any failed (each database's outcome is reported).\n";
 static const char status_usage[] = "usage: chartreuse status [RELEASE] [-o table|json|yaml]\n\n"
 				   "Not built yet.\n";
 static const char wait_usage[] =
@@ -68,8 +83,7 @@ const struct cr_command cr_commands[] = {
 	  helm_usage },
 	{ "upgrade", cmd_helm_wrapper, "helm upgrade with chartreuse as post-renderer",
 	  helm_usage },
-	{ "migrate", cmd_not_built, "decide, stop pods, run Alembic, start pods (not built yet)",
-	  migrate_usage },
+	{ "migrate", cmd_migrate, "decide, stop pods, run Alembic, start pods", migrate_usage },
 	{ "status", cmd_not_built, "where databases and Deployments stand (not built yet)",
 	  status_usage },
 	{ "wait", cmd_wait, "wait until PostgreSQL answers (Elasticsearch: not built yet)",

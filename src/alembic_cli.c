@@ -1,0 +1,221 @@
+/* posix_spawn_file_actions_addchdir_np (glibc 2.29) and memmem are GNU extensions. */
+#define _GNU_SOURCE
+#include "alembic_cli.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* A private directory for the ini copy; removed with its file by remove_private_dir. */
+static char *make_private_dir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *dir = xasprintf("%s/chartreuse-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		cr_error("cannot create a private directory in %s for Alembic's config: %s",
+			 tmp && *tmp ? tmp : "/tmp", strerror(errno));
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+static void remove_private_dir(char *dir, const char *ini)
+{
+	unlink(ini);
+	rmdir(dir);
+	free(dir);
+}
+
+static char **build_argv(const struct cr_alembic_call *call, const char *ini,
+			 const char *const *args)
+{
+	const char *prog = getenv("CHARTREUSE_ALEMBIC");
+	struct cr_strlist v = { 0 };
+	cr_strlist_add(&v, prog && *prog ? prog : "alembic");
+	cr_strlist_add(&v, "-c");
+	cr_strlist_add(&v, ini);
+	if (cr_nonempty(call->project->section) && strcmp(call->project->section, "alembic")) {
+		cr_strlist_add(&v, "-n");
+		cr_strlist_add(&v, call->project->section);
+	}
+	for (size_t i = 0; call->extra && i < call->extra->n; i++)
+		cr_strlist_add(&v, call->extra->items[i]);
+	for (; *args; args++)
+		cr_strlist_add(&v, *args);
+	cr_strlist_add(&v, ""); /* room for the NULL terminator */
+	free(v.items[v.n - 1]);
+	v.items[v.n - 1] = NULL;
+	return v.items;
+}
+
+static char **build_env(const char *url)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = xcalloc(n + 2, sizeof(*env));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "CHARTREUSE_ALEMBIC_URL=", 23) != 0)
+			env[k++] = environ[i];
+	env[k] = xasprintf("CHARTREUSE_ALEMBIC_URL=%s", url);
+	return env;
+}
+
+/* "... Running upgrade a1 -> b2, message" gives "b2". */
+static void note_upgrade(const char *line, char **last)
+{
+	const char *p = strstr(line, "Running upgrade ");
+	const char *arrow = p ? strstr(p, "-> ") : NULL;
+	if (!arrow)
+		return;
+	arrow += 3;
+	free(*last);
+	*last = xstrndup(arrow, strcspn(arrow, ", \n"));
+}
+
+static void stream_lines(int fd, const char *db, struct cr_alembic_result *res)
+{
+	struct cr_buf pending = { 0 };
+	char chunk[4096];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		cr_buf_add(&res->output, chunk, (size_t)n);
+		cr_buf_add(&pending, chunk, (size_t)n);
+		char *nl;
+		while ((nl = memchr(pending.data, '\n', pending.len))) {
+			*nl = '\0';
+			cr_info("[%s] %s", db, pending.data);
+			note_upgrade(pending.data, &res->last_upgrade);
+			size_t rest = pending.len - (size_t)(nl + 1 - pending.data);
+			memmove(pending.data, nl + 1, rest);
+			pending.len = rest;
+			pending.data[rest] = '\0';
+		}
+	}
+	if (pending.len) {
+		cr_info("[%s] %s", db, pending.data);
+		note_upgrade(pending.data, &res->last_upgrade);
+	}
+	cr_buf_free(&pending);
+}
+
+static int spawn_and_stream(char **argv, char **envp, const char *cwd, const char *db,
+			    struct cr_alembic_result *res)
+{
+	int fds[2];
+	if (pipe(fds)) {
+		cr_error("database %s: cannot run alembic: pipe: %s", db, strerror(errno));
+		return -1;
+	}
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+	posix_spawn_file_actions_addclose(&fa, fds[0]);
+	posix_spawn_file_actions_addclose(&fa, fds[1]);
+	posix_spawn_file_actions_addchdir_np(&fa, cwd);
+	pid_t pid;
+	int err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	if (err) {
+		close(fds[0]);
+		cr_error("database %s: cannot run %s in %s: %s", db, argv[0], cwd, strerror(err));
+		return -1;
+	}
+	stream_lines(fds[0], db, res);
+	close(fds[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFSIGNALED(status)) {
+		cr_error("database %s: alembic was killed by signal %d", db, WTERMSIG(status));
+		return -1;
+	}
+	return WEXITSTATUS(status);
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash && slash != path ? xstrndup(path, (size_t)(slash - path)) : xstrdup("/");
+}
+
+int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
+		   struct cr_alembic_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->status = -1;
+	char *dir = make_private_dir();
+	if (!dir)
+		return -1;
+	char *ini = xasprintf("%s/alembic.ini", dir);
+	if (cr_alembic_write_ini(call->project, call->url, ini) == 0) {
+		char **argv = build_argv(call, ini, args);
+		char **envp = build_env(call->url);
+		char *cwd = dir_of(call->project->ini_path);
+		res->status = spawn_and_stream(argv, envp, cwd, call->db_name, res);
+		free(cwd);
+		size_t n = 0;
+		while (envp[n])
+			n++;
+		free(envp[n - 1]);
+		free(envp);
+		for (size_t i = 0; argv[i]; i++)
+			free(argv[i]);
+		free(argv);
+	}
+	remove_private_dir(dir, ini);
+	free(ini);
+	return res->status;
+}
+
+void cr_alembic_result_free(struct cr_alembic_result *res)
+{
+	free(res->last_upgrade);
+	cr_buf_free(&res->output);
+	memset(res, 0, sizeof(*res));
+}
+
+int cr_alembic_cli_heads(const struct cr_alembic_call *call, struct cr_strlist *heads)
+{
+	static const char *const args[] = { "heads", NULL };
+	struct cr_alembic_result res;
+	int rc = cr_alembic_cli(call, args, &res);
+	if (rc == 0) {
+		/* Lines look like "b2 (beta) (head)" or "a2 (alpha) (effective head)". An
+		 * effective head is never stored (a revision depending on it stands for it),
+		 * so only real heads are kept. */
+		for (char *line = res.output.data; line && *line;) {
+			char *end = strchr(line, '\n');
+			size_t len = end ? (size_t)(end - line) : strlen(line);
+			size_t word = strcspn(line, " \t\n");
+			if (word && word <= len && memmem(line, len, "(head)", 6)) {
+				char *id = xstrndup(line, word);
+				cr_strlist_add(heads, id);
+				free(id);
+			}
+			line = end ? end + 1 : NULL;
+		}
+	} else if (rc > 0) {
+		cr_error("database %s: `alembic heads` exited %d", call->db_name, rc);
+	}
+	cr_alembic_result_free(&res);
+	return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,34 @@
+/* alembic_cli: running the alembic command for one database. argv only (no shell), in the
+ * project's directory; the URL reaches Alembic through a private copy of the ini file that
+ * is deleted when the run ends, and through CHARTREUSE_ALEMBIC_URL in its environment;
+ * output is streamed line by line with the database name in front, secrets masked. */
+#ifndef CR_ALEMBIC_CLI_H
+#define CR_ALEMBIC_CLI_H
+
+#include "alembic.h"
+#include "util.h"
+
+struct cr_alembic_call {
+	const char *db_name;
+	const struct cr_alembic_project *project;
+	const char *url;		 /* with its password */
+	const struct cr_strlist *extra;	 /* additionalParameters, -x patroni_postgresql=yes */
+};
+
+struct cr_alembic_result {
+	int status;	      /* exit status, -1 if it could not run or was killed */
+	char *last_upgrade;   /* Y of the last "Running upgrade X -> Y" line, or NULL */
+	struct cr_buf output; /* stdout and stderr, as printed */
+};
+
+/* Runs `alembic -c <private ini> [-n section] <extra...> <args...>`. The program is
+ * $CHARTREUSE_ALEMBIC, else "alembic" from PATH. */
+int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
+		   struct cr_alembic_result *res);
+void cr_alembic_result_free(struct cr_alembic_result *res);
+
+/* The heads as `alembic heads` prints them, for projects whose scripts can't be read
+ * natively. */
+int cr_alembic_cli_heads(const struct cr_alembic_call *call, struct cr_strlist *heads);
+
+#endif

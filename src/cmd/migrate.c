@@ -1,0 +1,185 @@
+/* `chartreuse migrate`: run inside the migration Job (or from a workstation). Settings come
+ * from --config (the Job mounts its ConfigMap's config.yaml) or, without it, from the
+ * environment variables of the reference tool. */
+#include "cmd.h"
+#include "config.h"
+#include "log.h"
+#include "migrate.h"
+#include "util.h"
+#include "ytree.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct options {
+	const char *config;
+	struct cr_migrate_options m;
+};
+
+static int seconds_option(const char *name, const char *v, int *out)
+{
+	char *end;
+	long s = strtol(v, &end, 10);
+	if (!*v || *end || s < 0 || s > 86400) {
+		cr_error("migrate: %s expects a number of seconds, got %s", name, v);
+		return -1;
+	}
+	*out = (int)s;
+	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		int r = 0;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return cr_usage("migrate", 0) - 1;
+		if (!strcmp(argv[i], "--dry-run"))
+			o->m.dry_run = true;
+		else if ((r = cr_opt_value(argc, argv, &i, "--config", &v)) != 0)
+			o->config = v;
+		else if ((r = cr_opt_value(argc, argv, &i, "--lock-timeout", &v)) != 0)
+			r = r < 0 ? r : seconds_option("--lock-timeout", v, &o->m.lock_timeout);
+		else if ((r = cr_opt_value(argc, argv, &i, "--connect-timeout", &v)) != 0)
+			r = r < 0 ? r : seconds_option("--connect-timeout", v, &o->m.connect_timeout);
+		else {
+			cr_error("migrate: unknown argument %s (see chartreuse migrate --help)", argv[i]);
+			return 2;
+		}
+		if (r < 0)
+			return 2;
+	}
+	return 0;
+}
+
+/* The reference tool read "" as false and any other string as true; false/0/no/off are
+ * false here too. */
+static const char *env_bool(const char *name)
+{
+	const char *v = getenv(name);
+	bool b;
+	if (!v)
+		return NULL;
+	if (!cr_parse_bool(v, &b))
+		b = true;
+	return b ? "true" : "false";
+}
+
+static int set_from_env(struct fy_node *root, const char *key, const char *env, bool is_bool)
+{
+	const char *v = is_bool ? env_bool(env) : getenv(env);
+	if (!v)
+		return 0;
+	char *assignment = xasprintf("%s=%s", key, v);
+	int rc = cr_config_set(root, assignment);
+	if (rc)
+		cr_error("environment variable %s is not usable (see the line above)", env);
+	free(assignment);
+	return rc;
+}
+
+/* Settings from the reference tool's environment variables. */
+static struct fy_document *config_from_env(void)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *root = yt_map(d);
+	fy_document_set_root(d, root);
+	static const struct {
+		const char *key, *env;
+		bool is_bool;
+	} vars[] = {
+		{ "release", "CHARTREUSE_RELEASE_NAME", false },
+		{ "namespace", "CHARTREUSE_NAMESPACE", false },
+		{ "stopPods", "CHARTREUSE_ENABLE_STOP_PODS", true },
+		{ "upgradeBeforeDeployment", "CHARTREUSE_UPGRADE_BEFORE_DEPLOYMENT", true },
+		{ "databases[0].url", "CHARTREUSE_ALEMBIC_URL", false },
+		{ "databases[0].alembicDirectory", "CHARTREUSE_ALEMBIC_DIRECTORY_PATH", false },
+		{ "databases[0].alembicConfigFile", "CHARTREUSE_ALEMBIC_CONFIG_FILE_PATH", false },
+		{ "databases[0].allowMigrationFromEmptyDatabase",
+		  "CHARTREUSE_ALEMBIC_ALLOW_MIGRATION_FOR_EMPTY_DATABASE", true },
+		{ "databases[0].additionalParameters", "CHARTREUSE_ALEMBIC_ADDITIONAL_PARAMETERS",
+		  false },
+		{ "databases[0].patroni", "CHARTREUSE_PATRONI_POSTGRESQL", true },
+		{ "databases[0].patroniWaitTimeout",
+		  "CHARTREUSE_ALEMBIC_POSTGRES_WAIT_CONFIGURED_TIMEOUT", false },
+		{ "eslembic.url", "CHARTREUSE_ESLEMBIC_URL", false },
+		{ "eslembic.cleanIndex", "CHARTREUSE_ESLEMBIC_ENABLE_CLEAN", true },
+		{ "eslembic.migrate", "CHARTREUSE_ESLEMBIC_ENABLE_MIGRATE", true },
+	};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (set_from_env(root, vars[i].key, vars[i].env, vars[i].is_bool)) {
+			fy_document_destroy(d);
+			return NULL;
+		}
+	return d;
+}
+
+static struct fy_document *config_from_file(const char *path, char **source)
+{
+	struct cr_buf text = { 0 };
+	*source = xasprintf("config file %s", path);
+	struct fy_document *d = NULL;
+	if (cr_read_file(path, &text) == 0)
+		d = yt_parse(text.data, text.len, *source, 0);
+	cr_buf_free(&text);
+	return d;
+}
+
+/* major.minor of two versions differ? */
+static bool other_release_line(const char *a, const char *b)
+{
+	const char *da = strchr(a, '.'), *db = strchr(b, '.');
+	size_t la = da ? strcspn(da + 1, ".") + (size_t)(da + 1 - a) : strlen(a);
+	size_t lb = db ? strcspn(db + 1, ".") + (size_t)(db + 1 - b) : strlen(b);
+	return la != lb || strncmp(a, b, la) != 0;
+}
+
+static int check_version(void)
+{
+	const char *expected = getenv("CHARTREUSE_EXPECTED_VERSION");
+	if (!cr_nonempty(expected) || !other_release_line(expected, CHARTREUSE_VERSION))
+		return 0;
+	cr_error("this Job was rendered by chartreuse %s but runs chartreuse %s: major.minor "
+		 "must match (use the chartreuse image of the version that rendered it)",
+		 expected, CHARTREUSE_VERSION);
+	return -1;
+}
+
+static bool helm_is_install(void)
+{
+	bool b = false;
+	const char *v = getenv("HELM_IS_INSTALL");
+	return v && (!cr_parse_bool(v, &b) || b);
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+	struct options o = { .m = { .connect_timeout = 10, .lock_timeout = 1800 } };
+	int rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (check_version())
+		return 1;
+	char *source = NULL;
+	struct fy_document *d = o.config ? config_from_file(o.config, &source) : config_from_env();
+	if (!source)
+		source = xstrdup("environment");
+	struct cr_config cfg;
+	rc = d ? cr_config_load(&cfg, d, source) : -1;
+	if (!rc && !cfg.n_databases) {
+		cr_error("%s: no database to migrate (set CHARTREUSE_ALEMBIC_URL or use --config)",
+			 source);
+		rc = -1;
+	}
+	if (!rc) {
+		o.m.start_pods_after = !cfg.upgrade_before_deployment || helm_is_install();
+		rc = cr_migrate(&cfg, &o.m);
+	}
+	if (d)
+		cr_config_free(&cfg);
+	free(source);
+	cr_secrets_clear();
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,369 @@
+#include "migrate.h"
+#include "alembic.h"
+#include "alembic_cli.h"
+#include "config.h"
+#include "log.h"
+#include "pg.h"
+#include "pods.h"
+#include "render.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum outcome { O_PENDING, O_UP_TO_DATE, O_LEFT_ALONE, O_NEEDED, O_MIGRATED, O_FAILED };
+
+struct db_run {
+	const struct cr_database *db;
+	size_t index;
+	char *url;
+	struct cr_alembic_project project;
+	struct cr_revgraph graph;
+	bool native;		/* the graph was read from the scripts */
+	struct cr_strlist heads; /* native or from `alembic heads` */
+	struct cr_pg *pg;
+	long long lock_key;
+	bool locked;
+	struct cr_strlist stored, missing;
+	struct cr_strlist extra; /* alembic arguments before the command */
+	enum outcome outcome;
+	char *why;		/* failure, for the summary */
+};
+
+char *cr_migrate_database_url(const struct cr_config *cfg, size_t i)
+{
+	const struct cr_database *db = &cfg->databases[i];
+	char *url_var = cr_database_env(i, "URL"), *pw_var = cr_database_env(i, "PASSWORD");
+	const char *env_url = getenv(url_var), *env_pw = getenv(pw_var);
+	const char *password = cr_nonempty(env_pw) ? env_pw : db->password;
+	char *url = NULL;
+	if (cr_nonempty(env_url))
+		url = cr_url_add_password(env_url, password);
+	else if (cr_nonempty(db->url))
+		url = cr_url_add_password(db->url, password);
+	else if (cr_nonempty(db->host) && cr_nonempty(db->user) && cr_nonempty(db->database)) {
+		char *bare = cr_database_url(db, false);
+		url = cr_url_add_password(bare, password);
+		free(bare);
+	} else
+		cr_error("database %s: no URL: set %s (the Job gets it from its Secret), url, or "
+			 "host, user and database", db->name, url_var);
+	cr_secret_add(password);
+	free(url_var);
+	free(pw_var);
+	return url;
+}
+
+enum cr_decision cr_migrate_decide(const struct cr_strlist *tables, const char *version_table,
+				   bool allow_empty, const struct cr_strlist *missing)
+{
+	if (!allow_empty) {
+		bool empty = true;
+		for (size_t i = 0; empty && i < tables->n; i++) {
+			const char *dot = strrchr(tables->items[i], '.');
+			empty = strcmp(dot ? dot + 1 : tables->items[i], version_table) == 0;
+		}
+		if (empty)
+			return CR_EMPTY_LEFT_ALONE;
+	}
+	return missing->n ? CR_NEEDED : CR_UP_TO_DATE;
+}
+
+static void list_text(struct cr_buf *b, const struct cr_strlist *l, size_t max)
+{
+	if (!l->n)
+		cr_buf_adds(b, "(none)");
+	for (size_t i = 0; i < l->n && i < max; i++)
+		cr_buf_printf(b, "%s%s", i ? ", " : "", l->items[i]);
+	if (l->n > max)
+		cr_buf_printf(b, ", ... (%zu in all)", l->n);
+}
+
+static void fail(struct db_run *d, const char *why)
+{
+	d->outcome = O_FAILED;
+	free(d->why);
+	d->why = xstrdup(why);
+}
+
+static long long lock_key_of(const struct cr_alembic_project *p)
+{
+	char *name = xasprintf("%s.%s", p->version_table_schema ? p->version_table_schema : "",
+			       p->version_table);
+	long long key = ((long long)cr_fnv1a("chartreuse", 10) << 31) ^
+			cr_fnv1a(name, strlen(name));
+	free(name);
+	return key;
+}
+
+static struct cr_alembic_call call_of(struct db_run *d)
+{
+	return (struct cr_alembic_call){ d->db->name, &d->project, d->url, &d->extra };
+}
+
+/* The project and its graph; heads from `alembic heads` when the scripts can't be read
+ * natively with certainty. */
+static int read_project(struct db_run *d)
+{
+	const struct cr_database *db = d->db;
+	if (cr_alembic_load(db->alembic_directory, db->alembic_config_file, db->alembic_section,
+			    &d->project))
+		return -1;
+	for (size_t i = 0; i < db->additional_parameters.n; i++)
+		cr_strlist_add(&d->extra, db->additional_parameters.items[i]);
+	if (db->patroni) {
+		cr_strlist_add(&d->extra, "-x");
+		cr_strlist_add(&d->extra, "patroni_postgresql=yes");
+	}
+	d->lock_key = lock_key_of(&d->project);
+	char *why = NULL;
+	int rc = cr_revgraph_load(&d->project, &d->graph, &why);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		d->native = true;
+		for (size_t i = 0; i < d->graph.heads.n; i++)
+			cr_strlist_add(&d->heads, d->graph.heads.items[i]);
+		return 0;
+	}
+	cr_warn("database %s: %s; asking `alembic heads` instead", db->name, why);
+	free(why);
+	struct cr_alembic_call c = call_of(d);
+	return cr_alembic_cli_heads(&c, &d->heads);
+}
+
+/* Without the graph: anything that is a head and not stored is taken as missing. This can
+ * only err towards running Alembic, which then finds nothing to do. */
+static void missing_without_graph(struct db_run *d)
+{
+	for (size_t i = 0; i < d->heads.n; i++)
+		if (!cr_strlist_has(&d->stored, d->heads.items[i]))
+			cr_strlist_add(&d->missing, d->heads.items[i]);
+}
+
+static int read_state(struct db_run *d)
+{
+	cr_strlist_free(&d->stored);
+	cr_strlist_free(&d->missing);
+	if (cr_pg_stored_revisions(d->pg, d->project.version_table_schema,
+				   d->project.version_table, &d->stored))
+		return -1;
+	if (!d->native) {
+		missing_without_graph(d);
+		return 0;
+	}
+	return cr_revgraph_missing(&d->graph, &d->stored, &d->missing);
+}
+
+static int decide(struct db_run *d)
+{
+	struct cr_strlist tables = { 0 };
+	int rc = cr_pg_tables(d->pg, &tables);
+	if (!rc)
+		rc = read_state(d);
+	if (rc) {
+		cr_strlist_free(&tables);
+		return -1;
+	}
+	struct cr_buf stored = { 0 }, heads = { 0 }, missing = { 0 };
+	list_text(&stored, &d->stored, 8);
+	list_text(&heads, &d->heads, 8);
+	list_text(&missing, &d->missing, 8);
+	cr_info("database %s: stored %s; heads %s; not applied %s", d->db->name, stored.data,
+		heads.data, missing.data);
+	switch (cr_migrate_decide(&tables, d->project.version_table,
+				  d->db->allow_migration_from_empty_database, &d->missing)) {
+	case CR_UP_TO_DATE:
+		d->outcome = O_UP_TO_DATE;
+		break;
+	case CR_EMPTY_LEFT_ALONE:
+		d->outcome = O_LEFT_ALONE;
+		break;
+	case CR_NEEDED:
+		d->outcome = O_NEEDED;
+		break;
+	}
+	cr_buf_free(&stored);
+	cr_buf_free(&heads);
+	cr_buf_free(&missing);
+	cr_strlist_free(&tables);
+	return 0;
+}
+
+static void prepare(struct db_run *d, const struct cr_migrate_options *o)
+{
+	if (read_project(d)) {
+		fail(d, "its Alembic project could not be read");
+		return;
+	}
+	if (cr_pg_connect(d->db->name, d->url, o->connect_timeout, &d->pg)) {
+		fail(d, "cannot connect");
+		return;
+	}
+	if (!o->dry_run) {
+		int rc = cr_pg_lock(d->pg, d->lock_key, o->lock_timeout);
+		if (rc) {
+			if (rc > 0)
+				cr_error("database %s: another migration still holds the lock after "
+					 "%d s", d->db->name, o->lock_timeout);
+			fail(d, "lock not obtained");
+			return;
+		}
+		d->locked = true;
+	}
+	if (decide(d))
+		fail(d, "its state could not be read");
+}
+
+/* The revision whose script appears last in a traceback in Alembic's output (Alembic only
+ * logs "Running upgrade" lines when env.py configures logging), else the last one it
+ * said it was running. */
+static const char *failed_revision(const struct db_run *d, const struct cr_alembic_result *res)
+{
+	const char *best = NULL;
+	const char *best_at = NULL;
+	for (size_t i = 0; d->native && res->output.data && i < d->graph.n; i++) {
+		const char *path = d->graph.revs[i].path;
+		for (const char *at = res->output.data; (at = strstr(at, path)); at++)
+			if (at > best_at) {
+				best_at = at;
+				best = d->graph.revs[i].id;
+			}
+	}
+	return best ? best : res->last_upgrade;
+}
+
+static void upgrade(struct db_run *d)
+{
+	const char *target = d->heads.n > 1 ? "heads" : "head";
+	const char *const args[] = { "upgrade", target, NULL };
+	cr_info("database %s: running alembic upgrade %s", d->db->name, target);
+	struct cr_alembic_call c = call_of(d);
+	struct cr_alembic_result res;
+	int rc = cr_alembic_cli(&c, args, &res);
+	if (rc != 0) {
+		const char *rev = failed_revision(d, &res);
+		char *why = rev ? xasprintf("alembic upgrade failed at revision %s (exit %d)", rev,
+					    rc)
+				: xasprintf("alembic upgrade failed (exit %d)", rc);
+		cr_error("database %s: %s", d->db->name, why);
+		fail(d, why);
+		free(why);
+	} else if (read_state(d)) {
+		fail(d, "its state after the upgrade could not be read");
+	} else if (d->native && d->missing.n) {
+		struct cr_buf m = { 0 };
+		list_text(&m, &d->missing, 8);
+		cr_error("database %s: alembic succeeded but revisions are still not applied: %s",
+			 d->db->name, m.data);
+		fail(d, "not at the heads after the upgrade");
+		cr_buf_free(&m);
+	} else {
+		d->outcome = O_MIGRATED;
+	}
+	cr_alembic_result_free(&res);
+}
+
+static const char *outcome_text(const struct db_run *d, bool dry_run)
+{
+	switch (d->outcome) {
+	case O_UP_TO_DATE:
+		return "up to date, nothing to do";
+	case O_LEFT_ALONE:
+		return "empty and allowMigrationFromEmptyDatabase is off: left alone";
+	case O_NEEDED:
+		return dry_run ? "migration needed" : "migration needed, not run";
+	case O_MIGRATED:
+		return "migrated";
+	default:
+		return "FAILED";
+	}
+}
+
+static void report(struct db_run *runs, size_t n, bool dry_run)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct db_run *d = &runs[i];
+		struct cr_buf line = { 0 };
+		cr_buf_printf(&line, "%s: %s", d->db->name, outcome_text(d, dry_run));
+		if (d->outcome == O_NEEDED) {
+			cr_buf_adds(&line, " (not applied: ");
+			list_text(&line, &d->missing, 8);
+			cr_buf_adds(&line, ")");
+		} else if (d->outcome == O_FAILED && d->why) {
+			cr_buf_printf(&line, " (%s)", d->why);
+		}
+		if (dry_run) {
+			char *masked = cr_mask(line.data);
+			printf("%s\n", masked);
+			free(masked);
+		} else {
+			cr_info("%s", line.data);
+		}
+		cr_buf_free(&line);
+	}
+	fflush(stdout);
+}
+
+static void release(struct db_run *d)
+{
+	if (d->locked)
+		cr_pg_unlock(d->pg, d->lock_key);
+	if (d->pg)
+		cr_pg_close(d->pg);
+	cr_alembic_free(&d->project);
+	cr_revgraph_free(&d->graph);
+	cr_strlist_free(&d->heads);
+	cr_strlist_free(&d->stored);
+	cr_strlist_free(&d->missing);
+	cr_strlist_free(&d->extra);
+	free(d->url);
+	free(d->why);
+}
+
+static size_t count(const struct db_run *runs, size_t n, enum outcome o)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += runs[i].outcome == o;
+	return k;
+}
+
+static void migrate_needed(const struct cr_config *cfg, struct db_run *runs, size_t n,
+			   const struct cr_migrate_options *o)
+{
+	if (cfg->stop_pods && cr_pods_stop(cfg)) {
+		for (size_t i = 0; i < n; i++)
+			if (runs[i].outcome == O_NEEDED)
+				fail(&runs[i], "not run: the pods could not be stopped");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].outcome == O_NEEDED)
+			upgrade(&runs[i]);
+	if (cfg->stop_pods && o->start_pods_after)
+		cr_pods_start(cfg);
+}
+
+int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
+{
+	size_t n = cfg->n_databases;
+	struct db_run *runs = xcalloc(n, sizeof(*runs));
+	for (size_t i = 0; i < n; i++) {
+		runs[i].db = &cfg->databases[i];
+		runs[i].index = i;
+		runs[i].url = cr_migrate_database_url(cfg, i);
+		if (!runs[i].url)
+			fail(&runs[i], "no URL");
+		else
+			prepare(&runs[i], o);
+	}
+	if (!o->dry_run && count(runs, n, O_NEEDED))
+		migrate_needed(cfg, runs, n, o);
+	report(runs, n, o->dry_run);
+	int failed = count(runs, n, O_FAILED) > 0;
+	for (size_t i = 0; i < n; i++)
+		release(&runs[i]);
+	free(runs);
+	return failed ? -1 : 0;
+}

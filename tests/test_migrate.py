@@ -1,0 +1,289 @@
+"""`chartreuse migrate` against a real PostgreSQL 15 and the real Alembic: the decision
+from the revision graph, the empty-database rule, the upgrade, its verification, the lock,
+and what a failure reports."""
+import os
+import stat
+import subprocess
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+import alembic_projects as ap
+from conftest import BIN, WRAPPER, run
+
+HOSTILE_PASSWORD = "p@ss:/?#%'\" w0rd x"
+
+
+@pytest.fixture
+def alembic_log(tmp_path):
+    """A wrapper standing for `alembic` that records each call, so a test can assert that
+    Alembic was (or was not) started."""
+    log = tmp_path / "alembic-calls.log"
+    wrapper = tmp_path / "alembic-wrapper"
+    wrapper.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        echo "$*" >> {log}
+        exec /usr/bin/alembic "$@"
+        """))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return wrapper, log
+
+
+def calls(log):
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture
+def database(pg):
+    """A fresh database owned by a role with a hostile password; yields its URL."""
+    name = "db_" + uuid.uuid4().hex[:10]
+    owner = "own_" + name
+    pg.create_database(name, owner=owner, owner_password=HOSTILE_PASSWORD)
+    yield pg.url(name, user=owner, password=HOSTILE_PASSWORD)
+    pg.drop_database(name, owner=owner)
+
+
+def write_config(tmp_path, databases, **top):
+    cfg = {"release": "demo", "stopPods": False, **top, "databases": databases}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def db_entry(project, name="main", **kw):
+    entry = {"name": name, "alembicDirectory": str(project.path),
+             "alembicConfigFile": project.ini}
+    if project.section:
+        entry["alembicSection"] = project.section
+    entry.update(kw)
+    return entry
+
+
+def migrate(config, *args, urls=(), alembic=None, **kw):
+    env = {f"CHARTREUSE_DB_{i}_URL": u for i, u in enumerate(urls)}
+    if alembic:
+        env["CHARTREUSE_ALEMBIC"] = str(alembic)
+    return run(["migrate", "--config", str(config), *args], env=env, timeout=180, **kw)
+
+
+def stored(pg, url_db, table="alembic_version"):
+    rows = pg.psql(url_db, f"SELECT version_num FROM {table} ORDER BY 1")
+    return sorted(r[0] for r in rows)
+
+
+def dbname(url):
+    from urllib.parse import unquote, urlsplit
+    return unquote(urlsplit(url).path[1:])
+
+
+def tables(pg, db):
+    rows = pg.psql(db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return sorted(r[0] for r in rows)
+
+
+def no_secret(result):
+    text = result.out + result.err
+    assert HOSTILE_PASSWORD.encode() not in text
+    from urllib.parse import quote
+    assert quote(HOSTILE_PASSWORD, safe="").encode() not in text
+
+
+# --- the decision --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("builder", ["linear", "branches", "merged", "depends_on",
+                                     "annotated", "lying_docstring", "commented_out",
+                                     "multi_location", "named_section"])
+def test_fresh_database_is_migrated_to_the_heads_then_left_alone(
+        builder, pg, database, tmp_path, alembic_log):
+    project = ap.PROJECTS[builder](tmp_path / "project")
+    cfg = write_config(tmp_path, [db_entry(project)])
+    wrapper, log = alembic_log
+    r = migrate(cfg, urls=[database], alembic=wrapper)
+    assert r.rc == 0, r.err.decode()
+    no_secret(r)
+    db = dbname(database)
+    # Every revision ran (each creates its table) ...
+    assert set(tables(pg, db)) >= {project.table(rev) for rev in project.revisions}
+    assert len([c for c in calls(log) if "upgrade" in c]) == 1
+    # ... and the second run decides "nothing to do" without starting Alembic at all.
+    r2 = migrate(cfg, urls=[database], alembic=wrapper)
+    assert r2.rc == 0, r2.err.decode()
+    assert "up to date" in r2.err.decode()
+    assert len(calls(log)) == 1
+
+
+def test_depends_on_head_is_not_stored_and_still_counts_as_applied(pg, database, tmp_path):
+    project = ap.depends_on(tmp_path / "project")
+    cfg = write_config(tmp_path, [db_entry(project)])
+    assert migrate(cfg, urls=[database]).rc == 0
+    # Alembic stores the tips only: b2 stands for a2 through depends_on.
+    assert stored(pg, dbname(database)) == ["b2"]
+    dry = migrate(cfg, "--dry-run", urls=[database])
+    assert dry.rc == 0 and dry.text.strip() == "main: up to date, nothing to do"
+
+
+def test_one_revision_behind(pg, database, tmp_path, alembic_log):
+    project = ap.linear(tmp_path / "project", 3)
+    cfg = write_config(tmp_path, [db_entry(project)])
+    assert migrate(cfg, urls=[database]).rc == 0
+    ap.write_revisions(project.path, [("lin0004", "lin0003", {})],
+                       versions=project.path / "migrations" / "versions")
+    dry = migrate(cfg, "--dry-run", urls=[database])
+    assert dry.text.strip() == "main: migration needed (not applied: lin0004)"
+    wrapper, log = alembic_log
+    r = migrate(cfg, urls=[database], alembic=wrapper)
+    assert r.rc == 0, r.err.decode()
+    assert stored(pg, dbname(database)) == ["lin0004"]
+    assert calls(log) == [f"-c {calls(log)[0].split()[1]} upgrade head"]
+
+
+def test_two_heads_upgrade_heads(pg, database, tmp_path, alembic_log):
+    project = ap.branches(tmp_path / "project")
+    wrapper, log = alembic_log
+    r = migrate(write_config(tmp_path, [db_entry(project)]), urls=[database], alembic=wrapper)
+    assert r.rc == 0
+    assert calls(log)[0].endswith("upgrade heads")
+    assert stored(pg, dbname(database)) == ["a2", "b1"]
+
+
+def test_empty_database_with_allow_empty_off_is_left_alone(pg, database, tmp_path, alembic_log):
+    project = ap.linear(tmp_path / "project", 2)
+    cfg = write_config(tmp_path, [db_entry(project, allowMigrationFromEmptyDatabase=False)])
+    wrapper, log = alembic_log
+    r = migrate(cfg, urls=[database], alembic=wrapper)
+    assert r.rc == 0
+    assert "left alone" in r.err.decode()
+    assert calls(log) == [] and tables(pg, dbname(database)) == []
+
+
+def test_dry_run_changes_nothing(pg, database, tmp_path, alembic_log):
+    project = ap.linear(tmp_path / "project", 2)
+    wrapper, log = alembic_log
+    r = migrate(write_config(tmp_path, [db_entry(project)]), "--dry-run", urls=[database],
+                alembic=wrapper)
+    assert r.rc == 0
+    assert r.text == "main: migration needed (not applied: lin0001, lin0002)\n"
+    assert calls(log) == [] and tables(pg, dbname(database)) == []
+
+
+# --- failures ------------------------------------------------------------------------------
+
+def test_missing_down_revision_is_a_clear_error(database, tmp_path, alembic_log):
+    project = ap.missing_down_revision(tmp_path / "project")
+    wrapper, log = alembic_log
+    r = migrate(write_config(tmp_path, [db_entry(project)]), urls=[database], alembic=wrapper)
+    assert r.rc == 1
+    err = r.err.decode()
+    assert "mis02" in err and str(project.files["mis03"].name) in err
+    assert calls(log) == []
+
+
+def test_failing_migration_names_the_revision_and_leaves_the_database_unchanged(
+        pg, database, tmp_path):
+    project = ap.failing(tmp_path / "project")
+    r = migrate(write_config(tmp_path, [db_entry(project)]), urls=[database])
+    assert r.rc == 1
+    err = r.err.decode()
+    assert "failed at revision bad03" in err
+    assert "main: FAILED" in err
+    no_secret(r)
+    # Transactional DDL: nothing of the failed run is left.
+    db = dbname(database)
+    assert tables(pg, db) == [] or tables(pg, db) == ["alembic_version"]
+
+
+def test_uncertain_scripts_fall_back_to_alembic_heads(pg, database, tmp_path):
+    project = ap.computed(tmp_path / "project")
+    r = migrate(write_config(tmp_path, [db_entry(project)]), urls=[database])
+    assert r.rc == 0, r.err.decode()
+    assert "asking `alembic heads`" in r.err.decode()
+    assert stored(pg, dbname(database)) == ["comp03"]
+
+
+def test_password_never_appears_even_when_the_connection_fails(pg, tmp_path):
+    project = ap.linear(tmp_path / "project", 1)
+    url = pg.url("nosuchdb", user="nosuchuser", password=HOSTILE_PASSWORD)
+    r = migrate(write_config(tmp_path, [db_entry(project)]), urls=[url])
+    assert r.rc == 1
+    assert "main: FAILED" in r.err.decode()
+    no_secret(r)
+
+
+def test_three_databases_one_failing(pg, tmp_path):
+    names = []
+    urls = []
+    for i in range(3):
+        name = "tri_" + uuid.uuid4().hex[:8]
+        pg.create_database(name)
+        names.append(name)
+        urls.append(pg.url(name))
+    try:
+        good = ap.linear(tmp_path / "good", 2)
+        bad = ap.failing(tmp_path / "bad")
+        cfg = write_config(tmp_path, [db_entry(good, "one"), db_entry(bad, "two"),
+                                      db_entry(good, "three")])
+        r = migrate(cfg, urls=urls)
+        assert r.rc == 1
+        err = r.err.decode()
+        assert "one: migrated" in err and "three: migrated" in err
+        assert "two: FAILED" in err
+        assert stored(pg, names[0]) == ["lin0002"] and stored(pg, names[2]) == ["lin0002"]
+    finally:
+        for name in names:
+            pg.drop_database(name)
+
+
+def test_two_concurrent_runs_on_one_database_run_alembic_once(pg, database, tmp_path,
+                                                              alembic_log):
+    specs = [("slow01", None, {"upgrade": 'op.execute("SELECT pg_sleep(2)")\n    '
+                                         + ap.create_table("slow01")})]
+    project = ap._project(tmp_path / "project", specs, ["slow01"])
+    cfg = write_config(tmp_path, [db_entry(project)])
+    wrapper, log = alembic_log
+    env = dict(os.environ, CHARTREUSE_DB_0_URL=database, CHARTREUSE_ALEMBIC=str(wrapper))
+    cmd = WRAPPER + [BIN, "migrate", "--config", str(cfg)]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    assert len(calls(log)) == 1
+    errs = b"".join(o[1] for o in outs).decode()
+    assert "main: migrated" in errs and "main: up to date, nothing to do" in errs
+
+
+def test_version_guard(tmp_path):
+    r = run(["migrate", "--config", "/nonexistent"],
+            env={"CHARTREUSE_EXPECTED_VERSION": "99.7.0"})
+    assert r.rc == 1
+    assert "99.7.0" in r.err_lines[0] and "major.minor" in r.err_lines[0]
+
+
+def test_reference_environment_variables(pg, database, tmp_path):
+    project = ap.linear(tmp_path / "project", 2)
+    env = {"CHARTREUSE_ALEMBIC_URL": database,
+           "CHARTREUSE_ALEMBIC_DIRECTORY_PATH": str(project.path),
+           "CHARTREUSE_ALEMBIC_CONFIG_FILE_PATH": "alembic.ini",
+           "CHARTREUSE_ALEMBIC_ALLOW_MIGRATION_FOR_EMPTY_DATABASE": "",
+           "CHARTREUSE_ENABLE_STOP_PODS": "false",
+           "CHARTREUSE_RELEASE_NAME": "demo"}
+    r = run(["migrate"], env=env, timeout=120)
+    # "" is false: an empty database with allow-empty off is left alone.
+    assert r.rc == 0 and "left alone" in r.err.decode()
+    env["CHARTREUSE_ALEMBIC_ALLOW_MIGRATION_FOR_EMPTY_DATABASE"] = "1"
+    r = run(["migrate"], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    assert stored(pg, dbname(database)) == ["lin0002"]
+    no_secret(r)
+
+
+def test_stop_pods_without_a_cluster_fails_clearly(database, tmp_path, alembic_log):
+    project = ap.linear(tmp_path / "project", 1)
+    wrapper, log = alembic_log
+    r = migrate(write_config(tmp_path, [db_entry(project)], stopPods=True), urls=[database],
+                alembic=wrapper)
+    assert r.rc == 1
+    assert "stopPods: false" in r.err.decode()
+    assert calls(log) == []
