@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 enum outcome { O_PENDING, O_UP_TO_DATE, O_LEFT_ALONE, O_NEEDED, O_MIGRATED, O_FAILED };
 
@@ -190,6 +192,42 @@ static int decide(struct db_run *d)
 	return 0;
 }
 
+static double seconds_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The operator creates the roles and default privileges some time after the database;
+ * migrating before that would leave tables the application cannot use. */
+static int wait_patroni_configured(struct db_run *d)
+{
+	double start = seconds_now(), last_note = start;
+	char *why = NULL;
+	int ready;
+	while ((ready = cr_pg_patroni_ready(d->pg, &why)) == 0) {
+		double now = seconds_now();
+		if (now - start >= (double)d->db->patroni_wait_timeout)
+			break;
+		if (now - last_note >= 10) {
+			cr_info("database %s: waiting for the postgres-operator to set up its roles "
+				"(%.0f s): %s", d->db->name, now - start, why ? why : "");
+			last_note = now;
+		}
+		sleep(1);
+	}
+	if (ready == 0)
+		cr_error("database %s: the postgres-operator roles and default privileges are not "
+			 "in place after %ld s: %s", d->db->name, d->db->patroni_wait_timeout,
+			 why ? why : "");
+	else if (ready < 0)
+		cr_error("database %s: the connection was lost while checking the "
+			 "postgres-operator roles", d->db->name);
+	free(why);
+	return ready == 1 ? 0 : -1;
+}
+
 static void prepare(struct db_run *d, const struct cr_migrate_options *o)
 {
 	if (read_project(d)) {
@@ -198,6 +236,10 @@ static void prepare(struct db_run *d, const struct cr_migrate_options *o)
 	}
 	if (cr_pg_connect(d->db->name, d->url, o->connect_timeout, &d->pg)) {
 		fail(d, "cannot connect");
+		return;
+	}
+	if (d->db->patroni && wait_patroni_configured(d)) {
+		fail(d, "postgres-operator roles not ready");
 		return;
 	}
 	if (!o->dry_run) {

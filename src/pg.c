@@ -503,3 +503,61 @@ int cr_pg_wait(const char *name, const char *url, int timeout_s)
 	free(libpq_url);
 	return rc;
 }
+
+/* --- Patroni (postgres-operator) ------------------------------------------------------------ */
+
+/* One step of the probe, silently; on failure *why gets the server's reason. */
+static bool probe_step(struct cr_pg *pg, const char *sql, char **why)
+{
+	PGresult *res = PQexec(pg->conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok) {
+		const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		free(*why);
+		*why = first_line(primary ? primary : PQerrorMessage(pg->conn));
+	}
+	PQclear(res);
+	return ok;
+}
+
+static char *quoted_role(struct cr_pg *pg, const char *db, const char *suffix)
+{
+	char *role = xasprintf("%s_%s", db, suffix);
+	char *q = PQescapeIdentifier(pg->conn, role, strlen(role));
+	char *out = xstrdup(q ? q : "\"\"");
+	PQfreemem(q);
+	free(role);
+	return out;
+}
+
+int cr_pg_patroni_ready(struct cr_pg *pg, char **why)
+{
+	const char *db = PQdb(pg->conn);
+	char *owner = quoted_role(pg, db, "owner"), *writer = quoted_role(pg, db, "writer"),
+	     *reader = quoted_role(pg, db, "reader");
+	char *steps[] = {
+		xstrdup("BEGIN"),
+		xasprintf("SET LOCAL ROLE %s", owner),
+		xstrdup("CREATE TABLE chartreuse_patroni_probe (id integer)"),
+		xasprintf("SET LOCAL ROLE %s", writer),
+		xstrdup("INSERT INTO chartreuse_patroni_probe VALUES (1)"),
+		xasprintf("SET LOCAL ROLE %s", reader),
+		xstrdup("SELECT id FROM chartreuse_patroni_probe"),
+	};
+	size_t n = sizeof(steps) / sizeof(steps[0]);
+	bool ok = true;
+	for (size_t i = 0; i < n; i++) {
+		ok = ok && probe_step(pg, steps[i], why);
+		free(steps[i]);
+	}
+	char *ignored = NULL;
+	probe_step(pg, "ROLLBACK", &ignored);
+	free(ignored);
+	free(owner);
+	free(writer);
+	free(reader);
+	if (PQstatus(pg->conn) != CONNECTION_OK)
+		return -1;
+	return ok ? 1 : 0;
+}

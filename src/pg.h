@@ -35,6 +35,12 @@ int cr_pg_unlock(struct cr_pg *pg, long long key);
 /* Runs one SQL statement with text parameters and no result rows. */
 int cr_pg_exec(struct cr_pg *pg, const char *sql, int n_params, const char *const *params);
 
+/* Whether a postgres-operator (Patroni) database is set up: inside a transaction that is
+ * rolled back, the <db>_owner role creates a table, <db>_writer inserts into it and
+ * <db>_reader reads it (default privileges in place). 1: ready; 0: not yet (*why, caller
+ * frees, says what failed); -1: the connection is gone. Silent. */
+int cr_pg_patroni_ready(struct cr_pg *pg, char **why);
+
 /* Waits until the server at url accepts connections (PQping), up to timeout_s seconds,
  * printing progress every few seconds. 0 when it answers (even if it would refuse these
  * credentials), -1 at the deadline or for a URL libpq can't use (reported). */

@@ -287,3 +287,56 @@ def test_stop_pods_without_a_cluster_fails_clearly(database, tmp_path, alembic_l
     assert r.rc == 1
     assert "stopPods: false" in r.err.decode()
     assert calls(log) == []
+
+
+# --- Patroni (postgres-operator) ---------------------------------------------------------
+
+def operator_setup(pg, db):
+    """What the postgres-operator does for a prepared database: owner/writer/reader roles
+    and default privileges."""
+    for role in ("owner", "writer", "reader"):
+        pg.psql(db, f'CREATE ROLE "{db}_{role}" NOLOGIN')
+    pg.psql(db, f'GRANT CREATE, USAGE ON SCHEMA public TO "{db}_owner"')
+    pg.psql(db, f'GRANT USAGE ON SCHEMA public TO "{db}_writer", "{db}_reader"')
+    pg.psql(db, f'ALTER DEFAULT PRIVILEGES FOR ROLE "{db}_owner" IN SCHEMA public '
+                f'GRANT INSERT, SELECT ON TABLES TO "{db}_writer"')
+    pg.psql(db, f'ALTER DEFAULT PRIVILEGES FOR ROLE "{db}_owner" IN SCHEMA public '
+                f'GRANT SELECT ON TABLES TO "{db}_reader"')
+
+
+@pytest.fixture
+def patroni_db(pg):
+    name = "pat_" + uuid.uuid4().hex[:8]
+    pg.create_database(name)
+    yield name
+    pg.drop_database(name)
+    for role in ("owner", "writer", "reader"):
+        pg.psql("postgres", f'DROP ROLE IF EXISTS "{name}_{role}"')
+
+
+def test_patroni_waits_for_the_operator_then_passes_the_flag(pg, patroni_db, tmp_path,
+                                                              alembic_log):
+    import threading
+    project = ap.linear(tmp_path / "project", 1)
+    cfg = write_config(tmp_path, [db_entry(project, patroni=True, patroniWaitTimeout=30)])
+    wrapper, log = alembic_log
+    timer = threading.Timer(2.0, operator_setup, (pg, patroni_db))
+    timer.start()
+    try:
+        r = migrate(cfg, urls=[pg.url(patroni_db)], alembic=wrapper)
+    finally:
+        timer.join()
+    assert r.rc == 0, r.err.decode()
+    assert calls(log) and "-x patroni_postgresql=yes" in calls(log)[0]
+    # The probe left nothing behind.
+    assert "chartreuse_patroni_probe" not in tables(pg, patroni_db)
+
+
+def test_patroni_gives_up_at_the_deadline(pg, patroni_db, tmp_path, alembic_log):
+    project = ap.linear(tmp_path / "project", 1)
+    cfg = write_config(tmp_path, [db_entry(project, patroni=True, patroniWaitTimeout=2)])
+    wrapper, log = alembic_log
+    r = migrate(cfg, urls=[pg.url(patroni_db)], alembic=wrapper)
+    assert r.rc == 1
+    assert "not in place after 2 s" in r.err.decode()
+    assert calls(log) == []
