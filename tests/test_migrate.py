@@ -340,3 +340,37 @@ def test_patroni_gives_up_at_the_deadline(pg, patroni_db, tmp_path, alembic_log)
     assert r.rc == 1
     assert "not in place after 2 s" in r.err.decode()
     assert calls(log) == []
+
+
+def test_reference_multi_database_file(pg, tmp_path):
+    names = ["multi_" + uuid.uuid4().hex[:8] for _ in range(2)]
+    for n in names:
+        pg.create_database(n, owner="o_" + n, owner_password=HOSTILE_PASSWORD)
+    try:
+        a = ap.linear(tmp_path / "a", 2)
+        b = ap.branches(tmp_path / "b")
+        multi = {"databases": {
+            "first": {"dialect": "postgresql", "user": "o_" + names[0],
+                      "password": HOSTILE_PASSWORD, "host": pg.host, "port": pg.port,
+                      "database": names[0], "alembic_directory_path": str(a.path),
+                      "alembic_config_file_path": "alembic.ini",
+                      "allow_migration_for_empty_database": True,
+                      "additional_parameters": ""},
+            "second": {"dialect": "postgresql", "user": "o_" + names[1],
+                       "password": HOSTILE_PASSWORD, "host": pg.host, "port": pg.port,
+                       "database": names[1], "alembic_directory_path": str(b.path)},
+        }}
+        path = tmp_path / "multi.yaml"
+        path.write_text(yaml.safe_dump(multi))
+        env = {"CHARTREUSE_MULTI_CONFIG_PATH": str(path), "CHARTREUSE_ENABLE_STOP_PODS": ""}
+        r = run(["migrate"], env=env, timeout=120)
+        assert r.rc == 0, r.err.decode()
+        assert stored(pg, names[0]) == ["lin0002"] and stored(pg, names[1]) == ["a2", "b1"]
+        no_secret(r)
+        multi["databases"]["first"]["alembic_dir"] = "/x"
+        path.write_text(yaml.safe_dump(multi))
+        r = run(["migrate"], env=env, timeout=120)
+        assert r.rc == 1 and "databases.first.alembic_dir: unknown key" in r.err_lines[0]
+    finally:
+        for n in names:
+            pg.drop_database(n, owner="o_" + n)
