@@ -432,16 +432,10 @@ static void set_unsupported(struct cr_alembic_project *p, const char *fmt, ...)
 {
 	if (p->unsupported)
 		return;
-	struct cr_buf b = { 0 };
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	p->unsupported = xvasprintf(fmt, ap);
 	va_end(ap);
-	cr_buf_reserve(&b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(b.data, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	p->unsupported = b.data;
 }
 
 /* Separator names of path_separator (Alembic >= 1.16) / version_path_separator. */

@@ -1,16 +1,15 @@
-/* posix_spawn_file_actions_addchdir_np (glibc 2.29) and memmem are GNU extensions. */
+/* memmem is a GNU extension. */
 #define _GNU_SOURCE
 #include "alembic_cli.h"
 #include "log.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -117,38 +116,17 @@ static void stream_lines(int fd, const char *db, struct cr_alembic_result *res)
 static int spawn_and_stream(char **argv, char **envp, const char *cwd, const char *db,
 			    struct cr_alembic_result *res)
 {
-	int fds[2];
-	if (pipe(fds)) {
-		cr_error("database %s: cannot run alembic: pipe: %s", db, strerror(errno));
-		return -1;
+	int fd;
+	char *what = xasprintf("alembic for database %s", db);
+	int pid = cr_spawn_piped(argv, envp, cwd, true, &fd, what);
+	int status = -1;
+	if (pid >= 0) {
+		stream_lines(fd, db, res);
+		close(fd);
+		status = cr_wait_exit(pid, what);
 	}
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-	posix_spawn_file_actions_addclose(&fa, fds[0]);
-	posix_spawn_file_actions_addclose(&fa, fds[1]);
-	posix_spawn_file_actions_addchdir_np(&fa, cwd);
-	pid_t pid;
-	int err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	close(fds[1]);
-	if (err) {
-		close(fds[0]);
-		cr_error("database %s: cannot run %s in %s: %s", db, argv[0], cwd, strerror(err));
-		return -1;
-	}
-	stream_lines(fds[0], db, res);
-	close(fds[0]);
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	if (WIFSIGNALED(status)) {
-		cr_error("database %s: alembic was killed by signal %d", db, WTERMSIG(status));
-		return -1;
-	}
-	return WEXITSTATUS(status);
+	free(what);
+	return status;
 }
 
 static char *dir_of(const char *path)

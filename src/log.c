@@ -131,26 +131,18 @@ static void emit(const char *level, const char *fmt, va_list ap)
 {
 	if (muted)
 		return;
-	struct cr_buf raw = { 0 }, line = { 0 };
-	va_list cp;
-	va_copy(cp, ap);
-	int n = vsnprintf(NULL, 0, fmt, cp);
-	va_end(cp);
-	if (n > 0) {
-		cr_buf_reserve(&raw, (size_t)n);
-		vsnprintf(raw.data, (size_t)n + 1, fmt, ap);
-		raw.len = (size_t)n;
-	}
+	struct cr_buf line = { 0 };
+	char *raw = xvasprintf(fmt, ap);
 	cr_buf_adds(&line, "chartreuse: ");
 	cr_buf_adds(&line, level);
-	cr_mask_into(&line, raw.data ? raw.data : "");
+	cr_mask_into(&line, raw);
 	cr_buf_addc(&line, '\n');
 	if (cr_write_all(2, line.data, line.len) < 0) {
 		/* stderr is gone: nothing left to report to. */
 	}
 	if (*level == 'e')
 		copy_to_error_file(&line);
-	cr_buf_free(&raw);
+	free(raw);
 	cr_buf_free(&line);
 }
 

@@ -1,3 +1,5 @@
+/* posix_spawn_file_actions_addchdir_np is a GNU extension (glibc 2.29). */
+#define _GNU_SOURCE
 #include "proc.h"
 #include "log.h"
 #include "util.h"
@@ -12,42 +14,62 @@
 
 extern char **environ;
 
-int cr_run_capture(char *const argv[], struct cr_buf *out)
+int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool merge_stderr,
+		   int *read_fd, const char *what)
 {
 	int fds[2];
 	if (pipe(fds)) {
-		cr_error("cannot run %s: pipe: %s", argv[0], strerror(errno));
+		cr_error("cannot run %s: pipe: %s", what, strerror(errno));
 		return -1;
 	}
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	if (merge_stderr)
+		posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
 	posix_spawn_file_actions_addclose(&fa, fds[0]);
 	posix_spawn_file_actions_addclose(&fa, fds[1]);
+	if (cwd)
+		posix_spawn_file_actions_addchdir_np(&fa, cwd);
 	pid_t pid;
-	int err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	int err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp ? envp : environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(fds[1]);
 	if (err) {
 		close(fds[0]);
-		cr_error("cannot run %s: %s", argv[0], strerror(err));
+		cr_error("cannot run %s%s%s: %s", what, cwd ? " in " : "", cwd ? cwd : "",
+			 strerror(err));
 		return -1;
 	}
-	int rc = cr_read_fd(fds[0], out, argv[0]);
-	close(fds[0]);
+	*read_fd = fds[0];
+	return pid;
+}
+
+int cr_wait_exit(int pid, const char *what)
+{
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
-			cr_error("cannot wait for %s: %s", argv[0], strerror(errno));
+			cr_error("cannot wait for %s: %s", what, strerror(errno));
 			return -1;
 		}
-	if (rc)
-		return -1;
-	if (!WIFEXITED(status)) {
-		cr_error("%s was killed by signal %d", argv[0], WTERMSIG(status));
+	if (WIFSIGNALED(status)) {
+		cr_error("%s was killed by signal %d", what, WTERMSIG(status));
 		return -1;
 	}
 	return WEXITSTATUS(status);
+}
+
+int cr_run_capture(char *const argv[], struct cr_buf *out)
+{
+	int fd;
+	int pid = cr_spawn_piped(argv, NULL, NULL, false, &fd, argv[0]);
+	if (pid < 0)
+		return -1;
+	int rc = cr_read_fd(fd, out, argv[0]);
+	close(fd);
+	int status = cr_wait_exit(pid, argv[0]);
+	return rc ? -1 : status;
 }
 
 char *cr_self_exe(void)
