@@ -827,12 +827,23 @@ static bool is_name_char(char c)
 
 /* A string prefix (up to two of r, b, u, f, t, any case) directly followed by a quote:
  * returns the prefix length, or -1. */
+static bool is_prefix_letter(char c)
+{
+	switch (c) {
+	case 'r': case 'R': case 'b': case 'B': case 'u': case 'U':
+	case 'f': case 'F': case 't': case 'T':
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int string_prefix(const char *p, const char *end)
 {
 	for (int k = 0; k <= 2 && p + k < end; k++) {
 		if (p[k] == '"' || p[k] == '\'')
 			return k;
-		if (!p[k] || !strchr("rRbBuUfFtT", p[k]))
+		if (!is_prefix_letter(p[k]))
 			return -1;
 	}
 	return -1;
@@ -890,15 +901,23 @@ static int lex_string(struct lexer *lx, struct token *t, int prefix, const char 
 	return 0;
 }
 
+/* Function bodies are tokenized too (a string there may span lines), so this is on the
+ * hot path: most operators are one character, and only those that can start a longer one
+ * are compared. */
 static size_t op_len(const char *p, const char *end)
 {
-	static const char *const ops[] = { "**=", "//=", ">>=", "<<=", "...", "==", "!=", "<=",
-					   ">=", ":=", "+=", "-=", "*=", "/=", "%=", "@=",
-					   "&=", "|=", "^=", "->", "**", "//", "<<", ">>" };
+	static const char ops[][4] = { "**=", "//=", ">>=", "<<=", "...", "==", "!=", "<=",
+				       ">=", ":=", "+=", "-=", "*=", "/=", "%=", "@=",
+				       "&=", "|=", "^=", "->", "**", "//", "<<", ">>" };
+	if (end - p < 2 || !memchr("*/<>.=!:+-%@&|^", *p, 15))
+		return 1;
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		size_t n = strlen(ops[i]);
-		if ((size_t)(end - p) >= n && memcmp(p, ops[i], n) == 0)
-			return n;
+		if (ops[i][0] != p[0] || ops[i][1] != p[1])
+			continue;
+		if (!ops[i][2])
+			return 2;
+		if (end - p >= 3 && ops[i][2] == p[2])
+			return 3;
 	}
 	return 1;
 }
