@@ -740,7 +740,8 @@ static int write_new_file(const char *path, const struct cr_buf *b)
 	return rc;
 }
 
-int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, const char *path)
+int cr_alembic_ini_copy(const struct cr_alembic_project *p, const char *url,
+			struct cr_buf *out)
 {
 	struct ini ini;
 	if (ini_load(&ini, p->ini_path) < 0) {
@@ -759,14 +760,20 @@ int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, co
 			 "ini value cannot hold", ini.path);
 	else
 		rc = 0;
-	if (rc == 0) {
-		struct cr_buf out = { 0 };
-		build_ini_copy(&ini, sec, url, &out);
-		rc = write_new_file(path, &out);
-		explicit_bzero(out.data, out.len); /* it holds the password */
-		cr_buf_free(&out);
-	}
+	if (rc == 0)
+		build_ini_copy(&ini, sec, url, out);
 	ini_free(&ini);
+	return rc;
+}
+
+int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, const char *path)
+{
+	struct cr_buf out = { 0 };
+	int rc = cr_alembic_ini_copy(p, url, &out);
+	if (rc == 0)
+		rc = write_new_file(path, &out);
+	explicit_bzero(out.data, out.len); /* it holds the password */
+	cr_buf_free(&out);
 	return rc;
 }
 

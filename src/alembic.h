@@ -37,6 +37,9 @@ void cr_alembic_free(struct cr_alembic_project *p);
  * `-c path` then behaves as with the original file, without the password ever being
  * written next to the project or put on a command line. */
 int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, const char *path);
+/* The same text, appended to out (which then holds the password: wipe it). */
+int cr_alembic_ini_copy(const struct cr_alembic_project *p, const char *url,
+			struct cr_buf *out);
 
 struct cr_revision {
 	char *id;

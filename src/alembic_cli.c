@@ -5,34 +5,35 @@
 #include "proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 extern char **environ;
 
-/* A private directory for the ini copy; removed with its file by remove_private_dir. */
-static char *make_private_dir(void)
+/* The ini copy lives in an anonymous memory file that Alembic opens as /dev/fd/N: the
+ * password is never on a disk, and nothing is left behind even if chartreuse is killed.
+ * The fd is inherited by the child (no close-on-exec) and closed here after the spawn. */
+static int ini_memfd(const struct cr_alembic_call *call)
 {
-	const char *tmp = getenv("TMPDIR");
-	char *dir = xasprintf("%s/chartreuse-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
-		cr_error("cannot create a private directory in %s for Alembic's config: %s",
-			 tmp && *tmp ? tmp : "/tmp", strerror(errno));
-		free(dir);
-		return NULL;
+	struct cr_buf text = { 0 };
+	if (cr_alembic_ini_copy(call->project, call->url, &text)) {
+		cr_buf_free(&text);
+		return -1;
 	}
-	return dir;
-}
-
-static void remove_private_dir(char *dir, const char *ini)
-{
-	unlink(ini);
-	rmdir(dir);
-	free(dir);
+	int fd = memfd_create("chartreuse-alembic.ini", 0);
+	if (fd < 0 || cr_write_all(fd, text.data, text.len) < 0) {
+		cr_error("database %s: cannot hand Alembic its config (memfd): %s", call->db_name,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	explicit_bzero(text.data, text.len);
+	cr_buf_free(&text);
+	return fd;
 }
 
 static char **build_argv(const struct cr_alembic_call *call, const char *ini,
@@ -140,26 +141,24 @@ int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 {
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
-	char *dir = make_private_dir();
-	if (!dir)
+	int fd = ini_memfd(call);
+	if (fd < 0)
 		return -1;
-	char *ini = xasprintf("%s/alembic.ini", dir);
-	if (cr_alembic_write_ini(call->project, call->url, ini) == 0) {
-		char **argv = build_argv(call, ini, args);
-		char **envp = build_env(call->url);
-		char *cwd = dir_of(call->project->ini_path);
-		res->status = spawn_and_stream(argv, envp, cwd, call->db_name, res);
-		free(cwd);
-		size_t n = 0;
-		while (envp[n])
-			n++;
-		free(envp[n - 1]);
-		free(envp);
-		for (size_t i = 0; argv[i]; i++)
-			free(argv[i]);
-		free(argv);
-	}
-	remove_private_dir(dir, ini);
+	char *ini = xasprintf("/dev/fd/%d", fd);
+	char **argv = build_argv(call, ini, args);
+	char **envp = build_env(call->url);
+	char *cwd = dir_of(call->project->ini_path);
+	res->status = spawn_and_stream(argv, envp, cwd, call->db_name, res);
+	close(fd);
+	free(cwd);
+	size_t n = 0;
+	while (envp[n])
+		n++;
+	free(envp[n - 1]);
+	free(envp);
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
 	free(ini);
 	return res->status;
 }

@@ -1,6 +1,7 @@
 /* alembic_cli: running the alembic command for one database. argv only (no shell), in the
- * project's directory; the URL reaches Alembic through a private copy of the ini file that
- * is deleted when the run ends, and through CHARTREUSE_ALEMBIC_URL in its environment;
+ * project's directory; the URL reaches Alembic through a copy of the ini file held in
+ * memory (opened by Alembic as /dev/fd/N) and through CHARTREUSE_ALEMBIC_URL in its
+ * environment;
  * output is streamed line by line with the database name in front, secrets masked. */
 #ifndef CR_ALEMBIC_CLI_H
 #define CR_ALEMBIC_CLI_H
@@ -21,7 +22,7 @@ struct cr_alembic_result {
 	struct cr_buf output; /* stdout and stderr, as printed */
 };
 
-/* Runs `alembic -c <private ini> [-n section] <extra...> <args...>`. The program is
+/* Runs `alembic -c /dev/fd/N [-n section] <extra...> <args...>`. The program is
  * $CHARTREUSE_ALEMBIC, else "alembic" from PATH. */
 int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 		   struct cr_alembic_result *res);

@@ -108,6 +108,7 @@ def test_fresh_database_is_migrated_to_the_heads_then_left_alone(
     # Every revision ran (each creates its table) ...
     assert set(tables(pg, db)) >= {project.table(rev) for rev in project.revisions}
     assert len([c for c in calls(log) if "upgrade" in c]) == 1
+    assert HOSTILE_PASSWORD not in log.read_text()  # Alembic's argv
     # ... and the second run decides "nothing to do" without starting Alembic at all.
     r2 = migrate(cfg, urls=[database], alembic=wrapper)
     assert r2.rc == 0, r2.err.decode()
@@ -374,3 +375,26 @@ def test_reference_multi_database_file(pg, tmp_path):
     finally:
         for n in names:
             pg.drop_database(n, owner="o_" + n)
+
+
+def test_the_password_is_never_written_to_a_file_even_when_killed(pg, database, tmp_path):
+    """Alembic gets its ini from memory (/dev/fd/N): a SIGKILL mid-migration leaves no
+    file holding the password in TMPDIR or next to the project."""
+    import signal
+    import time
+    specs = [("slow01", None, {"upgrade": 'op.execute("SELECT pg_sleep(3)")\n    '
+                                         + ap.create_table("slow01")})]
+    project = ap._project(tmp_path / "project", specs, ["slow01"])
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    cfg = write_config(tmp_path, [db_entry(project)])
+    env = dict(os.environ, CHARTREUSE_DB_0_URL=database, TMPDIR=str(tmpdir))
+    p = subprocess.Popen([BIN, "migrate", "--config", str(cfg)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=30)
+    written = [f for f in list(tmpdir.rglob("*")) + list(project.path.rglob("*"))
+               if f.is_file() and HOSTILE_PASSWORD.encode() in f.read_bytes()]
+    assert written == []
+    assert list(tmpdir.iterdir()) == []
