@@ -398,3 +398,19 @@ def test_the_password_is_never_written_to_a_file_even_when_killed(pg, database, 
                if f.is_file() and HOSTILE_PASSWORD.encode() in f.read_bytes()]
     assert written == []
     assert list(tmpdir.iterdir()) == []
+
+
+def test_url_forms_sqlalchemy_users_write(pg, database, tmp_path):
+    project = ap.linear(tmp_path / "project", 1)
+    cfg = write_config(tmp_path, [db_entry(project)])
+    for url in (database + "?sslmode=disable",
+                database.replace("postgresql+psycopg2://", "postgresql://"),
+                database.replace("postgresql+psycopg2://", "postgres://")):
+        r = migrate(cfg, "--dry-run", urls=[url])
+        assert r.rc == 0, r.err.decode()
+        assert r.text.startswith("main: migration needed")
+    r = migrate(cfg, "--dry-run", urls=[database + "?sslmode=require"])
+    # The test server has no TLS: libpq's reason is shown, the URL masked.
+    assert r.rc == 1 and r.text.startswith("main: FAILED")
+    assert "SSL was required" in r.err.decode()
+    no_secret(r)
