@@ -772,7 +772,8 @@ int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, co
 	int rc = cr_alembic_ini_copy(p, url, &out);
 	if (rc == 0)
 		rc = write_new_file(path, &out);
-	explicit_bzero(out.data, out.len); /* it holds the password */
+	if (out.data)
+		explicit_bzero(out.data, out.len); /* it holds the password */
 	cr_buf_free(&out);
 	return rc;
 }

@@ -31,7 +31,8 @@ static int ini_memfd(const struct cr_alembic_call *call)
 			close(fd);
 		fd = -1;
 	}
-	explicit_bzero(text.data, text.len);
+	if (text.data)
+		explicit_bzero(text.data, text.len);
 	cr_buf_free(&text);
 	return fd;
 }
