@@ -138,12 +138,6 @@ def test_wait_needs_a_service():
     assert run(["wait", "redis"]).rc == 2
 
 
-def test_wait_elasticsearch_is_not_built_yet():
-    r = run(["wait", "elasticsearch", "--url-env", "CHARTREUSE_ESLEMBIC_URL"])
-    assert r.rc == 1
-    assert "not built yet" in r.err_lines[0]
-
-
 def test_wait_help():
     r = run(["wait", "--help"])
     assert r.rc == 0 and b"--url-env VAR" in r.out

@@ -58,9 +58,11 @@ static const char status_usage[] = "usage: chartreuse status [RELEASE] [-o table
 static const char wait_usage[] =
 	"usage: chartreuse wait postgres [--name NAME] (--url URL | --url-env VAR)\n"
 	"                                [--timeout SECONDS]\n"
-	"       chartreuse wait elasticsearch (not built yet)\n\n"
+	"       chartreuse wait elasticsearch (--url URL | --url-env VAR) [--timeout SECONDS]\n\n"
 	"Waits until the PostgreSQL server at URL answers (whether or not it would accept\n"
-	"these credentials), trying every second. The migration Job's init containers run it.\n\n"
+	"these credentials), or until the Elasticsearch cluster at URL reports status yellow\n"
+	"or green (_cluster/health?wait_for_status=yellow), trying every second. The\n"
+	"migration Job's init containers run it.\n\n"
 	"  --name NAME       the database's name in messages (default: main)\n"
 	"  --url URL         postgresql://user:password@host:port/database (a SQLAlchemy URL\n"
 	"                    such as postgresql+psycopg2://... works too)\n"
@@ -69,7 +71,7 @@ static const char wait_usage[] =
 	"                    password and VAR_PASSWORD is set (VAR's _URL suffix replaced by\n"
 	"                    _PASSWORD), that password is used.\n"
 	"  --timeout SECONDS give up after this long (default: 60)\n\n"
-	"Exits 0 when the server answers, 1 at the deadline (with libpq's reason), 2 on bad\n"
+	"Exits 0 when the server answers, 1 at the deadline (with the reason), 2 on bad\n"
 	"usage. The URL is shown with its password masked.\n";
 static const char restore_usage[] = "usage: chartreuse restore --release NAME --namespace NS\n\n"
 				    "Not built yet.\n";

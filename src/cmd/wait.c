@@ -1,13 +1,15 @@
-/* `chartreuse wait postgres`: what the migration Job's init containers run, so that the
- * Job starts only once its database answers, and fails with one clear line at a deadline
- * instead of looping forever. Elasticsearch comes later. */
+/* `chartreuse wait postgres|elasticsearch`: what the migration Job's init containers run,
+ * so that the Job starts only once its database and its Elasticsearch answer, and fails
+ * with one clear line at a deadline instead of looping forever. */
 #include "cmd.h"
+#include "es.h"
 #include "log.h"
 #include "pg.h"
 #include "util.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +62,7 @@ static int parse(int argc, char **argv, struct wait_opts *o)
 	if (timeout && parse_timeout(timeout, &o->timeout_s) < 0)
 		return 2;
 	if (!o->url == !o->url_env) {
-		cr_error("wait postgres: give the server's URL with --url or --url-env (one)");
+		cr_error("wait %s: give the server's URL with --url or --url-env (one)", argv[1]);
 		return 2;
 	}
 	return 0;
@@ -77,13 +79,13 @@ static char *password_env_name(const char *url_env)
 }
 
 /* The URL to wait for, NULL after reporting. Caller frees. */
-static char *url_from(const struct wait_opts *o)
+static char *url_from(const struct wait_opts *o, const char *service)
 {
 	if (o->url)
 		return xstrdup(o->url);
 	const char *url = getenv(o->url_env);
 	if (!cr_nonempty(url)) {
-		cr_error("wait postgres: the environment variable %s (--url-env) is not set",
+		cr_error("wait %s: the environment variable %s (--url-env) is not set", service,
 			 o->url_env);
 		return NULL;
 	}
@@ -93,16 +95,19 @@ static char *url_from(const struct wait_opts *o)
 	return full;
 }
 
-static int wait_postgres(int argc, char **argv)
+static int wait_for(int argc, char **argv, bool postgres)
 {
 	struct wait_opts o = { .name = "main", .timeout_s = DEFAULT_TIMEOUT_S };
 	int rc = parse(argc, argv, &o);
 	if (rc)
 		return rc == 1 ? cr_usage("wait", 0) : rc;
-	char *url = url_from(&o);
+	char *url = url_from(&o, argv[1]);
 	if (!url)
 		return 2;
-	rc = cr_pg_wait(o.name, url, o.timeout_s) == 0 ? 0 : 1;
+	if (postgres)
+		rc = cr_pg_wait(o.name, url, o.timeout_s) == 0 ? 0 : 1;
+	else
+		rc = cr_es_wait(url, o.timeout_s) == 0 ? 0 : 1;
 	free(url);
 	cr_secrets_clear();
 	return rc;
@@ -117,13 +122,8 @@ int cmd_wait(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		return cr_usage("wait", 0);
-	if (!strcmp(argv[1], "postgres"))
-		return wait_postgres(argc, argv);
-	if (!strcmp(argv[1], "elasticsearch")) {
-		cr_error("wait elasticsearch is not built yet in this version (%s)",
-			 CHARTREUSE_VERSION);
-		return 1;
-	}
+	if (!strcmp(argv[1], "postgres") || !strcmp(argv[1], "elasticsearch"))
+		return wait_for(argc, argv, !strcmp(argv[1], "postgres"));
 	cr_error("wait: unknown service '%s' (postgres or elasticsearch)", argv[1]);
 	return 2;
 }

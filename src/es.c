@@ -1,0 +1,111 @@
+#include "es.h"
+#include "log.h"
+#include "util.h"
+#include "ytree.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROGRESS_EVERY_S 10.0
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *buf)
+{
+	cr_buf_add(buf, data, size * n);
+	return size * n;
+}
+
+/* The "status" of a health answer, or NULL. Caller frees. */
+static char *health_status(const struct cr_buf *body)
+{
+	if (!body->len)
+		return NULL;
+	cr_log_mute(true); /* an HTML error page is no reason for a second message */
+	struct fy_document *d = yt_parse(body->data, body->len, "health", 0);
+	cr_log_mute(false);
+	char *status = d ? yt_strdup(yt_get(fy_document_root(d), "status")) : NULL;
+	if (d)
+		fy_document_destroy(d);
+	return status;
+}
+
+/* One try: true when the cluster is yellow or green; *why says otherwise. */
+static bool cluster_ready(CURL *curl, const char *health_url, char **why)
+{
+	struct cr_buf body = { 0 };
+	curl_easy_setopt(curl, CURLOPT_URL, health_url);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	CURLcode rc = curl_easy_perform(curl);
+	long code = 0;
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+	char *status = rc == CURLE_OK ? health_status(&body) : NULL;
+	bool ready = code == 200 && status && (!strcmp(status, "yellow") || !strcmp(status, "green"));
+	free(*why);
+	if (rc != CURLE_OK)
+		*why = xstrdup(curl_easy_strerror(rc));
+	else if (!ready)
+		*why = xasprintf("HTTP %ld, status %s", code, status ? status : "unknown");
+	else
+		*why = NULL;
+	free(status);
+	cr_buf_free(&body);
+	return ready;
+}
+
+static char *health_url_of(const char *url)
+{
+	size_t n = strlen(url);
+	while (n && url[n - 1] == '/')
+		n--;
+	return xasprintf("%.*s/_cluster/health?wait_for_status=yellow&timeout=5s", (int)n, url);
+}
+
+int cr_es_wait(const char *url, int timeout_s)
+{
+	CURL *curl = curl_easy_init();
+	if (!curl) {
+		cr_error("elasticsearch: cannot start libcurl");
+		return -1;
+	}
+	char *health = health_url_of(url);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "chartreuse/" CHARTREUSE_VERSION);
+	double start = now_s(), noted = start;
+	char *why = NULL;
+	int rc = -1;
+	for (;;) {
+		if (cluster_ready(curl, health, &why)) {
+			cr_info("elasticsearch: the cluster is ready");
+			rc = 0;
+			break;
+		}
+		double t = now_s();
+		if (t - start >= (double)timeout_s) {
+			cr_error("elasticsearch (%s): not ready after %d s: %s", url, timeout_s,
+				 why ? why : "no answer");
+			break;
+		}
+		if (t - noted >= PROGRESS_EVERY_S) {
+			cr_info("elasticsearch: waiting (%.0f s): %s", t - start, why ? why : "");
+			noted = t;
+		}
+		sleep(1);
+	}
+	free(why);
+	free(health);
+	curl_easy_cleanup(curl);
+	return rc;
+}
