@@ -83,3 +83,14 @@ def pg():
     server = PgServer()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def k8s():
+    """A simulated Kubernetes API server (tests/k8s_sim) for one test: HTTPS with a
+    throw-away CA, bearer token `k8s.token`, the ExpectedDeploymentScale CRD installed,
+    Pods starting/stopping after 0.2 s. `k8s.kubeconfig(path)` writes a kubeconfig."""
+    from k8s_sim import K8sSim
+    sim = K8sSim().start()
+    yield sim
+    sim.stop()

@@ -1,0 +1,634 @@
+"""Simulated controllers: what makes Pods come and go when a Deployment is scaled.
+
+One thread (`ControllerManager`) reads the store's change history like an informer and runs
+small reconcilers, each reacting to events and to its own timers:
+
+- `DeploymentController`: a ReplicaSet per pod-template hash (owned by the Deployment), the
+  current one sized to `spec.replicas`, older ones to 0; Deployment status (replicas,
+  updated/ready/available, observedGeneration, conditions) follows the Pods.
+- `ReplicaSetController`: creates Pods (labels from the template, `ownerReferences` to the
+  ReplicaSet, bound to node `sim-node`) and deletes surplus ones gracefully (not-ready and
+  newest first). Active Pods are those neither terminating nor Failed/Succeeded, exactly as
+  the real controller counts them: so `status.replicas` drops as soon as Pods are
+  *Terminating*, while the Pods themselves are still listed until the kubelet is done - the
+  reason a client must wait for the Pods, not for the Deployment status.
+- `Kubelet`: a Pending Pod becomes Running and Ready after the start delay; a terminating
+  Pod disappears (DELETED) after the stop delay. Delays come from the annotation
+  `sim.chartreuse.test/start-delay` / `stop-delay` on the Pod or on its owning Deployment,
+  else from `sim.pod_start_delay` / `sim.pod_stop_delay`. `sim.kubelet_hook(sim, pod)` may
+  take over starting a Pod (the simulated Job runner of the end-to-end tests plugs in there).
+- `GarbageCollector`: dependents of a deleted owner (by `ownerReferences` uid) are deleted
+  (background), or first when the owner carries the `foregroundDeletion` finalizer.
+- `HpaController` (off unless `sim.hpa_controller`): raises a Deployment below
+  `minReplicas` back up unless `spec.behavior.scaleUp.selectPolicy` is `Disabled`; like the
+  real one it leaves a Deployment at 0 alone (scaling is then disabled).
+
+Only Deployments are scaled by controllers; StatefulSets and Jobs are stored as written.
+"""
+import copy
+import hashlib
+import heapq
+import itertools
+import sys
+import threading
+import time
+import traceback
+
+from .api import Ctx, SIM_ANNOTATION_PREFIX, now_rfc3339, random_suffix
+
+ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+NODE = "sim-node"
+
+
+def template_hash(template):
+    digest = hashlib.sha256(repr(_canonical(template)).encode()).digest()
+    return "".join(ALPHABET[b % len(ALPHABET)] for b in digest[:10])
+
+
+def _canonical(v):
+    if isinstance(v, dict):
+        return tuple(sorted((k, _canonical(x)) for k, x in v.items()))
+    if isinstance(v, list):
+        return tuple(_canonical(x) for x in v)
+    return v
+
+
+def controller_of(obj):
+    for r in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if r.get("controller"):
+            return r
+    return None
+
+
+def is_active(pod):
+    return not pod["metadata"].get("deletionTimestamp") and \
+        (pod.get("status") or {}).get("phase") not in ("Failed", "Succeeded")
+
+
+def is_ready(pod):
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return c.get("status") == "True"
+    return False
+
+
+class ControllerManager(threading.Thread):
+    def __init__(self, sim):
+        super().__init__(name="k8s-sim-controllers", daemon=True)
+        self.sim, self.store, self.api = sim, sim.store, sim.api
+        self.ctx = Ctx(manager="k8s-sim-controller", raw_status=True)
+        self.cursor = 0
+        self.processed_rv = 0
+        self._timers = []
+        self._seq = itertools.count()
+        self.errors = []
+        reg = sim.registry
+        self.rt_pod = reg.by_path("", "v1", "pods")
+        self.rt_rs = reg.by_path("apps", "v1", "replicasets")
+        self.rt_deploy = reg.by_path("apps", "v1", "deployments")
+        self.rt_hpa = reg.by_path("autoscaling", "v2", "horizontalpodautoscalers")
+        self.reconcilers = [GarbageCollector(self), DeploymentController(self),
+                            ReplicaSetController(self), Kubelet(self), HpaController(self)]
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def schedule(self, delay, fn):
+        with self.store.lock:
+            heapq.heappush(self._timers, (time.monotonic() + max(0.0, delay), next(self._seq),
+                                          fn))
+            self.store.cond.notify_all()
+
+    def mutate(self, rt, ns, name, fn, uid=None):
+        """Read-modify-write under the store lock (no conflicts possible)."""
+        with self.store.lock:
+            cur = self.store.get(rt.group, rt.plural, ns, name)
+            if cur is None or (uid and cur["metadata"].get("uid") != uid):
+                return None
+            new = copy.deepcopy(cur)
+            if fn(new) is False or new == cur:
+                return cur
+            return self.api._store_update(rt, ns, name, cur, new, self.ctx)
+
+    def _guard(self, what, fn, *args):
+        try:
+            fn(*args)
+        except Exception as e:  # keep the loop alive; tests can assert sim.controller_errors
+            self.errors.append(f"{what}: {e!r}")
+            print(f"k8s-sim controller error in {what}:", file=sys.stderr)
+            traceback.print_exc()
+
+    def run(self):
+        store = self.store
+        while True:
+            events, due = [], []
+            with store.lock:
+                while True:
+                    if store.stopping:
+                        return
+                    try:
+                        events = store.events_since(self.cursor)
+                    except LookupError:  # compacted under us: resync everything
+                        self.cursor = store.rv
+                        for r in self.reconcilers:
+                            r.resync()
+                        events = []
+                    now = time.monotonic()
+                    while self._timers and self._timers[0][0] <= now:
+                        due.append(heapq.heappop(self._timers)[2])
+                    if events or due:
+                        break
+                    self.processed_rv = self.cursor
+                    wait = self._timers[0][0] - now if self._timers else None
+                    store.cond.wait(wait)
+                if events:
+                    self.cursor = events[-1].rv
+            for ev in events:
+                for r in self.reconcilers:
+                    self._guard(f"{type(r).__name__}.observe", r.observe, ev)
+            for fn in due:
+                self._guard(getattr(fn, "__name__", "timer"), fn)
+            progress = True
+            while progress:
+                progress = False
+                for r in self.reconcilers:
+                    while r.dirty:
+                        key = r.dirty.pop(0)
+                        progress = True
+                        self._guard(f"{type(r).__name__}.reconcile{key}", r.reconcile, *key)
+
+    def idle(self):
+        """True when every change so far has been processed and no timer is due."""
+        with self.store.lock:
+            due = self._timers and self._timers[0][0] <= time.monotonic()
+            return self.processed_rv >= self.store.rv and not due
+
+
+class Reconciler:
+    def __init__(self, mgr):
+        self.mgr, self.sim, self.store, self.api = mgr, mgr.sim, mgr.store, mgr.api
+        self.dirty = []
+
+    def mark(self, *key):
+        if key not in self.dirty:
+            self.dirty.append(key)
+
+    def observe(self, ev):
+        pass
+
+    def reconcile(self, *key):
+        pass
+
+    def resync(self):
+        pass
+
+    def pods_owned_by(self, ns, uids):
+        return [p for p in self.store.list("", "pods", ns)
+                if (controller_of(p) or {}).get("uid") in uids]
+
+
+class DeploymentController(Reconciler):
+    def observe(self, ev):
+        if (ev.group, ev.plural) == ("apps", "deployments"):
+            self.mark(ev.namespace, ev.name)
+        elif (ev.group, ev.plural) == ("apps", "replicasets"):
+            ref = controller_of(ev.obj)
+            if ref and ref.get("kind") == "Deployment":
+                self.mark(ev.namespace, ref["name"])
+        elif (ev.group, ev.plural) == ("", "pods"):
+            ref = controller_of(ev.obj)
+            if ref and ref.get("kind") == "ReplicaSet":
+                rs = self.store.get("apps", "replicasets", ev.namespace, ref["name"])
+                dref = controller_of(rs) if rs else None
+                if dref and dref.get("kind") == "Deployment":
+                    self.mark(ev.namespace, dref["name"])
+
+    def resync(self):
+        for d in self.store.list("apps", "deployments"):
+            self.mark(d["metadata"]["namespace"], d["metadata"]["name"])
+
+    def reconcile(self, ns, name):
+        with self.store.lock:
+            d = self.store.get("apps", "deployments", ns, name)
+            if d is None or d["metadata"].get("deletionTimestamp"):
+                return
+            uid = d["metadata"]["uid"]
+            spec = d.get("spec") or {}
+            replicas = spec.get("replicas", 1)
+            h = template_hash(spec.get("template") or {})
+            owned = [rs for rs in self.store.list("apps", "replicasets", ns)
+                     if (controller_of(rs) or {}).get("uid") == uid]
+            current = next((rs for rs in owned
+                            if rs["metadata"].get("labels", {}).get("pod-template-hash") == h),
+                           None)
+            revision = 1 + max([int(rs["metadata"].get("annotations", {}).get(
+                "deployment.kubernetes.io/revision", "0")) for rs in owned] or [0])
+            if current is None:
+                current = self._create_rs(d, h, replicas, revision)
+                owned.append(current)
+            elif current["spec"].get("replicas") != replicas:
+                self._scale_rs(current, replicas)
+            for rs in owned:
+                if rs is not current and rs["spec"].get("replicas", 0) != 0:
+                    self._scale_rs(rs, 0)
+            uids = {rs["metadata"]["uid"] for rs in owned}
+            pods = [p for p in self.pods_owned_by(ns, uids) if is_active(p)]
+            cur_uid = current["metadata"]["uid"]
+            updated = [p for p in pods if controller_of(p)["uid"] == cur_uid]
+            ready = [p for p in pods if is_ready(p)]
+            self._status(d, replicas, len(pods), len(updated), len(ready),
+                         current["metadata"]["name"])
+
+    def _create_rs(self, d, h, replicas, revision):
+        meta, spec = d["metadata"], d["spec"]
+        tmpl = copy.deepcopy(spec.get("template") or {})
+        tmeta = tmpl.setdefault("metadata", {})
+        tmeta.setdefault("labels", {})["pod-template-hash"] = h
+        sel = copy.deepcopy(spec.get("selector") or {})
+        sel.setdefault("matchLabels", {})["pod-template-hash"] = h
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                       if not k.startswith("kubectl.kubernetes.io/")}
+        annotations.update({"deployment.kubernetes.io/revision": str(revision),
+                            "deployment.kubernetes.io/desired-replicas": str(replicas)})
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": f"{meta['name']}-{h}", "namespace": meta["namespace"],
+                           "labels": dict(tmeta["labels"]), "annotations": annotations,
+                           "ownerReferences": [{
+                               "apiVersion": "apps/v1", "kind": "Deployment",
+                               "name": meta["name"], "uid": meta["uid"], "controller": True,
+                               "blockOwnerDeletion": True}]},
+              "spec": {"replicas": replicas, "minReadySeconds": spec.get("minReadySeconds", 0),
+                       "selector": sel, "template": tmpl}}
+        return self.api.create(self.mgr.rt_rs, meta["namespace"], rs, self.mgr.ctx)
+
+    def _scale_rs(self, rs, replicas):
+        m = rs["metadata"]
+
+        def set_replicas(o):
+            o["spec"]["replicas"] = replicas
+            o["metadata"].setdefault("annotations", {})[
+                "deployment.kubernetes.io/desired-replicas"] = str(replicas)
+        self.mgr.mutate(self.mgr.rt_rs, m["namespace"], m["name"], set_replicas, m["uid"])
+
+    def _status(self, d, want, total, updated, ready, rs_name):
+        m = d["metadata"]
+        old = d.get("status") or {}
+        available = ready
+        status = {"observedGeneration": m.get("generation", 1)}
+        if total:
+            status["replicas"] = total
+        if updated:
+            status["updatedReplicas"] = updated
+        if ready:
+            status["readyReplicas"] = ready
+        if available:
+            status["availableReplicas"] = available
+        if want - available > 0:
+            status["unavailableReplicas"] = want - available
+        old_conds = {c["type"]: c for c in old.get("conditions") or []}
+        now = now_rfc3339()
+
+        def cond(typ, ok, reason, message):
+            prev = old_conds.get(typ)
+            st = "True" if ok else "False"
+            c = {"type": typ, "status": st, "reason": reason, "message": message,
+                 "lastUpdateTime": now, "lastTransitionTime": now}
+            if prev and prev.get("status") == st:
+                c["lastTransitionTime"] = prev.get("lastTransitionTime", now)
+                if prev.get("reason") == reason:
+                    c["lastUpdateTime"] = prev.get("lastUpdateTime", now)
+            return c
+        avail_ok = available >= want
+        progressing_done = updated == want and total == want and available == want
+        status["conditions"] = [
+            cond("Available", avail_ok,
+                 "MinimumReplicasAvailable" if avail_ok else "MinimumReplicasUnavailable",
+                 "Deployment has minimum availability." if avail_ok else
+                 "Deployment does not have minimum availability."),
+            cond("Progressing", True,
+                 "NewReplicaSetAvailable" if progressing_done else "ReplicaSetUpdated",
+                 f'ReplicaSet "{rs_name}" has successfully progressed.' if progressing_done
+                 else f'ReplicaSet "{rs_name}" is progressing.')]
+        if status == old:
+            return
+
+        def set_status(o):
+            o["status"] = status
+        self.mgr.mutate(self.mgr.rt_deploy, m["namespace"], m["name"], set_status, m["uid"])
+
+
+class ReplicaSetController(Reconciler):
+    def observe(self, ev):
+        if (ev.group, ev.plural) == ("apps", "replicasets") and ev.type != "DELETED":
+            self.mark(ev.namespace, ev.name)
+        elif (ev.group, ev.plural) == ("", "pods"):
+            ref = controller_of(ev.obj)
+            if ref and ref.get("kind") == "ReplicaSet":
+                self.mark(ev.namespace, ref["name"])
+
+    def resync(self):
+        for rs in self.store.list("apps", "replicasets"):
+            self.mark(rs["metadata"]["namespace"], rs["metadata"]["name"])
+
+    def reconcile(self, ns, name):
+        with self.store.lock:
+            rs = self.store.get("apps", "replicasets", ns, name)
+            if rs is None or rs["metadata"].get("deletionTimestamp"):
+                return
+            want = (rs.get("spec") or {}).get("replicas", 1)
+            pods = self.pods_owned_by(ns, {rs["metadata"]["uid"]})
+            active = [p for p in pods if is_active(p)]
+            if len(active) < want:
+                for _ in range(want - len(active)):
+                    active.append(self._create_pod(rs))
+            elif len(active) > want:
+                # delete not-ready first, then the newest
+                not_ready = [p for p in active if not is_ready(p)]
+                ready = sorted([p for p in active if is_ready(p)],
+                               key=lambda p: (p["metadata"].get("creationTimestamp", ""),
+                                              p["metadata"]["name"]), reverse=True)
+                for p in (not_ready + ready)[:len(active) - want]:
+                    self.api.delete(self.mgr.rt_pod, ns, p["metadata"]["name"], self.mgr.ctx)
+                    active.remove(p)
+            ready_n = sum(1 for p in active if is_ready(p))
+            labels = ((rs["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+            status = {"replicas": len(active), "observedGeneration":
+                      rs["metadata"].get("generation", 1)}
+            if active:
+                status["fullyLabeledReplicas"] = sum(
+                    1 for p in active
+                    if all(p["metadata"].get("labels", {}).get(k) == v
+                           for k, v in labels.items()))
+            if ready_n:
+                status["readyReplicas"] = ready_n
+                status["availableReplicas"] = ready_n
+            if status != rs.get("status"):
+                def set_status(o):
+                    o["status"] = status
+                self.mgr.mutate(self.mgr.rt_rs, ns, name, set_status, rs["metadata"]["uid"])
+
+    def _create_pod(self, rs):
+        m = rs["metadata"]
+        tmpl = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+        tmeta = tmpl.get("metadata") or {}
+        spec = tmpl.get("spec") or {}
+        spec["nodeName"] = NODE
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": f"{m['name']}-{random_suffix()}",
+                            "generateName": f"{m['name']}-",
+                            "namespace": m["namespace"],
+                            "labels": dict(tmeta.get("labels") or {}),
+                            "ownerReferences": [{
+                                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                "name": m["name"], "uid": m["uid"], "controller": True,
+                                "blockOwnerDeletion": True}]},
+               "spec": spec}
+        if tmeta.get("annotations"):
+            pod["metadata"]["annotations"] = dict(tmeta["annotations"])
+        ctx = Ctx(manager="kube-controller-manager")
+        return self.api.create(self.mgr.rt_pod, m["namespace"], pod, ctx)
+
+
+class Kubelet(Reconciler):
+    def __init__(self, mgr):
+        super().__init__(mgr)
+        self.starting, self.stopping = set(), set()
+        self._ips = itertools.count(2)
+
+    def delay(self, pod, which):
+        """Seconds for `which` (start/stop): Pod annotation, owning Deployment's, default."""
+        key = f"{SIM_ANNOTATION_PREFIX}{which}-delay"
+        obj = pod
+        for _ in range(3):
+            if obj is None:
+                break
+            ann = (obj.get("metadata") or {}).get("annotations") or {}
+            if key in ann:
+                try:
+                    return float(ann[key])
+                except ValueError:
+                    break
+            ref = controller_of(obj)
+            if not ref:
+                break
+            ns = obj["metadata"].get("namespace", "")
+            if ref.get("kind") == "ReplicaSet":
+                obj = self.store.get("apps", "replicasets", ns, ref["name"])
+            elif ref.get("kind") == "Deployment":
+                obj = self.store.get("apps", "deployments", ns, ref["name"])
+            else:
+                break
+        return self.sim.pod_start_delay if which == "start" else self.sim.pod_stop_delay
+
+    def observe(self, ev):
+        if (ev.group, ev.plural) != ("", "pods") or not self.sim.kubelet_enabled:
+            return
+        pod = ev.obj
+        m = pod["metadata"]
+        uid = m["uid"]
+        if ev.type == "DELETED":
+            self.starting.discard(uid)
+            self.stopping.discard(uid)
+            return
+        if m.get("deletionTimestamp"):
+            if uid not in self.stopping:
+                self.stopping.add(uid)
+                ns, name = m.get("namespace", ""), m["name"]
+                self.mgr.schedule(self.delay(pod, "stop"),
+                                  lambda: self._finish_stop(ns, name, uid))
+            return
+        if (pod.get("status") or {}).get("phase", "Pending") == "Pending" and \
+                uid not in self.starting:
+            self.starting.add(uid)
+            self.mark(m.get("namespace", ""), m["name"], uid)
+
+    def reconcile(self, ns, name, uid):
+        """A new Pending Pod: bind it, show it creating, start it after the delay."""
+        pod = self.store.get("", "pods", ns, name)
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return
+
+        def creating(o):
+            spec, status = o.setdefault("spec", {}), o.setdefault("status", {})
+            spec.setdefault("nodeName", NODE)
+            status["conditions"] = [{"type": "PodScheduled", "status": "True",
+                                     "lastProbeTime": None,
+                                     "lastTransitionTime": now_rfc3339()}]
+            status["hostIP"] = "10.0.0.1"
+            status["startTime"] = now_rfc3339()
+            status["containerStatuses"] = [
+                {"name": c.get("name"), "image": c.get("image", ""), "imageID": "",
+                 "ready": False, "started": False, "restartCount": 0,
+                 "state": {"waiting": {"reason": "ContainerCreating"}}}
+                for c in spec.get("containers") or []]
+        self.mgr.mutate(self.mgr.rt_pod, ns, name, creating, uid)
+        self.mgr.schedule(self.delay(pod, "start"), lambda: self._finish_start(ns, name, uid))
+
+    def _finish_start(self, ns, name, uid):
+        pod = self.store.get("", "pods", ns, name)
+        if pod is None or pod["metadata"]["uid"] != uid or pod["metadata"].get(
+                "deletionTimestamp") or (pod.get("status") or {}).get("phase") != "Pending":
+            return
+        hook = self.sim.kubelet_hook
+        if hook is not None and hook(self.sim, copy.deepcopy(pod)):
+            return
+        n = next(self._ips)
+        ip = f"10.244.{n // 250}.{n % 250 + 1}"
+
+        def running(o):
+            now = now_rfc3339()
+            spec, status = o.get("spec") or {}, o.setdefault("status", {})
+            status.update({
+                "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                "hostIPs": [{"ip": "10.0.0.1"}],
+                "conditions": [
+                    {"type": t, "status": "True", "lastProbeTime": None,
+                     "lastTransitionTime": now}
+                    for t in ("PodReadyToStartContainers", "Initialized", "Ready",
+                              "ContainersReady", "PodScheduled")],
+                "containerStatuses": [
+                    {"name": c.get("name"), "image": c.get("image", ""),
+                     "imageID": f"docker.io/library/{c.get('image', '')}",
+                     "containerID": f"containerd://{uid.replace('-', '')}{i}",
+                     "ready": True, "started": True, "restartCount": 0,
+                     "state": {"running": {"startedAt": now}}}
+                    for i, c in enumerate(spec.get("containers") or [])]})
+            if spec.get("initContainers"):
+                status["initContainerStatuses"] = [
+                    {"name": c.get("name"), "image": c.get("image", ""), "ready": True,
+                     "restartCount": 0,
+                     "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                              "startedAt": now, "finishedAt": now}}}
+                    for c in spec["initContainers"]]
+        self.mgr.mutate(self.mgr.rt_pod, ns, name, running, uid)
+
+    def _finish_stop(self, ns, name, uid):
+        from .api import ApiError
+        pod = self.store.get("", "pods", ns, name)
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return
+        try:
+            self.api.delete(self.mgr.rt_pod, ns, name, self.mgr.ctx,
+                            {"gracePeriodSeconds": 0,
+                             "preconditions": {"uid": uid}})
+        except ApiError as e:
+            if e.code not in (404, 409):
+                raise
+
+
+class GarbageCollector(Reconciler):
+    def __init__(self, mgr):
+        super().__init__(mgr)
+        self.foreground = {}  # owner uid -> (group, plural, ns, name)
+
+    def observe(self, ev):
+        m = ev.obj.get("metadata") or {}
+        uid = m.get("uid")
+        if ev.type == "DELETED":
+            self.foreground.pop(uid, None)
+            self.mark("delete-dependents", uid, ev.namespace)
+            for owner_uid in {r.get("uid") for r in m.get("ownerReferences") or []}:
+                if owner_uid in self.foreground:
+                    self.mark("foreground", owner_uid, "")
+        elif m.get("deletionTimestamp") and "foregroundDeletion" in (m.get("finalizers") or []):
+            if uid not in self.foreground:
+                self.foreground[uid] = (ev.group, ev.plural, ev.namespace, ev.name)
+                self.mark("delete-dependents", uid, ev.namespace)
+            self.mark("foreground", uid, "")
+
+    def _dependents(self, uid):
+        out = []
+        for group, plural in self.store.kinds():
+            for o in self.store.list(group, plural):
+                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []):
+                    out.append((group, plural, o))
+        return out
+
+    def _rt(self, group, plural):
+        for t in self.sim.registry.all():
+            if (t.group, t.plural) == (group, plural):
+                return t
+        return None
+
+    def reconcile(self, what, uid, ns):
+        from .api import ApiError
+        if what == "delete-dependents":
+            for group, plural, o in self._dependents(uid):
+                rt = self._rt(group, plural)
+                if rt is None or o["metadata"].get("deletionTimestamp"):
+                    continue
+                m = o["metadata"]
+                # dependents of an owner deleted in foreground go in foreground too, so the
+                # owner stays until the whole chain (ReplicaSet, then its Pods) is gone
+                policy = "Foreground" if uid in self.foreground else "Background"
+                try:
+                    self.api.delete(rt, m.get("namespace", ""), m["name"], self.mgr.ctx,
+                                    {"propagationPolicy": policy})
+                except ApiError as e:
+                    if e.code != 404:
+                        raise
+        elif what == "foreground" and uid in self.foreground:
+            if self._dependents(uid):
+                return
+            group, plural, ons, name = self.foreground.pop(uid)
+            rt = self._rt(group, plural)
+
+            def drop(o):
+                o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers", [])
+                                               if f != "foregroundDeletion"]
+                if not o["metadata"]["finalizers"]:
+                    del o["metadata"]["finalizers"]
+            if rt is not None:
+                self.mgr.mutate(rt, ons, name, drop, uid)
+
+
+class HpaController(Reconciler):
+    def observe(self, ev):
+        if not self.sim.hpa_controller:
+            return
+        if (ev.group, ev.plural) == ("autoscaling", "horizontalpodautoscalers") and \
+                ev.type != "DELETED":
+            self.mark(ev.namespace, ev.name)
+        elif (ev.group, ev.plural) == ("apps", "deployments") and ev.type != "DELETED":
+            for h in self.store.list("autoscaling", "horizontalpodautoscalers", ev.namespace):
+                ref = (h.get("spec") or {}).get("scaleTargetRef") or {}
+                if ref.get("kind") == "Deployment" and ref.get("name") == ev.name:
+                    self.mark(ev.namespace, h["metadata"]["name"])
+
+    def reconcile(self, ns, name):
+        with self.store.lock:
+            h = self.store.get("autoscaling", "horizontalpodautoscalers", ns, name)
+            if h is None:
+                return
+            spec = h.get("spec") or {}
+            ref = spec.get("scaleTargetRef") or {}
+            d = self.store.get("apps", "deployments", ns, ref.get("name", "")) \
+                if ref.get("kind") == "Deployment" else None
+            lo, hi = spec.get("minReplicas", 1), spec.get("maxReplicas", 1)
+            behavior = spec.get("behavior") or {}
+            up_off = (behavior.get("scaleUp") or {}).get("selectPolicy") == "Disabled"
+            down_off = (behavior.get("scaleDown") or {}).get("selectPolicy") == "Disabled"
+            conds = []
+            if d is None:
+                current = desired = 0
+                conds.append(("AbleToScale", "False", "FailedGetScale"))
+            else:
+                current = (d.get("spec") or {}).get("replicas", 1)
+                desired = current
+                if current == 0 and lo != 0:
+                    conds.append(("ScalingActive", "False", "ScalingDisabled"))
+                else:
+                    if current < lo and not up_off:
+                        desired = lo
+                    elif current > hi and not down_off:
+                        desired = hi
+                    conds.append(("ScalingActive", "True", "ValidMetricFound"))
+                    if desired != current:
+                        self.api._set_replicas(self.mgr.rt_deploy, ns, ref["name"], desired,
+                                               None, Ctx(manager="horizontal-pod-autoscaler"))
+            status = {"currentReplicas": current, "desiredReplicas": desired,
+                      "conditions": [{"type": t, "status": s, "reason": r}
+                                     for t, s, r in conds]}
+            if status != h.get("status"):
+                def set_status(o):
+                    o["status"] = status
+                self.mgr.mutate(self.mgr.rt_hpa, ns, name, set_status, h["metadata"]["uid"])

@@ -1,0 +1,609 @@
+"""The simulated API server (tests/k8s_sim) checked against the real kubectl (1.32 from the
+Helm 3 layer, 1.35 from the Helm 4 layer) and at the wire level.
+
+If the simulator drifts from what a real API server answers, the chartreuse tests built on
+it prove nothing; kubectl is an independent, real client, so whatever it can do against the
+simulator (discover `eds`, list with selectors, scale through the subresource, watch, wait
+for deletion, create, replace, apply) is evidence the simulator speaks Kubernetes."""
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from k8s_sim import K8sSim
+from k8s_sim.client import Client
+
+# It runs the kubectl of the Helm layers and never chartreuse's binary, so the sanitizer
+# and valgrind passes (which exclude "helm") have nothing to add by running it again.
+pytestmark = pytest.mark.helm
+
+REPO = Path(__file__).resolve().parent.parent
+KUBECTL = {"1.32": REPO / ".cache" / "helm" / "v3" / "kubectl",
+           "1.35": REPO / ".cache" / "helm" / "v4" / "kubectl"}
+STOP_ANNOTATION = "sim.chartreuse.test/stop-delay"
+
+
+def deployment(name, replicas=1, labels=None, annotations=None, image="app:1"):
+    meta = {"name": name, "labels": {"app.kubernetes.io/instance": "demo",
+                                     **(labels or {})}}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": name, "image": image}]}}}}
+
+
+def eds(name, scale, priority=None):
+    spec = {"deploymentName": name, "expectedScale": scale}
+    if priority is not None:
+        spec["priority"] = priority
+    return {"apiVersion": "wiremind.io/v1", "kind": "ExpectedDeploymentScale",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/instance": "demo"}},
+            "spec": spec}
+
+
+class Kubectl:
+    def __init__(self, binary, kubeconfig, home):
+        if not binary.exists():
+            pytest.fail(f"{binary} is missing: run scripts/get-helm.sh (make helm)")
+        self.binary, self.kubeconfig, self.home = str(binary), str(kubeconfig), home
+
+    def argv(self, *args):
+        return [self.binary, "--kubeconfig", self.kubeconfig,
+                "--cache-dir", str(self.home / "cache"), *args]
+
+    def env(self):
+        return dict(os.environ, HOME=str(self.home), KUBECONFIG=self.kubeconfig)
+
+    def __call__(self, *args, check=True, timeout=15, stdin=None):
+        proc = subprocess.run(self.argv(*args), capture_output=True, text=True,
+                              timeout=timeout, env=self.env(), input=stdin)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def popen(self, *args):
+        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env())
+
+
+@pytest.fixture
+def sim(k8s):
+    yield k8s
+    assert not k8s.internal_errors, k8s.internal_errors
+    assert not k8s.controller_errors, k8s.controller_errors
+
+
+@pytest.fixture(params=["1.32", "1.35"])
+def kubectl(request, sim, tmp_path):
+    return Kubectl(KUBECTL[request.param], sim.kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+
+
+@pytest.fixture
+def kubectl132(sim, tmp_path):
+    return Kubectl(KUBECTL["1.32"], sim.kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+
+
+def status(sim, name):
+    return (sim.get("deploy", name) or {}).get("status") or {}
+
+
+def names(doc):
+    return sorted(i["metadata"]["name"] for i in doc["items"])
+
+
+# --- kubectl ----------------------------------------------------------------------------
+
+def test_kubectl_get_with_selectors_and_short_names(sim, kubectl):
+    sim.put(deployment("web", 2))
+    sim.put(deployment("worker", 1, labels={"tier": "bg"}))
+    other = deployment("other", 1)
+    other["metadata"]["labels"] = {"release": "demo"}
+    sim.put(other)
+    sim.put(eds("web", 2, priority=1))
+    sim.put(eds("worker", 1))
+
+    def get(*sel):
+        return names(json.loads(kubectl("get", "deploy", *sel, "-o", "json").stdout))
+    assert get("-l", "app.kubernetes.io/instance=demo") == ["web", "worker"]
+    assert get("-l", "release==demo") == ["other"]
+    assert get("-l", "app.kubernetes.io/instance in (demo),tier!=bg") == ["web"]
+    assert get("-l", "tier notin (bg)") == ["other", "web"]
+    assert get("-l", "!tier,app.kubernetes.io/instance") == ["web"]
+    assert get("--field-selector", "metadata.name=worker") == ["worker"]
+
+    out = kubectl("get", "eds").stdout.splitlines()
+    assert out[0].split()[:5] == ["NAME", "DEPLOYMENT", "EXPECTED", "SCALE", "PRIORITY"]
+    rows = {l.split()[0]: l.split()[1:4] for l in out[1:]}
+    assert rows == {"web": ["web", "2", "1"], "worker": ["worker", "1", "0"]}  # default 0
+
+    sim.wait_for(lambda: status(sim, "web").get("readyReplicas") == 2, what="web ready")
+    table = kubectl("get", "deploy", "web").stdout.splitlines()
+    assert table[0].split()[:4] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE"]
+    assert table[1].split()[:4] == ["web", "2/2", "2", "2"]
+    err = kubectl("get", "deploy", "-l", "a in (b", check=False)
+    assert err.returncode != 0
+
+
+def test_kubectl_scale_to_zero_waits_for_the_stop_delay(sim, kubectl):
+    sim.put(deployment("web", 3, annotations={STOP_ANNOTATION: "0.6"}))
+    sim.wait_for(lambda: len([p for p in sim.pods_of("web")
+                              if p["status"]["phase"] == "Running"]) == 3, what="3 running")
+    t0 = time.monotonic()
+    assert "scaled" in kubectl("scale", "deploy/web", "--replicas=0").stdout
+    # right after the scale the Pods are still there, Terminating
+    pods = kubectl("get", "pods", "-l", "app=web").stdout
+    assert pods.count("Terminating") == 3, pods
+    assert sim.get("deploy", "web")["spec"]["replicas"] == 0
+    kubectl("wait", "--for=delete", "pod", "-l", "app=web", "--timeout=10s")
+    assert time.monotonic() - t0 >= 0.55
+    assert sim.pods_of("web") == []
+    sim.wait_for(lambda: "replicas" not in status(sim, "web"))
+    scale = [r for r in sim.request_log.filter("PATCH", r"/deployments/web/scale$")]
+    assert len(scale) == 1 and scale[0].json() == {"spec": {"replicas": 0}}
+
+    kubectl("scale", "deploy/web", "--replicas=2")
+    sim.wait_for(lambda: status(sim, "web").get("readyReplicas") == 2)
+    pods = sim.pods_of("web")
+    assert len(pods) == 2
+    rs = sim.objects("replicasets")
+    assert [r["spec"]["replicas"] for r in rs] == [2]
+    for p in pods:
+        assert p["metadata"]["labels"]["app"] == "web"
+        (ref,) = p["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["uid"]) == ("ReplicaSet", rs[0]["metadata"]["uid"])
+
+
+def test_kubectl_watch_shows_pods_come_and_go(sim, kubectl):
+    sim.put(deployment("web", 0))
+    sim.settle()
+    w = kubectl.popen("get", "pods", "-w", "--request-timeout=20s")
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(w.stdout), daemon=True)
+    reader.start()
+    try:
+        sim.wait_for(lambda: sim.request_log.filter("GET", "/pods$", watch=True),
+                     what="kubectl watching")
+        kubectl("scale", "deploy/web", "--replicas=2")
+        sim.wait_for(lambda: len([p for p in sim.pods_of("web")
+                                  if p["status"]["phase"] == "Running"]) == 2)
+        kubectl("scale", "deploy/web", "--replicas=0")
+        sim.wait_for(lambda: not sim.pods_of("web"), what="pods gone")
+        time.sleep(0.2)
+    finally:
+        w.terminate()
+        w.wait(timeout=5)
+        reader.join(timeout=5)
+    text = "".join(lines)
+    for state in ("Pending", "ContainerCreating", "Running", "Terminating"):
+        assert state in text, text
+    pods = {l.split()[0] for l in text.splitlines() if l.startswith("web-")}
+    assert len(pods) == 2, text
+
+
+def test_kubectl_create_and_stale_replace_conflict(sim, kubectl, tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump_all([deployment("api", 1), eds("api", 1, 3),
+                                            {"apiVersion": "v1", "kind": "ConfigMap",
+                                             "metadata": {"name": "cfg"},
+                                             "data": {"a": "1"}}]))
+    out = kubectl("create", "-f", str(manifest)).stdout
+    assert "deployment.apps/api created" in out
+    assert "expecteddeploymentscale.wiremind.io/api created" in out
+    again = kubectl("create", "-f", str(manifest), check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+    stale = tmp_path / "cm.yaml"
+    stale.write_text(kubectl("get", "cm", "cfg", "-o", "yaml").stdout)
+    kubectl("patch", "cm", "cfg", "-p", '{"data":{"a":"2"}}')
+    res = kubectl("replace", "-f", str(stale), check=False)
+    assert res.returncode != 0
+    assert "the object has been modified" in res.stderr
+    assert sim.request_log.filter("PUT", "/configmaps/cfg$", status=409)
+    assert sim.get("cm", "cfg")["data"] == {"a": "2"}
+
+
+def test_kubectl_apply_client_and_server_side(sim, kubectl132, tmp_path):
+    kubectl = kubectl132
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(yaml.safe_dump(deployment("api", 1, image="api:1")))
+    kubectl("apply", "-f", str(manifest))
+    manifest.write_text(yaml.safe_dump(deployment("api", 1, image="api:2")))
+    kubectl("apply", "-f", str(manifest))
+    d = sim.get("deploy", "api")
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "api:2"
+    assert d["metadata"]["generation"] == 2
+    assert "kubectl.kubernetes.io/last-applied-configuration" in d["metadata"]["annotations"]
+    patches = sim.request_log.filter("PATCH", "/deployments/api$")
+    assert patches[-1].content_type == "application/strategic-merge-patch+json"
+
+    kubectl("apply", "--server-side", "-f", str(manifest))
+    kubectl("scale", "deploy/api", "--replicas=3")
+    manifest.write_text(yaml.safe_dump(deployment("api", 2, image="api:2")))
+    res = kubectl("apply", "--server-side", "-f", str(manifest), check=False)
+    assert res.returncode != 0 and ".spec.replicas" in res.stderr, res.stderr
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
+    assert sim.get("deploy", "api")["spec"]["replicas"] == 2
+
+
+def test_kubectl_sees_injected_faults(sim, kubectl132):
+    kubectl = kubectl132
+    sim.put(deployment("web", 1))
+    kubectl("get", "deploy")  # warm the discovery cache
+    f = sim.fault("GET", r"/deployments$", status=500, times=None, message="etcd is sad")
+    res = kubectl("get", "deploy", check=False)
+    assert res.returncode != 0 and "etcd is sad" in res.stderr
+    assert f.hits >= 1
+    sim.clear_faults()
+
+    # one 429 with Retry-After: client-go waits and retries, the command succeeds
+    f = sim.fault("GET", r"/deployments$", status=429, retry_after=1)
+    t0 = time.monotonic()
+    assert "web" in kubectl("get", "deploy").stdout
+    assert f.hits == 1 and time.monotonic() - t0 >= 0.9
+
+    sim.fault("PATCH", r"/scale$", drop=True, times=None)
+    res = kubectl("scale", "deploy/web", "--replicas=0", check=False)
+    assert res.returncode != 0
+    assert sim.get("deploy", "web")["spec"]["replicas"] == 1
+    sim.clear_faults()
+
+    sim.fault("GET", r"/deployments/web$", delay=2)
+    res = kubectl("get", "deploy", "web", "--request-timeout=0.4s", check=False)
+    assert res.returncode != 0
+    assert [r.status for r in sim.request_log.filter("PATCH", r"/scale$")] == [0]
+
+
+@pytest.mark.parametrize("user,ca", [("token", "data"), ("token-file", "file"),
+                                     ("cert", "data"), ("cert-file", "file"),
+                                     ("exec", "data"), ("token", "insecure")])
+def test_kubeconfig_variants(sim, tmp_path, user, ca):
+    kc = sim.kubeconfig(tmp_path / "kc", user=user, ca=ca, namespace="team", cn="alice",
+                        groups=("devs",))
+    sim.put({"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "x", "namespace": "team"}})
+    kubectl = Kubectl(KUBECTL["1.32"], kc, tmp_path)
+    assert "x " in kubectl("get", "cm").stdout  # the context's namespace
+    users = {r.user for r in sim.request_log}
+    assert users == ({"alice"} if user.startswith("cert") else {"sim-admin"})
+    if user == "exec":
+        assert int(Path(str(kc) + ".exec-count").read_text()) >= 1
+
+
+def test_bad_credentials_are_401(sim, tmp_path):
+    kc = sim.kubeconfig(tmp_path / "kc", token="wrong")
+    res = Kubectl(KUBECTL["1.32"], kc, tmp_path)("get", "pods", check=False)
+    assert res.returncode != 0 and "You must be logged in" in res.stderr
+    r = Client(sim, token="").get("/api/v1/namespaces/default/pods")
+    assert r.status == 401
+    assert r.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Failure", "message": "Unauthorized",
+                        "reason": "Unauthorized", "code": 401}
+    # token rotation: the old one stops working, the new one works
+    sim.add_token("rotated", "sim-admin")
+    sim.revoke_token(sim.token)
+    assert Client(sim).get("/api/v1/pods").status == 401
+    assert Client(sim, token="rotated").get("/api/v1/pods").status == 200
+
+
+def test_legacy_discovery_and_no_openapi(tmp_path):
+    with K8sSim(aggregated_discovery=False, openapi=False) as s:
+        s.put(eds("web", 1))
+        kubectl = Kubectl(KUBECTL["1.32"], s.kubeconfig(tmp_path / "kc"), tmp_path)
+        assert "web" in kubectl("get", "eds").stdout
+        assert s.request_log.filter("GET", "^/apis/wiremind.io/v1$")
+        manifest = tmp_path / "cm.yaml"
+        manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "c"}}))
+        kubectl("create", "--validate=false", "-f", str(manifest))
+        assert s.get("cm", "c") is not None
+
+
+def test_plain_http():
+    with K8sSim(tls=False) as s:
+        assert s.url.startswith("http://")
+        assert Client(s).get("/version").json()["major"] == "1"
+
+
+# --- wire level -------------------------------------------------------------------------
+
+def test_discovery_and_openapi_documents(sim):
+    c = Client(sim)
+    assert c.get("/api").json()["versions"] == ["v1"]
+    groups = {g["name"] for g in c.get("/apis").json()["groups"]}
+    assert {"apps", "batch", "autoscaling", "wiremind.io", "rbac.authorization.k8s.io",
+            "apiextensions.k8s.io"} <= groups
+    apps = {r["name"]: r for r in c.get("/apis/apps/v1").json()["resources"]}
+    assert apps["deployments"]["shortNames"] == ["deploy"]
+    assert (apps["deployments/scale"]["group"], apps["deployments/scale"]["kind"]) == \
+        ("autoscaling", "Scale")
+    assert "deployments/status" in apps
+    w = {r["name"]: r for r in c.get("/apis/wiremind.io/v1").json()["resources"]}
+    assert w["expecteddeploymentscales"]["shortNames"] == ["eds"]
+    assert w["expecteddeploymentscales"]["namespaced"] is True
+    batch = {r["name"] for r in c.get("/apis/batch/v1").json()["resources"]}
+    assert {"jobs", "jobs/status"} <= batch
+    hpa = {r["name"] for r in c.get("/apis/autoscaling/v2").json()["resources"]}
+    assert "horizontalpodautoscalers/status" in hpa
+    agg = c.get("/apis", accept="application/json;g=apidiscovery.k8s.io;v=v2;"
+                "as=APIGroupDiscoveryList,application/json")
+    assert agg.headers["Content-Type"].startswith("application/json;g=apidiscovery.k8s.io")
+    assert agg.json()["kind"] == "APIGroupDiscoveryList"
+
+    index = c.get("/openapi/v3").json()["paths"]
+    doc = c.get(index["apis/apps/v1"]["serverRelativeURL"]).json()
+    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1",
+                                                        "kind": "Deployment"}
+    assert {"name": "fieldValidation", "in": "query"}.items() <= \
+        next(p for p in patch["parameters"] if p["name"] == "fieldValidation").items()
+    assert c.get("/openapi/v2").status == 404
+
+
+def test_crud_errors_and_resource_versions(sim):
+    c = Client(sim)
+    base = "/apis/apps/v1/namespaces/default/deployments"
+    r = c.request("POST", base, deployment("web"))
+    assert r.status == 201
+    d = r.json()
+    assert d["metadata"]["generation"] == 1 and d["metadata"]["uid"]
+    assert c.request("POST", base, deployment("web")).json()["reason"] == "AlreadyExists"
+    nf = c.get(base + "/nope").json()
+    assert (nf["code"], nf["reason"], nf["message"]) == \
+        (404, "NotFound", 'deployments.apps "nope" not found')
+    stale = dict(d)
+    d2 = c.request("PATCH", base + "/web", {"metadata": {"labels": {"x": "y"}}},
+                   ctype="application/merge-patch+json").json()
+    assert int(d2["metadata"]["resourceVersion"]) > int(d["metadata"]["resourceVersion"])
+    assert d2["metadata"]["generation"] == 1  # metadata only
+    conflict = c.request("PUT", base + "/web", stale).json()
+    assert (conflict["code"], conflict["reason"]) == (409, "Conflict")
+    bad = c.request("POST", base, {**deployment("bad"), "spec": {
+        **deployment("bad")["spec"], "selector": {"matchLabels": {"app": "other"}}}}).json()
+    assert (bad["code"], bad["reason"]) == (422, "Invalid")
+    assert c.get(base, query={"labelSelector": "a in (b"}).status == 400
+    assert c.get(base, query={"fieldSelector": "spec.replicas=1"}).status == 400
+    assert c.get("/apis/apps/v1/namespaces/default/gadgets").status == 404
+    # list items of built-in kinds carry no kind/apiVersion, like the real server
+    items = c.get(base).json()["items"]
+    assert "kind" not in items[0]
+    # pagination
+    for n in range(5):
+        sim.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{n}"}})
+    page = c.get("/api/v1/namespaces/default/configmaps", query={"limit": 2}).json()
+    assert names(page) == ["c0", "c1"] and page["metadata"]["remainingItemCount"] == 3
+    rest = c.get("/api/v1/namespaces/default/configmaps",
+                 query={"continue": page["metadata"]["continue"]}).json()
+    assert names(rest) == ["c2", "c3", "c4"]
+    # status is ignored on the main resource, and only status changes through /status
+    r = c.request("PATCH", base + "/web", {"status": {"replicas": 42}, "spec": {"paused": True}},
+                  ctype="application/merge-patch+json").json()
+    assert r["status"].get("replicas") != 42 and r["spec"]["paused"] is True
+    assert r["metadata"]["generation"] == 2
+    r = c.request("PATCH", base + "/web/status", {"status": {"observedGeneration": 7},
+                                                  "spec": {"replicas": 9}},
+                  ctype="application/merge-patch+json").json()
+    assert r["status"]["observedGeneration"] == 7 and r["spec"]["replicas"] == 1
+
+
+def test_patch_flavours_and_scale_subresource(sim):
+    c = Client(sim)
+    base = "/apis/apps/v1/namespaces/default/deployments"
+    d = deployment("web")
+    d["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "s:1"})
+    sim.put(d)
+    smp = {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "s:2"}]}}}}
+    r = c.request("PATCH", base + "/web", smp,
+                  ctype="application/strategic-merge-patch+json").json()
+    assert [(x["name"], x["image"]) for x in r["spec"]["template"]["spec"]["containers"]] == \
+        [("web", "app:1"), ("side", "s:2")]
+    r = c.request("PATCH", base + "/web", [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "app:9"},
+        {"op": "add", "path": "/metadata/annotations", "value": {"a": "b"}}],
+        ctype="application/json-patch+json").json()
+    assert r["spec"]["template"]["spec"]["containers"][0]["image"] == "app:9"
+    # custom resources take no strategic merge patch
+    sim.put(eds("web", 1))
+    cr = "/apis/wiremind.io/v1/namespaces/default/expecteddeploymentscales/web"
+    assert c.request("PATCH", cr, {"spec": {"priority": 5}},
+                     ctype="application/strategic-merge-patch+json").status == 415
+    assert c.request("PATCH", cr, {"spec": {"priority": 5}},
+                     ctype="application/merge-patch+json").json()["spec"]["priority"] == 5
+    bad = c.request("PATCH", cr, {"spec": {"expectedScale": "two"}},
+                    ctype="application/merge-patch+json")
+    assert bad.status == 422
+    # server-side apply: fieldManager required; create-or-merge
+    apply = dict(deployment("ssa", 2), metadata={"name": "ssa"})
+    assert c.request("PATCH", base + "/ssa", apply,
+                     ctype="application/apply-patch+yaml").status == 422
+    r = c.request("PATCH", base + "/ssa", apply, ctype="application/apply-patch+yaml",
+                  query={"fieldManager": "helm"})
+    assert r.status == 201
+    assert r.json()["metadata"]["managedFields"][0]["manager"] == "helm"
+    apply["metadata"]["labels"] = {"added": "yes"}
+    r = c.request("PATCH", base + "/ssa", apply, ctype="application/apply-patch+yaml",
+                  query={"fieldManager": "helm"})
+    assert r.status == 200 and r.json()["metadata"]["labels"] == {"added": "yes"}
+    del apply["metadata"]["labels"]  # no longer applied -> removed
+    r = c.request("PATCH", base + "/ssa", apply, ctype="application/apply-patch+yaml",
+                  query={"fieldManager": "helm"}).json()
+    assert "labels" not in r["metadata"]
+    # scale subresource: GET, PUT with a stale resourceVersion, PATCH
+    s = c.get(base + "/web/scale").json()
+    assert (s["kind"], s["apiVersion"], s["spec"]["replicas"], s["status"]["selector"]) == \
+        ("Scale", "autoscaling/v1", 1, "app=web")
+    c.request("PATCH", base + "/web", {"metadata": {"labels": {"z": "1"}}},
+              ctype="application/merge-patch+json")
+    s["spec"]["replicas"] = 3
+    assert c.request("PUT", base + "/web/scale", s).json()["code"] == 409
+    del s["metadata"]["resourceVersion"]
+    assert c.request("PUT", base + "/web/scale", s).json()["spec"]["replicas"] == 3
+    r = c.request("PATCH", base + "/web/scale", {"spec": {"replicas": -1}},
+                  ctype="application/merge-patch+json")
+    assert r.status == 422
+    assert c.request("PATCH", base + "/web/scale", {"spec": {"replicas": 0}},
+                     ctype="application/merge-patch+json").json()["spec"]["replicas"] == 0
+    assert sim.get("deploy", "web")["spec"]["replicas"] == 0
+
+
+def test_delete_variants_dry_run_and_secrets(sim):
+    c = Client(sim)
+    cms = "/api/v1/namespaces/default/configmaps"
+    for n, tier in enumerate(["a", "a", "b"]):
+        sim.put({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": f"c{n}", "labels": {"tier": tier}}})
+    gone = c.request("DELETE", cms, query={"labelSelector": "tier=a"}).json()
+    assert names(gone) == ["c0", "c1"]
+    assert [o["metadata"]["name"] for o in sim.objects("cm")] == ["c2"]
+    dry = c.request("POST", cms, {"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": "dry"}}, query={"dryRun": "All"})
+    assert dry.status == 201 and sim.get("cm", "dry") is None
+    # foreground deletion: the owner waits (finalizer) until its dependents are gone
+    sim.put(deployment("web", 1, annotations={STOP_ANNOTATION: "0.3"}))
+    sim.wait_for(lambda: sim.pods_of("web"))
+    r = c.request("DELETE", "/apis/apps/v1/namespaces/default/deployments/web",
+                  {"kind": "DeleteOptions", "apiVersion": "v1",
+                   "propagationPolicy": "Foreground"}).json()
+    assert r["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert sim.get("deploy", "web")["metadata"]["deletionTimestamp"]
+    sim.wait_for(lambda: sim.get("deploy", "web") is None, what="foreground deletion")
+    assert not sim.objects("pods") and not sim.objects("rs")
+    # Secrets: stringData is folded into base64 data, like the real server does
+    s = c.request("POST", "/api/v1/namespaces/default/secrets",
+                  {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                   "stringData": {"url": "postgresql://u:p@h/db"}}).json()
+    assert s["data"] == {"url": "cG9zdGdyZXNxbDovL3U6cEBoL2Ri"} and "stringData" not in s
+    assert s["type"] == "Opaque"
+
+
+def test_periodic_bookmarks():
+    with K8sSim(bookmark_interval=0.1) as s:
+        evs = list(Client(s).watch("/api/v1/namespaces/default/pods", {
+            "resourceVersion": str(s.store.rv), "allowWatchBookmarks": "true",
+            "timeoutSeconds": "0.35"}))
+        assert len(evs) >= 2 and {e["type"] for e in evs} == {"BOOKMARK"}
+        assert evs[0]["object"]["kind"] == "Pod"
+        assert evs[0]["object"]["metadata"]["resourceVersion"] == str(s.store.rv)
+
+
+def test_watch_semantics(sim):
+    c = Client(sim)
+    pods = "/api/v1/namespaces/default/pods"
+    sim.put(deployment("web", 1))
+    sim.wait_for(lambda: sim.pods_of("web") and
+                 sim.pods_of("web")[0]["status"]["phase"] == "Running")
+    rv = c.get(pods).json()["metadata"]["resourceVersion"]
+
+    # from a resourceVersion: the changes after it, ending at timeoutSeconds
+    def scale_later():
+        time.sleep(0.1)
+        sim.scale("deploy", "web", 0)
+    threading.Thread(target=scale_later, daemon=True).start()
+    t0 = time.monotonic()
+    evs = list(c.watch(pods, {"resourceVersion": rv, "timeoutSeconds": "0.6",
+                              "labelSelector": "app=web"}))
+    assert 0.55 < time.monotonic() - t0 < 2
+    assert [e["type"] for e in evs] == ["MODIFIED", "DELETED"]
+    assert evs[0]["object"]["metadata"]["deletionTimestamp"]
+    assert evs[1]["object"]["kind"] == "Pod"
+
+    # watch-list (Helm 4): existing objects, then the initial-events-end bookmark
+    for n in range(3):
+        sim.put({"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": f"c{n}", "labels": {"keep": str(n < 2).lower()}}})
+    evs = list(c.watch("/api/v1/namespaces/default/configmaps", {
+        "sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": "true", "timeoutSeconds": "0.3",
+        "labelSelector": "keep=true"}))
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in evs] == \
+        [("ADDED", "c0"), ("ADDED", "c1"), ("BOOKMARK", None)]
+    assert evs[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+    # an object leaving / entering the selector arrives as DELETED / ADDED
+    rv = c.get("/api/v1/namespaces/default/configmaps").json()["metadata"]["resourceVersion"]
+    sim.patch("cm", "c0", {"metadata": {"labels": {"keep": "false"}}})
+    sim.patch("cm", "c2", {"metadata": {"labels": {"keep": "true"}}})
+    evs = list(c.watch("/api/v1/namespaces/default/configmaps", {
+        "resourceVersion": rv, "timeoutSeconds": "0.2", "labelSelector": "keep=true"}))
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in evs] == \
+        [("DELETED", "c0"), ("ADDED", "c2")]
+
+    # too old after compaction: an ERROR event with 410 Expired
+    sim.compact()
+    evs = list(c.watch("/api/v1/namespaces/default/configmaps",
+                       {"resourceVersion": rv, "timeoutSeconds": "0.2"}))
+    assert evs[0]["type"] == "ERROR" and evs[0]["object"]["code"] == 410
+    assert c.get(pods, query={"watch": "1", "sendInitialEvents": "true"}).status == 400
+
+
+def test_controller_behaviour(sim):
+    sim.put(deployment("web", 2, annotations={"sim.chartreuse.test/start-delay": "0.5"}))
+    t0 = time.monotonic()
+    sim.wait_for(lambda: status(sim, "web").get("readyReplicas") == 2, what="ready")
+    assert time.monotonic() - t0 >= 0.45
+    d = status(sim, "web")
+    assert (d["replicas"], d["updatedReplicas"], d["availableReplicas"],
+            d["observedGeneration"]) == (2, 2, 2, 1)
+    # a Failed Pod lingers, is not counted, and is replaced
+    victim = sim.pods_of("web")[0]["metadata"]["name"]
+    sim.set_pod_phase(victim, "Failed", reason="Evicted")
+    sim.wait_for(lambda: len([p for p in sim.pods_of("web")
+                              if p["status"]["phase"] == "Running"]) == 2, what="replaced")
+    sim.scale("deploy", "web", 0)
+    sim.wait_for(lambda: [p["metadata"]["name"] for p in sim.pods_of("web")] == [victim],
+                 what="only the failed pod left")
+    # deleting the Deployment deletes its ReplicaSet and Pods
+    sim.scale("deploy", "web", 1)
+    sim.wait_for(lambda: len(sim.pods_of("web")) == 2)
+    sim.delete("deploy", "web", propagationPolicy="Background")
+    sim.wait_for(lambda: not sim.objects("pods") and not sim.objects("rs"), what="gc")
+    # a new template rolls to a new ReplicaSet
+    sim.put(deployment("api", 1, image="api:1"))
+    sim.wait_for(lambda: len(sim.pods_of("api")) == 1)
+    sim.put(deployment("api", 1, image="api:2"))
+    sim.wait_for(lambda: [p["spec"]["containers"][0]["image"] for p in sim.pods_of("api")
+                          if not p["metadata"].get("deletionTimestamp")] == ["api:2"])
+    assert sorted(r["spec"]["replicas"] for r in sim.objects("rs")) == [0, 1]
+
+
+def test_hpa_controller_is_opt_in(tmp_path):
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "web"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                       "name": "web"}, "minReplicas": 3, "maxReplicas": 5}}
+    with K8sSim(hpa_controller=True, pod_start_delay=0) as s:
+        s.put(deployment("web", 1))
+        s.put(hpa)
+        s.wait_for(lambda: s.get("deploy", "web")["spec"]["replicas"] == 3)
+        s.scale("deploy", "web", 0)  # at 0 the HPA leaves it alone
+        s.settle()
+        assert s.get("deploy", "web")["spec"]["replicas"] == 0
+        s.patch("hpa", "web", {"spec": {"behavior": {"scaleUp": {"selectPolicy": "Disabled"}}}})
+        s.scale("deploy", "web", 1)
+        s.settle()
+        time.sleep(0.1)
+        assert s.get("deploy", "web")["spec"]["replicas"] == 1
+
+
+def test_stop_is_clean():
+    before = threading.active_count()
+    s = K8sSim().start()
+    c = Client(s)
+    t = threading.Thread(target=lambda: list(c.watch("/api/v1/pods", timeout=30)),
+                         daemon=True)
+    t.start()
+    s.wait_for(lambda: s.request_log.filter(watch=True) or
+               any(th.name == "k8s-sim-conn" for th in threading.enumerate()))
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    s.stop()
+    t.join(timeout=5)
+    assert time.monotonic() - t0 < 3 and not t.is_alive()
+    assert threading.active_count() <= before
