@@ -115,11 +115,28 @@ out:
 	return d;
 }
 
-struct fy_node *yt_get(struct fy_node *map, const char *key)
+/* The pair whose key is exactly the string key. libfyaml's own lookups parse the key
+ * as YAML, so "#x" or "a: b" would never be found. */
+static struct fy_node_pair *pair_of(struct fy_node *map, const char *key)
 {
 	if (!yt_is_map(map))
 		return NULL;
-	return fy_node_mapping_lookup_by_string(map, key, FY_NT);
+	size_t want = strlen(key);
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while ((p = fy_node_mapping_iterate(map, &it))) {
+		size_t len;
+		const char *k = yt_scalar(fy_node_pair_key(p), &len);
+		if (k && len == want && memcmp(k, key, len) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+struct fy_node *yt_get(struct fy_node *map, const char *key)
+{
+	struct fy_node_pair *p = pair_of(map, key);
+	return p ? fy_node_pair_value(p) : NULL;
 }
 
 const char *yt_scalar(struct fy_node *n, size_t *len)
@@ -216,7 +233,7 @@ struct fy_node *yt_strn(struct fy_document *d, const char *s, size_t len)
 		if (isalnum(c) || c >= 0x80)
 			cr_buf_addc(&q, (char)c);
 		else
-			cr_buf_printf(&q, "\\x%02x", c);
+			cr_buf_printf(&q, "\\u%04x", c); /* \u: JSON-mode documents accept it too */
 	}
 	cr_buf_addc(&q, '"');
 	/* The node keeps pointing into its source text: the document takes the buffer. */
@@ -259,7 +276,7 @@ struct fy_node *yt_seq(struct fy_document *d)
 
 void yt_set(struct fy_node *map, const char *key, struct fy_node *value)
 {
-	struct fy_node_pair *p = fy_node_mapping_lookup_pair_by_string(map, key, FY_NT);
+	struct fy_node_pair *p = pair_of(map, key);
 	if (p) {
 		fy_node_pair_set_value(p, value);
 		return;
@@ -294,11 +311,10 @@ struct fy_node *yt_child_seq(struct fy_node *map, const char *key)
 
 void yt_del(struct fy_node *map, const char *key)
 {
-	if (!yt_get(map, key))
-		return;
-	/* remove_by_key frees the pair and the probe key; the value is ours to free. */
-	struct fy_node *probe = fy_node_create_scalar_copy(fy_node_document(map), key, FY_NT);
-	fy_node_free(fy_node_mapping_remove_by_key(map, probe));
+	struct fy_node_pair *p = pair_of(map, key);
+	/* remove_by_key frees the pair with its key; the value is ours to free. */
+	if (p)
+		fy_node_free(fy_node_mapping_remove_by_key(map, fy_node_pair_key(p)));
 }
 
 void yt_append(struct fy_node *seq, struct fy_node *item)

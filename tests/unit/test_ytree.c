@@ -74,3 +74,24 @@ TEST(set_replaces_in_place)
 	cr_buf_free(&out);
 	fy_document_destroy(d);
 }
+
+TEST(keys_are_matched_as_text_not_as_yaml)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *root = yt_map(d);
+	fy_document_set_root(d, root);
+	static const char *const keys[] = { "#x", "a: b", "{", " lead", "1", NULL };
+	for (int round = 0; round < 2; round++)
+		for (const char *const *k = keys; *k; k++)
+			yt_set_str(root, *k, round ? "second" : "first");
+	CHECK(fy_node_mapping_item_count(root) == 5);
+	for (const char *const *k = keys; *k; k++) {
+		char *v = yt_strdup(yt_get(root, *k));
+		CHECK_STR(v, "second");
+		free(v);
+	}
+	yt_del(root, "a: b");
+	CHECK(yt_get(root, "a: b") == NULL);
+	CHECK(fy_node_mapping_item_count(root) == 4);
+	fy_document_destroy(d);
+}
