@@ -1,0 +1,122 @@
+/* k8s: a small Kubernetes REST client on libcurl, with JSON bodies as libfyaml trees.
+ *
+ * One client holds one curl handle (keep-alive across requests) and is not thread-safe:
+ * give each thread its own (cr_k8s_dup). Credentials follow kubectl: in-cluster service
+ * account or kubeconfig, bearer tokens (a token file is re-read when it changes, and once
+ * more on a 401), client certificates, exec plugins (re-run when their credential expires
+ * or on a 401). Every token and key is registered with cr_secret_add.
+ *
+ * Retries: connection failures, timeouts, 429 and 5xx are retried with exponential backoff
+ * and jitter (or the server's Retry-After) for GET, PUT, DELETE and calls flagged
+ * CR_K8S_IDEMPOTENT; POST and unflagged PATCH only when the connection could not be made
+ * (nothing was sent). An error that remains is reported as one line:
+ *   kubernetes: PATCH /apis/apps/v1/namespaces/x/deployments/y: 422 Invalid: <message>
+ */
+#ifndef CR_K8S_H
+#define CR_K8S_H
+
+#include <libfyaml.h>
+#include <stdbool.h>
+
+struct cr_k8s;
+
+/* Which configuration is used: `kubeconfig` if set; else $KUBECONFIG if set; else
+ * ~/.kube/config when `context` is set; else in-cluster when KUBERNETES_SERVICE_HOST is
+ * set (files from $CHARTREUSE_SERVICEACCOUNT_DIR, default the service account directory);
+ * else ~/.kube/config. Zero fields take the defaults in brackets. */
+struct cr_k8s_options {
+	const char *kubeconfig; /* one file, as kubectl --kubeconfig */
+	const char *context;    /* --kube-context [current-context] */
+	const char *namespace;  /* --namespace [context's, in-cluster file's, "default"] */
+	long connect_timeout_ms; /* [10000] */
+	long timeout_ms;         /* whole request, per attempt [60000] */
+	int tries;               /* attempts for a retryable failure [6] */
+	long retry_base_ms;      /* first backoff [200], doubling... */
+	long retry_cap_ms;       /* ...up to [5000]; Retry-After is honoured up to 60 s */
+};
+
+/* NULL after reporting. */
+struct cr_k8s *cr_k8s_new(const struct cr_k8s_options *opts);
+/* A new client with the same configuration and credentials (for another thread). */
+struct cr_k8s *cr_k8s_dup(const struct cr_k8s *k);
+void cr_k8s_free(struct cr_k8s *k);
+
+const char *cr_k8s_namespace(const struct cr_k8s *k);
+const char *cr_k8s_server(const struct cr_k8s *k);
+/* "in-cluster" or "<kubeconfig>, context <name>". */
+const char *cr_k8s_origin(const struct cr_k8s *k);
+
+/* Flags for requests. */
+#define CR_K8S_IDEMPOTENT 1u /* repeating this PATCH/POST is harmless: retry it like a GET */
+
+/* Result codes of the conveniences (besides 0 and -1). */
+#define CR_K8S_NOT_FOUND 404 /* get/delete/update of something absent: not reported */
+
+/* The raw call: path is "/api/..." with its query (already encoded); body may be NULL
+ * (content_type NULL: application/json). Returns the final HTTP status, or -1 when no
+ * answer came or a 2xx answer is not JSON (reported). HTTP errors are NOT reported: see
+ * cr_k8s_report. *out (when out is set) gets the JSON body, or NULL when there is none or
+ * an error's body is not JSON; the caller frees it. */
+long cr_k8s_request(struct cr_k8s *k, const char *method, const char *path,
+		    const char *content_type, const char *body, unsigned flags,
+		    struct fy_document **out);
+
+/* Reports a failed call as one line (verb, path, status, the Status reason and message). */
+void cr_k8s_report(const char *method, const char *path, long status,
+		   struct fy_document *response);
+/* The same line, into a new string (for tests and callers that add context). */
+char *cr_k8s_error_line(const char *method, const char *path, long status,
+			struct fy_document *response);
+
+/* Conveniences: 0 on 2xx with *out (if out is set) the returned object; otherwise -1
+ * after reporting, except where CR_K8S_NOT_FOUND is mentioned. Bodies are trees written
+ * as JSON (see json.h for how scalars are typed). */
+int cr_k8s_get(struct cr_k8s *k, const char *path, struct fy_document **out); /* NOT_FOUND */
+/* GET of a collection; selector (may be NULL) is added as labelSelector, URL-encoded. */
+int cr_k8s_list(struct cr_k8s *k, const char *path, const char *selector,
+		struct fy_document **out);
+int cr_k8s_post(struct cr_k8s *k, const char *path, struct fy_node *obj,
+		struct fy_document **out);
+int cr_k8s_put(struct cr_k8s *k, const char *path, struct fy_node *obj,
+	       struct fy_document **out);
+/* NOT_FOUND. A Job's pods stay unless the path asks ?propagationPolicy=Background. */
+int cr_k8s_delete(struct cr_k8s *k, const char *path, struct fy_document **out);
+
+enum cr_k8s_patch {
+	CR_K8S_PATCH_MERGE,     /* application/merge-patch+json (RFC 7386) */
+	CR_K8S_PATCH_STRATEGIC, /* application/strategic-merge-patch+json */
+	CR_K8S_PATCH_JSON,      /* application/json-patch+json (RFC 6902): a list of ops */
+};
+/* flags: CR_K8S_IDEMPOTENT when applying the patch twice gives the same object. */
+int cr_k8s_patch(struct cr_k8s *k, const char *path, enum cr_k8s_patch type,
+		 struct fy_node *patch, unsigned flags, struct fy_document **out);
+
+/* Read-modify-write that survives concurrent writers: GETs path, lets change() edit the
+ * object in place, PUTs it (its metadata.resourceVersion makes the server refuse a stale
+ * write) and on 409 Conflict starts again from a fresh GET, up to 10 times.
+ * change returns 0 to write, 1 when the object needs no change (nothing is written), -1 to
+ * give up (it reports why). Returns 0, CR_K8S_NOT_FOUND, or -1. *out: the object as it
+ * now is. Works on subresources with GET and PUT, like .../deployments/x/scale. */
+typedef int (*cr_k8s_change_fn)(struct fy_node *obj, void *user);
+int cr_k8s_update(struct cr_k8s *k, const char *path, cr_k8s_change_fn change, void *user,
+		  struct fy_document **out);
+
+/* Watch: streams the newline-delimited events of a watch request (path with its query,
+ * "watch=1" added if missing) to event(type, object, user), where type is ADDED, MODIFIED,
+ * DELETED or BOOKMARK and object lives until event returns (fy_node_copy to keep it).
+ * event returns 0 to go on, non-zero to stop; it must not use this client (the transfer
+ * is in progress on it): note what to do and act after the watch returns. timeout_ms 0: no limit other than the
+ * server's. Returns one of the values below, or -1 after reporting (an ERROR event other
+ * than 410, an HTTP error, a broken connection after the retries). The caller continues
+ * from the last resourceVersion it saw, or re-lists after CR_K8S_WATCH_GONE. */
+enum {
+	CR_K8S_WATCH_STOPPED = 0, /* event asked to stop */
+	CR_K8S_WATCH_TIMEOUT = 1, /* timeout_ms passed */
+	CR_K8S_WATCH_ENDED = 2,   /* the server ended the stream */
+	CR_K8S_WATCH_GONE = 3,    /* 410 Gone: resourceVersion too old, list again */
+};
+typedef int (*cr_k8s_event_fn)(const char *type, struct fy_node *object, void *user);
+int cr_k8s_watch(struct cr_k8s *k, const char *path, cr_k8s_event_fn event, void *user,
+		 long timeout_ms);
+
+#endif
