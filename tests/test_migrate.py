@@ -62,8 +62,9 @@ def db_entry(project, name="main", **kw):
     return entry
 
 
-def migrate(config, *args, urls=(), alembic=None, **kw):
+def migrate(config, *args, urls=(), alembic=None, extra_env=None, **kw):
     env = {f"CHARTREUSE_DB_{i}_URL": u for i, u in enumerate(urls)}
+    env.update(extra_env or {})
     if alembic:
         env["CHARTREUSE_ALEMBIC"] = str(alembic)
     return run(["migrate", "--config", str(config), *args], env=env, timeout=180, **kw)
@@ -284,9 +285,12 @@ def test_stop_pods_without_a_cluster_fails_clearly(database, tmp_path, alembic_l
     project = ap.linear(tmp_path / "project", 1)
     wrapper, log = alembic_log
     r = migrate(write_config(tmp_path, [db_entry(project)], stopPods=True), urls=[database],
-                alembic=wrapper)
+                alembic=wrapper, extra_env={"KUBECONFIG": str(tmp_path / "no-kubeconfig")})
     assert r.rc == 1
-    assert "stopPods: false" in r.err.decode()
+    err = r.err.decode()
+    assert "no-kubeconfig" in err
+    assert "main: FAILED (not run: the pods could not be stopped)" in err
+    assert "chartreuse restore" not in err  # nothing was stopped, nothing to restore
     assert calls(log) == []
 
 
