@@ -1,4 +1,10 @@
 #include "unit.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -11,6 +17,42 @@ void unit_register(const char *name, void (*fn)(void))
 {
 	if (n_tests < (int)(sizeof(tests) / sizeof(tests[0])))
 		tests[n_tests++] = (struct unit_test){ name, fn };
+}
+
+char *unit_tmpdir(const char *prefix)
+{
+	char *tmpl = xasprintf("/tmp/%s-XXXXXX", prefix);
+	if (!mkdtemp(tmpl)) {
+		perror("mkdtemp");
+		abort();
+	}
+	return tmpl;
+}
+
+void unit_rmtree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		for (struct dirent *e; d && (e = readdir(d));) {
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+				char *sub = xasprintf("%s/%s", path, e->d_name);
+				unit_rmtree(sub);
+				free(sub);
+			}
+		}
+		if (d)
+			closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+void unit_drop_dir(char *dir)
+{
+	unit_rmtree(dir);
+	free(dir);
 }
 
 static int run(const struct unit_test *t)

@@ -14,41 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *make_tmpdir(void)
-{
-	char tmpl[] = "/tmp/cr-alembic-XXXXXX";
-	if (!mkdtemp(tmpl)) {
-		perror("mkdtemp");
-		abort();
-	}
-	return xstrdup(tmpl);
-}
-
-static void rmtree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		for (struct dirent *e; d && (e = readdir(d));) {
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				char *sub = xasprintf("%s/%s", path, e->d_name);
-				rmtree(sub);
-				free(sub);
-			}
-		}
-		if (d)
-			closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
-static void drop(char *dir)
-{
-	rmtree(dir);
-	free(dir);
-}
 
 /* Writes dir/rel, creating the directories on the way. */
 static void put(const char *dir, const char *rel, const char *text)
@@ -88,7 +53,7 @@ static char *slurp(const char *path)
 /* An empty project: alembic.ini with script_location = the directory itself. */
 static char *new_project(void)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s\n");
 	put(dir, "versions/README", "not a script\n");
 	return dir;
@@ -112,7 +77,7 @@ static int load_script(const char *text, struct cr_revgraph *g, char **why)
 	cr_log_mute(true);
 	int rc = load_graph(dir, g, why);
 	cr_log_mute(false);
-	drop(dir);
+	unit_drop_dir(dir);
 	return rc;
 }
 
@@ -168,7 +133,7 @@ static void check_script(const char *text, const char *id, const char *down, con
 	}
 	free(why);
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 /* The script must be "uncertain", with a reason that contains `reason`. */
@@ -190,7 +155,7 @@ static void check_uncertain(const char *text, const char *reason)
 
 TEST(alembic_ini_follows_configparser)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "alembic.ini",
 	    "# a comment\n"
 	    "[DEFAULT]\n"
@@ -227,12 +192,12 @@ TEST(alembic_ini_follows_configparser)
 	CHECK(p.recursive_version_locations);
 	CHECK(p.unsupported == NULL);
 	cr_alembic_free(&p);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 static void check_locations(const char *options, const char *want_rel)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	char *ini = xasprintf("[alembic]\nscript_location = .\n%s", options);
 	put(dir, "alembic.ini", ini);
 	struct cr_alembic_project p;
@@ -248,7 +213,7 @@ static void check_locations(const char *options, const char *want_rel)
 	cr_buf_free(&want);
 	cr_alembic_free(&p);
 	free(ini);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_ini_version_location_separators)
@@ -268,7 +233,7 @@ TEST(alembic_ini_version_location_separators)
 
 TEST(alembic_ini_absolute_locations_are_normalised)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s/./a/../\n"
 				"version_locations = /abs//x/./y/..:rel\npath_separator = os\n");
 	struct cr_alembic_project p;
@@ -278,12 +243,12 @@ TEST(alembic_ini_absolute_locations_are_normalised)
 	CHECK_STR(joined(&p.version_locations), want);
 	free(want);
 	cr_alembic_free(&p);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 static void check_ini_error(const char *ini, const char *section)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	if (ini)
 		put(dir, "alembic.ini", ini);
 	struct cr_alembic_project p;
@@ -295,7 +260,7 @@ static void check_ini_error(const char *ini, const char *section)
 		fprintf(stderr, "  accepted: %s\n", ini ? ini : "(no file)");
 	CHECK(p.ini_path == NULL && p.script_location == NULL);
 	cr_alembic_free(&p);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_ini_errors)
@@ -319,7 +284,7 @@ TEST(alembic_ini_errors)
 
 TEST(alembic_named_section_and_relative_config)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "conf/db.ini", "[alembic]\nscript_location = nowhere\n\n"
 				"[second]\nscript_location = mig\nversion_table_schema = s\n");
 	put(dir, "mig/versions/x.txt", "");
@@ -335,12 +300,12 @@ TEST(alembic_named_section_and_relative_config)
 	CHECK_STR(p.version_table, "alembic_version");
 	CHECK_STR(p.version_table_schema, "s");
 	cr_alembic_free(&p);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_package_locations_are_left_to_alembic)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "alembic.ini", "[alembic]\nscript_location = myapp:migrations\n");
 	struct cr_alembic_project p;
 	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
@@ -356,7 +321,7 @@ TEST(alembic_package_locations_are_left_to_alembic)
 	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
 	CHECK(p.unsupported && strstr(p.unsupported, "sourceless"));
 	cr_alembic_free(&p);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 /* ---- revision scripts ----------------------------------------------------------------- */
@@ -472,7 +437,7 @@ TEST(alembic_script_without_the_variables)
 	CHECK(load_graph(dir, &g, &why) == 0);
 	CHECK(g.n == 1 && strcmp(g.revs[0].id, "ab12") == 0);
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 /* ---- which files ---------------------------------------------------------------------- */
@@ -513,12 +478,12 @@ TEST(alembic_which_files_are_scripts)
 	cr_revgraph_free(&g);
 	free(link);
 	free(target);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_missing_versions_directory_is_an_empty_history)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s\n");
 	struct cr_revgraph g;
 	char *why = NULL;
@@ -532,7 +497,7 @@ TEST(alembic_missing_versions_directory_is_an_empty_history)
 	cr_log_mute(false);
 	cr_strlist_free(&stored);
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 /* ---- the graph ------------------------------------------------------------------------ */
@@ -553,7 +518,7 @@ static void check_graph_error(const char *const *revs)
 	CHECK(g.n == 0 && g.links == NULL);
 	free(why);
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_graph_errors)
@@ -595,7 +560,7 @@ TEST(alembic_graph_down_revision_as_branch_label_is_left_to_alembic)
 	CHECK(why && strstr(why, "branch label"));
 	free(why);
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 /* base <- a1 <- a2, base <- b1 (and, with merge, m merging a2 and b1) */
@@ -630,20 +595,20 @@ TEST(alembic_graph_heads)
 	CHECK(load_graph(dir, &g, &why) == 0);
 	CHECK_STR(joined(&g.heads), "a2,b1");
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 
 	dir = branchy_project(true);
 	CHECK(load_graph(dir, &g, &why) == 0);
 	CHECK_STR(joined(&g.heads), "m");
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 
 	/* a2 is only depended on: still a head for Alembic (an "effective head") */
 	dir = depends_project();
 	CHECK(load_graph(dir, &g, &why) == 0);
 	CHECK_STR(joined(&g.heads), "a2,b2");
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 static void check_missing(const char *dir, const char *stored_csv, const char *want)
@@ -683,7 +648,7 @@ TEST(alembic_missing_revisions)
 	check_missing(dir, "b1", "a1,a2,m");
 	check_missing(dir, "m", "");
 	check_missing(dir, "zz", NULL);
-	drop(dir);
+	unit_drop_dir(dir);
 
 	/* after `upgrade heads` the table holds b2 only: a2 is applied through depends_on */
 	dir = depends_project();
@@ -692,7 +657,7 @@ TEST(alembic_missing_revisions)
 	check_missing(dir, "a1", "a2,b1,b2");
 	check_missing(dir, "b1", "a2,b2"); /* b1 needed a1 (alpha), not a2 */
 	check_missing(dir, "", "a1,a2,b1,b2");
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_long_history_is_linear_work)
@@ -731,7 +696,7 @@ TEST(alembic_long_history_is_linear_work)
 	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	CHECK(s < 5.0); /* generous: sanitizers and valgrind run this too */
 	cr_revgraph_free(&g);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 /* ---- the ini copy --------------------------------------------------------------------- */
@@ -752,7 +717,7 @@ static char *write_copy(const char *dir, const char *ini, const char *url)
 
 TEST(alembic_write_ini_sets_the_url_and_keeps_here)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	char *text = write_copy(dir, "[alembic]\nscript_location = %(here)s\n"
 				     "sqlalchemy.url = driver://old\n  continued\n"
 				     "# comment\nafter = 1\n",
@@ -779,12 +744,12 @@ TEST(alembic_write_ini_sets_the_url_and_keeps_here)
 	CHECK_STR(text, want);
 	free(want);
 	free(text);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_write_ini_is_private_and_new)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "alembic.ini", "[alembic]\nscript_location = .\n");
 	struct cr_alembic_project p;
 	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
@@ -803,12 +768,12 @@ TEST(alembic_write_ini_is_private_and_new)
 	CHECK(access(path, F_OK) != 0);
 	free(path);
 	cr_alembic_free(&p);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 TEST(alembic_write_ini_copy_reads_like_the_original)
 {
-	char *dir = make_tmpdir();
+	char *dir = unit_tmpdir("cr-alembic");
 	put(dir, "alembic.ini", "[alembic]\nscript_location = %(here)s/mig\n"
 				"version_locations = %(here)s/v1 %(here)s/v2\n");
 	put(dir, "mig/env.py", "");
@@ -825,7 +790,7 @@ TEST(alembic_write_ini_copy_reads_like_the_original)
 	cr_alembic_free(&p);
 	free(path);
 	free(sub);
-	drop(dir);
+	unit_drop_dir(dir);
 }
 
 /* ---- helpers for tests/test_alembic_heads.py ------------------------------------------- */

@@ -16,41 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *k_tmpdir(void)
-{
-	char tmpl[] = "/tmp/cr-k8s-XXXXXX";
-	if (!mkdtemp(tmpl)) {
-		perror("mkdtemp");
-		abort();
-	}
-	return xstrdup(tmpl);
-}
-
-static void k_rmtree(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		for (struct dirent *e; d && (e = readdir(d));) {
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-				char *sub = xasprintf("%s/%s", path, e->d_name);
-				k_rmtree(sub);
-				free(sub);
-			}
-		}
-		if (d)
-			closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
-static void k_drop(char *dir)
-{
-	k_rmtree(dir);
-	free(dir);
-}
 
 /* Writes dir/rel (creating directories on the way); returns the path (caller frees). */
 static char *k_put(const char *dir, const char *rel, const char *text, mode_t mode)
@@ -367,7 +332,7 @@ static const char *kubeconfig_b =
 
 TEST(kubeconfig_merges_files_first_wins)
 {
-	char *dir = k_tmpdir();
+	char *dir = unit_tmpdir("cr-k8s");
 	char *a = k_put(dir, "one/config", kubeconfig_a, 0600);
 	char *b = k_put(dir, "two/config", kubeconfig_b, 0600);
 	char *paths = xasprintf("%s:%s/missing::%s", a, dir, b);
@@ -430,13 +395,13 @@ TEST(kubeconfig_merges_files_first_wins)
 	free(paths);
 	free(a);
 	free(b);
-	k_drop(dir);
+	unit_drop_dir(dir);
 	cr_secrets_clear();
 }
 
 TEST(kubeconfig_errors)
 {
-	char *dir = k_tmpdir();
+	char *dir = unit_tmpdir("cr-k8s");
 	char *b = k_put(dir, "b", kubeconfig_b, 0600);
 	char *bad = k_put(dir, "bad", "clusters: [\n", 0600);
 	char *empty = k_put(dir, "empty", "\n", 0600);
@@ -464,13 +429,13 @@ TEST(kubeconfig_errors)
 	free(bad);
 	free(empty);
 	free(nocur);
-	k_drop(dir);
+	unit_drop_dir(dir);
 	cr_secrets_clear();
 }
 
 TEST(kubeconfig_in_cluster_and_selection)
 {
-	char *dir = k_tmpdir();
+	char *dir = unit_tmpdir("cr-k8s");
 	free(k_put(dir, "sa/token", "tok-in-cluster\n", 0600));
 	free(k_put(dir, "sa/ca.crt", "PEM", 0600));
 	free(k_put(dir, "sa/namespace", "apps\n", 0600));
@@ -524,7 +489,7 @@ TEST(kubeconfig_in_cluster_and_selection)
 		k_env_restore(&env[i]);
 	free(kc);
 	free(sa);
-	k_drop(dir);
+	unit_drop_dir(dir);
 	cr_secrets_clear();
 }
 
@@ -586,7 +551,7 @@ static const char *plugin_script =
 
 TEST(exec_plugin_runs_by_argv_with_exec_info)
 {
-	char *dir = k_tmpdir();
+	char *dir = unit_tmpdir("cr-k8s");
 	free(k_put(dir, "two/bin/plugin", plugin_script, 0700));
 	char *b = k_put(dir, "two/config", kubeconfig_b, 0600);
 	struct cr_kcfg c;
@@ -626,7 +591,7 @@ TEST(exec_plugin_runs_by_argv_with_exec_info)
 	cr_log_mute(false);
 	cr_kcfg_free(&c);
 	free(b);
-	k_drop(dir);
+	unit_drop_dir(dir);
 	cr_secrets_clear();
 }
 

@@ -13,6 +13,13 @@ struct unit_test {
 };
 
 void unit_register(const char *name, void (*fn)(void));
+
+/* A fresh directory /tmp/<prefix>-XXXXXX (caller frees; aborts if none can be made), and
+ * its removal with everything in it. */
+char *unit_tmpdir(const char *prefix);
+void unit_rmtree(const char *path);
+/* unit_rmtree, then free. */
+void unit_drop_dir(char *dir);
 extern int unit_failures;
 
 #define TEST(name)                                                                       \
