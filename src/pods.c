@@ -382,8 +382,12 @@ static int stop_group(struct plan *p, size_t from, size_t to, long timeout_s)
 	cr_info("stopping priority group %ld (%zu Deployments)", p->t[from].priority, to - from);
 	for (size_t i = from; !rc && i < to; i++) {
 		selectors[i - from] = pod_selector(p, p->t[i].deployment);
-		p->stopped_any = p->stopped_any || selectors[i - from];
-		rc = selectors[i - from] ? stop_one(p, &p->t[i]) : -1;
+		if (!selectors[i - from])
+			rc = -1;
+		else if (*selectors[i - from]) { /* "": no such Deployment, nothing to stop */
+			p->stopped_any = true;
+			rc = stop_one(p, &p->t[i]);
+		}
 	}
 	if (!rc)
 		rc = wait_group_gone(p, selectors, to - from, p->t[from].priority, timeout_s);
@@ -416,7 +420,16 @@ int cr_pods_stop(const struct cr_config *cfg)
 static int start_one(struct plan *p, const struct target *t)
 {
 	char *path = deployment_path(p, t->deployment, NULL);
-	int rc = scale_to(p, t->deployment, t->expected);
+	struct fy_document *d = NULL;
+	int rc = cr_k8s_get(p->k, path, &d);
+	if (d)
+		fy_document_destroy(d);
+	if (rc == CR_K8S_NOT_FOUND) {
+		free(path);
+		return 0; /* warned about when stopping; nothing to start */
+	}
+	if (!rc)
+		rc = scale_to(p, t->deployment, t->expected);
 	if (!rc)
 		rc = for_each_hpa(p, t->deployment, resume_hpa);
 	if (!rc)

@@ -133,3 +133,14 @@ def test_no_expected_deployment_scale_means_nothing_touched(k8s, migration):
     assert "no ExpectedDeploymentScale" in r.err.decode()
     assert not [x for x in k8s.request_log if x.method in ("PATCH", "PUT", "POST")]
     assert k8s.get("deployments", "lonely")["spec"]["replicas"] == 2
+
+
+def test_expected_scale_for_a_missing_deployment_is_skipped(release, migration):
+    k8s = release
+    cfg, env, _ = migration
+    k8s.put(eds("gone", 2, 7))
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    assert "Deployment gone (named by an ExpectedDeploymentScale) does not exist" in \
+        r.err.decode()
+    assert {n: k8s.get("deployments", n)["spec"]["replicas"] for n in SCALES} == SCALES
