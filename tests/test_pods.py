@@ -144,3 +144,52 @@ def test_expected_scale_for_a_missing_deployment_is_skipped(release, migration):
     assert "Deployment gone (named by an ExpectedDeploymentScale) does not exist" in \
         r.err.decode()
     assert {n: k8s.get("deployments", n)["spec"]["replicas"] for n in SCALES} == SCALES
+
+
+def test_kill_9_after_the_stop_then_restore_heals(release, pg, tmp_path):
+    import os
+    import signal
+    import subprocess
+    from conftest import BIN
+    k8s = release
+    name = "kill_" + uuid.uuid4().hex[:8]
+    pg.create_database(name)
+    try:
+        specs = [("slow01", None, {"upgrade": 'op.execute("SELECT pg_sleep(5)")\n    '
+                                             + ap.create_table("slow01")})]
+        project = ap._project(tmp_path / "project", specs, ["slow01"])
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "release": RELEASE, "namespace": "default", "stopPods": True,
+            "databases": [{"name": "main", "alembicDirectory": str(project.path)}]}))
+        kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
+        env = dict(os.environ, CHARTREUSE_DB_0_URL=pg.url(name), KUBECONFIG=str(kubeconfig))
+        p = subprocess.Popen([BIN, "migrate", "--config", str(cfg)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and \
+                any(k8s.get("deployments", n)["spec"]["replicas"] for n in SCALES):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=30)
+        # Left stopped, with the record of it.
+        assert all(k8s.get("deployments", n)["spec"]["replicas"] == 0 for n in SCALES)
+        api = k8s.get("horizontalpodautoscalers", "api")
+        assert api["spec"]["behavior"]["scaleUp"]["selectPolicy"] == "Disabled"
+        restore = ["restore", "--release", RELEASE, "--namespace", "default"]
+        for _ in range(2):  # idempotent
+            r = run(restore, env={"KUBECONFIG": str(kubeconfig)}, timeout=60)
+            assert r.rc == 0, r.err.decode()
+            assert {n: k8s.get("deployments", n)["spec"]["replicas"] for n in SCALES} == SCALES
+            assert k8s.get("horizontalpodautoscalers", "api")["spec"]["behavior"] == BEHAVIOR
+            for n in SCALES:
+                ann = k8s.get("deployments", n)["metadata"].get("annotations", {})
+                assert "chartreuse.wiremind.io/stopped" not in ann
+    finally:
+        pg.drop_database(name)
+
+
+def test_restore_needs_a_release():
+    r = run(["restore"])
+    assert r.rc == 2 and "--release" in r.err_lines[0]

@@ -18,6 +18,7 @@ int cmd_helm_wrapper(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_not_built(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* Option parsing shared by the subcommands: matches "--name VALUE" and "--name=VALUE". */
 int cr_opt_value(int argc, char **argv, int *i, const char *name, const char **value);

@@ -73,8 +73,14 @@ static const char wait_usage[] =
 	"  --timeout SECONDS give up after this long (default: 60)\n\n"
 	"Exits 0 when the server answers, 1 at the deadline (with the reason), 2 on bad\n"
 	"usage. The URL is shown with its password masked.\n";
-static const char restore_usage[] = "usage: chartreuse restore --release NAME --namespace NS\n\n"
-				    "Not built yet.\n";
+static const char restore_usage[] =
+	"usage: chartreuse restore --release NAME [--namespace NS]\n\n"
+	"Brings back what a migration stopped: every Deployment named by the release's\n"
+	"ExpectedDeploymentScales to its expectedScale, and every HPA chartreuse paused to\n"
+	"the behaviour it had. The restore Job runs it after a before-deployment upgrade; run\n"
+	"it by hand to heal a migration that was killed. Running it twice changes nothing.\n"
+	"The cluster comes from the in-cluster service account or KUBECONFIG; the namespace\n"
+	"from --namespace, else the kubeconfig context's.\n";
 
 const struct cr_command cr_commands[] = {
 	{ "post-render", cmd_post_render, "inject the migration objects into rendered manifests",
@@ -90,8 +96,7 @@ const struct cr_command cr_commands[] = {
 	  status_usage },
 	{ "wait", cmd_wait, "wait until PostgreSQL answers (Elasticsearch: not built yet)",
 	  wait_usage },
-	{ "restore", cmd_not_built, "bring back what a migration stopped (not built yet)",
-	  restore_usage },
+	{ "restore", cmd_restore, "bring back what a migration stopped", restore_usage },
 	{ "version", cmd_version, "print the version", version_usage },
 	{ NULL, NULL, NULL, NULL },
 };
