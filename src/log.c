@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,9 @@
 #include <unistd.h>
 
 static _Thread_local bool muted;
+/* Worker threads log, and a credential refreshed in one of them is registered while
+ * another masks a line. */
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
 static size_t n_secrets, cap_secrets;
 
@@ -17,20 +21,26 @@ void cr_secret_add(const char *secret)
 {
 	if (!secret || !*secret)
 		return;
-	for (size_t i = 0; i < n_secrets; i++)
-		if (strcmp(secrets[i], secret) == 0)
-			return;
-	XGROW(secrets, n_secrets + 1, cap_secrets);
-	secrets[n_secrets++] = xstrdup(secret);
+	pthread_mutex_lock(&secrets_lock);
+	bool known = false;
+	for (size_t i = 0; !known && i < n_secrets; i++)
+		known = strcmp(secrets[i], secret) == 0;
+	if (!known) {
+		XGROW(secrets, n_secrets + 1, cap_secrets);
+		secrets[n_secrets++] = xstrdup(secret);
+	}
+	pthread_mutex_unlock(&secrets_lock);
 }
 
 void cr_secrets_clear(void)
 {
+	pthread_mutex_lock(&secrets_lock);
 	for (size_t i = 0; i < n_secrets; i++)
 		free(secrets[i]);
 	free(secrets);
 	secrets = NULL;
 	n_secrets = cap_secrets = 0;
+	pthread_mutex_unlock(&secrets_lock);
 }
 
 /* A secret this short is masked only as a whole word: masking every "p" of a message for
@@ -74,6 +84,7 @@ static size_t url_password_at(const char *s, size_t *pw_start)
 
 void cr_mask_into(struct cr_buf *out, const char *s)
 {
+	pthread_mutex_lock(&secrets_lock);
 	size_t i = 0;
 	while (s[i]) {
 		size_t pw_start, pw_end = url_password_at(s + i, &pw_start);
@@ -97,6 +108,7 @@ void cr_mask_into(struct cr_buf *out, const char *s)
 			cr_buf_addc(out, s[i]);
 		i++;
 	}
+	pthread_mutex_unlock(&secrets_lock);
 }
 
 char *cr_mask(const char *s)
