@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -59,18 +60,60 @@ static char **build_argv(const struct cr_alembic_call *call, const char *ini,
 	return v.items;
 }
 
+static bool inherited(const char *entry)
+{
+	return strncmp(entry, "CHARTREUSE_ALEMBIC_URL=", 23) != 0;
+}
+
+/* Unique across the pods of a cluster, where every container's chartreuse may be PID 1:
+ * ending a session of another migration would be a disaster. */
+char *cr_alembic_cli_session_name(void)
+{
+	static char name[48];
+	if (getenv("PGAPPNAME"))
+		return NULL;
+	if (!*name) {
+		char host[256] = "";
+		struct timespec ts;
+		gethostname(host, sizeof(host) - 1);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		char *seed = xasprintf("%s/%ld/%lld.%ld", host, (long)getpid(),
+				       (long long)ts.tv_sec, ts.tv_nsec);
+		snprintf(name, sizeof(name), "chartreuse-alembic-%08x%08x",
+			 cr_fnv1a(seed, strlen(seed)), cr_fnv1a(host, strlen(host)));
+		free(seed);
+	}
+	return xstrdup(name);
+}
+
+/* This process's environment plus CHARTREUSE_ALEMBIC_URL and PGAPPNAME; the two added
+ * strings are the last ones (freed by free_env). */
 static char **build_env(const char *url)
 {
 	size_t n = 0;
 	while (environ[n])
 		n++;
-	char **env = xcalloc(n + 2, sizeof(*env));
+	char **env = xcalloc(n + 3, sizeof(*env));
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "CHARTREUSE_ALEMBIC_URL=", 23) != 0)
+		if (inherited(environ[i]))
 			env[k++] = environ[i];
-	env[k] = xasprintf("CHARTREUSE_ALEMBIC_URL=%s", url);
+	env[k++] = xasprintf("CHARTREUSE_ALEMBIC_URL=%s", url);
+	char *session = cr_alembic_cli_session_name();
+	if (session)
+		env[k] = xasprintf("PGAPPNAME=%s", session);
+	free(session);
 	return env;
+}
+
+static void free_env(char **env)
+{
+	size_t k = 0;
+	for (size_t i = 0; environ[i]; i++)
+		k += inherited(environ[i]);
+	for (; env[k]; k++) /* past the inherited ones: what build_env added */
+		free(env[k]);
+	free(env);
 }
 
 /* "... Running upgrade a1 -> b2, message" gives "b2". */
@@ -152,11 +195,7 @@ int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 	res->status = spawn_and_stream(argv, envp, cwd, call->db_name, res);
 	close(fd);
 	free(cwd);
-	size_t n = 0;
-	while (envp[n])
-		n++;
-	free(envp[n - 1]);
-	free(envp);
+	free_env(envp);
 	for (size_t i = 0; argv[i]; i++)
 		free(argv[i]);
 	free(argv);

@@ -28,6 +28,11 @@ int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 		   struct cr_alembic_result *res);
 void cr_alembic_result_free(struct cr_alembic_result *res);
 
+/* The application_name Alembic's PostgreSQL sessions get (libpq's PGAPPNAME, set for the
+ * child unless the environment sets it already), so that sessions a killed Alembic left
+ * running can be found and ended; NULL when the environment chose another. Caller frees. */
+char *cr_alembic_cli_session_name(void);
+
 /* The heads as `alembic heads` prints them, for projects whose scripts can't be read
  * natively. */
 int cr_alembic_cli_heads(const struct cr_alembic_call *call, struct cr_strlist *heads);

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "pg.h"
 #include "pods.h"
+#include "proc.h"
 #include "render.h"
 
 #include <stdio.h>
@@ -29,6 +30,8 @@ struct db_run {
 	struct cr_strlist stored, missing;
 	struct cr_strlist extra; /* alembic arguments before the command */
 	enum outcome outcome;
+	bool ran;		/* Alembic was asked to upgrade */
+	bool unchanged;		/* after a failed upgrade: verifiably at the revisions of before */
 	char *why;		/* failure, for the summary */
 };
 
@@ -275,22 +278,104 @@ static const char *failed_revision(const struct db_run *d, const struct cr_alemb
 	return best ? best : res->last_upgrade;
 }
 
-static void upgrade(struct db_run *d)
+static bool same_set(const struct cr_strlist *a, const struct cr_strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (!cr_strlist_has(b, a->items[i]))
+			return false;
+	return true;
+}
+
+/* The session's connection, or a new one if the failure took it away (its lock went
+ * with it). */
+static int reconnect_if_lost(struct db_run *d, const struct cr_migrate_options *o)
+{
+	cr_log_mute(true);
+	int alive = cr_pg_exec(d->pg, "SELECT 1", 0, NULL) == 0;
+	cr_log_mute(false);
+	if (alive)
+		return 0;
+	cr_pg_close(d->pg);
+	d->pg = NULL;
+	d->locked = false;
+	return cr_pg_connect(d->db->name, d->url, o->connect_timeout, &d->pg);
+}
+
+/* A killed Alembic leaves its server session running its last statement, holding its
+ * transaction open until the server notices: ended here, so that it rolls back now. */
+static void end_alembic_sessions(struct db_run *d)
+{
+	char *name = cr_alembic_cli_session_name();
+	int n = name ? cr_pg_end_sessions(d->pg, name) : 0;
+	if (n > 0)
+		cr_info("database %s: ended %d session%s Alembic left behind", d->db->name, n,
+			n == 1 ? "" : "s");
+	free(name);
+}
+
+/* The version table once Alembic's transaction, if one is still in flight, has ended. */
+static int settled_state(struct db_run *d, const struct cr_migrate_options *o,
+			 struct cr_strlist *now)
+{
+	if (reconnect_if_lost(d, o))
+		return -1;
+	end_alembic_sessions(d);
+	const struct cr_alembic_project *p = &d->project;
+	return cr_pg_settled_revisions(d->pg, p->version_table_schema, p->version_table,
+				       o->connect_timeout, now);
+}
+
+/* After a failure: is the database exactly where it was? Anything not proven counts as
+ * changed. */
+static void check_unchanged(struct db_run *d, const struct cr_migrate_options *o,
+			    const struct cr_strlist *before)
+{
+	struct cr_strlist now = { 0 };
+	if (settled_state(d, o, &now)) {
+		cr_error("database %s: its revisions after the failure cannot be read: counted as "
+			 "changed", d->db->name);
+		return;
+	}
+	d->unchanged = same_set(&now, before);
+	struct cr_buf b = { 0 }, a = { 0 };
+	list_text(&b, before, 8);
+	list_text(&a, &now, 8);
+	if (d->unchanged)
+		cr_info("database %s: unchanged by the failed upgrade (still at %s)", d->db->name,
+			b.data);
+	else
+		cr_error("database %s: the failed upgrade changed it: it was at %s, it is at %s",
+			 d->db->name, b.data, a.data);
+	cr_buf_free(&b);
+	cr_buf_free(&a);
+	cr_strlist_free(&now);
+}
+
+static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
 {
 	const char *target = d->heads.n > 1 ? "heads" : "head";
 	const char *const args[] = { "upgrade", target, NULL };
+	struct cr_strlist before = { 0 };
+	for (size_t i = 0; i < d->stored.n; i++)
+		cr_strlist_add(&before, d->stored.items[i]);
 	cr_info("database %s: running alembic upgrade %s", d->db->name, target);
+	d->ran = true;
 	struct cr_alembic_call c = call_of(d);
 	struct cr_alembic_result res;
 	int rc = cr_alembic_cli(&c, args, &res);
 	if (rc != 0) {
 		const char *rev = failed_revision(d, &res);
-		char *why = rev ? xasprintf("alembic upgrade failed at revision %s (exit %d)", rev,
-					    rc)
-				: xasprintf("alembic upgrade failed (exit %d)", rc);
+		char *why = cr_terminated() ? xasprintf("alembic upgrade interrupted by signal %d",
+							cr_terminated())
+			    : rev ? xasprintf("alembic upgrade failed at revision %s (exit %d)", rev,
+					      rc)
+				  : xasprintf("alembic upgrade failed (exit %d)", rc);
 		cr_error("database %s: %s", d->db->name, why);
 		fail(d, why);
 		free(why);
+		check_unchanged(d, o, &before);
 	} else if (read_state(d)) {
 		fail(d, "its state after the upgrade could not be read");
 	} else if (d->native && d->missing.n) {
@@ -303,6 +388,7 @@ static void upgrade(struct db_run *d)
 	} else {
 		d->outcome = O_MIGRATED;
 	}
+	cr_strlist_free(&before);
 	cr_alembic_result_free(&res);
 }
 
@@ -371,20 +457,64 @@ static size_t count(const struct db_run *runs, size_t n, enum outcome o)
 	return k;
 }
 
+/* The pods may come back after a failure only if no database is left somewhere between
+ * its old revisions and its heads. */
+static bool safe_to_start(const struct db_run *runs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].ran && runs[i].outcome == O_FAILED && !runs[i].unchanged)
+			return false;
+	return true;
+}
+
+static void start_after(const struct cr_config *cfg, struct db_run *runs, size_t n,
+			const struct cr_migrate_options *o, const char *restore)
+{
+	bool failed = count(runs, n, O_FAILED) > 0;
+	if (!failed) {
+		if (o->start_pods_after)
+			cr_pods_start(cfg);
+		return;
+	}
+	if (!safe_to_start(runs, n)) {
+		cr_error("the pods stay stopped: a database was changed by a failed migration and "
+			 "the old pods may not work with it; once it is repaired, bring them back "
+			 "with: %s", restore ? restore : "chartreuse restore");
+		return;
+	}
+	/* Even in before-deployment mode: the failed hook stops the upgrade, so no new pods
+	 * are coming. */
+	cr_info("no database was changed: starting the pods again");
+	if (cr_pods_start(cfg))
+		cr_error("the pods could not all be started; bring them back with: %s",
+			 restore ? restore : "chartreuse restore");
+}
+
 static void migrate_needed(const struct cr_config *cfg, struct db_run *runs, size_t n,
 			   const struct cr_migrate_options *o)
 {
-	if (cfg->stop_pods && cr_pods_stop(cfg)) {
+	char *restore = NULL;
+	enum cr_pods_stop stop = cfg->stop_pods ? cr_pods_stop(cfg, &restore) : CR_PODS_STOPPED;
+	if (stop != CR_PODS_STOPPED) {
 		for (size_t i = 0; i < n; i++)
 			if (runs[i].outcome == O_NEEDED)
 				fail(&runs[i], "not run: the pods could not be stopped");
+		if (stop == CR_PODS_PARTLY)
+			start_after(cfg, runs, n, o, restore);
+		free(restore);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (runs[i].outcome == O_NEEDED)
-			upgrade(&runs[i]);
-	if (cfg->stop_pods && o->start_pods_after)
-		cr_pods_start(cfg);
+	for (size_t i = 0; i < n; i++) {
+		if (runs[i].outcome != O_NEEDED)
+			continue;
+		if (cr_terminated())
+			fail(&runs[i], "not run: interrupted");
+		else
+			upgrade(&runs[i], o);
+	}
+	if (cfg->stop_pods)
+		start_after(cfg, runs, n, o, restore);
+	free(restore);
 }
 
 int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
@@ -400,8 +530,15 @@ int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 		else
 			prepare(&runs[i], o);
 	}
-	if (!o->dry_run && count(runs, n, O_NEEDED))
-		migrate_needed(cfg, runs, n, o);
+	if (!o->dry_run && count(runs, n, O_NEEDED)) {
+		if (cr_terminated()) {
+			cr_error("interrupted before the migration started: nothing was changed");
+			for (size_t i = 0; i < n; i++)
+				if (runs[i].outcome == O_NEEDED)
+					fail(&runs[i], "not run: interrupted");
+		} else
+			migrate_needed(cfg, runs, n, o);
+	}
 	report(runs, n, o->dry_run);
 	int failed = count(runs, n, O_FAILED) > 0;
 	for (size_t i = 0; i < n; i++)

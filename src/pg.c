@@ -3,6 +3,7 @@
  * anything can print them, and every message goes through cr_error/cr_info (masked). */
 #include "pg.h"
 #include "log.h"
+#include "proc.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -377,6 +378,56 @@ int cr_pg_stored_revisions(struct cr_pg *pg, const char *schema, const char *tab
 	return rc < 0 ? -1 : 0;
 }
 
+int cr_pg_end_sessions(struct cr_pg *pg, const char *application_name)
+{
+	const char *params[] = { application_name };
+	PGresult *res = run(pg,
+			    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+			    "WHERE application_name = $1 AND pid <> pg_backend_pid()",
+			    1, params);
+	if (!res)
+		return -1;
+	int n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return n;
+}
+
+/* Whatever happens, the transaction ends: a failed statement leaves it aborted. */
+static void end_transaction(struct cr_pg *pg)
+{
+	PGresult *res = PQexec(pg->conn, "ROLLBACK");
+	PQclear(res);
+}
+
+int cr_pg_settled_revisions(struct cr_pg *pg, const char *schema, const char *table,
+			    int timeout_s, struct cr_strlist *out)
+{
+	char *quoted = quoted_table(pg, schema, table);
+	if (!quoted)
+		return -1;
+	char *timeout = xasprintf("%ds", timeout_s > 0 ? timeout_s : 1);
+	const char *params[] = { timeout };
+	int rc = cr_pg_exec(pg, "BEGIN", 0, NULL);
+	if (!rc)
+		rc = cr_pg_exec(pg, "SELECT set_config('lock_timeout', $1, true)", 1, params);
+	if (!rc)
+		rc = table_exists(pg, quoted);
+	if (rc > 0) {
+		char *lock = xasprintf("LOCK TABLE %s IN SHARE MODE", quoted);
+		rc = cr_pg_exec(pg, lock, 0, NULL);
+		free(lock);
+		if (!rc) {
+			char *sql = xasprintf("SELECT version_num FROM %s ORDER BY 1", quoted);
+			rc = query_column(pg, sql, 0, NULL, out);
+			free(sql);
+		}
+	}
+	end_transaction(pg);
+	free(timeout);
+	free(quoted);
+	return rc < 0 ? -1 : 0;
+}
+
 /* --- advisory lock ------------------------------------------------------------------- */
 
 /* 1 when the lock was taken, 0 when someone else holds it, -1 after reporting. */
@@ -405,6 +456,11 @@ int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s)
 		double left = deadline - now_s();
 		if (left <= 0)
 			return 1;
+		if (cr_terminated()) {
+			cr_error("database %s: interrupted while waiting for another migration's lock",
+				 pg->name);
+			return -1;
+		}
 		int waited = progress_due(&prog);
 		if (waited)
 			cr_info("database %s: waiting for another migration's lock (%d s)",

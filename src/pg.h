@@ -27,6 +27,16 @@ int cr_pg_tables(struct cr_pg *pg, struct cr_strlist *out);
 int cr_pg_stored_revisions(struct cr_pg *pg, const char *schema, const char *table,
 			   struct cr_strlist *out);
 
+/* Ends the other sessions named application_name (pg_terminate_backend: the server rolls
+ * back what they had not committed); how many, or -1 (reported). */
+int cr_pg_end_sessions(struct cr_pg *pg, const char *application_name);
+
+/* The stored revisions once no transaction that changed the version table is in flight:
+ * the table is locked in SHARE mode (waiting up to timeout_s for writers to commit or roll
+ * back) for the read. What a failed migration left is only known after this. */
+int cr_pg_settled_revisions(struct cr_pg *pg, const char *schema, const char *table,
+			    int timeout_s, struct cr_strlist *out);
+
 /* Session advisory lock on key, waiting at most timeout_s seconds.
  * 0: held; 1: still taken by someone else at the deadline; -1: error (reported). */
 int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s);

@@ -3,9 +3,11 @@
 #include "json.h"
 #include "k8s.h"
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 #include "ytree.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #define STOPPED_ANNOTATION "chartreuse.wiremind.io/stopped"
 #define BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
 #define PROGRESS_EVERY_S 5.0
+#define MAX_WORKERS 8 /* parallel API calls of one group; the API server throttles beyond */
 
 struct target {
 	char *deployment;
@@ -28,7 +31,6 @@ struct plan {
 	const char *release;
 	struct target *t;
 	size_t n;
-	bool stopped_any; /* something was changed: a restore has something to bring back */
 };
 
 static double now_s(void)
@@ -169,8 +171,33 @@ static int annotate(struct plan *p, const char *path, const char *key, const cha
 
 /* --- HPAs ---------------------------------------------------------------------------------- */
 
-static int for_each_hpa(struct plan *p, const char *deployment,
-			int (*fn)(struct plan *, struct fy_node *hpa))
+/* What pausing and resuming one HPA needs, read before the work is shared out (a tree is
+ * not shared between threads). */
+struct hpa {
+	char *name;
+	char *target;	/* the Deployment it scales */
+	char *behavior;	/* spec.behavior as JSON, "null" when none */
+	char *recorded;	/* the annotation of a paused HPA, NULL when not paused */
+};
+
+struct hpas {
+	struct hpa *v;
+	size_t n;
+};
+
+static void hpas_free(struct hpas *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		free(h->v[i].name);
+		free(h->v[i].target);
+		free(h->v[i].behavior);
+		free(h->v[i].recorded);
+	}
+	free(h->v);
+	memset(h, 0, sizeof(*h));
+}
+
+static int hpas_load(struct plan *p, struct hpas *out)
 {
 	char *path = xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers",
 			       p->ns);
@@ -181,57 +208,57 @@ static int for_each_hpa(struct plan *p, const char *deployment,
 	struct fy_node *hpa;
 	while (!rc && (hpa = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
 		struct fy_node *ref = yt_path(hpa, "/spec/scaleTargetRef");
-		char *kind = yt_strdup(yt_get(ref, "kind")), *name = yt_strdup(yt_get(ref, "name"));
-		if (cr_streq(kind, "Deployment") && cr_streq(name, deployment))
-			rc = fn(p, hpa);
+		char *kind = yt_strdup(yt_get(ref, "kind"));
+		if (cr_streq(kind, "Deployment")) {
+			struct fy_node *rec = yt_get(yt_path(hpa, "/metadata/annotations"),
+						     BEHAVIOR_ANNOTATION);
+			char *behavior = cr_json_string(yt_path(hpa, "/spec/behavior"));
+			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+			out->v[out->n++] = (struct hpa){
+				yt_strdup(yt_path(hpa, "/metadata/name")), yt_strdup(yt_get(ref, "name")),
+				behavior ? behavior : xstrdup("null"), rec ? yt_strdup(rec) : NULL
+			};
+		}
 		free(kind);
-		free(name);
 	}
 	if (d)
 		fy_document_destroy(d);
 	return rc;
 }
 
-static char *hpa_path(const struct plan *p, struct fy_node *hpa)
+static char *hpa_path(const struct plan *p, const struct hpa *h)
 {
-	char *name = yt_strdup(yt_path(hpa, "/metadata/name"));
-	char *path = xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s",
-			       p->ns, name ? name : "");
-	free(name);
-	return path;
+	return xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s", p->ns,
+			 h->name ? h->name : "");
 }
 
-/* Disabled scale-up, the previous behaviour (JSON, "null" when none) kept in an
- * annotation; a second pause keeps the first record. */
-static int pause_hpa(struct plan *p, struct fy_node *hpa)
+/* Disabled scale-up, the previous behaviour kept in an annotation; a second pause keeps
+ * the first record. */
+static int pause_hpa(struct plan *p, const struct hpa *h)
 {
-	if (yt_get(yt_path(hpa, "/metadata/annotations"), BEHAVIOR_ANNOTATION))
+	if (h->recorded)
 		return 0;
-	char *before = cr_json_string(yt_path(hpa, "/spec/behavior"));
 	struct fy_node *root;
 	struct fy_document *d = new_patch(&root);
 	yt_set_str(yt_child_map(yt_child_map(root, "metadata"), "annotations"),
-		   BEHAVIOR_ANNOTATION, before ? before : "null");
+		   BEHAVIOR_ANNOTATION, h->behavior);
 	struct fy_node *up = yt_child_map(yt_child_map(yt_child_map(root, "spec"), "behavior"),
 					  "scaleUp");
 	yt_set_str(up, "selectPolicy", "Disabled");
-	char *path = hpa_path(p, hpa);
+	char *path = hpa_path(p, h);
 	int rc = merge_patch(p, path, d);
 	free(path);
-	free(before);
 	return rc;
 }
 
 /* The behaviour as it was, exactly: a JSON patch replaces the whole field (a merge patch
  * would keep the Disabled policy merged into it). */
-static int resume_hpa(struct plan *p, struct fy_node *hpa)
+static int resume_hpa(struct plan *p, const struct hpa *h)
 {
-	struct fy_node *ann = yt_get(yt_path(hpa, "/metadata/annotations"), BEHAVIOR_ANNOTATION);
-	if (!ann)
+	if (!h->recorded)
 		return 0;
-	size_t len;
-	const char *text = yt_scalar(ann, &len);
-	struct fy_document *before = cr_json_parse(text, len, "the recorded HPA behaviour");
+	struct fy_document *before = cr_json_parse(h->recorded, strlen(h->recorded),
+						   "the recorded HPA behaviour");
 	if (!before)
 		return -1;
 	struct fy_document *d = fy_document_create(NULL);
@@ -249,7 +276,7 @@ static int resume_hpa(struct plan *p, struct fy_node *hpa)
 	yt_set_str(del, "op", "remove");
 	yt_set_str(del, "path", "/metadata/annotations/chartreuse.wiremind.io~1hpa-behavior-before");
 	yt_append(ops, del);
-	char *path = hpa_path(p, hpa);
+	char *path = hpa_path(p, h);
 	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_JSON, ops, CR_K8S_IDEMPOTENT, NULL);
 	free(path);
 	fy_document_destroy(d);
@@ -257,198 +284,393 @@ static int resume_hpa(struct plan *p, struct fy_node *hpa)
 	return rc;
 }
 
-/* --- waiting for Pods ------------------------------------------------------------------------ */
-
-/* "k=v,k2=v2" from spec.selector.matchLabels; NULL (reported) when there is none. */
-static char *pod_selector(struct plan *p, const char *name)
+static int for_each_hpa_of(struct plan *p, const struct hpas *h, const char *deployment,
+			   int (*fn)(struct plan *, const struct hpa *))
 {
-	char *path = deployment_path(p, name, NULL);
+	int rc = 0;
+	for (size_t i = 0; !rc && i < h->n; i++)
+		if (cr_streq(h->v[i].target, deployment))
+			rc = fn(p, &h->v[i]);
+	return rc;
+}
+
+/* --- one Deployment, in a worker ------------------------------------------------------------ */
+
+struct item {
+	const struct target *t;
+	const struct hpas *hpas;
+	struct cr_strlist selector; /* "k=v" of spec.selector.matchLabels */
+	bool missing;		    /* no such Deployment */
+	int rc;
+};
+
+static int read_selector(struct plan *p, struct item *it)
+{
+	char *path = deployment_path(p, it->t->deployment, NULL);
 	struct fy_document *d = NULL;
 	int rc = cr_k8s_get(p->k, path, &d);
 	free(path);
 	if (rc == CR_K8S_NOT_FOUND) {
-		cr_warn("Deployment %s (named by an ExpectedDeploymentScale) does not exist", name);
-		return xstrdup("");
+		it->missing = true;
+		return 0;
 	}
 	if (rc)
-		return NULL;
-	struct cr_buf sel = { 0 };
+		return -1;
 	struct fy_node *labels = yt_path(fy_document_root(d), "/spec/selector/matchLabels");
-	void *it = NULL;
+	void *iter = NULL;
 	struct fy_node_pair *pair;
-	while ((pair = fy_node_mapping_iterate(labels, &it))) {
+	while ((pair = fy_node_mapping_iterate(labels, &iter))) {
 		char *k = yt_strdup(fy_node_pair_key(pair)), *v = yt_strdup(fy_node_pair_value(pair));
-		cr_buf_printf(&sel, "%s%s=%s", sel.len ? "," : "", k ? k : "", v ? v : "");
+		char *kv = xasprintf("%s=%s", k ? k : "", v ? v : "");
+		cr_strlist_add(&it->selector, kv);
+		free(kv);
 		free(k);
 		free(v);
 	}
 	fy_document_destroy(d);
-	return sel.data ? cr_buf_detach(&sel, NULL) : xstrdup("");
+	return 0;
 }
 
-/* Pods matching selector that still count (not Failed); -1 on error. */
-static long live_pods(struct plan *p, const char *selector, char **resource_version)
+static void stop_item(struct plan *p, struct item *it)
+{
+	it->rc = read_selector(p, it);
+	if (it->rc || it->missing)
+		return;
+	char *path = deployment_path(p, it->t->deployment, NULL);
+	it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, pause_hpa);
+	if (!it->rc)
+		it->rc = annotate(p, path, STOPPED_ANNOTATION, "true");
+	if (!it->rc)
+		it->rc = scale_to(p, it->t->deployment, 0);
+	free(path);
+}
+
+static void start_item(struct plan *p, struct item *it)
+{
+	char *path = deployment_path(p, it->t->deployment, NULL);
+	struct fy_document *d = NULL;
+	it->rc = cr_k8s_get(p->k, path, &d);
+	if (d)
+		fy_document_destroy(d);
+	if (it->rc == CR_K8S_NOT_FOUND) {
+		it->missing = true;
+		it->rc = 0; /* warned about when stopping; nothing to start */
+	} else {
+		if (!it->rc)
+			it->rc = scale_to(p, it->t->deployment, it->t->expected);
+		if (!it->rc)
+			it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
+		if (!it->rc)
+			it->rc = annotate(p, path, STOPPED_ANNOTATION, NULL);
+	}
+	free(path);
+}
+
+/* Items shared out to up to MAX_WORKERS threads, each with its own client (a client is
+ * one connection and not thread-safe). */
+struct pool {
+	struct plan *p;
+	struct item *items;
+	size_t n, next;
+	void (*fn)(struct plan *, struct item *);
+	pthread_mutex_t lock;
+};
+
+struct worker {
+	struct pool *pool;
+	struct plan plan;
+	pthread_t thread;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct pool *pool = w->pool;
+	for (;;) {
+		pthread_mutex_lock(&pool->lock);
+		size_t i = pool->next++;
+		pthread_mutex_unlock(&pool->lock);
+		if (i >= pool->n)
+			return NULL;
+		pool->fn(&w->plan, &pool->items[i]);
+	}
+}
+
+static void run_parallel(struct plan *p, struct item *items, size_t n,
+			 void (*fn)(struct plan *, struct item *))
+{
+	struct pool pool = { p, items, n, 0, fn, PTHREAD_MUTEX_INITIALIZER };
+	size_t n_workers = n < MAX_WORKERS ? n : MAX_WORKERS;
+	struct worker *w = xcalloc(n_workers, sizeof(*w));
+	size_t started = 0;
+	for (size_t i = 1; i < n_workers; i++) {
+		w[i].pool = &pool;
+		w[i].plan = *p;
+		w[i].plan.k = cr_k8s_dup(p->k);
+		if (!w[i].plan.k)
+			break;
+		if (pthread_create(&w[i].thread, NULL, work, &w[i])) {
+			cr_k8s_free(w[i].plan.k);
+			break;
+		}
+		started = i;
+	}
+	/* This thread works too, with the plan's own client: with one item, no thread. */
+	w[0].pool = &pool;
+	w[0].plan = *p;
+	work(&w[0]);
+	for (size_t i = 1; i <= started; i++) {
+		pthread_join(w[i].thread, NULL);
+		cr_k8s_free(w[i].plan.k);
+	}
+	free(w);
+	pthread_mutex_destroy(&pool.lock);
+}
+
+static struct item *items_of(const struct plan *p, size_t from, size_t to,
+			     const struct hpas *h)
+{
+	struct item *items = xcalloc(to - from, sizeof(*items));
+	for (size_t i = from; i < to; i++)
+		items[i - from] = (struct item){ .t = &p->t[i], .hpas = h };
+	return items;
+}
+
+static void items_free(struct item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		cr_strlist_free(&items[i].selector);
+	free(items);
+}
+
+/* --- waiting for Pods ------------------------------------------------------------------------ */
+
+/* The Pods of a group that still count, kept current from one list and then the watch
+ * events that follow it (no re-listing, no polling). */
+struct group_wait {
+	const struct item *items;
+	size_t n;
+	struct cr_strlist live; /* names */
+	char *rv;		/* where the watch resumes */
+	bool relist;		/* the watch said the resourceVersion is gone */
+};
+
+static bool matches(struct fy_node *labels, const struct cr_strlist *selector)
+{
+	if (!selector->n)
+		return false;
+	bool all = true;
+	for (size_t i = 0; all && i < selector->n; i++) {
+		const char *kv = selector->items[i], *eq = strchr(kv, '=');
+		char *key = xstrndup(kv, (size_t)(eq - kv));
+		char *value = yt_strdup(yt_get(labels, key));
+		all = cr_streq(value, eq + 1);
+		free(value);
+		free(key);
+	}
+	return all;
+}
+
+/* A Pod of one of the group's Deployments that is not Failed. */
+static bool pod_counts(const struct group_wait *w, struct fy_node *pod)
+{
+	char *phase = yt_strdup(yt_path(pod, "/status/phase"));
+	bool failed = cr_streq(phase, "Failed");
+	free(phase);
+	struct fy_node *labels = yt_path(pod, "/metadata/labels");
+	for (size_t i = 0; !failed && i < w->n; i++)
+		if (!w->items[i].missing && matches(labels, &w->items[i].selector))
+			return true;
+	return false;
+}
+
+static void forget(struct cr_strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i], s)) {
+			free(l->items[i]);
+			l->items[i] = l->items[--l->n];
+			return;
+		}
+}
+
+static void note_pod(struct group_wait *w, bool deleted, struct fy_node *pod)
+{
+	char *name = yt_strdup(yt_path(pod, "/metadata/name"));
+	if (!name)
+		return;
+	if (deleted || !pod_counts(w, pod))
+		forget(&w->live, name);
+	else if (!cr_strlist_has(&w->live, name))
+		cr_strlist_add(&w->live, name);
+	free(name);
+}
+
+static int list_pods(struct plan *p, struct group_wait *w)
 {
 	char *path = xasprintf("/api/v1/namespaces/%s/pods", p->ns);
 	struct fy_document *d = NULL;
-	long n = cr_k8s_list(p->k, path, selector, &d) ? -1 : 0;
+	int rc = cr_k8s_list(p->k, path, NULL, &d);
 	free(path);
-	if (n < 0)
+	if (rc)
 		return -1;
+	cr_strlist_free(&w->live);
 	void *it = NULL;
 	struct fy_node *pod;
-	while ((pod = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
-		char *phase = yt_strdup(yt_path(pod, "/status/phase"));
-		n += !cr_streq(phase, "Failed");
-		free(phase);
-	}
-	free(*resource_version);
-	*resource_version = yt_strdup(yt_path(fy_document_root(d), "/metadata/resourceVersion"));
+	while ((pod = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it)))
+		note_pod(w, false, pod);
+	free(w->rv);
+	w->rv = yt_strdup(yt_path(fy_document_root(d), "/metadata/resourceVersion"));
+	w->relist = false;
 	fy_document_destroy(d);
-	return n;
+	return 0;
 }
 
-static int stop_on_event(const char *type, struct fy_node *object, void *user)
+static int on_pod_event(const char *type, struct fy_node *pod, void *user)
 {
-	(void)type;
-	(void)object;
-	(void)user;
-	return 1; /* any change: count again */
-}
-
-static long group_pods(struct plan *p, char **selectors, size_t n, char **rv)
-{
-	long total = 0;
-	for (size_t i = 0; i < n && total >= 0; i++) {
-		if (!*selectors[i])
-			continue;
-		long c = live_pods(p, selectors[i], rv);
-		total = c < 0 ? -1 : total + c;
+	struct group_wait *w = user;
+	char *rv = yt_strdup(yt_path(pod, "/metadata/resourceVersion"));
+	if (rv) {
+		free(w->rv);
+		w->rv = rv;
 	}
-	return total;
+	if (!strcmp(type, "BOOKMARK"))
+		return 0;
+	note_pod(w, !strcmp(type, "DELETED"), pod);
+	return w->live.n == 0; /* stop as soon as the group is gone */
 }
 
-/* Until no Pod of the group is left: count, then sleep on a watch of the namespace's
- * Pods until something changes (no polling), with a deadline and progress lines. */
-static int wait_group_gone(struct plan *p, char **selectors, size_t n, long priority,
+static int watch_pods(struct plan *p, struct group_wait *w, long timeout_ms)
+{
+	char *path = xasprintf("/api/v1/namespaces/%s/pods?allowWatchBookmarks=true&"
+			       "resourceVersion=%s", p->ns, w->rv ? w->rv : "0");
+	int rc = cr_k8s_watch(p->k, path, on_pod_event, w, timeout_ms);
+	free(path);
+	if (rc == CR_K8S_WATCH_GONE)
+		w->relist = true;
+	return rc < 0 ? -1 : 0;
+}
+
+static int wait_group_gone(struct plan *p, const struct item *items, size_t n, long priority,
 			   long timeout_s)
 {
+	struct group_wait w = { .items = items, .n = n, .relist = true };
 	double start = now_s(), noted = start;
-	char *rv = NULL;
 	int rc = -1;
 	for (;;) {
-		long left = group_pods(p, selectors, n, &rv);
-		if (left <= 0) {
-			rc = left == 0 ? 0 : -1;
+		if (w.relist && list_pods(p, &w))
+			break;
+		if (!w.live.n) {
+			rc = 0;
 			break;
 		}
 		double t = now_s();
 		if (t - start >= (double)timeout_s) {
-			cr_error("priority group %ld: %ld pods still running after %ld s", priority,
-				 left, timeout_s);
+			cr_error("priority group %ld: %zu pods still running after %ld s", priority,
+				 w.live.n, timeout_s);
+			break;
+		}
+		if (cr_terminated()) {
+			cr_error("priority group %ld: interrupted while %zu pods were stopping",
+				 priority, w.live.n);
 			break;
 		}
 		if (t - noted >= PROGRESS_EVERY_S) {
-			cr_info("priority group %ld: %ld pods left (%.0f s)", priority, left, t - start);
+			cr_info("priority group %ld: %zu pods left (%.0f s)", priority, w.live.n,
+				t - start);
 			noted = t;
 		}
-		char *path = xasprintf("/api/v1/namespaces/%s/pods?resourceVersion=%s", p->ns,
-				       rv ? rv : "0");
-		cr_k8s_watch(p->k, path, stop_on_event, NULL, 2000);
-		free(path);
+		double until = start + (double)timeout_s - t;
+		double slice = until < PROGRESS_EVERY_S ? until : PROGRESS_EVERY_S;
+		if (watch_pods(p, &w, (long)(slice * 1000) + 1))
+			break;
 	}
-	free(rv);
+	cr_strlist_free(&w.live);
+	free(w.rv);
 	return rc;
 }
 
 /* --- stop and start ------------------------------------------------------------------------- */
 
-static int stop_one(struct plan *p, const struct target *t)
+/* -1 if any item failed (each failure was reported); *changed if any Deployment exists. */
+static int first_failure(const struct item *items, size_t n, bool warn_missing, bool *changed)
 {
-	char *path = deployment_path(p, t->deployment, NULL);
-	int rc = for_each_hpa(p, t->deployment, pause_hpa);
-	if (!rc)
-		rc = annotate(p, path, STOPPED_ANNOTATION, "true");
-	if (!rc)
-		rc = scale_to(p, t->deployment, 0);
-	free(path);
-	return rc;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (warn_missing && items[i].missing && !items[i].rc)
+			cr_warn("Deployment %s (named by an ExpectedDeploymentScale) does not exist",
+				items[i].t->deployment);
+		*changed |= !items[i].missing;
+		rc |= items[i].rc;
+	}
+	return rc ? -1 : 0;
 }
 
-static int stop_group(struct plan *p, size_t from, size_t to, long timeout_s)
+static int stop_group(struct plan *p, size_t from, size_t to, long timeout_s, bool *changed)
 {
-	char **selectors = xcalloc(to - from, sizeof(*selectors));
-	int rc = 0;
-	cr_info("stopping priority group %ld (%zu Deployments)", p->t[from].priority, to - from);
-	for (size_t i = from; !rc && i < to; i++) {
-		selectors[i - from] = pod_selector(p, p->t[i].deployment);
-		if (!selectors[i - from])
-			rc = -1;
-		else if (*selectors[i - from]) { /* "": no such Deployment, nothing to stop */
-			p->stopped_any = true;
-			rc = stop_one(p, &p->t[i]);
-		}
+	struct hpas h = { 0 };
+	size_t n = to - from;
+	cr_info("stopping priority group %ld (%zu Deployments)", p->t[from].priority, n);
+	int rc = hpas_load(p, &h);
+	struct item *items = items_of(p, from, to, &h);
+	if (!rc) {
+		run_parallel(p, items, n, stop_item);
+		rc = first_failure(items, n, true, changed);
 	}
 	if (!rc)
-		rc = wait_group_gone(p, selectors, to - from, p->t[from].priority, timeout_s);
-	for (size_t i = 0; i < to - from; i++)
-		free(selectors[i]);
-	free(selectors);
+		rc = wait_group_gone(p, items, n, p->t[from].priority, timeout_s);
+	items_free(items, n);
+	hpas_free(&h);
 	return rc;
 }
 
-int cr_pods_stop(const struct cr_config *cfg)
+char *cr_pods_restore_command(const char *release, const char *ns)
+{
+	return xasprintf("chartreuse restore --release %s --namespace %s", release ? release : "?",
+			 ns ? ns : "?");
+}
+
+enum cr_pods_stop cr_pods_stop(const struct cr_config *cfg, char **restore)
 {
 	struct plan p;
 	int rc = plan_load(&p, cfg);
+	bool changed = false;
+	if (restore)
+		*restore = cr_pods_restore_command(p.release, p.ns);
 	if (!rc && !p.n)
 		cr_info("release %s has no ExpectedDeploymentScale: no pods to stop", p.release);
 	for (size_t from = 0; !rc && from < p.n;) {
 		size_t to = from;
 		while (to < p.n && p.t[to].priority == p.t[from].priority)
 			to++;
-		rc = stop_group(&p, from, to, cfg->stop_pods_timeout);
+		rc = stop_group(&p, from, to, cfg->stop_pods_timeout, &changed);
 		from = to;
 	}
-	if (rc && p.stopped_any)
-		cr_error("the pods were not all stopped; bring back what was: chartreuse restore "
-			 "--release %s --namespace %s", p.release, p.ns);
 	plan_free(&p);
-	return rc;
-}
-
-static int start_one(struct plan *p, const struct target *t)
-{
-	char *path = deployment_path(p, t->deployment, NULL);
-	struct fy_document *d = NULL;
-	int rc = cr_k8s_get(p->k, path, &d);
-	if (d)
-		fy_document_destroy(d);
-	if (rc == CR_K8S_NOT_FOUND) {
-		free(path);
-		return 0; /* warned about when stopping; nothing to start */
-	}
 	if (!rc)
-		rc = scale_to(p, t->deployment, t->expected);
-	if (!rc)
-		rc = for_each_hpa(p, t->deployment, resume_hpa);
-	if (!rc)
-		rc = annotate(p, path, STOPPED_ANNOTATION, NULL);
-	free(path);
-	return rc;
+		return CR_PODS_STOPPED;
+	return changed ? CR_PODS_PARTLY : CR_PODS_UNTOUCHED;
 }
 
 int cr_pods_start(const struct cr_config *cfg)
 {
 	struct plan p;
 	int rc = plan_load(&p, cfg);
-	int failed = rc;
+	struct hpas h = { 0 };
+	if (!rc)
+		rc = hpas_load(&p, &h);
 	/* Every Deployment gets its chance even if one fails: a start is what brings the
 	 * service back. */
-	for (size_t i = 0; !rc && i < p.n; i++)
-		failed |= start_one(&p, &p.t[i]);
-	if (!rc && p.n)
-		cr_info("started %zu Deployments of release %s", p.n, p.release);
+	if (!rc && p.n) {
+		struct item *items = items_of(&p, 0, p.n, &h);
+		run_parallel(&p, items, p.n, start_item);
+		bool changed = false;
+		rc = first_failure(items, p.n, false, &changed);
+		items_free(items, p.n);
+		if (!rc)
+			cr_info("started %zu Deployments of release %s", p.n, p.release);
+	}
+	hpas_free(&h);
 	plan_free(&p);
-	return failed ? -1 : 0;
+	return rc;
 }

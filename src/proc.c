@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,42 @@
 #include <unistd.h>
 
 extern char **environ;
+
+static bool catching;
+static volatile sig_atomic_t terminated;
+static volatile sig_atomic_t running_child;
+
+static void on_termination(int sig)
+{
+	if (!terminated)
+		terminated = sig;
+	if (running_child > 0)
+		kill((pid_t)running_child, sig);
+}
+
+void cr_proc_catch_termination(void)
+{
+	/* No SA_RESTART: a blocking wait returns EINTR and looks at cr_terminated(). */
+	catching = true;
+	struct sigaction sa = { .sa_handler = on_termination };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+int cr_terminated(void)
+{
+	return terminated;
+}
+
+/* A signal that came between the spawn and the registration is passed on now. */
+static void track_child(pid_t pid)
+{
+	running_child = pid;
+	if (terminated)
+		kill(pid, terminated);
+}
 
 int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool merge_stderr,
 		   int *read_fd, const char *what)
@@ -31,8 +68,14 @@ int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool
 	posix_spawn_file_actions_addclose(&fa, fds[1]);
 	if (cwd)
 		posix_spawn_file_actions_addchdir_np(&fa, cwd);
+	posix_spawnattr_t attr;
+	posix_spawnattr_init(&attr);
+	if (catching) /* else a terminal's ^C reaches the child directly, as usual */
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&attr, 0);
 	pid_t pid;
-	int err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp ? envp : environ);
+	int err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(fds[1]);
 	if (err) {
@@ -42,6 +85,7 @@ int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool
 		return -1;
 	}
 	*read_fd = fds[0];
+	track_child(pid);
 	return pid;
 }
 
@@ -51,8 +95,11 @@ int cr_wait_exit(int pid, const char *what)
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			cr_error("cannot wait for %s: %s", what, strerror(errno));
+			running_child = 0;
 			return -1;
 		}
+	if (running_child == pid)
+		running_child = 0;
 	if (WIFSIGNALED(status)) {
 		cr_error("%s was killed by signal %d", what, WTERMSIG(status));
 		return -1;

@@ -14,6 +14,16 @@ int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool
 /* Waits for pid: its exit status, or -1 (reported, naming `what`) if it was killed. */
 int cr_wait_exit(int pid, const char *what);
 
+/* Termination requests (SIGTERM, SIGINT, SIGHUP) during a long operation. From
+ * cr_proc_catch_termination() on, the first one is recorded (cr_terminated() returns its
+ * number, 0 before) and forwarded to the child of cr_spawn_piped that is running, if any;
+ * such a child runs in its own process group, so it gets the signal once, from here. Long
+ * waits check cr_terminated() and give up; the caller then applies its failure policy.
+ * In a container chartreuse may be PID 1, which the kernel shields from signals that have
+ * no handler: without this, SIGTERM would do nothing. */
+void cr_proc_catch_termination(void);
+int cr_terminated(void);
+
 /* Runs argv[0] (searched in PATH) with stdout captured into out; stderr is inherited.
  * Returns the exit status, or -1 (reported) if it could not run or was killed. */
 int cr_run_capture(char *const argv[], struct cr_buf *out);

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "log.h"
 #include "migrate.h"
+#include "proc.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -281,11 +282,14 @@ int cmd_migrate(int argc, char **argv)
 	}
 	if (!rc) {
 		o.m.start_pods_after = !cfg.upgrade_before_deployment || helm_is_install();
+		cr_proc_catch_termination();
 		rc = cr_migrate(&cfg, &o.m);
 	}
 	if (d)
 		cr_config_free(&cfg);
 	free(source);
 	cr_secrets_clear();
+	if (cr_terminated())
+		return 128 + cr_terminated(); /* what a shell reports for a killed command */
 	return rc ? 1 : 0;
 }
