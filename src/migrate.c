@@ -467,42 +467,47 @@ static bool safe_to_start(const struct db_run *runs, size_t n)
 	return true;
 }
 
-static void start_after(const struct cr_config *cfg, struct db_run *runs, size_t n,
-			const struct cr_migrate_options *o, const char *restore)
+/* 0 when the pods are where they should be; -1 when some were left stopped (the way
+ * back was printed). */
+static int start_after(const struct cr_config *cfg, struct db_run *runs, size_t n,
+		       const struct cr_migrate_options *o, const char *restore)
 {
+	const char *way_back = restore ? restore : "chartreuse restore";
 	bool failed = count(runs, n, O_FAILED) > 0;
-	if (!failed) {
-		if (o->start_pods_after)
-			cr_pods_start(cfg);
-		return;
-	}
-	if (!safe_to_start(runs, n)) {
+	if (!failed && !o->start_pods_after)
+		return 0;
+	if (failed && !safe_to_start(runs, n)) {
 		cr_error("the pods stay stopped: a database was changed by a failed migration and "
 			 "the old pods may not work with it; once it is repaired, bring them back "
-			 "with: %s", restore ? restore : "chartreuse restore");
-		return;
+			 "with: %s", way_back);
+		return -1;
 	}
-	/* Even in before-deployment mode: the failed hook stops the upgrade, so no new pods
-	 * are coming. */
-	cr_info("no database was changed: starting the pods again");
-	if (cr_pods_start(cfg))
-		cr_error("the pods could not all be started; bring them back with: %s",
-			 restore ? restore : "chartreuse restore");
+	/* After a failure even in before-deployment mode: the failed hook stops the upgrade,
+	 * so no new pods are coming. */
+	if (failed)
+		cr_info("no database was changed: starting the pods again");
+	if (cr_pods_start(cfg)) {
+		cr_error("the pods could not all be started; bring them back with: %s", way_back);
+		return -1;
+	}
+	return 0;
 }
 
-static void migrate_needed(const struct cr_config *cfg, struct db_run *runs, size_t n,
-			   const struct cr_migrate_options *o)
+/* 0, or -1 when pods were left stopped. */
+static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size_t n,
+			  const struct cr_migrate_options *o)
 {
 	char *restore = NULL;
+	int rc = 0;
 	enum cr_pods_stop stop = cfg->stop_pods ? cr_pods_stop(cfg, &restore) : CR_PODS_STOPPED;
 	if (stop != CR_PODS_STOPPED) {
 		for (size_t i = 0; i < n; i++)
 			if (runs[i].outcome == O_NEEDED)
 				fail(&runs[i], "not run: the pods could not be stopped");
 		if (stop == CR_PODS_PARTLY)
-			start_after(cfg, runs, n, o, restore);
+			rc = start_after(cfg, runs, n, o, restore);
 		free(restore);
-		return;
+		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (runs[i].outcome != O_NEEDED)
@@ -513,8 +518,9 @@ static void migrate_needed(const struct cr_config *cfg, struct db_run *runs, siz
 			upgrade(&runs[i], o);
 	}
 	if (cfg->stop_pods)
-		start_after(cfg, runs, n, o, restore);
+		rc = start_after(cfg, runs, n, o, restore);
 	free(restore);
+	return rc;
 }
 
 int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
@@ -530,17 +536,19 @@ int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 		else
 			prepare(&runs[i], o);
 	}
+	int pods_left_down = 0;
 	if (!o->dry_run && count(runs, n, O_NEEDED)) {
 		if (cr_terminated()) {
 			cr_error("interrupted before the migration started: nothing was changed");
 			for (size_t i = 0; i < n; i++)
 				if (runs[i].outcome == O_NEEDED)
 					fail(&runs[i], "not run: interrupted");
-		} else
-			migrate_needed(cfg, runs, n, o);
+		} else {
+			pods_left_down = migrate_needed(cfg, runs, n, o);
+		}
 	}
 	report(runs, n, o->dry_run);
-	int failed = count(runs, n, O_FAILED) > 0;
+	int failed = count(runs, n, O_FAILED) > 0 || pods_left_down;
 	for (size_t i = 0; i < n; i++)
 		release(&runs[i]);
 	free(runs);

@@ -148,9 +148,10 @@ class RequestLog:
 
 @dataclass
 class Fault:
-    """Matching requests (method or "*", path regex, optional query regex) get, `times`
-    times (None = always): a `status` answer (with Retry-After when `retry_after`), or
-    only a `delay` before being served normally, or a dropped connection (`drop`)."""
+    """Matching requests (method or "*", path regex, optional query regex), after the first
+    `after` of them went through untouched, get `times` times (None = always): a `status`
+    answer (with Retry-After when `retry_after`), or only a `delay` before being served
+    normally, or a dropped connection (`drop`)."""
     method: str
     path: re.Pattern
     query: re.Pattern = None
@@ -160,7 +161,9 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     message: str = ""
+    after: int = 0
     hits: int = 0
+    passed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, method, path, raw_query):
@@ -171,6 +174,9 @@ class Fault:
         if self.query is not None and not self.query.search(raw_query):
             return False
         with self._lock:
+            if self.passed < self.after:
+                self.passed += 1
+                return False
             if self.times is not None and self.hits >= self.times:
                 return False
             self.hits += 1
@@ -755,13 +761,15 @@ class K8sSim:
     # --- faults -------------------------------------------------------------------------
 
     def fault(self, method="*", path=".*", *, status=None, times=1, retry_after=None,
-              delay=0.0, drop=False, query=None, message=""):
+              delay=0.0, drop=False, query=None, message="", after=0):
         """Inject a fault; returns it (`.hits` counts the requests it answered).
         Examples: fault("PATCH", r"/scale$", status=500, times=2);
         fault("GET", "/pods", query="watch=", drop=True);
-        fault("*", ".*", status=429, retry_after=1); fault("GET", ".*", delay=2)."""
+        fault("*", ".*", status=429, retry_after=1); fault("GET", ".*", delay=2);
+        fault("PATCH", "/deployments/api$", status=403, times=None, after=1): the second
+        and later PATCHes of api."""
         f = Fault(method.upper(), re.compile(path), re.compile(query) if query else None,
-                  times, status, retry_after, delay, drop, message)
+                  times, status, retry_after, delay, drop, message, after)
         with self._fault_lock:
             self._faults.append(f)
         return f
