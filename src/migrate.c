@@ -2,6 +2,7 @@
 #include "alembic.h"
 #include "alembic_cli.h"
 #include "config.h"
+#include "eslembic.h"
 #include "log.h"
 #include "pg.h"
 #include "pods.h"
@@ -372,23 +373,32 @@ static size_t count(const struct db_run *runs, size_t n, enum outcome o)
 }
 
 static void migrate_needed(const struct cr_config *cfg, struct db_run *runs, size_t n,
-			   const struct cr_migrate_options *o)
+			   const struct cr_migrate_options *o, struct cr_eslembic_run *es)
 {
 	if (cfg->stop_pods && cr_pods_stop(cfg)) {
 		for (size_t i = 0; i < n; i++)
 			if (runs[i].outcome == O_NEEDED)
 				fail(&runs[i], "not run: the pods could not be stopped");
+		cr_eslembic_not_run(es, "not run: the pods could not be stopped");
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
 		if (runs[i].outcome == O_NEEDED)
 			upgrade(&runs[i]);
+	cr_eslembic_upgrade(es); /* after the databases, pods still stopped */
 	if (cfg->stop_pods && o->start_pods_after)
 		cr_pods_start(cfg);
 }
 
 int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 {
+	/* Elasticsearch first: a running follow-up Job refuses the migration before anything
+	 * is done. NULL when eslembic is not configured. */
+	struct cr_eslembic_run *es = NULL;
+	if (cr_eslembic_prepare(cfg, o->dry_run, &es)) {
+		cr_eslembic_free(es);
+		return -1;
+	}
 	size_t n = cfg->n_databases;
 	struct db_run *runs = xcalloc(n, sizeof(*runs));
 	for (size_t i = 0; i < n; i++) {
@@ -400,12 +410,14 @@ int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 		else
 			prepare(&runs[i], o);
 	}
-	if (!o->dry_run && count(runs, n, O_NEEDED))
-		migrate_needed(cfg, runs, n, o);
+	if (!o->dry_run && (count(runs, n, O_NEEDED) || cr_eslembic_needed(es)))
+		migrate_needed(cfg, runs, n, o, es);
 	report(runs, n, o->dry_run);
-	int failed = count(runs, n, O_FAILED) > 0;
+	cr_eslembic_report(es, o->dry_run);
+	int failed = count(runs, n, O_FAILED) > 0 || cr_eslembic_failed(es);
 	for (size_t i = 0; i < n; i++)
 		release(&runs[i]);
 	free(runs);
+	cr_eslembic_free(es);
 	return failed ? -1 : 0;
 }
