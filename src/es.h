@@ -1,5 +1,5 @@
 /* es: Elasticsearch, as far as chartreuse needs it before a migration — waiting until the
- * cluster is at least yellow. (The eslembic steps come with the Kubernetes work.) */
+ * cluster is at least yellow. (The eslembic steps are in eslembic.h.) */
 #ifndef CR_ES_H
 #define CR_ES_H
 

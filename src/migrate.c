@@ -2,6 +2,7 @@
 #include "alembic.h"
 #include "alembic_cli.h"
 #include "config.h"
+#include "eslembic.h"
 #include "log.h"
 #include "pg.h"
 #include "pods.h"
@@ -457,27 +458,29 @@ static size_t count(const struct db_run *runs, size_t n, enum outcome o)
 	return k;
 }
 
-/* The pods may come back after a failure only if no database is left somewhere between
- * its old revisions and its heads. */
-static bool safe_to_start(const struct db_run *runs, size_t n)
+/* The pods may come back after a failure only if no database (nor the indices) is left
+ * somewhere between its old revisions and its heads. */
+static bool safe_to_start(const struct db_run *runs, size_t n,
+			  const struct cr_eslembic_run *es)
 {
 	for (size_t i = 0; i < n; i++)
 		if (runs[i].ran && runs[i].outcome == O_FAILED && !runs[i].unchanged)
 			return false;
-	return true;
+	return cr_eslembic_unchanged(es);
 }
 
 /* 0 when the pods are where they should be; -1 when some were left stopped (the way
  * back was printed). */
 static int start_after(const struct cr_config *cfg, struct db_run *runs, size_t n,
-		       const struct cr_migrate_options *o, const char *restore)
+		       struct cr_eslembic_run *es, const struct cr_migrate_options *o,
+		       const char *restore)
 {
 	const char *way_back = restore ? restore : "chartreuse restore";
-	bool failed = count(runs, n, O_FAILED) > 0;
+	bool failed = count(runs, n, O_FAILED) > 0 || cr_eslembic_failed(es);
 	if (!failed && !o->start_pods_after)
 		return 0;
-	if (failed && !safe_to_start(runs, n)) {
-		cr_error("the pods stay stopped: a database was changed by a failed migration and "
+	if (failed && !safe_to_start(runs, n, es)) {
+		cr_error("the pods stay stopped: a store was changed by a failed migration and "
 			 "the old pods may not work with it; once it is repaired, bring them back "
 			 "with: %s", way_back);
 		return -1;
@@ -485,7 +488,7 @@ static int start_after(const struct cr_config *cfg, struct db_run *runs, size_t 
 	/* After a failure even in before-deployment mode: the failed hook stops the upgrade,
 	 * so no new pods are coming. */
 	if (failed)
-		cr_info("no database was changed: starting the pods again");
+		cr_info("nothing was changed: starting the pods again");
 	if (cr_pods_start(cfg)) {
 		cr_error("the pods could not all be started; bring them back with: %s", way_back);
 		return -1;
@@ -495,7 +498,7 @@ static int start_after(const struct cr_config *cfg, struct db_run *runs, size_t 
 
 /* 0, or -1 when pods were left stopped. */
 static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size_t n,
-			  const struct cr_migrate_options *o)
+			  struct cr_eslembic_run *es, const struct cr_migrate_options *o)
 {
 	char *restore = NULL;
 	int rc = 0;
@@ -504,8 +507,9 @@ static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size
 		for (size_t i = 0; i < n; i++)
 			if (runs[i].outcome == O_NEEDED)
 				fail(&runs[i], "not run: the pods could not be stopped");
+		cr_eslembic_not_run(es, "not run: the pods could not be stopped");
 		if (stop == CR_PODS_PARTLY)
-			rc = start_after(cfg, runs, n, o, restore);
+			rc = start_after(cfg, runs, n, es, o, restore);
 		free(restore);
 		return rc;
 	}
@@ -517,14 +521,25 @@ static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size
 		else
 			upgrade(&runs[i], o);
 	}
+	if (cr_terminated())
+		cr_eslembic_not_run(es, "not run: interrupted");
+	else
+		cr_eslembic_upgrade(es); /* after the databases, pods still stopped */
 	if (cfg->stop_pods)
-		rc = start_after(cfg, runs, n, o, restore);
+		rc = start_after(cfg, runs, n, es, o, restore);
 	free(restore);
 	return rc;
 }
 
 int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 {
+	/* Elasticsearch first: a running follow-up Job refuses the migration before anything
+	 * is done. NULL when eslembic is not configured. */
+	struct cr_eslembic_run *es = NULL;
+	if (cr_eslembic_prepare(cfg, o->dry_run, &es)) {
+		cr_eslembic_free(es);
+		return -1;
+	}
 	size_t n = cfg->n_databases;
 	struct db_run *runs = xcalloc(n, sizeof(*runs));
 	for (size_t i = 0; i < n; i++) {
@@ -537,20 +552,23 @@ int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 			prepare(&runs[i], o);
 	}
 	int pods_left_down = 0;
-	if (!o->dry_run && count(runs, n, O_NEEDED)) {
+	if (!o->dry_run && (count(runs, n, O_NEEDED) || cr_eslembic_needed(es))) {
 		if (cr_terminated()) {
 			cr_error("interrupted before the migration started: nothing was changed");
 			for (size_t i = 0; i < n; i++)
 				if (runs[i].outcome == O_NEEDED)
 					fail(&runs[i], "not run: interrupted");
+			cr_eslembic_not_run(es, "not run: interrupted");
 		} else {
-			pods_left_down = migrate_needed(cfg, runs, n, o);
+			pods_left_down = migrate_needed(cfg, runs, n, es, o);
 		}
 	}
 	report(runs, n, o->dry_run);
-	int failed = count(runs, n, O_FAILED) > 0 || pods_left_down;
+	cr_eslembic_report(es, o->dry_run);
+	int failed = count(runs, n, O_FAILED) > 0 || cr_eslembic_failed(es) || pods_left_down;
 	for (size_t i = 0; i < n; i++)
 		release(&runs[i]);
 	free(runs);
+	cr_eslembic_free(es);
 	return failed ? -1 : 0;
 }

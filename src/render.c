@@ -245,6 +245,23 @@ static void fill_rolebinding(struct render *r, struct fy_document *d, const void
 	yt_set_str(subject, "namespace", r->cfg->namespace);
 }
 
+/* The eslembic follow-up Job that `migrate` creates reads its URL from a Secret created
+ * with it (ours is a hook, gone when the migration Job succeeds): only then may the Role
+ * create Secrets. */
+static void fill_role(struct render *r, struct fy_document *d, const void *arg)
+{
+	const struct cr_config *cfg = r->cfg;
+	(void)arg;
+	if (!cr_config_uses_eslembic(cfg) || !(cfg->eslembic.migrate || cfg->eslembic.clean_index))
+		return;
+	struct fy_node *rule = yt_map(d);
+	struct fy_node *groups = yt_child_seq(rule, "apiGroups");
+	yt_append(groups, yt_str(d, ""));
+	yt_append(yt_child_seq(rule, "resources"), yt_str(d, "secrets"));
+	yt_append(yt_child_seq(rule, "verbs"), yt_str(d, "create"));
+	yt_append(yt_get(fy_document_root(d), "rules"), rule);
+}
+
 /* The database's URL is in our Secret (else in the user's, named by urlSecret). */
 static bool inline_secret(const struct cr_database *db)
 {
@@ -616,7 +633,7 @@ int cr_render(const struct cr_config *cfg, struct cr_buf *out)
 	if (cfg->service_account.create)
 		rc = object(&r, "serviceaccount.yaml", r.sa_name, "rbac", -1, NULL, NULL);
 	if (!rc && cfg->rbac.create)
-		rc = object(&r, "role.yaml", r.base, "rbac", -1, NULL, NULL) ||
+		rc = object(&r, "role.yaml", r.base, "rbac", -1, fill_role, NULL) ||
 		     object(&r, "rolebinding.yaml", r.base, "rbac", -1, fill_rolebinding, NULL);
 	if (!rc && secret_has_entries(cfg))
 		rc = object(&r, "secret.yaml", r.base, "config", -1, fill_secret, NULL);

@@ -111,8 +111,11 @@ void cr_buf_reserve(struct cr_buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap *= 2;
+	bool fresh = !b->data;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+	if (fresh)
+		b->data[b->len] = '\0'; /* the promise holds for a buffer nothing was added to */
 }
 
 void cr_buf_add(struct cr_buf *b, const void *data, size_t len)

@@ -3,6 +3,7 @@
  * environment variables of the reference tool. */
 #include "cmd.h"
 #include "config.h"
+#include "eslembic.h"
 #include "log.h"
 #include "migrate.h"
 #include "proc.h"
@@ -190,6 +191,11 @@ static struct fy_document *config_from_env(void)
 		{ "eslembic.url", "CHARTREUSE_ESLEMBIC_URL", false, GLOBAL },
 		{ "eslembic.cleanIndex", "CHARTREUSE_ESLEMBIC_ENABLE_CLEAN", true, GLOBAL },
 		{ "eslembic.migrate", "CHARTREUSE_ESLEMBIC_ENABLE_MIGRATE", true, GLOBAL },
+		{ "eslembic.directory", "CHARTREUSE_ESLEMBIC_DIRECTORY_PATH", false, GLOBAL },
+		/* the eslembic follow-up Job's image, pull secret and priority class */
+		{ "image.repository", "CHARTREUSE_MIGRATE_CONTAINER_IMAGE", false, GLOBAL },
+		{ "image.pullSecret", "CHARTREUSE_MIGRATE_IMAGE_PULL_SECRET", false, GLOBAL },
+		{ "priorityClassName", "CHARTREUSE_UPGRADE_PRIORITYCLASS_NAME", false, GLOBAL },
 		{ "url", "CHARTREUSE_ALEMBIC_URL", false, SINGLE },
 		{ "alembicDirectory", "CHARTREUSE_ALEMBIC_DIRECTORY_PATH", false, SINGLE },
 		{ "alembicConfigFile", "CHARTREUSE_ALEMBIC_CONFIG_FILE_PATH", false, SINGLE },
@@ -275,9 +281,9 @@ int cmd_migrate(int argc, char **argv)
 		source = xstrdup("environment");
 	struct cr_config cfg;
 	rc = d ? cr_config_load(&cfg, d, source) : -1;
-	if (!rc && !cfg.n_databases) {
-		cr_error("%s: no database to migrate (set CHARTREUSE_ALEMBIC_URL or use --config)",
-			 source);
+	if (!rc && !cfg.n_databases && !cr_eslembic_configured(&cfg)) {
+		cr_error("%s: nothing to migrate: no database (set CHARTREUSE_ALEMBIC_URL or use "
+			 "--config) and no eslembic (CHARTREUSE_ESLEMBIC_URL)", source);
 		rc = -1;
 	}
 	if (!rc) {

@@ -1,0 +1,852 @@
+#include "eslembic.h"
+#include "config.h"
+#include "json.h"
+#include "k8s.h"
+#include "log.h"
+#include "proc.h"
+#include "render.h"
+#include "templates.h"
+#include "util.h"
+#include "ytree.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define URL_ENV "CHARTREUSE_ESLEMBIC_URL"
+#define URLS_ENV "ELASTICSEARCH_URLS"
+#define GONE_TIMEOUT_S 300
+#define PROGRESS_EVERY_S 10.0
+
+enum es_outcome { ES_UP_TO_DATE, ES_NEEDED, ES_MIGRATED, ES_FAILED };
+
+struct cr_eslembic_run {
+	const struct cr_config *cfg;
+	char *url;		/* with its password */
+	const char *program;
+	enum es_outcome outcome;
+	char *why;		/* failure, for the summary */
+	bool follow_up;		/* eslembic.migrate or eslembic.cleanIndex */
+	char *job_name;		/* <release>-<name>-migrate */
+	struct cr_k8s *k;	/* made when the Job has to be looked at */
+	const char *ns;
+	char *created;		/* the summary's note on the follow-up Job */
+	char *state;		/* what `eslembic current` said, log lines left out */
+	bool ran;		/* `eslembic upgrade head` was run */
+	bool unchanged;		/* after a failed upgrade: `current` says what it said before */
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fail(struct cr_eslembic_run *es, const char *why)
+{
+	es->outcome = ES_FAILED;
+	free(es->why);
+	es->why = xstrdup(why);
+}
+
+bool cr_eslembic_configured(const struct cr_config *cfg)
+{
+	return cr_config_uses_eslembic(cfg) || cr_nonempty(getenv(URL_ENV));
+}
+
+/* --- the URL and its password ------------------------------------------------------------- */
+
+/* The password of every URL in a comma-separated list, as written and decoded, so that
+ * eslembic printing it in any form is masked (the log masks "://user:pw@" on its own). */
+static void register_passwords(const char *urls)
+{
+	char *copy = xstrdup(urls);
+	char *save = NULL;
+	for (char *u = strtok_r(copy, ", \t", &save); u; u = strtok_r(NULL, ", \t", &save)) {
+		CURLU *h = curl_url();
+		if (h && curl_url_set(h, CURLUPART_URL, u,
+				      CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE) == CURLUE_OK) {
+			char *pw = NULL;
+			if (curl_url_get(h, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK)
+				cr_secret_add(pw);
+			curl_free(pw);
+			pw = NULL;
+			if (curl_url_get(h, CURLUPART_PASSWORD, &pw, CURLU_URLDECODE) == CURLUE_OK)
+				cr_secret_add(pw);
+			curl_free(pw);
+		}
+		curl_url_cleanup(h);
+	}
+	explicit_bzero(copy, strlen(copy));
+	free(copy);
+}
+
+/* The reference rewrote elasticsearch_urls in eslembic.ini with sed; chartreuse leaves
+ * the file alone (no password on disk, read-only images work). A fixed address there would
+ * quietly win over the configured one, so say so. */
+static void warn_fixed_ini_url(const struct cr_eslembic_run *es)
+{
+	char *path = xasprintf("%s/eslembic.ini", es->cfg->eslembic.directory);
+	struct cr_buf text = { 0 };
+	cr_log_mute(true);
+	int rc = access(path, R_OK) == 0 ? cr_read_file(path, &text) : -1;
+	cr_log_mute(false);
+	for (char *line = rc == 0 ? text.data : NULL; line && *line;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		char *p = line + strspn(line, " \t");
+		if (!strncmp(p, "elasticsearch_urls", 18)) {
+			p += 18 + strspn(p + 18, " \t");
+			if (*p == '=' || *p == ':') {
+				p++;
+				p += strspn(p, " \t");
+				size_t n = strcspn(p, "\r");
+				while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+					n--;
+				if (n && !memchr(p, '$', n) && !strstr(p, "%("))
+					cr_warn("eslembic: %s sets elasticsearch_urls = %.*s; chartreuse "
+						"gives eslembic the configured URL in its environment ("
+						URLS_ENV ", " URL_ENV ") and does not rewrite the file: "
+						"make the project read it from there",
+						path, (int)n, p);
+			}
+		}
+		line = end ? end + 1 : NULL;
+	}
+	if (text.data)
+		explicit_bzero(text.data, text.len);
+	cr_buf_free(&text);
+	free(path);
+}
+
+/* --- running eslembic --------------------------------------------------------------------- */
+
+/* This environment without any URL variable, plus both URL variables. The last two
+ * entries are owned (they hold the password). */
+static char **child_env(const char *url, size_t *n_out)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = xcalloc(n + 3, sizeof(*env));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], URL_ENV "=", sizeof(URL_ENV)) != 0 &&
+		    strncmp(environ[i], URLS_ENV "=", sizeof(URLS_ENV)) != 0)
+			env[k++] = environ[i];
+	env[k++] = xasprintf(URL_ENV "=%s", url);
+	env[k++] = xasprintf(URLS_ENV "=%s", url);
+	*n_out = k;
+	return env;
+}
+
+static void free_child_env(char **env, size_t n)
+{
+	for (size_t i = n - 2; i < n; i++) {
+		explicit_bzero(env[i], strlen(env[i]));
+		free(env[i]);
+	}
+	free(env);
+}
+
+static void log_line(const char *line)
+{
+	cr_info("[eslembic] %s", line);
+}
+
+static void stream_lines(int fd, struct cr_buf *out)
+{
+	struct cr_buf pending = { 0 };
+	char chunk[4096];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		cr_buf_add(out, chunk, (size_t)n);
+		cr_buf_add(&pending, chunk, (size_t)n);
+		char *nl;
+		while ((nl = memchr(pending.data, '\n', pending.len))) {
+			*nl = '\0';
+			log_line(pending.data);
+			size_t rest = pending.len - (size_t)(nl + 1 - pending.data);
+			memmove(pending.data, nl + 1, rest);
+			pending.len = rest;
+			pending.data[rest] = '\0';
+		}
+	}
+	if (pending.len)
+		log_line(pending.data);
+	cr_buf_free(&pending);
+}
+
+/* `<program> <args...>` in the eslembic directory, output (stdout and stderr) streamed and
+ * kept in *out. The exit status, or -1 (reported) if it could not run or was killed. */
+static int run_cli(const struct cr_eslembic_run *es, const char *const *args, struct cr_buf *out)
+{
+	struct cr_strlist argv = { 0 };
+	cr_strlist_add(&argv, es->program);
+	for (; *args; args++)
+		cr_strlist_add(&argv, *args);
+	cr_strlist_add(&argv, ""); /* room for the NULL terminator */
+	free(argv.items[argv.n - 1]);
+	argv.items[argv.n - 1] = NULL;
+	size_t n_env;
+	char **env = child_env(es->url, &n_env);
+	char *what = xasprintf("eslembic %s", argv.items[1]);
+	int fd, status = -1;
+	int pid = cr_spawn_piped(argv.items, env, es->cfg->eslembic.directory, true, &fd, what);
+	if (pid >= 0) {
+		stream_lines(fd, out);
+		close(fd);
+		status = cr_wait_exit(pid, what);
+	}
+	free(what);
+	free_child_env(env, n_env);
+	cr_strlist_free(&argv);
+	return status;
+}
+
+bool cr_eslembic_at_head(const char *output)
+{
+	return output && strstr(output, "(head)") != NULL;
+}
+
+static bool log_line_of_a_level(const char *line)
+{
+	static const char *const levels[] = { "DEBUG ", "INFO ", "WARNING ", "WARN ", "ERROR " };
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (!strncmp(line, levels[i], strlen(levels[i])))
+			return true;
+	return false;
+}
+
+/* The lines of `eslembic current` that say where the indices are. */
+static char *state_of(const char *output)
+{
+	struct cr_buf state = { 0 };
+	for (const char *line = output; line && *line;) {
+		size_t len = strcspn(line, "\n");
+		if (len && !log_line_of_a_level(line)) {
+			cr_buf_add(&state, line, len);
+			cr_buf_addc(&state, '\n');
+		}
+		line += len + (line[len] == '\n');
+	}
+	return cr_buf_detach(&state, NULL);
+}
+
+static void decide(struct cr_eslembic_run *es)
+{
+	static const char *const args[] = { "current", NULL };
+	struct cr_buf out = { 0 };
+	int rc = run_cli(es, args, &out);
+	if (rc == 0) {
+		free(es->state);
+		es->state = state_of(out.data);
+	}
+	if (rc != 0) {
+		if (rc > 0)
+			cr_error("eslembic: `eslembic current` exited %d", rc);
+		fail(es, "its state could not be read (eslembic current failed)");
+	} else if (cr_eslembic_at_head(out.data)) {
+		es->outcome = ES_UP_TO_DATE;
+		cr_info("eslembic: at its head");
+	} else {
+		es->outcome = ES_NEEDED;
+		cr_info("eslembic: not at its head (no \"(head)\" in eslembic current): an upgrade "
+			"is needed");
+	}
+	cr_buf_free(&out);
+}
+
+/* --- the follow-up Job: looking at it ---------------------------------------------------- */
+
+static long number(struct fy_node *n)
+{
+	char *s = yt_strdup(n);
+	long v = s ? strtol(s, NULL, 10) : 0;
+	free(s);
+	return v;
+}
+
+bool cr_eslembic_job_finished(struct fy_node *job, const char **why)
+{
+	struct fy_node *status = yt_get(job, "status");
+	if (number(yt_get(status, "active")) > 0) {
+		*why = "it has active Pods";
+		return false;
+	}
+	void *it = NULL;
+	struct fy_node *c;
+	while ((c = fy_node_sequence_iterate(yt_get(status, "conditions"), &it))) {
+		char *type = yt_strdup(yt_get(c, "type")), *st = yt_strdup(yt_get(c, "status"));
+		bool done = (cr_streq(type, "Complete") || cr_streq(type, "Failed")) &&
+			    cr_streq(st, "True");
+		free(type);
+		free(st);
+		if (done)
+			return true;
+	}
+	*why = "it has no Complete or Failed condition yet";
+	return false;
+}
+
+static char *jobs_path(const struct cr_eslembic_run *es, const char *name)
+{
+	return xasprintf("/apis/batch/v1/namespaces/%s/jobs%s%s", es->ns, name ? "/" : "",
+			 name ? name : "");
+}
+
+static int connect_api(struct cr_eslembic_run *es)
+{
+	if (es->k)
+		return 0;
+	struct cr_k8s_options opts = { .namespace = es->cfg->namespace };
+	es->k = cr_k8s_new(&opts);
+	if (!es->k) {
+		cr_error("eslembic: the Kubernetes API is needed to look for the follow-up Job %s "
+			 "(see the line above)", es->job_name);
+		return -1;
+	}
+	es->ns = cr_k8s_namespace(es->k);
+	return 0;
+}
+
+enum job_state { JOB_ABSENT, JOB_FINISHED, JOB_RUNNING, JOB_ERROR };
+
+/* The follow-up Job as it is now; *uid (caller frees) when it exists, *why when it runs. */
+static enum job_state job_state(struct cr_eslembic_run *es, char **uid, const char **why)
+{
+	*uid = NULL;
+	char *path = jobs_path(es, es->job_name);
+	struct fy_document *d = NULL;
+	int rc = cr_k8s_get(es->k, path, &d);
+	free(path);
+	if (rc == CR_K8S_NOT_FOUND)
+		return JOB_ABSENT;
+	if (rc)
+		return JOB_ERROR;
+	struct fy_node *job = fy_document_root(d);
+	*uid = yt_strdup(yt_path(job, "/metadata/uid"));
+	enum job_state s = cr_eslembic_job_finished(job, why) ? JOB_FINISHED : JOB_RUNNING;
+	fy_document_destroy(d);
+	return s;
+}
+
+/* 0 when no follow-up Job runs; -1 (reported) when one does or it can't be known. */
+static int check_none_running(struct cr_eslembic_run *es, bool early)
+{
+	if (connect_api(es))
+		return -1;
+	char *uid;
+	const char *why = NULL;
+	enum job_state s = job_state(es, &uid, &why);
+	free(uid);
+	if (s == JOB_RUNNING)
+		cr_error("eslembic: the Job %s (eslembic migrate/clean of an earlier migration) is "
+			 "still running (%s): the indices are never upgraded under it. %s Wait for "
+			 "it to finish (or delete it: kubectl delete job %s -n %s), then migrate "
+			 "again",
+			 es->job_name, why,
+			 early ? "This migration is refused and nothing was changed."
+			       : "eslembic upgrade head was not run.",
+			 es->job_name, es->ns);
+	else if (s == JOB_ERROR)
+		cr_error("eslembic: cannot tell whether the follow-up Job %s is running (see the "
+			 "line above)%s", es->job_name,
+			 early ? ": this migration is refused and nothing was changed" : "");
+	else if (s == JOB_FINISHED && early && es->follow_up)
+		cr_info("eslembic: the finished Job %s will be replaced after the upgrade",
+			es->job_name);
+	return s == JOB_RUNNING || s == JOB_ERROR ? -1 : 0;
+}
+
+/* --- the follow-up Job: replacing it ------------------------------------------------------ */
+
+/* Deletes the finished Job `uid` (only that one: a uid precondition) with its Pods in the
+ * background. */
+static int delete_job(struct cr_eslembic_run *es, const char *uid)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *root = yt_map(d);
+	fy_document_set_root(d, root);
+	yt_set_str(root, "apiVersion", "v1");
+	yt_set_str(root, "kind", "DeleteOptions");
+	yt_set_str(root, "propagationPolicy", "Background");
+	yt_set_str(yt_child_map(root, "preconditions"), "uid", uid);
+	char *body = cr_json_string(root);
+	fy_document_destroy(d);
+	char *path = jobs_path(es, es->job_name);
+	struct fy_document *resp = NULL;
+	long st = body ? cr_k8s_request(es->k, "DELETE", path, "application/json", body, 0, &resp)
+		       : -1;
+	int rc = 0;
+	if (st > 0 && st != 404 && (st < 200 || st > 299)) {
+		cr_k8s_report("DELETE", path, st, resp);
+		rc = -1;
+	} else if (st < 0) {
+		rc = -1;
+	}
+	if (resp)
+		fy_document_destroy(resp);
+	free(path);
+	free(body);
+	return rc;
+}
+
+/* Until the Job `uid` is gone, with a deadline. It is looked at twice a second: a Job
+ * deleted in the background goes at once unless something holds it with a finalizer, and
+ * the Role grants no watch on Jobs (get/list/create/delete). */
+static int wait_gone(struct cr_eslembic_run *es, const char *uid)
+{
+	double start = now_s(), noted = start;
+	for (;;) {
+		char *now_uid;
+		const char *why;
+		enum job_state s = job_state(es, &now_uid, &why);
+		bool other = s != JOB_ABSENT && s != JOB_ERROR && !cr_streq(now_uid, uid);
+		free(now_uid);
+		if (s == JOB_ABSENT || s == JOB_ERROR || other) {
+			if (other)
+				cr_error("eslembic: another Job %s was created while the finished one "
+					 "was being deleted", es->job_name);
+			return s == JOB_ABSENT ? 0 : -1;
+		}
+		double t = now_s();
+		if (t - start >= GONE_TIMEOUT_S) {
+			cr_error("eslembic: the finished Job %s is still there %d s after its "
+				 "deletion (finalizers?)", es->job_name, GONE_TIMEOUT_S);
+			return -1;
+		}
+		if (t - noted >= PROGRESS_EVERY_S) {
+			cr_info("eslembic: waiting for the finished Job %s to go (%.0f s)",
+				es->job_name, t - start);
+			noted = t;
+		}
+		struct timespec half = { 0, 500 * 1000 * 1000 };
+		nanosleep(&half, NULL);
+	}
+}
+
+static char *image_ref(const struct cr_image *img)
+{
+	if (cr_nonempty(img->tag))
+		return xasprintf("%s:%s", img->repository, img->tag);
+	return xstrdup(img->repository);
+}
+
+static void set_copy(struct fy_node *map, const char *key, struct fy_node *value)
+{
+	if (value)
+		yt_set(map, key, fy_node_copy(fy_node_document(map), value));
+}
+
+static void append_copies(struct fy_node *seq, struct fy_node *items)
+{
+	void *it = NULL;
+	struct fy_node *c;
+	while (yt_is_seq(items) && (c = fy_node_sequence_iterate(items, &it)))
+		yt_append(seq, fy_node_copy(fy_node_document(seq), c));
+}
+
+/* Argo CD tracks an application's objects by app.kubernetes.io/instance (its default
+ * instanceLabelKey): an object with that label that is not in the manifests is extraneous
+ * and pruned. The follow-up Job is not in the manifests, so with Argo CD it carries only
+ * chartreuse.wiremind.io/release. */
+static void set_labels(const struct cr_eslembic_run *es, struct fy_node *labels,
+		       struct fy_node *user)
+{
+	if (yt_is_map(user))
+		cr_config_overlay(labels, user);
+	yt_set_str(labels, "app.kubernetes.io/name", "chartreuse");
+	if (!cr_streq(es->cfg->deployment_method, "argocd"))
+		yt_set_str(labels, "app.kubernetes.io/instance", es->cfg->release);
+	yt_set_str(labels, "chartreuse.wiremind.io/release", es->cfg->release);
+	yt_set_str(labels, "app.kubernetes.io/component", "eslembic-migrate");
+	yt_set_str(labels, "app.kubernetes.io/managed-by", "chartreuse");
+	yt_set_str(labels, "app.kubernetes.io/version", CHARTREUSE_VERSION);
+	yt_set_str(labels, "chartreuse.wiremind.io/migration", es->cfg->metadata.name);
+}
+
+static struct fy_node *env_from_secret(struct fy_document *d, const char *name,
+				       const char *secret)
+{
+	struct fy_node *e = yt_map(d);
+	yt_set_str(e, "name", name);
+	struct fy_node *ref = yt_child_map(yt_child_map(e, "valueFrom"), "secretKeyRef");
+	yt_set_str(ref, "name", secret);
+	yt_set_str(ref, "key", URL_ENV);
+	return e;
+}
+
+/* One step of the Job: `<program> migrate` or `<program> clean`. */
+static struct fy_node *step(const struct cr_eslembic_run *es, struct fy_document *d,
+			    const char *command, const char *secret)
+{
+	const struct cr_config *cfg = es->cfg;
+	struct fy_document *t = cr_template_load("container-eslembic.yaml");
+	struct fy_node *c = fy_node_copy(d, fy_document_root(t));
+	fy_document_destroy(t);
+	char *name = xasprintf("eslembic-%s", command);
+	yt_set_str(c, "name", name);
+	free(name);
+	char *img = image_ref(&cfg->image);
+	yt_set_str(c, "image", img);
+	free(img);
+	yt_set_str(c, "imagePullPolicy", cfg->image.pull_policy);
+	struct fy_node *cmd = yt_seq(d);
+	yt_append(cmd, yt_str(d, es->program));
+	yt_append(cmd, yt_str(d, command));
+	yt_set(c, "command", cmd);
+	yt_set_str(c, "workingDir", cfg->eslembic.directory);
+	struct fy_node *env = yt_child_seq(c, "env");
+	yt_append(env, env_from_secret(d, URL_ENV, secret));
+	yt_append(env, env_from_secret(d, URLS_ENV, secret));
+	append_copies(env, cfg->env);
+	if (yt_is_seq(cfg->env_from) && fy_node_sequence_item_count(cfg->env_from))
+		append_copies(yt_child_seq(c, "envFrom"), cfg->env_from);
+	set_copy(c, "resources", cfg->resources);
+	if (yt_is_seq(cfg->volume_mounts) && fy_node_sequence_item_count(cfg->volume_mounts))
+		append_copies(yt_child_seq(c, "volumeMounts"), cfg->volume_mounts);
+	return c;
+}
+
+/* The Job, from its skeleton: the application image in the eslembic directory, `migrate`
+ * then `clean` (an init container runs first, and the second starts only if it
+ * succeeded), the user's scheduling, env and volumes; nothing that lives only as long as
+ * the migration's Helm hooks (its ServiceAccount, Secret, ConfigMap). */
+static struct fy_document *job_document(const struct cr_eslembic_run *es, const char *secret)
+{
+	const struct cr_config *cfg = es->cfg;
+	struct fy_document *d = cr_template_load("job-eslembic-migrate.yaml");
+	struct fy_node *root = fy_document_root(d);
+	struct fy_node *md = yt_child_map(root, "metadata");
+	yt_set_str(md, "name", es->job_name);
+	yt_set_str(md, "namespace", es->ns);
+	set_labels(es, yt_child_map(md, "labels"), cfg->metadata.labels);
+	struct fy_node *ann = yt_child_map(md, "annotations");
+	if (yt_is_map(cfg->metadata.annotations))
+		cr_config_overlay(ann, cfg->metadata.annotations);
+	yt_set_str(ann, "chartreuse.wiremind.io/version", CHARTREUSE_VERSION);
+	yt_set(yt_child_map(root, "spec"), "ttlSecondsAfterFinished",
+	       yt_int(d, cfg->ttl_seconds_after_finished));
+	struct fy_node *tmeta = yt_path(root, "/spec/template/metadata");
+	set_labels(es, yt_child_map(tmeta, "labels"), cfg->pod_labels);
+	if (yt_is_map(cfg->pod_annotations))
+		cr_config_overlay(yt_child_map(tmeta, "annotations"), cfg->pod_annotations);
+	struct fy_node *pod = yt_path(root, "/spec/template/spec");
+	if (!cfg->service_account.create && cr_nonempty(cfg->service_account.name))
+		yt_set_str(pod, "serviceAccountName", cfg->service_account.name);
+	if (cr_nonempty(cfg->priority_class_name))
+		yt_set_str(pod, "priorityClassName", cfg->priority_class_name);
+	if (cr_nonempty(cfg->image.pull_secret)) {
+		struct fy_node *ref = yt_map(d);
+		yt_set_str(ref, "name", cfg->image.pull_secret);
+		yt_append(yt_child_seq(pod, "imagePullSecrets"), ref);
+	}
+	set_copy(pod, "nodeSelector", cfg->node_selector);
+	set_copy(pod, "tolerations", cfg->tolerations);
+	set_copy(pod, "affinity", cfg->affinity);
+	bool both = cfg->eslembic.migrate && cfg->eslembic.clean_index;
+	if (cfg->eslembic.migrate)
+		yt_append(yt_child_seq(pod, both ? "initContainers" : "containers"),
+			  step(es, d, "migrate", secret));
+	if (cfg->eslembic.clean_index)
+		yt_append(yt_child_seq(pod, "containers"), step(es, d, "clean", secret));
+	if (!both)
+		yt_del(pod, "initContainers");
+	if (yt_is_seq(cfg->volumes) && fy_node_sequence_item_count(cfg->volumes))
+		append_copies(yt_child_seq(pod, "volumes"), cfg->volumes);
+	return d;
+}
+
+/* The Secret the Job reads the URL from, owned by the Job: the garbage collector removes
+ * it with the Job (ttlSecondsAfterFinished, or the next migration's delete). */
+static int create_secret(struct cr_eslembic_run *es, const char *name, const char *job_uid)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *root = yt_map(d);
+	fy_document_set_root(d, root);
+	yt_set_str(root, "apiVersion", "v1");
+	yt_set_str(root, "kind", "Secret");
+	struct fy_node *md = yt_child_map(root, "metadata");
+	yt_set_str(md, "name", name);
+	yt_set_str(md, "namespace", es->ns);
+	set_labels(es, yt_child_map(md, "labels"), es->cfg->metadata.labels);
+	struct fy_node *owner = yt_map(d);
+	yt_set_str(owner, "apiVersion", "batch/v1");
+	yt_set_str(owner, "kind", "Job");
+	yt_set_str(owner, "name", es->job_name);
+	yt_set_str(owner, "uid", job_uid);
+	yt_append(yt_child_seq(md, "ownerReferences"), owner);
+	yt_set_str(root, "type", "Opaque");
+	struct cr_buf b64 = { 0 };
+	cr_base64(&b64, es->url, strlen(es->url));
+	yt_set_str(yt_child_map(root, "data"), URL_ENV, b64.data ? b64.data : "");
+	if (b64.data)
+		explicit_bzero(b64.data, b64.len);
+	cr_buf_free(&b64);
+	char *path = xasprintf("/api/v1/namespaces/%s/secrets", es->ns);
+	int rc = cr_k8s_post(es->k, path, root, NULL);
+	free(path);
+	fy_document_destroy(d);
+	return rc;
+}
+
+static unsigned random_suffix(void)
+{
+	unsigned v = 0;
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+		v = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
+	return v;
+}
+
+static const char *steps_text(const struct cr_config *cfg)
+{
+	return cfg->eslembic.migrate && cfg->eslembic.clean_index ? "eslembic migrate, then clean"
+	       : cfg->eslembic.migrate			       ? "eslembic migrate"
+								       : "eslembic clean";
+}
+
+/* Replaces a finished follow-up Job and creates the new one with its Secret. */
+static int create_follow_up(struct cr_eslembic_run *es)
+{
+	char *uid;
+	const char *why = NULL;
+	enum job_state s = job_state(es, &uid, &why);
+	int rc = 0;
+	if (s == JOB_RUNNING) {
+		cr_error("eslembic: the Job %s started again meanwhile (%s): not replaced",
+			 es->job_name, why);
+		rc = -1;
+	} else if (s == JOB_ERROR) {
+		rc = -1;
+	} else if (s == JOB_FINISHED) {
+		cr_info("eslembic: deleting the finished Job %s", es->job_name);
+		rc = delete_job(es, uid);
+		if (!rc)
+			rc = wait_gone(es, uid);
+	}
+	free(uid);
+	if (rc)
+		return -1;
+	char *secret = xasprintf("%s-%08x", es->job_name, random_suffix());
+	struct fy_document *job = job_document(es, secret);
+	char *path = jobs_path(es, NULL);
+	struct fy_document *made = NULL;
+	rc = cr_k8s_post(es->k, path, fy_document_root(job), &made);
+	free(path);
+	fy_document_destroy(job);
+	char *new_uid = made ? yt_strdup(yt_path(fy_document_root(made), "/metadata/uid")) : NULL;
+	if (made)
+		fy_document_destroy(made);
+	if (!rc && !new_uid) {
+		cr_error("eslembic: the API returned the Job %s without a uid", es->job_name);
+		rc = -1;
+	}
+	if (!rc && create_secret(es, secret, new_uid)) {
+		/* A Job whose Secret never comes would wait forever and block every later
+		 * migration: take it back. */
+		cr_error("eslembic: the Secret of the Job %s could not be created: deleting the "
+			 "Job again", es->job_name);
+		delete_job(es, new_uid);
+		rc = -1;
+	}
+	if (!rc) {
+		cr_info("eslembic: created the Job %s (%s)", es->job_name, steps_text(es->cfg));
+		es->created = xasprintf("follow-up Job %s created (%s)", es->job_name,
+					steps_text(es->cfg));
+	}
+	free(new_uid);
+	free(secret);
+	return rc;
+}
+
+/* --- the steps ------------------------------------------------------------------------------ */
+
+/* What the Job check and the follow-up need, before anything is done. */
+static int check_before(struct cr_eslembic_run *es)
+{
+	const struct cr_config *cfg = es->cfg;
+	if (!cr_nonempty(cfg->release)) {
+		cr_error("eslembic: the follow-up Job is named after the release, which is unknown: "
+			 "set release (CHARTREUSE_RELEASE_NAME); nothing was changed");
+		return -1;
+	}
+	if (es->follow_up && !cr_nonempty(cfg->image.repository)) {
+		cr_error("eslembic: the follow-up Job (eslembic.migrate / eslembic.cleanIndex) runs "
+			 "the application image: set image.repository "
+			 "(CHARTREUSE_MIGRATE_CONTAINER_IMAGE); nothing was changed");
+		return -1;
+	}
+	return check_none_running(es, true);
+}
+
+int cr_eslembic_prepare(const struct cr_config *cfg, bool dry_run, struct cr_eslembic_run **out)
+{
+	*out = NULL;
+	if (!cr_eslembic_configured(cfg))
+		return 0;
+	struct cr_eslembic_run *es = xcalloc(1, sizeof(*es));
+	*out = es;
+	es->cfg = cfg;
+	es->follow_up = cfg->eslembic.migrate || cfg->eslembic.clean_index;
+	const char *prog = getenv("CHARTREUSE_ESLEMBIC");
+	es->program = cr_nonempty(prog) ? prog : "eslembic";
+	if (cr_nonempty(cfg->release))
+		es->job_name = cr_object_name(cfg->release, cfg->metadata.name, "migrate");
+	const char *env_url = getenv(URL_ENV);
+	if (cr_nonempty(env_url) || cr_nonempty(cfg->eslembic.url)) {
+		es->url = xstrdup(cr_nonempty(env_url) ? env_url : cfg->eslembic.url);
+	} else {
+		cr_error("eslembic: no URL: set " URL_ENV " (the Job gets it from its Secret) or "
+			 "eslembic.url");
+		fail(es, "no URL");
+		return 0;
+	}
+	register_passwords(es->url);
+	warn_fixed_ini_url(es);
+	decide(es);
+	if (es->outcome != ES_NEEDED || dry_run)
+		return 0;
+	return check_before(es);
+}
+
+bool cr_eslembic_needed(const struct cr_eslembic_run *es)
+{
+	return es && es->outcome == ES_NEEDED;
+}
+
+void cr_eslembic_not_run(struct cr_eslembic_run *es, const char *why)
+{
+	if (cr_eslembic_needed(es))
+		fail(es, why);
+}
+
+/* After a failure: does `eslembic current` still say what it said before? */
+static void check_unchanged(struct cr_eslembic_run *es)
+{
+	static const char *const args[] = { "current", NULL };
+	char *before = es->state ? xstrdup(es->state) : NULL;
+	struct cr_buf out = { 0 };
+	int rc = run_cli(es, args, &out);
+	char *now = rc == 0 ? state_of(out.data) : NULL;
+	es->unchanged = before && now && !strcmp(before, now);
+	if (es->unchanged)
+		cr_info("eslembic: the indices are unchanged by the failed upgrade");
+	else
+		cr_error("eslembic: the failed upgrade %s the indices", now ? "changed" :
+			 "may have changed (eslembic current failed)");
+	free(now);
+	free(before);
+	cr_buf_free(&out);
+}
+
+bool cr_eslembic_unchanged(const struct cr_eslembic_run *es)
+{
+	return !es || !es->ran || es->outcome != ES_FAILED || es->unchanged;
+}
+
+void cr_eslembic_upgrade(struct cr_eslembic_run *es)
+{
+	if (!cr_eslembic_needed(es))
+		return;
+	/* The lock-free window since the decision: one more look at the follow-up Job. */
+	if (check_none_running(es, false)) {
+		fail(es, "not run: the follow-up Job runs, or could not be looked at");
+		return;
+	}
+	static const char *const upgrade[] = { "upgrade", "head", NULL };
+	cr_info("eslembic: running eslembic upgrade head");
+	struct cr_buf out = { 0 };
+	es->ran = true;
+	int rc = run_cli(es, upgrade, &out);
+	cr_buf_free(&out);
+	if (rc != 0) {
+		char *why = cr_terminated()
+				    ? xasprintf("eslembic upgrade head interrupted by signal %d",
+						cr_terminated())
+				    : xasprintf("eslembic upgrade head failed (exit %d)", rc);
+		cr_error("eslembic: %s", why);
+		fail(es, why);
+		free(why);
+		check_unchanged(es);
+		return;
+	}
+	decide(es); /* verify, as for a database */
+	if (es->outcome == ES_NEEDED) {
+		cr_error("eslembic: eslembic upgrade head succeeded but eslembic current shows no "
+			 "(head)");
+		fail(es, "not at its head after the upgrade");
+	}
+	if (es->outcome == ES_FAILED)
+		return;
+	es->outcome = ES_MIGRATED;
+	if (es->follow_up && create_follow_up(es))
+		fail(es, "upgraded, but the follow-up Job could not be created");
+}
+
+void cr_eslembic_report(const struct cr_eslembic_run *es, bool dry_run)
+{
+	if (!es)
+		return;
+	struct cr_buf line = { 0 };
+	cr_buf_adds(&line, "eslembic: ");
+	switch (es->outcome) {
+	case ES_UP_TO_DATE:
+		cr_buf_adds(&line, "up to date, nothing to do");
+		break;
+	case ES_NEEDED:
+		cr_buf_adds(&line, dry_run ? "migration needed" : "migration needed, not run");
+		break;
+	case ES_MIGRATED:
+		cr_buf_adds(&line, "migrated");
+		if (es->created)
+			cr_buf_printf(&line, "; %s", es->created);
+		break;
+	case ES_FAILED:
+		cr_buf_printf(&line, "FAILED (%s)", es->why ? es->why : "?");
+		break;
+	}
+	if (dry_run) {
+		char *masked = cr_mask(line.data);
+		printf("%s\n", masked);
+		fflush(stdout);
+		free(masked);
+	} else {
+		cr_info("%s", line.data);
+	}
+	cr_buf_free(&line);
+}
+
+bool cr_eslembic_failed(const struct cr_eslembic_run *es)
+{
+	return es && es->outcome == ES_FAILED;
+}
+
+void cr_eslembic_free(struct cr_eslembic_run *es)
+{
+	if (!es)
+		return;
+	if (es->url)
+		explicit_bzero(es->url, strlen(es->url));
+	free(es->url);
+	free(es->why);
+	free(es->job_name);
+	free(es->created);
+	free(es->state);
+	if (es->k)
+		cr_k8s_free(es->k);
+	free(es);
+}
