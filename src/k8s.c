@@ -769,7 +769,7 @@ int cr_k8s_patch(struct cr_k8s *k, const char *path, enum cr_k8s_patch type,
 		[CR_K8S_PATCH_STRATEGIC] = "application/strategic-merge-patch+json",
 		[CR_K8S_PATCH_JSON] = "application/json-patch+json",
 	};
-	return call(k, "PATCH", path, types[type], patch, flags, false, out);
+	return call(k, "PATCH", path, types[type], patch, flags, flags & CR_K8S_ABSENT_OK, out);
 }
 
 /* --- read-modify-write ------------------------------------------------------------------- */

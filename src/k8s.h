@@ -48,6 +48,7 @@ const char *cr_k8s_origin(const struct cr_k8s *k);
 
 /* Flags for requests. */
 #define CR_K8S_IDEMPOTENT 1u /* repeating this PATCH/POST is harmless: retry it like a GET */
+#define CR_K8S_ABSENT_OK 2u  /* PATCH: a 404 returns CR_K8S_NOT_FOUND, unreported */
 
 /* Result codes of the conveniences (besides 0 and -1). */
 #define CR_K8S_NOT_FOUND 404 /* get/delete/update of something absent: not reported */

@@ -471,7 +471,7 @@ static bool safe_to_start(const struct db_run *runs, size_t n,
 
 /* 0 when the pods are where they should be; -1 when some were left stopped (the way
  * back was printed). */
-static int start_after(const struct cr_config *cfg, struct db_run *runs, size_t n,
+static int start_after(struct cr_pods *pods, struct db_run *runs, size_t n,
 		       struct cr_eslembic_run *es, const struct cr_migrate_options *o,
 		       const char *restore)
 {
@@ -489,7 +489,7 @@ static int start_after(const struct cr_config *cfg, struct db_run *runs, size_t 
 	 * so no new pods are coming. */
 	if (failed)
 		cr_info("nothing was changed: starting the pods again");
-	if (cr_pods_start(cfg)) {
+	if (cr_pods_start(pods)) {
 		cr_error("the pods could not all be started; bring them back with: %s", way_back);
 		return -1;
 	}
@@ -502,14 +502,18 @@ static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size
 {
 	char *restore = NULL;
 	int rc = 0;
-	enum cr_pods_stop stop = cfg->stop_pods ? cr_pods_stop(cfg, &restore) : CR_PODS_STOPPED;
+	struct cr_pods *pods = cfg->stop_pods ? cr_pods_open(cfg) : NULL;
+	enum cr_pods_stop stop = !cfg->stop_pods ? CR_PODS_STOPPED
+			       : pods		 ? cr_pods_stop(pods, &restore)
+						 : CR_PODS_UNTOUCHED;
 	if (stop != CR_PODS_STOPPED) {
 		for (size_t i = 0; i < n; i++)
 			if (runs[i].outcome == O_NEEDED)
 				fail(&runs[i], "not run: the pods could not be stopped");
 		cr_eslembic_not_run(es, "not run: the pods could not be stopped");
 		if (stop == CR_PODS_PARTLY)
-			rc = start_after(cfg, runs, n, es, o, restore);
+			rc = start_after(pods, runs, n, es, o, restore);
+		cr_pods_close(pods);
 		free(restore);
 		return rc;
 	}
@@ -526,7 +530,8 @@ static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size
 	else
 		cr_eslembic_upgrade(es); /* after the databases, pods still stopped */
 	if (cfg->stop_pods)
-		rc = start_after(cfg, runs, n, es, o, restore);
+		rc = start_after(pods, runs, n, es, o, restore);
+	cr_pods_close(pods);
 	free(restore);
 	return rc;
 }

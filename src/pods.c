@@ -2,6 +2,7 @@
 #include "config.h"
 #include "json.h"
 #include "k8s.h"
+#include "labels.h"
 #include "log.h"
 #include "proc.h"
 #include "util.h"
@@ -17,7 +18,7 @@
 #define STOPPED_ANNOTATION "chartreuse.wiremind.io/stopped"
 #define BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
 #define PROGRESS_EVERY_S 5.0
-#define MAX_WORKERS 8 /* parallel API calls of one group; the API server throttles beyond */
+#define MAX_WORKERS 8 /* parallel API calls; an API server throttles a client beyond */
 
 struct target {
 	char *deployment;
@@ -25,7 +26,17 @@ struct target {
 	long priority;
 };
 
+struct cr_pods {
+	const struct cr_config *cfg;
+	struct cr_k8s *k;
+	const char *ns;
+	/* The workers' clients, kept from the stop to the start: their connections too. */
+	struct cr_k8s *workers[MAX_WORKERS];
+};
+
+/* What the ExpectedDeploymentScales say now; k is the client of the thread using it. */
 struct plan {
+	struct cr_pods *s;
 	struct cr_k8s *k;
 	const char *ns;
 	const char *release;
@@ -96,24 +107,42 @@ static void plan_free(struct plan *p)
 	for (size_t i = 0; i < p->n; i++)
 		free(p->t[i].deployment);
 	free(p->t);
-	if (p->k)
-		cr_k8s_free(p->k);
 }
 
-static int plan_load(struct plan *p, const struct cr_config *cfg)
+struct cr_pods *cr_pods_open(const struct cr_config *cfg)
+{
+	if (!cr_nonempty(cfg->release)) {
+		cr_error("stopping pods needs the release name (release, CHARTREUSE_RELEASE_NAME)");
+		return NULL;
+	}
+	struct cr_k8s_options opts = { .namespace = cfg->namespace };
+	struct cr_k8s *k = cr_k8s_new(&opts);
+	if (!k)
+		return NULL;
+	struct cr_pods *s = xcalloc(1, sizeof(*s));
+	s->cfg = cfg;
+	s->k = k;
+	s->ns = cr_k8s_namespace(k);
+	return s;
+}
+
+void cr_pods_close(struct cr_pods *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < MAX_WORKERS; i++)
+		cr_k8s_free(s->workers[i]);
+	cr_k8s_free(s->k);
+	free(s);
+}
+
+static int plan_load(struct plan *p, struct cr_pods *s)
 {
 	memset(p, 0, sizeof(*p));
-	p->release = cfg->release;
-	p->ns = cfg->namespace;
-	struct cr_k8s_options opts = { .namespace = cfg->namespace };
-	p->k = cr_k8s_new(&opts);
-	if (!p->k)
-		return -1;
-	p->ns = cr_k8s_namespace(p->k);
-	if (!cr_nonempty(p->release)) {
-		cr_error("stopping pods needs the release name (release, CHARTREUSE_RELEASE_NAME)");
-		return -1;
-	}
+	p->s = s;
+	p->k = s->k;
+	p->ns = s->ns;
+	p->release = s->cfg->release;
 	char *instance = xasprintf("app.kubernetes.io/instance=%s", p->release);
 	char *release = xasprintf("release=%s", p->release);
 	int rc = add_targets(p, instance) || add_targets(p, release) ? -1 : 0;
@@ -132,12 +161,19 @@ static char *deployment_path(const struct plan *p, const char *name, const char 
 			 sub ? "/" : "", sub ? sub : "");
 }
 
-static int merge_patch(struct plan *p, const char *path, struct fy_document *patch)
+/* flags beyond CR_K8S_IDEMPOTENT (CR_K8S_ABSENT_OK); *out as cr_k8s_patch's. */
+static int merge_patch_as(struct plan *p, const char *path, struct fy_document *patch,
+			  unsigned flags, struct fy_document **out)
 {
 	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_MERGE, fy_document_root(patch),
-			      CR_K8S_IDEMPOTENT, NULL);
+			      CR_K8S_IDEMPOTENT | flags, out);
 	fy_document_destroy(patch);
 	return rc;
+}
+
+static int merge_patch(struct plan *p, const char *path, struct fy_document *patch)
+{
+	return merge_patch_as(p, path, patch, 0, NULL);
 }
 
 static struct fy_document *new_patch(struct fy_node **root)
@@ -148,25 +184,27 @@ static struct fy_document *new_patch(struct fy_node **root)
 	return d;
 }
 
-static int scale_to(struct plan *p, const char *name, long replicas)
+/* CR_K8S_NOT_FOUND when there is no such Deployment. *scale (if set): the Scale as it
+ * now is, whose status.selector selects the Deployment's Pods. */
+static int scale_to(struct plan *p, const char *name, long replicas, struct fy_document **scale)
 {
 	struct fy_node *root;
 	struct fy_document *d = new_patch(&root);
 	yt_set(yt_child_map(root, "spec"), "replicas", yt_int(d, replicas));
 	char *path = deployment_path(p, name, "scale");
-	int rc = merge_patch(p, path, d);
+	int rc = merge_patch_as(p, path, d, CR_K8S_ABSENT_OK, scale);
 	free(path);
 	return rc;
 }
 
-/* value NULL removes the annotation. */
+/* value NULL removes the annotation. CR_K8S_NOT_FOUND when there is no such object. */
 static int annotate(struct plan *p, const char *path, const char *key, const char *value)
 {
 	struct fy_node *root;
 	struct fy_document *d = new_patch(&root);
 	struct fy_node *ann = yt_child_map(yt_child_map(root, "metadata"), "annotations");
 	yt_set(ann, key, value ? yt_str(d, value) : fy_node_create_scalar(d, "null", 4));
-	return merge_patch(p, path, d);
+	return merge_patch_as(p, path, d, CR_K8S_ABSENT_OK, NULL);
 }
 
 /* --- HPAs ---------------------------------------------------------------------------------- */
@@ -299,70 +337,73 @@ static int for_each_hpa_of(struct plan *p, const struct hpas *h, const char *dep
 struct item {
 	const struct target *t;
 	const struct hpas *hpas;
-	struct cr_strlist selector; /* "k=v" of spec.selector.matchLabels */
-	bool missing;		    /* no such Deployment */
+	struct cr_selector *selector; /* the Pods of the Deployment */
+	bool missing;		      /* no such Deployment */
+	bool touched;		      /* recorded as taken in charge */
 	int rc;
 };
 
-static int read_selector(struct plan *p, struct item *it)
+/* The Scale a PATCH returned says which Pods are the Deployment's. */
+static int read_selector(struct item *it, struct fy_document *scale)
 {
-	char *path = deployment_path(p, it->t->deployment, NULL);
-	struct fy_document *d = NULL;
-	int rc = cr_k8s_get(p->k, path, &d);
-	free(path);
-	if (rc == CR_K8S_NOT_FOUND) {
-		it->missing = true;
-		return 0;
-	}
-	if (rc)
+	char *text = yt_strdup(yt_path(fy_document_root(scale), "/status/selector"));
+	if (!cr_nonempty(text)) {
+		cr_error("the Scale of Deployment %s has no status.selector: its Pods can't be "
+			 "waited for", it->t->deployment);
+		free(text);
 		return -1;
-	struct fy_node *labels = yt_path(fy_document_root(d), "/spec/selector/matchLabels");
-	void *iter = NULL;
-	struct fy_node_pair *pair;
-	while ((pair = fy_node_mapping_iterate(labels, &iter))) {
-		char *k = yt_strdup(fy_node_pair_key(pair)), *v = yt_strdup(fy_node_pair_value(pair));
-		char *kv = xasprintf("%s=%s", k ? k : "", v ? v : "");
-		cr_strlist_add(&it->selector, kv);
-		free(kv);
-		free(k);
-		free(v);
 	}
-	fy_document_destroy(d);
-	return 0;
+	it->selector = cr_selector_parse(text);
+	free(text);
+	return it->selector ? 0 : -1;
 }
 
-static void stop_item(struct plan *p, struct item *it)
+/* Before any group is scaled down, every Deployment is recorded as taken in charge and
+ * its HPAs paused, all in parallel: from then on a restore brings everything back, and
+ * each group only waits for its own scale calls. */
+static void take_charge(struct plan *p, struct item *it)
 {
-	it->rc = read_selector(p, it);
-	if (it->rc || it->missing)
-		return;
 	char *path = deployment_path(p, it->t->deployment, NULL);
-	it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, pause_hpa);
-	if (!it->rc)
-		it->rc = annotate(p, path, STOPPED_ANNOTATION, "true");
-	if (!it->rc)
-		it->rc = scale_to(p, it->t->deployment, 0);
+	it->rc = annotate(p, path, STOPPED_ANNOTATION, "true");
 	free(path);
+	if (it->rc == CR_K8S_NOT_FOUND) {
+		it->missing = true;
+		it->rc = 0;
+	} else if (!it->rc) {
+		it->touched = true;
+		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, pause_hpa);
+	}
+}
+
+static void scale_down(struct plan *p, struct item *it)
+{
+	if (it->missing)
+		return;
+	struct fy_document *scale = NULL;
+	it->rc = scale_to(p, it->t->deployment, 0, &scale);
+	if (!it->rc)
+		it->rc = read_selector(it, scale);
+	else if (it->rc == CR_K8S_NOT_FOUND) /* deleted meanwhile: nothing to wait for */
+		it->rc = 0;
+	if (scale)
+		fy_document_destroy(scale);
 }
 
 static void start_item(struct plan *p, struct item *it)
 {
-	char *path = deployment_path(p, it->t->deployment, NULL);
-	struct fy_document *d = NULL;
-	it->rc = cr_k8s_get(p->k, path, &d);
-	if (d)
-		fy_document_destroy(d);
+	it->rc = scale_to(p, it->t->deployment, it->t->expected, NULL);
 	if (it->rc == CR_K8S_NOT_FOUND) {
 		it->missing = true;
 		it->rc = 0; /* warned about when stopping; nothing to start */
-	} else {
-		if (!it->rc)
-			it->rc = scale_to(p, it->t->deployment, it->t->expected);
-		if (!it->rc)
-			it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
-		if (!it->rc)
-			it->rc = annotate(p, path, STOPPED_ANNOTATION, NULL);
+		return;
 	}
+	char *path = deployment_path(p, it->t->deployment, NULL);
+	if (!it->rc)
+		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
+	if (!it->rc)
+		it->rc = annotate(p, path, STOPPED_ANNOTATION, NULL);
+	if (it->rc == CR_K8S_NOT_FOUND)
+		it->rc = 0;
 	free(path);
 }
 
@@ -401,29 +442,25 @@ static void run_parallel(struct plan *p, struct item *items, size_t n,
 {
 	struct pool pool = { p, items, n, 0, fn, PTHREAD_MUTEX_INITIALIZER };
 	size_t n_workers = n < MAX_WORKERS ? n : MAX_WORKERS;
-	struct worker *w = xcalloc(n_workers, sizeof(*w));
+	struct worker w[MAX_WORKERS] = { 0 };
+	struct cr_k8s **clients = p->s->workers;
 	size_t started = 0;
 	for (size_t i = 1; i < n_workers; i++) {
+		if (!clients[i] && !(clients[i] = cr_k8s_dup(p->k)))
+			break;
 		w[i].pool = &pool;
 		w[i].plan = *p;
-		w[i].plan.k = cr_k8s_dup(p->k);
-		if (!w[i].plan.k)
+		w[i].plan.k = clients[i];
+		if (pthread_create(&w[i].thread, NULL, work, &w[i]))
 			break;
-		if (pthread_create(&w[i].thread, NULL, work, &w[i])) {
-			cr_k8s_free(w[i].plan.k);
-			break;
-		}
 		started = i;
 	}
 	/* This thread works too, with the plan's own client: with one item, no thread. */
 	w[0].pool = &pool;
 	w[0].plan = *p;
 	work(&w[0]);
-	for (size_t i = 1; i <= started; i++) {
+	for (size_t i = 1; i <= started; i++)
 		pthread_join(w[i].thread, NULL);
-		cr_k8s_free(w[i].plan.k);
-	}
-	free(w);
 	pthread_mutex_destroy(&pool.lock);
 }
 
@@ -439,7 +476,7 @@ static struct item *items_of(const struct plan *p, size_t from, size_t to,
 static void items_free(struct item *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		cr_strlist_free(&items[i].selector);
+		cr_selector_free(items[i].selector);
 	free(items);
 }
 
@@ -455,22 +492,6 @@ struct group_wait {
 	bool relist;		/* the watch said the resourceVersion is gone */
 };
 
-static bool matches(struct fy_node *labels, const struct cr_strlist *selector)
-{
-	if (!selector->n)
-		return false;
-	bool all = true;
-	for (size_t i = 0; all && i < selector->n; i++) {
-		const char *kv = selector->items[i], *eq = strchr(kv, '=');
-		char *key = xstrndup(kv, (size_t)(eq - kv));
-		char *value = yt_strdup(yt_get(labels, key));
-		all = cr_streq(value, eq + 1);
-		free(value);
-		free(key);
-	}
-	return all;
-}
-
 /* A Pod of one of the group's Deployments that is not Failed. */
 static bool pod_counts(const struct group_wait *w, struct fy_node *pod)
 {
@@ -479,7 +500,7 @@ static bool pod_counts(const struct group_wait *w, struct fy_node *pod)
 	free(phase);
 	struct fy_node *labels = yt_path(pod, "/metadata/labels");
 	for (size_t i = 0; !failed && i < w->n; i++)
-		if (!w->items[i].missing && matches(labels, &w->items[i].selector))
+		if (w->items[i].selector && cr_selector_matches(w->items[i].selector, labels))
 			return true;
 	return false;
 }
@@ -592,35 +613,35 @@ static int wait_group_gone(struct plan *p, const struct item *items, size_t n, l
 
 /* --- stop and start ------------------------------------------------------------------------- */
 
-/* -1 if any item failed (each failure was reported); *changed if any Deployment exists. */
-static int first_failure(const struct item *items, size_t n, bool warn_missing, bool *changed)
+/* -1 if any item failed (each failure was reported). */
+static int first_failure(const struct item *items, size_t n, bool warn_missing)
 {
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (warn_missing && items[i].missing && !items[i].rc)
 			cr_warn("Deployment %s (named by an ExpectedDeploymentScale) does not exist",
 				items[i].t->deployment);
-		*changed |= !items[i].missing;
 		rc |= items[i].rc;
 	}
 	return rc ? -1 : 0;
 }
 
-static int stop_group(struct plan *p, size_t from, size_t to, long timeout_s, bool *changed)
+static bool any_touched(const struct item *items, size_t n)
 {
-	struct hpas h = { 0 };
-	size_t n = to - from;
-	cr_info("stopping priority group %ld (%zu Deployments)", p->t[from].priority, n);
-	int rc = hpas_load(p, &h);
-	struct item *items = items_of(p, from, to, &h);
-	if (!rc) {
-		run_parallel(p, items, n, stop_item);
-		rc = first_failure(items, n, true, changed);
-	}
+	for (size_t i = 0; i < n; i++)
+		if (items[i].touched)
+			return true;
+	return false;
+}
+
+static int stop_group(struct plan *p, struct item *items, size_t n, long timeout_s)
+{
+	long priority = items[0].t->priority;
+	cr_info("stopping priority group %ld (%zu Deployments)", priority, n);
+	run_parallel(p, items, n, scale_down);
+	int rc = first_failure(items, n, false);
 	if (!rc)
-		rc = wait_group_gone(p, items, n, p->t[from].priority, timeout_s);
-	items_free(items, n);
-	hpas_free(&h);
+		rc = wait_group_gone(p, items, n, priority, timeout_s);
 	return rc;
 }
 
@@ -630,42 +651,63 @@ char *cr_pods_restore_command(const char *release, const char *ns)
 			 ns ? ns : "?");
 }
 
-enum cr_pods_stop cr_pods_stop(const struct cr_config *cfg, char **restore)
+static int stop_by_group(struct plan *p, struct item *items, long timeout_s)
+{
+	int rc = 0;
+	for (size_t from = 0; !rc && from < p->n;) {
+		size_t to = from;
+		while (to < p->n && p->t[to].priority == p->t[from].priority)
+			to++;
+		rc = stop_group(p, items + from, to - from, timeout_s);
+		from = to;
+	}
+	return rc;
+}
+
+enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore)
 {
 	struct plan p;
-	int rc = plan_load(&p, cfg);
+	int rc = plan_load(&p, s);
 	bool changed = false;
 	if (restore)
 		*restore = cr_pods_restore_command(p.release, p.ns);
 	if (!rc && !p.n)
 		cr_info("release %s has no ExpectedDeploymentScale: no pods to stop", p.release);
-	for (size_t from = 0; !rc && from < p.n;) {
-		size_t to = from;
-		while (to < p.n && p.t[to].priority == p.t[from].priority)
-			to++;
-		rc = stop_group(&p, from, to, cfg->stop_pods_timeout, &changed);
-		from = to;
+	struct hpas h = { 0 };
+	struct item *items = NULL;
+	if (!rc && p.n) {
+		rc = hpas_load(&p, &h);
+		items = items_of(&p, 0, p.n, &h);
 	}
+	if (!rc && p.n) {
+		run_parallel(&p, items, p.n, take_charge);
+		rc = first_failure(items, p.n, true);
+		changed = any_touched(items, p.n);
+	}
+	if (!rc && p.n)
+		rc = stop_by_group(&p, items, s->cfg->stop_pods_timeout);
+	if (items)
+		items_free(items, p.n);
+	hpas_free(&h);
 	plan_free(&p);
 	if (!rc)
 		return CR_PODS_STOPPED;
 	return changed ? CR_PODS_PARTLY : CR_PODS_UNTOUCHED;
 }
 
-int cr_pods_start(const struct cr_config *cfg)
+int cr_pods_start(struct cr_pods *s)
 {
 	struct plan p;
-	int rc = plan_load(&p, cfg);
+	int rc = plan_load(&p, s);
 	struct hpas h = { 0 };
-	if (!rc)
+	if (!rc && p.n)
 		rc = hpas_load(&p, &h);
 	/* Every Deployment gets its chance even if one fails: a start is what brings the
 	 * service back. */
 	if (!rc && p.n) {
 		struct item *items = items_of(&p, 0, p.n, &h);
 		run_parallel(&p, items, p.n, start_item);
-		bool changed = false;
-		rc = first_failure(items, p.n, false, &changed);
+		rc = first_failure(items, p.n, false);
 		items_free(items, p.n);
 		if (!rc)
 			cr_info("started %zu Deployments of release %s", p.n, p.release);

@@ -42,8 +42,9 @@ int cmd_restore(int argc, char **argv)
 		yt_set_str(root, "namespace", namespace);
 	struct cr_config cfg;
 	int rc = cr_config_load(&cfg, d, "restore");
-	if (!rc)
-		rc = cr_pods_start(&cfg);
+	struct cr_pods *pods = rc ? NULL : cr_pods_open(&cfg);
+	rc = pods ? cr_pods_start(pods) : -1;
+	cr_pods_close(pods);
 	cr_config_free(&cfg);
 	cr_secrets_clear();
 	return rc ? 1 : 0;
