@@ -12,21 +12,13 @@
 #include <string.h>
 #include <time.h>
 
-#define STOPPED_ANNOTATION "chartreuse.wiremind.io/stopped"
-#define BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
 #define PROGRESS_EVERY_S 5.0
-
-struct target {
-	char *deployment;
-	long expected;
-	long priority;
-};
 
 struct plan {
 	struct cr_k8s *k;
 	const char *ns;
 	const char *release;
-	struct target *t;
+	struct cr_pods_target *t;
 	size_t n;
 	bool stopped_any; /* something was changed: a restore has something to bring back */
 };
@@ -46,21 +38,21 @@ static long number(struct fy_node *n, long def)
 	return v;
 }
 
-static bool known(const struct plan *p, const char *deployment)
+static bool known(const struct cr_pods_target *t, size_t n, const char *deployment)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (!strcmp(p->t[i].deployment, deployment))
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(t[i].deployment, deployment))
 			return true;
 	return false;
 }
 
 /* ExpectedDeploymentScales labelled with the release, under either label. */
-static int add_targets(struct plan *p, const char *selector)
+static int add_targets(struct cr_k8s *k, const char *ns, const char *selector,
+		       struct cr_pods_target **t, size_t *n)
 {
-	char *path = xasprintf("/apis/wiremind.io/v1/namespaces/%s/expecteddeploymentscales",
-			       p->ns);
+	char *path = xasprintf("/apis/wiremind.io/v1/namespaces/%s/expecteddeploymentscales", ns);
 	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path, selector, &d);
+	int rc = cr_k8s_list(k, path, selector, &d);
 	free(path);
 	if (rc)
 		return -1;
@@ -69,10 +61,12 @@ static int add_targets(struct plan *p, const char *selector)
 	while ((item = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
 		struct fy_node *spec = yt_get(item, "spec");
 		char *name = yt_strdup(yt_get(spec, "deploymentName"));
-		if (name && !known(p, name)) {
-			p->t = xrealloc(p->t, (p->n + 1) * sizeof(*p->t));
-			p->t[p->n++] = (struct target){ name, number(yt_get(spec, "expectedScale"), 0),
-							number(yt_get(spec, "priority"), 0) };
+		if (name && !known(*t, *n, name)) {
+			*t = xrealloc(*t, (*n + 1) * sizeof(**t));
+			(*t)[(*n)++] = (struct cr_pods_target){
+				name, number(yt_get(spec, "expectedScale"), 0),
+				number(yt_get(spec, "priority"), 0)
+			};
 		} else {
 			free(name);
 		}
@@ -83,17 +77,44 @@ static int add_targets(struct plan *p, const char *selector)
 
 static int by_priority(const void *a, const void *b)
 {
-	const struct target *x = a, *y = b;
+	const struct cr_pods_target *x = a, *y = b;
 	if (x->priority != y->priority)
 		return x->priority > y->priority ? -1 : 1;
 	return strcmp(x->deployment, y->deployment);
 }
 
+int cr_pods_targets(struct cr_k8s *k, const char *ns, const char *release,
+		    struct cr_pods_target **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	char *instance = xasprintf("app.kubernetes.io/instance=%s", release);
+	char *legacy = xasprintf("release=%s", release);
+	int rc = add_targets(k, ns, instance, out, n);
+	if (!rc)
+		rc = add_targets(k, ns, legacy, out, n);
+	free(instance);
+	free(legacy);
+	if (rc) {
+		cr_pods_targets_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	} else if (*n) {
+		qsort(*out, *n, sizeof(**out), by_priority);
+	}
+	return rc;
+}
+
+void cr_pods_targets_free(struct cr_pods_target *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(t[i].deployment);
+	free(t);
+}
+
 static void plan_free(struct plan *p)
 {
-	for (size_t i = 0; i < p->n; i++)
-		free(p->t[i].deployment);
-	free(p->t);
+	cr_pods_targets_free(p->t, p->n);
 	if (p->k)
 		cr_k8s_free(p->k);
 }
@@ -112,14 +133,7 @@ static int plan_load(struct plan *p, const struct cr_config *cfg)
 		cr_error("stopping pods needs the release name (release, CHARTREUSE_RELEASE_NAME)");
 		return -1;
 	}
-	char *instance = xasprintf("app.kubernetes.io/instance=%s", p->release);
-	char *release = xasprintf("release=%s", p->release);
-	int rc = add_targets(p, instance) || add_targets(p, release) ? -1 : 0;
-	free(instance);
-	free(release);
-	if (!rc && p->n)
-		qsort(p->t, p->n, sizeof(*p->t), by_priority);
-	return rc;
+	return cr_pods_targets(p->k, p->ns, p->release, &p->t, &p->n);
 }
 
 /* --- one Deployment ------------------------------------------------------------------------ */
@@ -205,13 +219,13 @@ static char *hpa_path(const struct plan *p, struct fy_node *hpa)
  * annotation; a second pause keeps the first record. */
 static int pause_hpa(struct plan *p, struct fy_node *hpa)
 {
-	if (yt_get(yt_path(hpa, "/metadata/annotations"), BEHAVIOR_ANNOTATION))
+	if (yt_get(yt_path(hpa, "/metadata/annotations"), CR_HPA_BEHAVIOR_ANNOTATION))
 		return 0;
 	char *before = cr_json_string(yt_path(hpa, "/spec/behavior"));
 	struct fy_node *root;
 	struct fy_document *d = new_patch(&root);
 	yt_set_str(yt_child_map(yt_child_map(root, "metadata"), "annotations"),
-		   BEHAVIOR_ANNOTATION, before ? before : "null");
+		   CR_HPA_BEHAVIOR_ANNOTATION, before ? before : "null");
 	struct fy_node *up = yt_child_map(yt_child_map(yt_child_map(root, "spec"), "behavior"),
 					  "scaleUp");
 	yt_set_str(up, "selectPolicy", "Disabled");
@@ -226,7 +240,8 @@ static int pause_hpa(struct plan *p, struct fy_node *hpa)
  * would keep the Disabled policy merged into it). */
 static int resume_hpa(struct plan *p, struct fy_node *hpa)
 {
-	struct fy_node *ann = yt_get(yt_path(hpa, "/metadata/annotations"), BEHAVIOR_ANNOTATION);
+	struct fy_node *ann = yt_get(yt_path(hpa, "/metadata/annotations"),
+				     CR_HPA_BEHAVIOR_ANNOTATION);
 	if (!ann)
 		return 0;
 	size_t len;
@@ -363,12 +378,12 @@ static int wait_group_gone(struct plan *p, char **selectors, size_t n, long prio
 
 /* --- stop and start ------------------------------------------------------------------------- */
 
-static int stop_one(struct plan *p, const struct target *t)
+static int stop_one(struct plan *p, const struct cr_pods_target *t)
 {
 	char *path = deployment_path(p, t->deployment, NULL);
 	int rc = for_each_hpa(p, t->deployment, pause_hpa);
 	if (!rc)
-		rc = annotate(p, path, STOPPED_ANNOTATION, "true");
+		rc = annotate(p, path, CR_STOPPED_ANNOTATION, "true");
 	if (!rc)
 		rc = scale_to(p, t->deployment, 0);
 	free(path);
@@ -417,7 +432,7 @@ int cr_pods_stop(const struct cr_config *cfg)
 	return rc;
 }
 
-static int start_one(struct plan *p, const struct target *t)
+static int start_one(struct plan *p, const struct cr_pods_target *t)
 {
 	char *path = deployment_path(p, t->deployment, NULL);
 	struct fy_document *d = NULL;
@@ -433,7 +448,7 @@ static int start_one(struct plan *p, const struct target *t)
 	if (!rc)
 		rc = for_each_hpa(p, t->deployment, resume_hpa);
 	if (!rc)
-		rc = annotate(p, path, STOPPED_ANNOTATION, NULL);
+		rc = annotate(p, path, CR_STOPPED_ANNOTATION, NULL);
 	free(path);
 	return rc;
 }
