@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 static _Thread_local bool muted;
+/* A fixed buffer, not an allocation: nothing to free at exit, whatever path a command takes. */
+static _Thread_local char last_error[1024];
 /* Worker threads log, and a credential refreshed in one of them is registered while
  * another masks a line. */
 static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -139,6 +141,18 @@ void cr_log_mute(bool on)
 	muted = on;
 }
 
+/* Cut on a character boundary: the text may end up in JSON, which needs whole UTF-8. */
+static void keep_last_error(const char *text, size_t len)
+{
+	if (len >= sizeof(last_error)) {
+		len = sizeof(last_error) - 1;
+		while (len && ((unsigned char)text[len] & 0xc0) == 0x80)
+			len--;
+	}
+	memcpy(last_error, text, len);
+	last_error[len] = '\0';
+}
+
 static void emit(const char *level, const char *fmt, va_list ap)
 {
 	if (muted)
@@ -147,7 +161,10 @@ static void emit(const char *level, const char *fmt, va_list ap)
 	char *raw = xvasprintf(fmt, ap);
 	cr_buf_adds(&line, "chartreuse: ");
 	cr_buf_adds(&line, level);
+	size_t text_at = line.len;
 	cr_mask_into(&line, raw);
+	if (*level == 'e')
+		keep_last_error(line.data + text_at, line.len - text_at);
 	cr_buf_addc(&line, '\n');
 	if (cr_write_all(2, line.data, line.len) < 0) {
 		/* stderr is gone: nothing left to report to. */
@@ -156,6 +173,11 @@ static void emit(const char *level, const char *fmt, va_list ap)
 		copy_to_error_file(&line);
 	free(raw);
 	cr_buf_free(&line);
+}
+
+const char *cr_log_last_error(void)
+{
+	return last_error[0] ? last_error : NULL;
 }
 
 void cr_error(const char *fmt, ...)

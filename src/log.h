@@ -12,6 +12,11 @@ void cr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cr_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cr_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The text of the last error this thread reported (masked, without the "chartreuse:
+ * error: " prefix, cut at 1 KiB), or NULL; valid until the next error. For a command that
+ * also shows in its own output why something could not be read. */
+const char *cr_log_last_error(void);
+
 /* Silences this thread's messages (a speculative piece of work that will be redone if it
  * fails, and reported then). */
 void cr_log_mute(bool on);

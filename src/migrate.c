@@ -107,6 +107,48 @@ static struct cr_alembic_call call_of(struct db_run *d)
 	return (struct cr_alembic_call){ d->db->name, &d->project, d->url, &d->extra };
 }
 
+void cr_migrate_alembic_extra(const struct cr_database *db, struct cr_strlist *extra)
+{
+	for (size_t i = 0; i < db->additional_parameters.n; i++)
+		cr_strlist_add(extra, db->additional_parameters.items[i]);
+	if (db->patroni) {
+		cr_strlist_add(extra, "-x");
+		cr_strlist_add(extra, "patroni_postgresql=yes");
+	}
+}
+
+int cr_migrate_heads(const struct cr_alembic_call *call, struct cr_revgraph *g, bool *native,
+		     struct cr_strlist *heads)
+{
+	char *why = NULL;
+	int rc = cr_revgraph_load(call->project, g, &why);
+	*native = rc == 0;
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		for (size_t i = 0; i < g->heads.n; i++)
+			cr_strlist_add(heads, g->heads.items[i]);
+		return 0;
+	}
+	cr_warn("database %s: %s; asking `alembic heads` instead", call->db_name, why);
+	free(why);
+	return cr_alembic_cli_heads(call, heads);
+}
+
+/* Without the graph, anything that is a head and not stored is taken as missing. This can
+ * only err towards running Alembic, which then finds nothing to do. */
+int cr_migrate_missing(const struct cr_revgraph *g, const struct cr_strlist *heads,
+		       const struct cr_strlist *stored, struct cr_strlist *missing)
+{
+	if (g)
+		return cr_revgraph_missing(g, stored, missing);
+	memset(missing, 0, sizeof(*missing));
+	for (size_t i = 0; i < heads->n; i++)
+		if (!cr_strlist_has(stored, heads->items[i]))
+			cr_strlist_add(missing, heads->items[i]);
+	return 0;
+}
+
 /* The project and its graph; heads from `alembic heads` when the scripts can't be read
  * natively with certainty. */
 static int read_project(struct db_run *d)
@@ -115,36 +157,10 @@ static int read_project(struct db_run *d)
 	if (cr_alembic_load(db->alembic_directory, db->alembic_config_file, db->alembic_section,
 			    &d->project))
 		return -1;
-	for (size_t i = 0; i < db->additional_parameters.n; i++)
-		cr_strlist_add(&d->extra, db->additional_parameters.items[i]);
-	if (db->patroni) {
-		cr_strlist_add(&d->extra, "-x");
-		cr_strlist_add(&d->extra, "patroni_postgresql=yes");
-	}
+	cr_migrate_alembic_extra(db, &d->extra);
 	d->lock_key = lock_key_of(&d->project);
-	char *why = NULL;
-	int rc = cr_revgraph_load(&d->project, &d->graph, &why);
-	if (rc < 0)
-		return -1;
-	if (rc == 0) {
-		d->native = true;
-		for (size_t i = 0; i < d->graph.heads.n; i++)
-			cr_strlist_add(&d->heads, d->graph.heads.items[i]);
-		return 0;
-	}
-	cr_warn("database %s: %s; asking `alembic heads` instead", db->name, why);
-	free(why);
 	struct cr_alembic_call c = call_of(d);
-	return cr_alembic_cli_heads(&c, &d->heads);
-}
-
-/* Without the graph: anything that is a head and not stored is taken as missing. This can
- * only err towards running Alembic, which then finds nothing to do. */
-static void missing_without_graph(struct db_run *d)
-{
-	for (size_t i = 0; i < d->heads.n; i++)
-		if (!cr_strlist_has(&d->stored, d->heads.items[i]))
-			cr_strlist_add(&d->missing, d->heads.items[i]);
+	return cr_migrate_heads(&c, &d->graph, &d->native, &d->heads);
 }
 
 static int read_state(struct db_run *d)
@@ -154,11 +170,8 @@ static int read_state(struct db_run *d)
 	if (cr_pg_stored_revisions(d->pg, d->project.version_table_schema,
 				   d->project.version_table, &d->stored))
 		return -1;
-	if (!d->native) {
-		missing_without_graph(d);
-		return 0;
-	}
-	return cr_revgraph_missing(&d->graph, &d->stored, &d->missing);
+	return cr_migrate_missing(d->native ? &d->graph : NULL, &d->heads, &d->stored,
+				  &d->missing);
 }
 
 static int decide(struct db_run *d)

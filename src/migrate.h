@@ -9,7 +9,10 @@
 
 #include "util.h"
 
+struct cr_alembic_call;
 struct cr_config;
+struct cr_database;
+struct cr_revgraph;
 
 struct cr_migrate_options {
 	bool dry_run;	      /* decide and print, change nothing */
@@ -30,5 +33,23 @@ enum cr_decision cr_migrate_decide(const struct cr_strlist *tables, const char *
  * the configured url, else one built from the parts; the password from
  * $CHARTREUSE_DB_<i>_PASSWORD when the URL has none. NULL (reported) when nothing says. */
 char *cr_migrate_database_url(const struct cr_config *cfg, size_t i);
+
+/* The reading half of a migration, shared with `status` (which changes nothing). */
+
+/* The alembic arguments that go before the command for db: its additionalParameters, and
+ * -x patroni_postgresql=yes in Patroni mode. Appended to extra. */
+void cr_migrate_alembic_extra(const struct cr_database *db, struct cr_strlist *extra);
+
+/* The heads of call->project: from the graph of its scripts when they can be read with
+ * certainty (*native true, g filled), else from `alembic heads` run as call says (after a
+ * warning saying why). Appended to heads. 0, or -1 (reported). */
+int cr_migrate_heads(const struct cr_alembic_call *call, struct cr_revgraph *g, bool *native,
+		     struct cr_strlist *heads);
+
+/* What is not applied to a database whose version table holds stored: from the graph g,
+ * or without one (NULL) every head that is not stored. *missing is overwritten (free it
+ * first). 0, or -1 when a stored revision is unknown to the scripts (reported). */
+int cr_migrate_missing(const struct cr_revgraph *g, const struct cr_strlist *heads,
+		       const struct cr_strlist *stored, struct cr_strlist *missing);
 
 #endif

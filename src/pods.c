@@ -15,16 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#define STOPPED_ANNOTATION "chartreuse.wiremind.io/stopped"
-#define BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
 #define PROGRESS_EVERY_S 5.0
 #define MAX_WORKERS 8 /* parallel API calls; an API server throttles a client beyond */
-
-struct target {
-	char *deployment;
-	long expected;
-	long priority;
-};
 
 struct cr_pods {
 	const struct cr_config *cfg;
@@ -40,7 +32,7 @@ struct plan {
 	struct cr_k8s *k;
 	const char *ns;
 	const char *release;
-	struct target *t;
+	struct cr_pods_target *t;
 	size_t n;
 };
 
@@ -59,21 +51,21 @@ static long number(struct fy_node *n, long def)
 	return v;
 }
 
-static bool known(const struct plan *p, const char *deployment)
+static bool known(const struct cr_pods_target *t, size_t n, const char *deployment)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (!strcmp(p->t[i].deployment, deployment))
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(t[i].deployment, deployment))
 			return true;
 	return false;
 }
 
 /* ExpectedDeploymentScales labelled with the release, under either label. */
-static int add_targets(struct plan *p, const char *selector)
+static int add_targets(struct cr_k8s *k, const char *ns, const char *selector,
+		       struct cr_pods_target **t, size_t *n)
 {
-	char *path = xasprintf("/apis/wiremind.io/v1/namespaces/%s/expecteddeploymentscales",
-			       p->ns);
+	char *path = xasprintf("/apis/wiremind.io/v1/namespaces/%s/expecteddeploymentscales", ns);
 	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path, selector, &d);
+	int rc = cr_k8s_list(k, path, selector, &d);
 	free(path);
 	if (rc)
 		return -1;
@@ -82,10 +74,12 @@ static int add_targets(struct plan *p, const char *selector)
 	while ((item = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
 		struct fy_node *spec = yt_get(item, "spec");
 		char *name = yt_strdup(yt_get(spec, "deploymentName"));
-		if (name && !known(p, name)) {
-			p->t = xrealloc(p->t, (p->n + 1) * sizeof(*p->t));
-			p->t[p->n++] = (struct target){ name, number(yt_get(spec, "expectedScale"), 0),
-							number(yt_get(spec, "priority"), 0) };
+		if (name && !known(*t, *n, name)) {
+			*t = xrealloc(*t, (*n + 1) * sizeof(**t));
+			(*t)[(*n)++] = (struct cr_pods_target){
+				name, number(yt_get(spec, "expectedScale"), 0),
+				number(yt_get(spec, "priority"), 0)
+			};
 		} else {
 			free(name);
 		}
@@ -96,17 +90,44 @@ static int add_targets(struct plan *p, const char *selector)
 
 static int by_priority(const void *a, const void *b)
 {
-	const struct target *x = a, *y = b;
+	const struct cr_pods_target *x = a, *y = b;
 	if (x->priority != y->priority)
 		return x->priority > y->priority ? -1 : 1;
 	return strcmp(x->deployment, y->deployment);
 }
 
+int cr_pods_targets(struct cr_k8s *k, const char *ns, const char *release,
+		    struct cr_pods_target **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	char *instance = xasprintf("app.kubernetes.io/instance=%s", release);
+	char *legacy = xasprintf("release=%s", release);
+	int rc = add_targets(k, ns, instance, out, n);
+	if (!rc)
+		rc = add_targets(k, ns, legacy, out, n);
+	free(instance);
+	free(legacy);
+	if (rc) {
+		cr_pods_targets_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	} else if (*n) {
+		qsort(*out, *n, sizeof(**out), by_priority);
+	}
+	return rc;
+}
+
+void cr_pods_targets_free(struct cr_pods_target *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(t[i].deployment);
+	free(t);
+}
+
 static void plan_free(struct plan *p)
 {
-	for (size_t i = 0; i < p->n; i++)
-		free(p->t[i].deployment);
-	free(p->t);
+	cr_pods_targets_free(p->t, p->n);
 }
 
 struct cr_pods *cr_pods_open(const struct cr_config *cfg)
@@ -143,14 +164,7 @@ static int plan_load(struct plan *p, struct cr_pods *s)
 	p->k = s->k;
 	p->ns = s->ns;
 	p->release = s->cfg->release;
-	char *instance = xasprintf("app.kubernetes.io/instance=%s", p->release);
-	char *release = xasprintf("release=%s", p->release);
-	int rc = add_targets(p, instance) || add_targets(p, release) ? -1 : 0;
-	free(instance);
-	free(release);
-	if (!rc && p->n)
-		qsort(p->t, p->n, sizeof(*p->t), by_priority);
-	return rc;
+	return cr_pods_targets(p->k, p->ns, p->release, &p->t, &p->n);
 }
 
 /* --- one Deployment ------------------------------------------------------------------------ */
@@ -249,7 +263,7 @@ static int hpas_load(struct plan *p, struct hpas *out)
 		char *kind = yt_strdup(yt_get(ref, "kind"));
 		if (cr_streq(kind, "Deployment")) {
 			struct fy_node *rec = yt_get(yt_path(hpa, "/metadata/annotations"),
-						     BEHAVIOR_ANNOTATION);
+						     CR_HPA_BEHAVIOR_ANNOTATION);
 			char *behavior = cr_json_string(yt_path(hpa, "/spec/behavior"));
 			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
 			out->v[out->n++] = (struct hpa){
@@ -279,7 +293,7 @@ static int pause_hpa(struct plan *p, const struct hpa *h)
 	struct fy_node *root;
 	struct fy_document *d = new_patch(&root);
 	yt_set_str(yt_child_map(yt_child_map(root, "metadata"), "annotations"),
-		   BEHAVIOR_ANNOTATION, h->behavior);
+		   CR_HPA_BEHAVIOR_ANNOTATION, h->behavior);
 	struct fy_node *up = yt_child_map(yt_child_map(yt_child_map(root, "spec"), "behavior"),
 					  "scaleUp");
 	yt_set_str(up, "selectPolicy", "Disabled");
@@ -335,7 +349,7 @@ static int for_each_hpa_of(struct plan *p, const struct hpas *h, const char *dep
 /* --- one Deployment, in a worker ------------------------------------------------------------ */
 
 struct item {
-	const struct target *t;
+	const struct cr_pods_target *t;
 	const struct hpas *hpas;
 	struct cr_selector *selector; /* the Pods of the Deployment */
 	bool missing;		      /* no such Deployment */
@@ -364,7 +378,7 @@ static int read_selector(struct item *it, struct fy_document *scale)
 static void take_charge(struct plan *p, struct item *it)
 {
 	char *path = deployment_path(p, it->t->deployment, NULL);
-	it->rc = annotate(p, path, STOPPED_ANNOTATION, "true");
+	it->rc = annotate(p, path, CR_STOPPED_ANNOTATION, "true");
 	free(path);
 	if (it->rc == CR_K8S_NOT_FOUND) {
 		it->missing = true;
@@ -401,7 +415,7 @@ static void start_item(struct plan *p, struct item *it)
 	if (!it->rc)
 		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
 	if (!it->rc)
-		it->rc = annotate(p, path, STOPPED_ANNOTATION, NULL);
+		it->rc = annotate(p, path, CR_STOPPED_ANNOTATION, NULL);
 	if (it->rc == CR_K8S_NOT_FOUND)
 		it->rc = 0;
 	free(path);

@@ -8,7 +8,15 @@
 #ifndef CR_PODS_H
 #define CR_PODS_H
 
+#include <stddef.h>
+
 struct cr_config;
+struct cr_k8s;
+
+/* The marks of a stop: on each Deployment taken in charge, and on each paused HPA (holding
+ * its spec.behavior from before, as JSON). `status` reads them too. */
+#define CR_STOPPED_ANNOTATION "chartreuse.wiremind.io/stopped"
+#define CR_HPA_BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
 
 struct cr_pods;
 
@@ -32,6 +40,21 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore);
 /* Brings every Deployment back to its expected scale, gives the HPAs their behaviour back
  * and removes the marks (in parallel); 0 on success. */
 int cr_pods_start(struct cr_pods *s);
+
+/* One Deployment named by an ExpectedDeploymentScale of the release. */
+struct cr_pods_target {
+	char *deployment;
+	long expected; /* spec.expectedScale */
+	long priority; /* spec.priority, default 0 */
+};
+
+/* The release's targets in namespace ns: the ExpectedDeploymentScales labelled
+ * app.kubernetes.io/instance=<release> or release=<release> (the first naming a Deployment
+ * wins), highest priority first, then by name. *out is NULL when there are none.
+ * 0, or -1 (reported). */
+int cr_pods_targets(struct cr_k8s *k, const char *ns, const char *release,
+		    struct cr_pods_target **out, size_t *n);
+void cr_pods_targets_free(struct cr_pods_target *t, size_t n);
 
 /* "chartreuse restore --release R --namespace NS"; caller frees. */
 char *cr_pods_restore_command(const char *release, const char *ns);

@@ -502,12 +502,6 @@ def test_help_for_every_command():
         assert r.rc == 0 and r.text.startswith("usage: chartreuse"), cmd
 
 
-def test_commands_still_to_come_say_so():
-    for cmd in ["status"]:
-        r = run([cmd])
-        assert r.rc == 1 and "not built yet" in r.err_lines[0], cmd
-
-
 def test_helm3_style_invocation_without_subcommand():
     r = run(["--release=x", "--namespace=y"], stdin=CHART_OUTPUT)
     assert r.rc == 0

@@ -16,9 +16,9 @@ int cmd_post_render(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_helm_wrapper(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
-int cmd_not_built(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* Option parsing shared by the subcommands: matches "--name VALUE" and "--name=VALUE". */
 int cr_opt_value(int argc, char **argv, int *i, const char *name, const char **value);

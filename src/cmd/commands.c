@@ -1,4 +1,4 @@
-/* The command table, shared option helpers, `version`, and the commands still to come. */
+/* The command table, shared option helpers, and `version`. */
 #include "cmd.h"
 #include "log.h"
 
@@ -61,8 +61,41 @@ static const char migrate_usage[] =
 	"or parts; $CHARTREUSE_DB_<i>_PASSWORD fills in a URL without a password.\n"
 	"Exit status: 0 when every database is at its heads (or left alone by rule), 1 when\n"
 	"any failed (each database's outcome is reported).\n";
-static const char status_usage[] = "usage: chartreuse status [RELEASE] [-o table|json|yaml]\n\n"
-				   "Not built yet.\n";
+static const char status_usage[] =
+	"usage: chartreuse status [RELEASE] [-n NS] [--kube-context CTX] [--kubeconfig FILE]\n"
+	"                         [--config FILE] [-o table|json|yaml]\n"
+	"                         [--connect-timeout SECONDS]\n\n"
+	"Shows, without changing anything, where the release stands:\n"
+	"  - each database: the revisions stored in its version table, the heads of its Alembic\n"
+	"    project, and what is not applied (decided as `migrate` decides; no lock is taken);\n"
+	"  - each Deployment named by the release's ExpectedDeploymentScales: priority,\n"
+	"    expected scale, desired and ready replicas, whether an HPA of it is paused and\n"
+	"    whether chartreuse stopped it;\n"
+	"  - the newest migration Job (and restore Job) of the release and its outcome.\n\n"
+	"  RELEASE               the Helm release (default: release in --config, or\n"
+	"                        CHARTREUSE_RELEASE_NAME)\n"
+	"  -n, --namespace NS    default: HELM_NAMESPACE (helm chartreuse status -n NS sets\n"
+	"                        it), else namespace in --config, else the context's\n"
+	"  --kube-context CTX    default: HELM_KUBECONTEXT, else the current context\n"
+	"  --kubeconfig FILE     default: KUBECONFIG, ~/.kube/config, or in-cluster\n"
+	"  --config FILE         the databases, as for migrate (the Job's config.yaml); without\n"
+	"                        it the reference tool's CHARTREUSE_* variables; with neither,\n"
+	"                        the databases are skipped (and the output says so)\n"
+	"  -o, --output FORMAT   table (default), json or yaml: the same data\n"
+	"  --connect-timeout S   PostgreSQL connection timeout (default 10)\n\n"
+	"Database URLs as for migrate: $CHARTREUSE_DB_<i>_URL, else the config's url or parts\n"
+	"($CHARTREUSE_DB_<i>_PASSWORD). Passwords never appear in the output.\n\n"
+	"Exit status:\n"
+	"  0  every database at its heads (or empty and left alone by rule), every tracked\n"
+	"     Deployment running (not stopped by chartreuse, no paused HPA, not below its\n"
+	"     expectedScale (with an HPA: not at 0), every desired replica ready), and no\n"
+	"     newest migration or restore Job failed or unfinished\n"
+	"  1  attention: a migration is needed, a database is at a revision the scripts don't\n"
+	"     know, a Deployment is missing, stopped, paused, scaled down or not ready, or the\n"
+	"     newest migration or restore Job failed or has not finished (listed as problems)\n"
+	"  2  bad usage or configuration\n"
+	"  3  nothing wrong found, but part of the state could not be read (a database or the\n"
+	"     Kubernetes API unreachable, an Alembic project unreadable); 1 wins over 3\n";
 static const char wait_usage[] =
 	"usage: chartreuse wait postgres [--name NAME] (--url URL | --url-env VAR)\n"
 	"                                [--timeout SECONDS]\n"
@@ -100,7 +133,7 @@ const struct cr_command cr_commands[] = {
 	{ "upgrade", cmd_helm_wrapper, "helm upgrade with chartreuse as post-renderer",
 	  helm_usage },
 	{ "migrate", cmd_migrate, "decide, stop pods, run Alembic, start pods", migrate_usage },
-	{ "status", cmd_not_built, "where databases and Deployments stand (not built yet)",
+	{ "status", cmd_status, "where databases, Deployments and migration Jobs stand",
 	  status_usage },
 	{ "wait", cmd_wait, "wait until PostgreSQL answers (Elasticsearch: not built yet)",
 	  wait_usage },
@@ -155,13 +188,4 @@ int cmd_version(int argc, char **argv)
 	}
 	printf(short_form ? "%s\n" : "chartreuse %s\n", CHARTREUSE_VERSION);
 	return 0;
-}
-
-int cmd_not_built(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return cr_usage(argv[0], 0);
-	cr_error("%s is not built yet in this version (%s)", argv[0], CHARTREUSE_VERSION);
-	return 1;
 }

@@ -37,3 +37,22 @@ TEST(short_secrets_are_masked_as_whole_words_only)
 	free(m);
 	cr_secrets_clear();
 }
+
+TEST(last_error_is_masked_and_cut_on_a_character_boundary)
+{
+	cr_secret_add("hunter22");
+	cr_error("database main (postgresql://u:hunter22@db/x): cannot connect");
+	CHECK_STR(cr_log_last_error(), "database main (postgresql://u:***@db/x): cannot connect");
+	cr_warn("a warning is not an error");
+	CHECK_STR(cr_log_last_error(), "database main (postgresql://u:***@db/x): cannot connect");
+	/* 600 two-byte characters: the kept text stops before a split character. */
+	struct cr_buf long_text = { 0 };
+	for (int i = 0; i < 600; i++)
+		cr_buf_adds(&long_text, "\xc3\xa9");
+	cr_error("%s", long_text.data);
+	const char *kept = cr_log_last_error();
+	size_t n = kept ? strlen(kept) : 0;
+	CHECK(n > 1000 && n < 1024 && n % 2 == 0);
+	cr_buf_free(&long_text);
+	cr_secrets_clear();
+}
