@@ -28,7 +28,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(BUILD)/unit-tests
 TEMPLATES := $(sort $(wildcard templates/*.yaml))
 
-.PHONY: all test test-asan check asan valgrind bench bench-post-render bench-migrate install demo \
+.PHONY: all test test-asan check asan valgrind bench bench-post-render bench-migrate bench-pods install demo \
         clean helm deps
 all: $(BIN) $(UNIT_BIN)
 
@@ -89,13 +89,16 @@ deps:
 	bash scripts/setup.sh
 
 # --- benchmarks ----------------------------------------------------------------------------
-bench: bench-post-render bench-migrate
+bench: bench-post-render bench-migrate bench-pods
 
 bench-post-render: all helm
 	bash scripts/bench-post-render.sh
 
 bench-migrate: all
 	bash scripts/bench-migrate.sh
+
+bench-pods: all
+	$(PYTHON) scripts/bench-pods.py
 
 # --- demo and install ----------------------------------------------------------------------
 demo: all helm

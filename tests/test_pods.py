@@ -193,3 +193,19 @@ def test_kill_9_after_the_stop_then_restore_heals(release, pg, tmp_path):
 def test_restore_needs_a_release():
     r = run(["restore"])
     assert r.rc == 2 and "--release" in r.err_lines[0]
+
+
+def test_a_group_is_scaled_in_parallel(release, migration):
+    k8s = release
+    cfg, env, _ = migration
+    k8s.fault("PATCH", r"/scale$", delay=0.5, times=None)  # each scale call answers slowly
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    downs = {x.path.split("/")[-2]: x for x in k8s.request_log
+             if x.method == "PATCH" and x.path.endswith("/scale")
+             and json.loads(x.body)["spec"]["replicas"] == 0}
+    api, web = downs["api"], downs["web"]  # the priority-10 group
+    # In flight at the same time: each started before the other was answered.
+    assert api.time < web.time + web.duration and web.time < api.time + api.duration
+    # ...and never across groups: worker (priority 5) waits for api/web's Pods.
+    assert downs["worker"].time > max(api.time + api.duration, web.time + web.duration)
