@@ -1,5 +1,6 @@
 #include "es.h"
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -96,6 +97,11 @@ int cr_es_wait(const char *url, int timeout_s)
 		if (t - start >= (double)timeout_s) {
 			cr_error("elasticsearch (%s): not ready after %d s: %s", url, timeout_s,
 				 why ? why : "no answer");
+			break;
+		}
+		if (cr_terminated()) {
+			cr_error("elasticsearch (%s): interrupted (signal %d) while waiting", url,
+				 cr_terminated());
 			break;
 		}
 		if (t - noted >= PROGRESS_EVERY_S) {

@@ -112,6 +112,23 @@ static bool setup_handle(struct cr_k8s *k)
 	return setup_tls(k);
 }
 
+/* $CHARTREUSE_KUBE_REQUEST_TIMEOUT (seconds, like kubectl's --request-timeout): a slow
+ * API server should fail a request sooner than the default minute. */
+static long timeout_from_env(long def)
+{
+	const char *v = getenv("CHARTREUSE_KUBE_REQUEST_TIMEOUT");
+	char *end;
+	double s = v && *v ? strtod(v, &end) : 0;
+	if (!v || !*v)
+		return def;
+	if (*end || s <= 0 || s > 3600) {
+		cr_warn("CHARTREUSE_KUBE_REQUEST_TIMEOUT=%s is not a number of seconds (0-3600]: "
+			"using %ld s", v, def / 1000);
+		return def;
+	}
+	return (long)(s * 1000);
+}
+
 static long or_default(long v, long def)
 {
 	return v > 0 ? v : def;
@@ -124,7 +141,7 @@ static struct cr_k8s *client_new(const struct cr_k8s_options *o)
 		o = &none;
 	struct cr_k8s *k = xcalloc(1, sizeof(*k));
 	k->connect_timeout_ms = or_default(o->connect_timeout_ms, 10000);
-	k->timeout_ms = or_default(o->timeout_ms, 60000);
+	k->timeout_ms = or_default(o->timeout_ms, timeout_from_env(60000));
 	k->tries = (int)or_default(o->tries, 6);
 	k->base_ms = or_default(o->retry_base_ms, 200);
 	k->cap_ms = or_default(o->retry_cap_ms, 5000);

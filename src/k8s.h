@@ -29,7 +29,8 @@ struct cr_k8s_options {
 	const char *context;    /* --kube-context [current-context] */
 	const char *namespace;  /* --namespace [context's, in-cluster file's, "default"] */
 	long connect_timeout_ms; /* [10000] */
-	long timeout_ms;         /* whole request, per attempt [60000] */
+	long timeout_ms;         /* whole request, per attempt [$CHARTREUSE_KUBE_REQUEST_TIMEOUT
+				  * seconds, else 60000] */
 	int tries;               /* attempts for a retryable failure [6] */
 	long retry_base_ms;      /* first backoff [200], doubling... */
 	long retry_cap_ms;       /* ...up to [5000]; Retry-After is honoured up to 60 s */

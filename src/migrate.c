@@ -341,10 +341,20 @@ static int settled_state(struct db_run *d, const struct cr_migrate_options *o,
 				       o->connect_timeout, now);
 }
 
-/* After a failure: is the database exactly where it was? Anything not proven counts as
- * changed. */
-static void check_unchanged(struct db_run *d, const struct cr_migrate_options *o,
-			    const struct cr_strlist *before)
+/* Nothing of the graph missing from these stored revisions (known only with the graph). */
+static bool at_heads(struct db_run *d, const struct cr_strlist *stored)
+{
+	struct cr_strlist missing = { 0 };
+	bool none = d->native && cr_revgraph_missing(&d->graph, stored, &missing) == 0 &&
+		    missing.n == 0;
+	cr_strlist_free(&missing);
+	return none;
+}
+
+/* After a failure: is the database exactly where it was, or (Alembic was stopped after
+ * its last commit) at its heads? Anything not proven counts as changed. */
+static void judge_failure(struct db_run *d, const struct cr_migrate_options *o,
+			  const struct cr_strlist *before)
 {
 	struct cr_strlist now = { 0 };
 	if (settled_state(d, o, &now)) {
@@ -352,16 +362,21 @@ static void check_unchanged(struct db_run *d, const struct cr_migrate_options *o
 			 "changed", d->db->name);
 		return;
 	}
-	d->unchanged = same_set(&now, before);
 	struct cr_buf b = { 0 }, a = { 0 };
 	list_text(&b, before, 8);
 	list_text(&a, &now, 8);
-	if (d->unchanged)
+	d->unchanged = same_set(&now, before);
+	if (d->unchanged) {
 		cr_info("database %s: unchanged by the failed upgrade (still at %s)", d->db->name,
 			b.data);
-	else
+	} else if (at_heads(d, &now)) {
+		cr_warn("database %s: alembic did not finish cleanly, but the database is at its "
+			"heads (%s): counted as migrated", d->db->name, a.data);
+		d->outcome = O_MIGRATED;
+	} else {
 		cr_error("database %s: the failed upgrade changed it: it was at %s, it is at %s",
 			 d->db->name, b.data, a.data);
+	}
 	cr_buf_free(&b);
 	cr_buf_free(&a);
 	cr_strlist_free(&now);
@@ -389,8 +404,8 @@ static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
 		cr_error("database %s: %s", d->db->name, why);
 		fail(d, why);
 		free(why);
-		check_unchanged(d, o, &before);
-	} else if (read_state(d)) {
+		judge_failure(d, o, &before);
+	} else if (reconnect_if_lost(d, o) || read_state(d)) {
 		fail(d, "its state after the upgrade could not be read");
 	} else if (d->native && d->missing.n) {
 		struct cr_buf m = { 0 };
@@ -533,10 +548,13 @@ static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size
 	for (size_t i = 0; i < n; i++) {
 		if (runs[i].outcome != O_NEEDED)
 			continue;
-		if (cr_terminated())
+		if (cr_terminated()) {
+			cr_error("database %s: interrupted (signal %d): alembic not run",
+				 runs[i].db->name, cr_terminated());
 			fail(&runs[i], "not run: interrupted");
-		else
+		} else {
 			upgrade(&runs[i], o);
+		}
 	}
 	if (cr_terminated())
 		cr_eslembic_not_run(es, "not run: interrupted");

@@ -525,6 +525,8 @@ static int ping_until(const char *name, const char *libpq_url, int timeout_s)
 		double left = deadline - now_s();
 		if (left <= 0)
 			return -1;
+		if (cr_terminated())
+			return -3;
 		int waited = progress_due(&prog);
 		if (waited)
 			cr_info("database %s: no answer yet (%d s of %d s)", name, waited,
@@ -544,6 +546,10 @@ int cr_pg_wait(const char *name, const char *url, int timeout_s)
 		char *why = no_answer_reason(libpq_url);
 		cr_error("database %s (%s): %s", name, url, why);
 		free(why);
+		rc = -1;
+	} else if (rc == -3) {
+		cr_error("database %s: interrupted (signal %d) while waiting for the server", name,
+			 cr_terminated());
 		rc = -1;
 	} else if (rc == -1) {
 		char *why = no_answer_reason(libpq_url);

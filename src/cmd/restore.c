@@ -5,6 +5,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "log.h"
+#include "proc.h"
 #include "pods.h"
 #include "util.h"
 #include "ytree.h"
@@ -42,9 +43,13 @@ int cmd_restore(int argc, char **argv)
 		yt_set_str(root, "namespace", namespace);
 	struct cr_config cfg;
 	int rc = cr_config_load(&cfg, d, "restore");
+	/* A restore is what brings the service back: a termination request lets it finish. */
+	cr_proc_catch_termination();
 	struct cr_pods *pods = rc ? NULL : cr_pods_open(&cfg);
 	rc = pods ? cr_pods_start(pods) : -1;
 	cr_pods_close(pods);
+	if (cr_terminated())
+		cr_info("restore: signal %d received; finished the restore first", cr_terminated());
 	cr_config_free(&cfg);
 	cr_secrets_clear();
 	return rc ? 1 : 0;

@@ -4,6 +4,7 @@
 #include "cmd.h"
 #include "es.h"
 #include "log.h"
+#include "proc.h"
 #include "pg.h"
 #include "util.h"
 
@@ -104,13 +105,14 @@ static int wait_for(int argc, char **argv, bool postgres)
 	char *url = url_from(&o, argv[1]);
 	if (!url)
 		return 2;
+	cr_proc_catch_termination(); /* PID 1 of an init container: SIGTERM needs a handler */
 	if (postgres)
 		rc = cr_pg_wait(o.name, url, o.timeout_s) == 0 ? 0 : 1;
 	else
 		rc = cr_es_wait(url, o.timeout_s) == 0 ? 0 : 1;
 	free(url);
 	cr_secrets_clear();
-	return rc;
+	return cr_terminated() ? 128 + cr_terminated() : rc;
 }
 
 int cmd_wait(int argc, char **argv)
