@@ -498,6 +498,42 @@ def test_sim_stop_kills_everything_still_running(tmp_path):
     assert not runner.run_of("forever").is_alive()
 
 
+def test_no_container_outlives_a_killed_test_process(tmp_path):
+    script = f"""
+import os, signal, sys, time
+sys.path.insert(0, {str(REPO / "tests")!r})
+from k8s_sim import K8sSim
+from k8s_sim.jobrunner import Image, JobRunner
+sim = K8sSim(tls=False).start()
+runner = JobRunner(sim, images={{"tools": Image()}}, workdir={str(tmp_path)!r}, install=True)
+sim.put({{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "p", "namespace": "default"}},
+         "spec": {{"restartPolicy": "Never",
+                   "containers": [{{"name": "c", "image": "tools",
+                                    "command": ["sleep", "60"]}}]}}}})
+pid = sim.wait_for(lambda: runner.run_of("p") and runner.run_of("p").mains[0].proc
+                   and runner.run_of("p").mains[0].proc.pid, timeout=10)
+print(pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    pid = int(out.stdout.split()[0])
+
+    def dead():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    deadline = time.monotonic() + 5
+    while not dead() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dead()
+
+
 # --- chartreuse's own migration Job ---------------------------------------------------
 
 def alembic_head(directory):

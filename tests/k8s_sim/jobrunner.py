@@ -131,6 +131,7 @@ becomes its `terminated.message`).
 """
 import base64
 import copy
+import ctypes
 import itertools
 import os
 import posixpath
@@ -157,6 +158,15 @@ MAX_BACKOFF = 10.0
 LOG_TAIL_LINES = 80
 LOG_TAIL_BYTES = 2048
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+PR_SET_PDEATHSIG = 1     # <sys/prctl.h>
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_runner():
+    """In the child before exec: SIGKILL when the thread that started it ends. A Pod's
+    thread reaps its processes before it ends, so this only fires when the test process
+    dies without cleaning up (SIGKILL, a timeout): no container outlives the tests."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -629,7 +639,7 @@ class PodRun(threading.Thread):
                 c.proc = subprocess.Popen(argv, executable=exe, env=env, cwd=cwd,
                                           stdin=subprocess.DEVNULL, stdout=out,
                                           stderr=subprocess.STDOUT, start_new_session=True,
-                                          close_fds=True)
+                                          close_fds=True, preexec_fn=_die_with_runner)
             except OSError as e:
                 c.proc = None
                 msg = str(e.args[0]) if exe is None else \
