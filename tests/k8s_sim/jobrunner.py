@@ -51,7 +51,9 @@ container's log file. Only the container's own environment is passed, not the te
 process: `host_env`). When the main process exits, what is left of its process group is
 killed, as the end of a container's PID namespace would.
 
-Environment, in this order (later wins): the image's `env`; `HOSTNAME` (the Pod's name);
+Environment, in this order (later wins): the image's `env` (`PATH` unless it sets one: the
+image's `path` dirs, then `host_path`, default /usr/bin:/bin, so that host tools such as
+`alembic`, `python3`, `cp`, `sh` are found; `HOME` /root unless set); `HOSTNAME` (the Pod's name);
 `KUBERNETES_SERVICE_HOST` / `KUBERNETES_SERVICE_PORT` (+ `_HTTPS`, `KUBERNETES_PORT...`)
 pointing at the simulator; with the service account mounted, `CHARTREUSE_SERVICEACCOUNT_DIR`
 (chartreuse reads its in-cluster credentials there: see "Paths" for why); `envFrom`
@@ -59,10 +61,10 @@ pointing at the simulator; with the service account mounted, `CHARTREUSE_SERVICE
 are skipped); `env` (`value` with `$(VAR)` expansion over what is defined so far,
 `valueFrom` `secretKeyRef` / `configMapKeyRef` with `optional`, `fieldRef` on
 metadata.name / namespace / uid / labels['k'] / annotations['k'], spec.nodeName /
-serviceAccountName, status.podIP / hostIP; `resourceFieldRef` is not supported). `PATH`,
-unless set: the image's `path` dirs, then `host_path` (default /usr/bin:/bin, so host tools
-such as `alembic`, `python3`, `cp`, `sh` are found). `HOME` defaults to `/root`. Secret data
-is base64-decoded; bytes that are not UTF-8 pass through unchanged (surrogateescape).
+serviceAccountName, status.podIP / hostIP; `resourceFieldRef` is not supported). As in the
+kubelet, `$(VAR)` in env values, command and args sees the Kubernetes-provided variables, not
+the image's `env`. Secret data is base64-decoded; bytes that are not UTF-8 pass through
+unchanged (surrogateescape).
 
 Service account. Unless `automountServiceAccountToken: false` (on the Pod or on its
 ServiceAccount, if that exists), the runner mints a token (`sim.add_token`, user
@@ -972,7 +974,7 @@ class PodRun(threading.Thread):
             sub = vm.get("subPath")
             if vm.get("subPathExpr"):
                 if env_for_subpath is None:
-                    env_for_subpath = self._env(c, img)
+                    env_for_subpath = self._env(c, img)[1]
                 sub = expand(vm["subPathExpr"], env_for_subpath.get)
             if sub:
                 if ".." in sub.split("/") or sub.startswith("/"):
@@ -1000,20 +1002,20 @@ class PodRun(threading.Thread):
         return _decode(data[key])
 
     def _env(self, c, img):
-        """The container's environment, container-side (before path translation)."""
+        """(environment, what $(VAR) sees), container-side, before path translation.
+        As in the kubelet, $(VAR) sees the service variables, envFrom and the env entries
+        (those before it, for an env value), not the image's ENV."""
         what = "CreateContainerConfigError"
-        env = dict(img.env)
-        env["HOSTNAME"] = self.pod_name
         host, port = self.sim.host, str(self.sim.port)
-        env.update({"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
-                    "KUBERNETES_SERVICE_PORT_HTTPS": port,
-                    "KUBERNETES_PORT": f"tcp://{host}:{port}",
-                    f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}",
-                    f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
-                    f"KUBERNETES_PORT_{port}_TCP_PORT": port,
-                    f"KUBERNETES_PORT_{port}_TCP_ADDR": host})
+        visible = {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
+                   "KUBERNETES_SERVICE_PORT_HTTPS": port,
+                   "KUBERNETES_PORT": f"tcp://{host}:{port}",
+                   f"KUBERNETES_PORT_{port}_TCP": f"tcp://{host}:{port}",
+                   f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+                   f"KUBERNETES_PORT_{port}_TCP_PORT": port,
+                   f"KUBERNETES_PORT_{port}_TCP_ADDR": host}
         if "kube-api-access-sim" in self.volumes:
-            env.update(self.runner.extra_env)
+            visible.update(self.runner.extra_env)
         for ef in c.spec.get("envFrom") or []:
             prefix = ef.get("prefix", "")
             if "secretRef" in ef or "configMapRef" in ef:
@@ -1022,7 +1024,7 @@ class PodRun(threading.Thread):
                 obj = self._object(plural, ref.get("name"), ref.get("optional", False), what)
                 for k, v in self._data(plural, obj).items():
                     if ENV_NAME.match(prefix + k):
-                        env[prefix + k] = _decode(v)
+                        visible[prefix + k] = _decode(v)
         for e in c.spec.get("env") or []:
             name = e.get("name", "")
             if "valueFrom" in e:
@@ -1040,25 +1042,27 @@ class PodRun(threading.Thread):
                 if v is None:
                     continue
             else:
-                v = expand(str(e.get("value", "")), env.get)
-            env[name] = v
-        if "PATH" not in env:
-            env["PATH"] = ":".join(list(img.path) + [self.runner.host_path])
+                v = expand(str(e.get("value", "")), visible.get)
+            visible[name] = v
+        env = dict(img.env)
+        env.setdefault("PATH", ":".join(list(img.path) + [self.runner.host_path]))
         env.setdefault("HOME", "/root")
-        return env
+        env["HOSTNAME"] = self.pod_name
+        env.update(visible)
+        return env, visible
 
     def _prepare(self, c):
         """(argv, executable, env, cwd) for the container's next process, host-side."""
         self._build_root(c)
         img = c.image
-        env = self._env(c, img)
+        env, visible = self._env(c, img)
         command = c.spec.get("command") or []
         args = c.spec.get("args")
         if not command:
             command = list(img.entrypoint)
             if args is None:
                 args = list(img.cmd)
-        argv = [expand(str(a), env.get) for a in list(command) + list(args or [])]
+        argv = [expand(str(a), visible.get) for a in list(command) + list(args or [])]
         if not argv:
             raise ConfigError("CreateContainerError", "no command specified")
         host_env = {k: c.translate(v) for k, v in env.items() if k != "PATH" and
