@@ -13,7 +13,8 @@ their semantics), store.py (objects, resourceVersions, change history), watch.py
 streams), controller.py (Deployment/ReplicaSet controllers, kubelet, garbage collector,
 optional HPA), discovery.py (resource registry, discovery and OpenAPI documents),
 tables.py (server-side printing for kubectl), patch.py (merge/strategic/JSON patch and
-server-side apply), selectors.py (label and field selectors), certs.py (openssl CA).
+server-side apply), selectors.py (label and field selectors), certs.py (openssl CA),
+jobrunner.py (a kubelet_hook that runs Job Pods' containers as local processes).
 Standard library plus PyYAML only.
 """
 from .api import ApiError, Ctx

@@ -714,6 +714,10 @@ class K8sSim:
         if self._server is None:
             return
         self._stopped.set()
+        # a kubelet hook that runs processes (jobrunner.JobRunner) kills them here
+        close_hook = getattr(self.kubelet_hook, "close", None)
+        if close_hook is not None:
+            close_hook()
         with self.store.lock:
             self.store.stopping = True
             self.store.cond.notify_all()
