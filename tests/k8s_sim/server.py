@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from . import tables
+from . import protobuf, tables
 from .api import Api, ApiError, Ctx, NO_RESOURCE, bad_request
 from .certs import shared_authority
 from .controller import ControllerManager
@@ -82,6 +82,7 @@ class RequestRecord:
     raw_query: str
     content_type: str
     body: bytes
+    accept: str = ""
     user: str = ""
     user_agent: str = ""
     status: int = 0
@@ -96,6 +97,8 @@ class RequestRecord:
         return self.query.get("watch") in ("1", "true")
 
     def json(self):
+        if self.content_type.startswith(protobuf.CONTENT_TYPE):
+            return protobuf.decode(self.body)
         try:
             return json.loads(self.body) if self.body else None
         except ValueError:
@@ -188,8 +191,8 @@ class Fault:
 
 
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-           405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 422: "Invalid",
-           429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+           405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
            504: "Timeout"}
 
 
@@ -356,6 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         rec = RequestRecord(self.command, urllib.parse.unquote(url.path), query, url.query,
                             self.headers.get("Content-Type", ""), body,
+                            accept=self.headers.get("Accept", ""),
                             user_agent=self.headers.get("User-Agent", ""),
                             time=time.monotonic(), wall=time.time())
         self._rec = rec
@@ -464,6 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, doc)
         if path.startswith("/openapi/"):
             raise NO_RESOURCE
+        _check_accept(accept)
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
@@ -529,11 +534,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body_json(self, body):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if ctype in ("application/vnd.kubernetes.protobuf", "application/cbor"):
+        if ctype == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(body)
+            except protobuf.ProtobufError as e:
+                raise ApiError(415, "UnsupportedMediaType", str(e))
+        if ctype == "application/cbor":
             raise ApiError(415, "UnsupportedMediaType",
                            f"the body of the request was in an unknown format - accepted media "
-                           f"types include: application/json, application/yaml "
-                           f"(k8s-sim speaks no {ctype})")
+                           f"types include: application/json, application/yaml, "
+                           f"{protobuf.CONTENT_TYPE} (k8s-sim speaks no {ctype})")
         try:
             if ctype == "application/yaml":
                 return yaml.safe_load(body.decode())
@@ -644,6 +654,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+def _check_accept(accept):
+    """406 when the client accepts none of the media types the simulator answers in (JSON;
+    client-go's protobuf clients list application/json as a fallback, so they never get
+    this)."""
+    if not accept.strip():
+        return
+    for media in accept.split(","):
+        mtype = media.split(";")[0].strip().lower()
+        if mtype in ("application/json", "application/*", "*/*", "application/yaml",
+                     "application/json-seq", ""):
+            return
+    raise ApiError(406, "NotAcceptable",
+                   f"only the following media types are accepted: application/json, "
+                   f"application/yaml (k8s-sim answers no {accept.split(',')[0].strip()})")
 
 
 # --- the simulator --------------------------------------------------------------------
