@@ -195,6 +195,13 @@ class Api:
 
     def _finish(self, rt, ns, obj, old, ctx):
         """Fill what the server owns and the kind's defaults; validate."""
+        if not rt.custom:
+            # a typed server decodes `null` as the zero value and does not write it back
+            # (Helm renders `metadata:` with nothing under it as null, for instance)
+            for k in [k for k in obj if k != "status"]:
+                obj[k] = _drop_nulls(obj[k])
+                if obj[k] is None:
+                    del obj[k]
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = _meta(obj)
         if rt.namespaced:
@@ -806,6 +813,14 @@ class Api:
                               meta.get("name", "")) is None:
                 return self.create(rt, ns, body, ctx)
             return self.update(rt, ns, meta["name"], body, ctx)
+
+
+def _drop_nulls(v):
+    if isinstance(v, dict):
+        return {k: _drop_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_drop_nulls(x) for x in v]
+    return v
 
 
 def _without_managed(obj):
