@@ -679,9 +679,10 @@ class K8sSim:
 
     def __init__(self, *, tls=True, host="127.0.0.1", port=0, tokens=None,
                  anonymous=False, client_cert_auth=True, pod_start_delay=0.2,
-                 pod_stop_delay=0.2, install_eds_crd=True, aggregated_discovery=True,
-                 openapi=True, hpa_controller=False, kubelet=True, namespaces=("default",),
-                 authority=None, bookmark_interval=5.0, default_watch_timeout=1800.0):
+                 pod_stop_delay=0.2, pod_run_delay=0.1, install_eds_crd=True,
+                 aggregated_discovery=True, openapi=True, hpa_controller=False, kubelet=True,
+                 namespaces=("default",), authority=None, bookmark_interval=5.0,
+                 default_watch_timeout=1800.0):
         self.tls = tls
         self.host, self._port = host, port
         self.token = "sim-token-" + os.urandom(6).hex()
@@ -691,6 +692,7 @@ class K8sSim:
         self.client_cert_auth = client_cert_auth
         self.pod_start_delay = pod_start_delay
         self.pod_stop_delay = pod_stop_delay
+        self.pod_run_delay = pod_run_delay  # how long a Job's Pod runs before it exits
         self.aggregated_discovery = aggregated_discovery
         self.openapi = openapi
         self.hpa_controller = hpa_controller
@@ -852,6 +854,22 @@ class K8sSim:
         return [copy.deepcopy(o) for o in self.store.list(rt.group, rt.plural,
                                                           namespace if rt.namespaced else None)
                 if sel.matches(o["metadata"].get("labels"))]
+
+    def history(self, kind, name=None, namespace="default"):
+        """[(event type, object copy)] of every change to objects of a kind (one name), oldest
+        first, as far back as the change history goes: what a Job went through before Helm
+        deleted it, for instance."""
+        rt = self.resource(kind)
+        ns = namespace if rt.namespaced else ""
+        with self.store.lock:
+            try:
+                events = self.store.events_since(self.store.compacted_rv)
+            except LookupError:
+                events = []
+        return [(ev.type, copy.deepcopy(ev.obj)) for ev in events
+                if (ev.group, ev.plural) == (rt.group, rt.plural)
+                and (namespace is None or ev.namespace == ns)
+                and (name is None or ev.name == name)]
 
     def delete(self, kind, name, namespace="default", **options):
         rt = self.resource(kind)
