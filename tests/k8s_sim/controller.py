@@ -616,8 +616,9 @@ class JobController(Reconciler):
       completion, `podFailurePolicy`, `successPolicy` and `podReplacementPolicy` are not
       simulated; a `restartPolicy: OnFailure` Pod fails like a `Never` one (no in-place
       container restarts).
-    - Pods of a Job that is gone or being deleted lose their finalizer, so the garbage
-      collector can delete them (a Job deleted with propagationPolicy Orphan leaves them).
+    - Pods of a Job that is gone or being deleted, and Pods orphaned (propagationPolicy
+      Orphan), lose the finalizer, so the garbage collector can delete them or they stay
+      as plain Pods.
     """
 
     def observe(self, ev):
@@ -627,13 +628,16 @@ class JobController(Reconciler):
             self.mark("orphans", ev.namespace, ev.obj["metadata"].get("uid", ""))
         elif (ev.group, ev.plural) == ("", "pods"):
             ref = controller_of(ev.obj)
+            tracked = ev.type != "DELETED" and \
+                JOB_TRACKING in (ev.obj["metadata"].get("finalizers") or [])
             if ref and ref.get("kind") == "Job":
                 job = self.store.get("batch", "jobs", ev.namespace, ref["name"])
                 if job is not None and job["metadata"]["uid"] == ref.get("uid"):
                     self.mark("job", ev.namespace, ref["name"])
-                elif ev.type != "DELETED" and \
-                        JOB_TRACKING in (ev.obj["metadata"].get("finalizers") or []):
+                elif tracked:
                     self.mark("orphans", ev.namespace, ref.get("uid", ""))
+            elif tracked:  # orphaned (propagationPolicy Orphan): no Job counts it any more
+                self.mark("orphans", ev.namespace, "")
 
     def resync(self):
         for j in self.store.list("batch", "jobs"):
@@ -654,9 +658,11 @@ class JobController(Reconciler):
         """Remove the tracking finalizer from Pods whose Job is gone or being deleted."""
         with self.store.lock:
             for p in self.store.list("", "pods", ns):
+                if JOB_TRACKING not in (p["metadata"].get("finalizers") or []):
+                    continue
                 ref = controller_of(p) or {}
-                if ref.get("kind") != "Job" or \
-                        JOB_TRACKING not in (p["metadata"].get("finalizers") or []):
+                if ref.get("kind") != "Job":
+                    self._drop_finalizer(p)
                     continue
                 if job_uid and ref.get("uid") != job_uid:
                     continue
