@@ -233,6 +233,21 @@ def test_kubectl_apply_client_and_server_side(sim, kubectl132, tmp_path):
     assert sim.get("deploy", "api")["spec"]["replicas"] == 2
 
 
+def test_kubectl_waits_for_a_job_and_deletes_it(sim, kubectl, tmp_path):
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "m", "image": "app:1"}]}}}}))
+    kubectl("create", "-f", str(manifest))
+    kubectl("wait", "--for=condition=complete", "job/migrate", "--timeout=10s")
+    row = kubectl("get", "job", "migrate", "--no-headers").stdout.split()
+    assert row[1:3] == ["Complete", "1/1"], row
+    assert "Completed" in kubectl("get", "pods", "-l", "job-name=migrate").stdout
+    kubectl("delete", "job/migrate", "--wait", "--timeout=10s")
+    sim.wait_for(lambda: not sim.objects("pods"), what="the Job's Pod collected")
+
+
 def test_kubectl_sees_injected_faults(sim, kubectl132):
     kubectl = kubectl132
     sim.put(deployment("web", 1))
