@@ -307,6 +307,8 @@ def test_upgrade_install_new_release_and_wait(sim, helm, chart):
     assert secrets[1]["metadata"]["labels"]["status"] == "deployed"
     status = sim.get("deploy", "fresh-web")["status"]
     assert status.get("readyReplicas") == 2, status  # ready when Helm returned
+    budget = sim.get("pdb", "fresh-web")["status"]
+    assert (budget["currentHealthy"], budget["desiredHealthy"]) == (2, 1)
     assert runs(sim, "fresh-post") == 1 and sim.get("jobs", "fresh-post") is None
 
     helm("uninstall", "fresh", "--wait", "--timeout", TIMEOUT)

@@ -91,9 +91,10 @@ class ControllerManager(threading.Thread):
         self.rt_deploy = reg.by_path("apps", "v1", "deployments")
         self.rt_hpa = reg.by_path("autoscaling", "v2", "horizontalpodautoscalers")
         self.rt_job = reg.by_path("batch", "v1", "jobs")
+        self.rt_pdb = reg.by_path("policy", "v1", "poddisruptionbudgets")
         self.reconcilers = [GarbageCollector(self), DeploymentController(self),
                             ReplicaSetController(self), JobController(self), Kubelet(self),
-                            HpaController(self)]
+                            DisruptionController(self), HpaController(self)]
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -876,6 +877,72 @@ class GarbageCollector(Reconciler):
                     del o["metadata"]["finalizers"]
             if rt is not None:
                 self.mgr.mutate(rt, ons, name, drop, uid)
+
+
+class DisruptionController(Reconciler):
+    """PodDisruptionBudget status, as the disruption controller keeps it: expectedPods (the
+    selected Pods that are not finished), currentHealthy (the Ready ones), desiredHealthy
+    (from minAvailable or maxUnavailable, integers or percentages of expectedPods),
+    disruptionsAllowed and the DisruptionAllowed condition. Helm 4's kstatus waits until a
+    budget is met. Evictions are not simulated (no `pods/eviction` subresource)."""
+
+    def observe(self, ev):
+        if (ev.group, ev.plural) == ("policy", "poddisruptionbudgets"):
+            if ev.type != "DELETED":
+                self.mark(ev.namespace, ev.name)
+        elif (ev.group, ev.plural) == ("", "pods"):
+            for pdb in self.store.list("policy", "poddisruptionbudgets", ev.namespace):
+                self.mark(ev.namespace, pdb["metadata"]["name"])
+
+    def resync(self):
+        for pdb in self.store.list("policy", "poddisruptionbudgets"):
+            self.mark(pdb["metadata"]["namespace"], pdb["metadata"]["name"])
+
+    def reconcile(self, ns, name):
+        from .selectors import LabelSelector, SelectorError
+        with self.store.lock:
+            pdb = self.store.get("policy", "poddisruptionbudgets", ns, name)
+            if pdb is None:
+                return
+            spec, meta = pdb.get("spec") or {}, pdb["metadata"]
+            try:
+                sel = LabelSelector.from_spec(spec.get("selector") or {})
+            except SelectorError:
+                return
+            pods = [p for p in self.store.list("", "pods", ns)
+                    if sel.matches(p["metadata"].get("labels")) and is_active(p)]
+            expected = len(pods)
+            healthy = sum(1 for p in pods if is_ready(p))
+
+            def amount(v, round_up):
+                if isinstance(v, str) and v.endswith("%"):
+                    exact = expected * int(v[:-1] or 0) / 100
+                    return int(-(-exact // 1)) if round_up else int(exact)
+                return int(v)
+            if spec.get("minAvailable") is not None:
+                desired = amount(spec["minAvailable"], True)
+            elif spec.get("maxUnavailable") is not None:
+                desired = max(0, expected - amount(spec["maxUnavailable"], True))
+            else:
+                desired = expected
+            allowed = max(0, healthy - desired)
+            old = pdb.get("status") or {}
+            prev = next((c for c in old.get("conditions") or []
+                         if c.get("type") == "DisruptionAllowed"), {})
+            st = "True" if allowed > 0 else "False"
+            cond = {"type": "DisruptionAllowed", "status": st,
+                    "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
+                    "message": "", "observedGeneration": meta.get("generation", 1),
+                    "lastTransitionTime": prev.get("lastTransitionTime", now_rfc3339())
+                    if prev.get("status") == st else now_rfc3339()}
+            status = {"observedGeneration": meta.get("generation", 1),
+                      "disruptionsAllowed": allowed, "currentHealthy": healthy,
+                      "desiredHealthy": desired, "expectedPods": expected,
+                      "conditions": [cond]}
+            if status != old:
+                def set_status(o):
+                    o["status"] = status
+                self.mgr.mutate(self.mgr.rt_pdb, ns, name, set_status, meta["uid"])
 
 
 class HpaController(Reconciler):
