@@ -308,10 +308,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Audit-Id", self._audit_id)
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
+        # logged before the answer goes out: a client that got its answer finds its request
+        # in the log (the duration is filled in afterwards)
+        self._rec.status = code
+        if not self._rec.logged:
+            self._rec.logged = True
+            self.sim.request_log.append(self._rec)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._rec.status = code
 
     def _send_error(self, err):
         self._send(err.code, err.status(), headers=err.headers)
