@@ -28,13 +28,16 @@ pytestmark = pytest.mark.helm
 TIMEOUT = "60s"
 
 CHART_YAML = "apiVersion: v2\nname: demo\nversion: 0.1.0\nappVersion: \"1.0\"\n"
-VALUES_YAML = "image: app:1\nreplicas: 2\nfailHook: false\n"
+VALUES_YAML = "image: app:1\nreplicas: 2\nfailHook: false\ntypo: false\n"
 TEMPLATES = textwrap.dedent("""\
     apiVersion: apps/v1
     kind: Deployment
     metadata:
       name: {{ .Release.Name }}-web
       labels: {app: {{ .Release.Name }}-web}
+    {{- if .Values.typo }}
+    replicaz: 2
+    {{- end }}
     spec:
       replicas: {{ .Values.replicas }}
       selector:
@@ -314,6 +317,20 @@ def test_upgrade_install_new_release_and_wait(sim, helm, chart):
     helm("uninstall", "fresh", "--wait", "--timeout", TIMEOUT)
     assert sim.get("deploy", "fresh-web") is None
     assert release_secrets(sim, "fresh") == {}
+
+
+def test_a_field_the_type_does_not_declare(sim, helm, chart):
+    """A misindented field: Helm 3 sends no fieldValidation, so the server drops it with a
+    warning that Helm prints; Helm 4 applies server-side, which refuses it."""
+    p = helm("install", "typo", str(chart), "--set", "typo=true", "--timeout", TIMEOUT,
+             check=False)
+    if helm.major == 3:
+        assert p.returncode == 0 and 'unknown field "replicaz"' in p.stderr, p.stderr
+        assert "replicaz" not in sim.get("deploy", "typo-web")
+    else:
+        assert p.returncode != 0
+        assert ".replicaz: field not declared in schema" in p.stderr, p.stderr
+        assert sim.get("deploy", "typo-web") is None
 
 
 def test_example_chart_through_chartreuse(sim, helm):

@@ -624,6 +624,47 @@ def test_stop_is_clean():
     assert threading.active_count() <= before
 
 
+# --- unknown fields ---------------------------------------------------------------------
+
+def test_unknown_fields_and_field_validation(sim, kubectl, tmp_path):
+    c = Client(sim)
+    deploys = "/apis/apps/v1/namespaces/default/deployments"
+    bad = dict(deployment("web", 1), replicas=3)  # misindented: beside spec
+    r = c.request("POST", deploys, bad, query={"fieldValidation": "Strict"})
+    assert r.status == 400 and 'strict decoding error: unknown field "replicas"' in \
+        r.json()["message"], r.body
+    r = c.request("POST", deploys, bad)  # default: Warn (dropped, with a warning)
+    assert r.status == 201 and "replicas" not in r.json()
+    assert r.headers["Warning"] == '299 - "unknown field \\"replicas\\""'
+    r = c.request("POST", deploys, dict(bad, metadata={"name": "x"}), query={
+        "fieldValidation": "Sloppy"})
+    assert r.status == 400 and "fieldValidation" in r.json()["message"]
+    # server-side apply refuses unknown fields whatever fieldValidation says
+    r = c.request("PATCH", deploys + "/web", dict(bad, replicas=4),
+                  ctype="application/apply-patch+yaml", query={"fieldManager": "t"})
+    assert r.status == 400 and ".replicas: field not declared in schema" in \
+        r.json()["message"]
+    # custom resources: checked (and pruned) against the CRD's schema, all the way down
+    eds_path = "/apis/wiremind.io/v1/namespaces/default/expecteddeploymentscales"
+    doc = eds("web", 2)
+    doc["spec"]["expectedScael"] = 3
+    r = c.request("POST", eds_path, doc, query={"fieldValidation": "Strict"})
+    assert r.status == 400 and 'unknown field "spec.expectedScael"' in r.json()["message"]
+    r = c.request("POST", eds_path, doc, query={"fieldValidation": "Ignore"})
+    assert r.status == 201 and "Warning" not in r.headers
+    assert sim.get("eds", "web")["spec"] == {"deploymentName": "web", "expectedScale": 2,
+                                             "priority": 0}
+    # kubectl validates strictly by default (server-side: the OpenAPI documents declare
+    # fieldValidation); --validate=false drops the field
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "cfg"}, "datta": {"a": "1"}}))
+    res = kubectl("create", "-f", str(manifest), check=False)
+    assert res.returncode != 0 and 'unknown field "datta"' in res.stderr, res.stderr
+    kubectl("create", "--validate=false", "-f", str(manifest))
+    assert "datta" not in sim.get("cm", "cfg")
+
+
 # --- Jobs -------------------------------------------------------------------------------
 
 def job(name, backoff_limit=0, annotations=None, template_annotations=None, **spec):

@@ -29,6 +29,7 @@ import uuid
 import yaml
 
 from . import patch as P
+from . import validation as V
 from .discovery import apply_schema_defaults, types_from_crd
 from .selectors import FieldSelector, LabelSelector, SelectorError, selector_string
 
@@ -106,6 +107,7 @@ class Ctx:
         # the manager name was derived from the User-Agent (no fieldManager parameter):
         # fine for updates, refused for server-side apply
         self.manager_from_agent = manager_from_agent
+        self.warnings = []  # answered as `Warning: 299` headers
 
 
 INTERNAL = Ctx(manager="k8s-sim-controller")
@@ -461,9 +463,30 @@ class Api:
         if not new["metadata"]["managedFields"]:
             del new["metadata"]["managedFields"]
 
+    def _unknown_fields(self, rt, obj, ctx, name="", apply=False):
+        """Drop the fields the type does not declare, or refuse them (validation.py)."""
+        found = V.unknown_fields(rt, obj)
+        if not found:
+            return
+        paths = [p for _, _, p in found]
+        if apply:
+            gvk = f"{rt.api_version}, Kind={rt.kind}"
+            where = f"{obj.get('metadata', {}).get('namespace', '')}/{name}" \
+                if rt.namespaced else name
+            raise bad_request(f"failed to create typed patch object ({where}; {gvk}): " +
+                              ", ".join(f".{p}: field not declared in schema" for p in paths))
+        if ctx.field_validation == "Strict":
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                              f'{rt.kind}: strict decoding error: ' +
+                              ", ".join(f'unknown field "{p}"' for p in paths))
+        V.prune(found)
+        if ctx.field_validation != "Ignore":
+            ctx.warnings += [f'unknown field "{p}"' for p in paths]
+
     def create(self, rt, ns, body, ctx):
         self._check_type(rt, body, ns)
         obj = copy.deepcopy(body)
+        self._unknown_fields(rt, obj, ctx, (obj.get("metadata") or {}).get("name", ""))
         meta = _meta(obj)
         meta.pop("resourceVersion", None)
         meta.pop("managedFields", None)
@@ -502,6 +525,7 @@ class Api:
                     obj.pop("status", None)
             else:
                 obj = copy.deepcopy(body)
+                self._unknown_fields(rt, obj, ctx, name)
                 _meta(obj)["name"] = name
                 if "managedFields" in old["metadata"]:
                     obj["metadata"]["managedFields"] = old["metadata"]["managedFields"]
@@ -571,6 +595,7 @@ class Api:
                     obj.pop("status")
             else:
                 obj = new
+                self._unknown_fields(rt, obj, ctx, name)
                 if rt.has_status and not ctx.raw_status:
                     if "status" in old:
                         obj["status"] = copy.deepcopy(old["status"])
@@ -607,6 +632,8 @@ class Api:
         _meta(applied)["name"] = name
         if rt.namespaced:
             applied["metadata"]["namespace"] = ns
+        if subresource != "status":
+            self._unknown_fields(rt, applied, ctx, name, apply=True)
         with self.store.lock:
             old = self.store.get(rt.group, rt.plural, ns if rt.namespaced else "", name)
             want_rv = applied["metadata"].pop("resourceVersion", None)

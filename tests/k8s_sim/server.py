@@ -43,6 +43,7 @@ from .certs import shared_authority
 from .controller import ControllerManager
 from .discovery import K8S_VERSION, Registry
 from .store import Store
+from .validation import VALUES as FIELD_VALIDATION
 from .watch import Watch, WatchError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -308,6 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Audit-Id", self._audit_id)
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
+        for w in getattr(self, "_ctx_obj", None) and self._ctx_obj.warnings or ():
+            self.send_header("Warning", "299 - " + json.dumps(w))
         # logged before the answer goes out: a client that got its answer finds its request
         # in the log (the duration is filled in afterwards)
         self._rec.status = code
@@ -357,6 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         qs = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         query = {k: v[0] for k, v in qs.items()}
         self._audit_id = os.urandom(8).hex()
+        self._ctx_obj = None
         try:
             body = self._read_body()
         except (OSError, ValueError):
@@ -532,10 +536,15 @@ class _Handler(BaseHTTPRequestHandler):
         dry = query.get("dryRun", "")
         if dry not in ("", "All"):
             raise bad_request(f"unsupported dryRun value {dry!r}")
-        return Ctx(user=rec.user, manager=manager, dry_run=dry == "All",
+        fv = query.get("fieldValidation", "")
+        if fv not in FIELD_VALIDATION:
+            raise bad_request(f'fieldValidation: Unsupported value: "{fv}": supported values: '
+                              f'"Ignore", "Strict", "Warn"')
+        self._ctx_obj = Ctx(user=rec.user, manager=manager, dry_run=dry == "All",
                    force=query.get("force") in ("true", "1"),
                    field_validation=query.get("fieldValidation", ""),
                    manager_from_agent=from_agent)
+        return self._ctx_obj
 
     def _body_json(self, body):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
