@@ -333,6 +333,26 @@ def test_a_field_the_type_does_not_declare(sim, helm, chart):
         assert sim.get("deploy", "typo-web") is None
 
 
+def test_upgrade_after_a_scale(sim, helm, chart):
+    """Another manager (chartreuse stopping the Pods) scaled the Deployment through the scale
+    subresource. Helm 3's three-way patch puts the chart's replicas back; Helm 4's
+    server-side apply (force=false) conflicts on .spec.replicas unless --force-conflicts."""
+    helm("install", "demo", str(chart), "--timeout", TIMEOUT)
+    sim.scale("deploy", "demo-web", 0, manager="chartreuse")
+    p = helm("upgrade", "demo", str(chart), "--set", "image=app:2", "--timeout", TIMEOUT,
+             check=False)
+    if helm.major == 3:
+        assert p.returncode == 0, p.stderr
+    else:
+        assert p.returncode != 0
+        assert 'conflict with "chartreuse"' in p.stderr and ".spec.replicas" in p.stderr
+        assert sim.get("deploy", "demo-web")["spec"]["replicas"] == 0
+        helm("upgrade", "demo", str(chart), "--set", "image=app:2", "--force-conflicts",
+             "--timeout", TIMEOUT)
+    d = sim.get("deploy", "demo-web")
+    assert d["spec"]["replicas"] == 2 and image(sim, "demo-web") == "app:2"
+
+
 def test_example_chart_through_chartreuse(sim, helm):
     """The example chart through `helm chartreuse install|upgrade`: every kind an ordinary
     chart and chartreuse emit is accepted (HPAs as autoscaling/v2, ExpectedDeploymentScales

@@ -897,10 +897,11 @@ class K8sSim:
                               "application/merge-patch+json", ctx,
                               "status" if status and rt.has_status else "")[1]
 
-    def scale(self, kind, name, replicas, namespace="default"):
+    def scale(self, kind, name, replicas, namespace="default", manager="k8s-sim-test"):
+        """Set replicas through the scale subresource, as field manager `manager`."""
         rt = self.resource(kind)
         return self.api._set_replicas(rt, namespace, name, replicas, None,
-                                      Ctx(manager="k8s-sim-test"))
+                                      Ctx(manager=manager))
 
     def pods_of(self, deployment, namespace="default", include_terminating=True):
         """Pods selected by a Deployment's selector (Failed ones included)."""
