@@ -18,6 +18,9 @@ Fidelity notes (what a real API server does and this one therefore does too):
   (Terminating) until the simulated kubelet removes it; objects with finalizers stay until
   the finalizers are removed.
 - Strategic merge patch on a custom resource is 415, as on a real server.
+- Fields the type does not declare are dropped with a warning, dropped silently or refused,
+  per `fieldValidation`; server-side apply always refuses them (validation.py). `null` in a
+  built-in object is the zero value and is not stored.
 """
 import base64
 import copy

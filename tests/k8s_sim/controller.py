@@ -1,4 +1,5 @@
-"""Simulated controllers: what makes Pods come and go when a Deployment is scaled.
+"""Simulated controllers: what makes Pods come and go when a Deployment is scaled or a Job
+runs.
 
 One thread (`ControllerManager`) reads the store's change history like an informer and runs
 small reconcilers, each reacting to events and to its own timers:
@@ -12,18 +13,26 @@ small reconcilers, each reacting to events and to its own timers:
   the real controller counts them: so `status.replicas` drops as soon as Pods are
   *Terminating*, while the Pods themselves are still listed until the kubelet is done - the
   reason a client must wait for the Pods, not for the Deployment status.
+- `JobController`: batch/v1 Jobs as the 1.31 controller runs them (its docstring has the
+  details): Pods from the template, counted with the job-tracking finalizer,
+  SuccessCriteriaMet/Complete or FailureTarget/Failed, backoffLimit, activeDeadlineSeconds.
 - `Kubelet`: a Pending Pod becomes Running and Ready after the start delay; a terminating
-  Pod disappears (DELETED) after the stop delay. Delays come from the annotation
-  `sim.chartreuse.test/start-delay` / `stop-delay` on the Pod or on its owning Deployment,
-  else from `sim.pod_start_delay` / `sim.pod_stop_delay`. `sim.kubelet_hook(sim, pod)` may
-  take over starting a Pod (the simulated Job runner of the end-to-end tests plugs in there).
+  Pod disappears (DELETED) after the stop delay. A run-to-completion Pod (a Job's, or one
+  with `restartPolicy` Never/OnFailure annotated `sim.chartreuse.test/exit-code`) then
+  exits after the run delay: Succeeded, or Failed with that exit code. Delays come from the
+  annotations `sim.chartreuse.test/start-delay` / `stop-delay` / `run-delay` on the Pod or
+  on its owner (ReplicaSet, Deployment, Job), else from `sim.pod_start_delay` /
+  `pod_stop_delay` / `pod_run_delay`. `sim.kubelet_hook(sim, pod)`, called when the start
+  delay is over, may take over running a Pod (a job runner plugs in there): it returns
+  True and sets the Pod's phase itself.
 - `GarbageCollector`: dependents of a deleted owner (by `ownerReferences` uid) are deleted
   (background), or first when the owner carries the `foregroundDeletion` finalizer.
+- `DisruptionController`: PodDisruptionBudget status from the selected Pods.
 - `HpaController` (off unless `sim.hpa_controller`): raises a Deployment below
   `minReplicas` back up unless `spec.behavior.scaleUp.selectPolicy` is `Disabled`; like the
   real one it leaves a Deployment at 0 alone (scaling is then disabled).
 
-Only Deployments are scaled by controllers; StatefulSets and Jobs are stored as written.
+StatefulSets, DaemonSets and CronJobs are stored as written (no controller).
 """
 import calendar
 import copy

@@ -7,9 +7,14 @@ bearer token (`sim.tokens`, token -> user name; changeable while running, to tes
 rotation) or a client certificate signed by the simulator's CA (user = CN, groups = O);
 anything else is 401 with a `Status` body.
 
+Bodies: JSON or YAML, and protobuf for the kinds typed client-go clients send (protobuf.py:
+Helm's release storage). Answers are JSON; `Warning: 299` headers carry the unknown fields a
+write dropped (validation.py).
+
 Test hooks (all thread-safe):
-- `sim.request_log`: every request with method, path, query, content type, body, status,
-  user, user agent and timing (see `RequestRecord`).
+- `sim.request_log`: every request with method, path, query, content type, Accept, body,
+  status, user, user agent and timing (see `RequestRecord`), logged when its answer starts.
+- `sim.history(kind, name)`: every state an object went through (a deleted hook Job too).
 - `sim.fault(...)`: make matching requests fail N times (any status, 429 with
   Retry-After), answer slowly, or drop the connection without answering.
 - `sim.put/get/objects/delete/patch/set_pod_phase/wait_for`: direct store access.
