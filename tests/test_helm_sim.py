@@ -9,7 +9,7 @@ or Failed condition, and polls for deletions; Helm 4 uses server-side apply and 
 (list+watch with sendInitialEvents, status conditions). The chart is written by the test:
 a Deployment, a Service, a ConfigMap, a Secret, a post-install,post-upgrade hook Job
 (delete policy before-hook-creation,hook-succeeded) and a pre-upgrade hook Job
-(before-hook-creation). A hook is made to fail with the simulator's
+(before-hook-creation,hook-failed). A hook is made to fail with the simulator's
 `sim.chartreuse.test/exit-code` annotation, without any job runner.
 """
 import base64
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.helm
 TIMEOUT = "60s"
 
 CHART_YAML = "apiVersion: v2\nname: demo\nversion: 0.1.0\nappVersion: \"1.0\"\n"
-VALUES_YAML = "image: app:1\nreplicas: 2\nfailHook: false\ntypo: false\n"
+VALUES_YAML = "image: app:1\nreplicas: 2\nfailHook: false\nfailPreHook: false\ntypo: false\n"
 TEMPLATES = textwrap.dedent("""\
     apiVersion: apps/v1
     kind: Deployment
@@ -108,10 +108,14 @@ TEMPLATES = textwrap.dedent("""\
       name: {{ .Release.Name }}-pre
       annotations:
         helm.sh/hook: pre-upgrade
-        helm.sh/hook-delete-policy: before-hook-creation
+        helm.sh/hook-delete-policy: before-hook-creation,hook-failed
     spec:
       backoffLimit: 0
       template:
+        metadata:
+          {{- if .Values.failPreHook }}
+          annotations: {sim.chartreuse.test/exit-code: "2"}
+          {{- end }}
         spec:
           restartPolicy: Never
           containers:
@@ -268,6 +272,18 @@ def test_install_upgrade_fail_rollback_uninstall(sim, helm, chart):
     assert [(r["revision"], r["status"]) for r in json.loads(history)] == \
         [(1, "superseded"), (2, "superseded"), (3, "failed"), (4, "deployed")]
 
+    # --- a failing pre-upgrade hook: nothing applied, the failed Job deleted (hook-failed) ---
+    p = helm("upgrade", "demo", str(chart), "--set", "failPreHook=true,image=app:5",
+             "--timeout", TIMEOUT, check=False)
+    assert p.returncode != 0 and "pre-upgrade" in p.stderr and "demo-pre" in p.stderr, \
+        p.stderr
+    assert release_secrets(sim, "demo")[5]["metadata"]["labels"]["status"] == "failed"
+    assert image(sim, "demo-web") == "app:1"
+    assert [c for _, c in job_states(sim, "demo-pre")][-1][-1] == "Failed"
+    assert job_states(sim, "demo-pre")[-1][0] == "DELETED"
+    sim.wait_for(lambda: not sim.objects("pods", "default", "job-name=demo-pre"),
+                 what="the failed pre-upgrade hook's Pod collected")
+
     # --- uninstall: the release's objects and Secrets are gone ---
     helm("uninstall", "demo", "--timeout", TIMEOUT)
     for kind, name in OBJECTS:
@@ -276,7 +292,7 @@ def test_install_upgrade_fail_rollback_uninstall(sim, helm, chart):
     sim.wait_for(lambda: not sim.objects("pods", "default", "app=demo-web"), timeout=10,
                  what="the Deployment's Pods gone")
     # hooks are not part of the release: Helm leaves the Jobs it did not delete by policy
-    assert sim.get("jobs", "demo-pre") is not None
+    assert sim.get("jobs", "demo-post") is not None  # failed in revision 3
 
     # --- what each major sent ---
     deploy_writes = [r for r in sim.request_log
