@@ -335,6 +335,20 @@ def test_upgrade_install_new_release_and_wait(sim, helm, chart):
     assert release_secrets(sim, "fresh") == {}
 
 
+def test_legacy_discovery(helm_major, chart, tmp_path):
+    """A server without aggregated discovery (before Kubernetes 1.26): both majors fall back
+    to /api, /apis and one document per group version."""
+    from k8s_sim import K8sSim
+    with K8sSim(aggregated_discovery=False) as s:
+        h = Helm(helm_major, s, tmp_path / "home")
+        h("install", "old", str(chart), "--timeout", TIMEOUT)
+        assert release_secrets(s, "old")[1]["metadata"]["labels"]["status"] == "deployed"
+        assert s.request_log.filter("GET", r"^/apis/apps/v1$")  # a group version's document
+        h("uninstall", "old", "--timeout", TIMEOUT)
+        assert s.get("deploy", "old-web") is None
+        assert not s.internal_errors and not s.controller_errors
+
+
 def test_a_field_the_type_does_not_declare(sim, helm, chart):
     """A misindented field: Helm 3 sends no fieldValidation, so the server drops it with a
     warning that Helm prints; Helm 4 applies server-side, which refuses it."""
