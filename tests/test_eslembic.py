@@ -50,11 +50,15 @@ def job(status, finalizers=None):
             "labels": {"app.kubernetes.io/instance": RELEASE}}
     if finalizers:
         meta["finalizers"] = finalizers
+    # the simulator's Job controller runs an unfinished Job's Pod: keep it running (an
+    # unfinished Job stays unfinished however slow the run, e.g. under valgrind)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
-            "spec": {"backoffLimit": 0, "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{"name": "eslembic-migrate", "image": "old:1",
-                                "command": ["eslembic", "migrate"]}]}}},
+            "spec": {"backoffLimit": 0, "template": {
+                "metadata": {"annotations": {"sim.chartreuse.test/run-delay": "3600"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "eslembic-migrate", "image": "old:1",
+                                    "command": ["eslembic", "migrate"]}]}}},
             "status": status}
 
 

@@ -545,24 +545,6 @@ def alembic_head(directory):
     return ScriptDirectory.from_config(cfg).get_heads()
 
 
-def pod_from_job(job, k8s):
-    """The Pod a Job controller would create from the Job's template."""
-    stored = k8s.put(job)
-    tmpl = job["spec"]["template"]
-    name = job["metadata"]["name"]
-    labels = dict(tmpl["metadata"].get("labels") or {})
-    labels.update({"batch.kubernetes.io/job-name": name, "job-name": name,
-                   "batch.kubernetes.io/controller-uid": stored["metadata"]["uid"]})
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{name}-x7k2p", "namespace": job["metadata"]["namespace"],
-                         "labels": labels,
-                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job",
-                                              "name": name, "uid": stored["metadata"]["uid"],
-                                              "controller": True,
-                                              "blockOwnerDeletion": True}]},
-            "spec": tmpl["spec"]}
-
-
 @pytest.mark.parametrize("delivery", ["copy", "baked"])
 def test_the_migration_job_pod_migrates_the_database(k8s, pg, tmp_path, delivery):
     db = pg.create_database(f"jobrunner_{delivery}_{uuid.uuid4().hex[:8]}")
@@ -587,8 +569,7 @@ databases:
         for o in objs[kind]:
             k8s.put(o)
     job = next(j for j in objs["Job"] if j["metadata"]["name"].endswith("-upgrade"))
-    pod = pod_from_job(job, k8s)
-    spec = pod["spec"]
+    spec = job["spec"]["template"]["spec"]
     assert [c["name"] for c in spec["initContainers"]] == \
         (["chartreuse-binary"] if delivery == "copy" else []) + ["wait-postgres-main"]
 
@@ -602,9 +583,14 @@ databases:
                        workdir=tmp_path / "pods", translate_config_files=True,
                        container_timeout=120)
     k8s.kubelet_hook = runner
-    k8s.put(pod)
-    name = pod["metadata"]["name"]
+    k8s.put(job)  # the simulator's Job controller makes its Pod
+    job_name = job["metadata"]["name"]
+    k8s.wait_for(lambda: k8s.objects("pods", selector=f"job-name={job_name}"), timeout=10,
+                 what="the Job's Pod")
+    name = k8s.objects("pods", selector=f"job-name={job_name}")[0]["metadata"]["name"]
     assert runner.wait(name, timeout=150) == "Succeeded", runner.describe(name)
+    k8s.wait_for(lambda: (k8s.get("jobs", job_name).get("status") or {}).get("succeeded"),
+                 timeout=10, what="the Job's success")
     assert k8s.get("pods", name)["status"]["phase"] == "Succeeded"
 
     head = alembic_head(REPO / "examples" / "alembic")

@@ -233,6 +233,21 @@ def test_kubectl_apply_client_and_server_side(sim, kubectl132, tmp_path):
     assert sim.get("deploy", "api")["spec"]["replicas"] == 2
 
 
+def test_kubectl_waits_for_a_job_and_deletes_it(sim, kubectl, tmp_path):
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"},
+        "spec": {"backoffLimit": 0, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [{"name": "m", "image": "app:1"}]}}}}))
+    kubectl("create", "-f", str(manifest))
+    kubectl("wait", "--for=condition=complete", "job/migrate", "--timeout=10s")
+    row = kubectl("get", "job", "migrate", "--no-headers").stdout.split()
+    assert row[1:3] == ["Complete", "1/1"], row
+    assert "Completed" in kubectl("get", "pods", "-l", "job-name=migrate").stdout
+    kubectl("delete", "job/migrate", "--wait", "--timeout=10s")
+    sim.wait_for(lambda: not sim.objects("pods"), what="the Job's Pod collected")
+
+
 def test_kubectl_sees_injected_faults(sim, kubectl132):
     kubectl = kubectl132
     sim.put(deployment("web", 1))
@@ -607,3 +622,232 @@ def test_stop_is_clean():
     t.join(timeout=5)
     assert time.monotonic() - t0 < 3 and not t.is_alive()
     assert threading.active_count() <= before
+
+
+# --- unknown fields ---------------------------------------------------------------------
+
+def test_unknown_fields_and_field_validation(sim, kubectl, tmp_path):
+    c = Client(sim)
+    deploys = "/apis/apps/v1/namespaces/default/deployments"
+    bad = dict(deployment("web", 1), replicas=3)  # misindented: beside spec
+    r = c.request("POST", deploys, bad, query={"fieldValidation": "Strict"})
+    assert r.status == 400 and 'strict decoding error: unknown field "replicas"' in \
+        r.json()["message"], r.body
+    r = c.request("POST", deploys, bad)  # default: Warn (dropped, with a warning)
+    assert r.status == 201 and "replicas" not in r.json()
+    assert r.headers["Warning"] == '299 - "unknown field \\"replicas\\""'
+    r = c.request("POST", deploys, dict(bad, metadata={"name": "x"}), query={
+        "fieldValidation": "Sloppy"})
+    assert r.status == 400 and "fieldValidation" in r.json()["message"]
+    # server-side apply refuses unknown fields whatever fieldValidation says
+    r = c.request("PATCH", deploys + "/web", dict(bad, replicas=4),
+                  ctype="application/apply-patch+yaml", query={"fieldManager": "t"})
+    assert r.status == 400 and ".replicas: field not declared in schema" in \
+        r.json()["message"]
+    # custom resources: checked (and pruned) against the CRD's schema, all the way down
+    eds_path = "/apis/wiremind.io/v1/namespaces/default/expecteddeploymentscales"
+    doc = eds("web", 2)
+    doc["spec"]["expectedScael"] = 3
+    r = c.request("POST", eds_path, doc, query={"fieldValidation": "Strict"})
+    assert r.status == 400 and 'unknown field "spec.expectedScael"' in r.json()["message"]
+    r = c.request("POST", eds_path, doc, query={"fieldValidation": "Ignore"})
+    assert r.status == 201 and "Warning" not in r.headers
+    assert sim.get("eds", "web")["spec"] == {"deploymentName": "web", "expectedScale": 2,
+                                             "priority": 0}
+    # kubectl validates strictly by default (server-side: the OpenAPI documents declare
+    # fieldValidation); --validate=false drops the field
+    manifest = tmp_path / "cm.yaml"
+    manifest.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "cfg"}, "datta": {"a": "1"}}))
+    res = kubectl("create", "-f", str(manifest), check=False)
+    assert res.returncode != 0 and 'unknown field "datta"' in res.stderr, res.stderr
+    kubectl("create", "--validate=false", "-f", str(manifest))
+    assert "datta" not in sim.get("cm", "cfg")
+
+
+# --- Jobs -------------------------------------------------------------------------------
+
+def job(name, backoff_limit=0, annotations=None, template_annotations=None, **spec):
+    meta = {"name": name}
+    if annotations:
+        meta["annotations"] = annotations
+    tmeta = {"annotations": template_annotations} if template_annotations else {}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+            "spec": {"backoffLimit": backoff_limit, **spec,
+                     "template": {"metadata": tmeta, "spec": {
+                         "restartPolicy": "Never",
+                         "containers": [{"name": "main", "image": "app:1"}]}}}}
+
+
+def conditions(sim, name):
+    st = (sim.get("jobs", name) or {}).get("status") or {}
+    return [(c["type"], c["reason"]) for c in st.get("conditions") or []
+            if c["status"] == "True"]
+
+
+def finished(sim, name):
+    return any(t in ("Complete", "Failed") for t, _ in conditions(sim, name))
+
+
+def test_job_controller_success_and_failure(sim):
+    c = Client(sim)
+    created = c.request("POST", "/apis/batch/v1/namespaces/default/jobs", job("ok")).json()
+    uid = created["metadata"]["uid"]
+    sim.wait_for(lambda: sim.objects("pods", "default", "job-name=ok"), what="the Pod")
+    pod = sim.objects("pods", "default", "job-name=ok")[0]
+    m = pod["metadata"]
+    assert m["name"].startswith("ok-") and len(m["name"]) == len("ok-") + 5
+    assert m["labels"]["batch.kubernetes.io/job-name"] == "ok"
+    assert m["labels"]["controller-uid"] == uid
+    assert m["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "ok",
+                                     "uid": uid, "controller": True,
+                                     "blockOwnerDeletion": True}]
+    assert m["finalizers"] == ["batch.kubernetes.io/job-tracking"]
+    sim.wait_for(lambda: finished(sim, "ok"), what="the Job finished")
+    st = sim.get("jobs", "ok")["status"]
+    assert conditions(sim, "ok") == [("SuccessCriteriaMet", "CompletionsReached"),
+                                     ("Complete", "CompletionsReached")]
+    assert (st["succeeded"], st.get("failed"), st.get("active")) == (1, None, None)
+    assert st["startTime"] and st["completionTime"] and st["uncountedTerminatedPods"] == {}
+    pod = sim.get("pods", pod["metadata"]["name"])
+    assert pod["status"]["phase"] == "Succeeded" and "finalizers" not in pod["metadata"]
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    # each step is its own write: a watcher sees SuccessCriteriaMet before Complete
+    seen = [[c["type"] for c in (o.get("status") or {}).get("conditions") or []]
+            for _, o in sim.history("jobs", "ok")]
+    assert ["SuccessCriteriaMet"] in seen
+    phases = [o["status"].get("phase") for _, o in sim.history("pods", pod["metadata"]["name"])]
+    assert phases.index("Running") < phases.index("Succeeded")
+
+    # exit-code annotation on the Job: every Pod fails; backoffLimit 2 -> 3 Pods
+    sim.put(job("bad", 2, annotations={"sim.chartreuse.test/exit-code": "3"}))
+    sim.wait_for(lambda: finished(sim, "bad"), what="the Job failed")
+    assert conditions(sim, "bad") == [("FailureTarget", "BackoffLimitExceeded"),
+                                      ("Failed", "BackoffLimitExceeded")]
+    pods = sim.objects("pods", "default", "job-name=bad")
+    assert [p["status"]["phase"] for p in pods] == ["Failed"] * 3
+    assert pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    assert sim.get("jobs", "bad")["status"]["failed"] == 3
+
+    # the annotation on the template (what a Helm hook uses); a deadline that runs out
+    sim.put(job("tpl", template_annotations={"sim.chartreuse.test/exit-code": "1"}))
+    sim.put(job("slow", 5, activeDeadlineSeconds=1,
+                template_annotations={"sim.chartreuse.test/run-delay": "30"}))
+    sim.wait_for(lambda: finished(sim, "tpl") and finished(sim, "slow"), timeout=5)
+    assert conditions(sim, "tpl")[-1] == ("Failed", "BackoffLimitExceeded")
+    assert conditions(sim, "slow") == [("FailureTarget", "DeadlineExceeded"),
+                                       ("Failed", "DeadlineExceeded")]
+    sim.wait_for(lambda: not sim.objects("pods", "default", "job-name=slow"),
+                 what="the running Pod deleted at the deadline")
+
+
+def test_job_deletion_propagation(sim):
+    for name in ("bg", "fg", "orphan"):
+        sim.put(job(name, template_annotations={"sim.chartreuse.test/run-delay": "30",
+                                                "sim.chartreuse.test/stop-delay": "0.3"}))
+    sim.wait_for(lambda: all(
+        p["status"]["phase"] == "Running" for p in sim.objects("pods")) and
+        len(sim.objects("pods")) == 3, what="three running Pods")
+    c = Client(sim)
+    path = "/apis/batch/v1/namespaces/default/jobs/"
+    # Background: the Job goes at once, the garbage collector deletes its Pod after
+    c.request("DELETE", path + "bg", {"propagationPolicy": "Background"})
+    assert sim.get("jobs", "bg") is None
+    sim.wait_for(lambda: not sim.objects("pods", "default", "job-name=bg"), what="bg Pod")
+    # Foreground: the Job stays (finalizer) until its Pod is gone
+    r = c.request("DELETE", path + "fg", query={"propagationPolicy": "Foreground"}).json()
+    assert r["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert sim.objects("pods", "default", "job-name=fg")
+    sim.wait_for(lambda: sim.get("jobs", "fg") is None, what="foreground deletion")
+    assert not sim.objects("pods", "default", "job-name=fg")
+    # Orphan: the Pod stays, without owner, and loses the Job's tracking finalizer
+    c.request("DELETE", path + "orphan", {"propagationPolicy": "Orphan"})
+    sim.settle()
+    pod = sim.objects("pods", "default", "job-name=orphan")[0]
+    assert "ownerReferences" not in pod["metadata"] and "finalizers" not in pod["metadata"]
+
+
+def test_kubelet_hook_takes_over_job_pods(tmp_path):
+    """A job runner (kubelet_hook) decides how a Job's Pod ends; the Job follows."""
+    taken = []
+
+    def hook(sim, pod):
+        taken.append(pod["metadata"]["name"])
+        return True
+    with K8sSim(pod_start_delay=0) as s:
+        s.kubelet_hook = hook
+        s.put(job("run"))
+        s.wait_for(lambda: taken, what="the hook called")
+        s.settle()
+        assert s.get("pods", taken[0])["status"]["phase"] == "Pending"  # nobody ran it
+        assert not finished(s, "run")
+        s.set_pod_phase(taken[0], "Failed")
+        s.wait_for(lambda: finished(s, "run"))
+        assert conditions(s, "run")[-1] == ("Failed", "BackoffLimitExceeded")
+        assert not s.controller_errors
+
+
+# --- protobuf bodies ------------------------------------------------------------------
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb(num, value):
+    """One field: ints as varints, bytes/str length-delimited."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int):
+        return _varint(num << 3) + _varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return _varint(num << 3 | 2) + _varint(len(value)) + value
+
+
+def _pb_map(num, mapping):
+    return b"".join(_pb(num, _pb(1, k) + _pb(2, v)) for k, v in mapping.items())
+
+
+def _k8s_envelope(api_version, kind, raw):
+    return b"k8s\x00" + _pb(1, _pb(1, api_version) + _pb(2, kind)) + _pb(2, raw) + \
+        _pb(3, "") + _pb(4, "")
+
+
+def test_protobuf_request_bodies(sim):
+    """What client-go's typed clients (Helm's release storage) send."""
+    c = Client(sim)
+    pb = "application/vnd.kubernetes.protobuf"
+    # as gogo-protobuf marshals it: every non-pointer field, zero values included
+    meta = _pb(1, "rel.v1") + _pb(2, "") + _pb(3, "") + _pb(6, "") + _pb(7, 0) + \
+        _pb(8, b"") + _pb_map(11, {"owner": "helm", "status": "deployed"})
+    secret = _pb(1, meta) + _pb_map(2, {"release": b"\x1f\x8b\x00binary"}) + \
+        _pb(3, "helm.sh/release.v1")
+    r = c.request("POST", "/api/v1/namespaces/default/secrets",
+                  _k8s_envelope("v1", "Secret", secret), ctype=pb,
+                  accept=f"{pb},application/json")
+    assert r.status == 201, r.body
+    s = sim.get("secret", "rel.v1")
+    assert s["type"] == "helm.sh/release.v1"
+    assert s["metadata"]["labels"] == {"owner": "helm", "status": "deployed"}
+    assert s["data"]["release"] == "H4sAYmluYXJ5"
+    assert "generateName" not in s["metadata"] and s["metadata"]["creationTimestamp"]
+    # DeleteOptions: pointer fields keep their zero value (gracePeriodSeconds: 0)
+    opts = _pb(1, 0) + _pb(4, "Foreground")
+    r = c.request("DELETE", "/api/v1/namespaces/default/secrets/rel.v1",
+                  _k8s_envelope("v1", "DeleteOptions", opts), ctype=pb)
+    assert r.status == 200
+    req = sim.request_log[-1]
+    assert req.json() == {"apiVersion": "v1", "kind": "DeleteOptions",
+                          "gracePeriodSeconds": 0, "propagationPolicy": "Foreground"}
+    # a kind the simulator cannot decode is a clear 415, not a silently wrong object
+    r = c.request("POST", "/api/v1/namespaces/default/pods",
+                  _k8s_envelope("v1", "Pod", _pb(1, _pb(1, "p"))), ctype=pb)
+    assert r.status == 415 and "Pod" in r.json()["message"]
+    # answers are JSON: a client accepting only protobuf gets 406
+    r = c.request("GET", "/api/v1/namespaces/default/secrets", accept=pb)
+    assert r.status == 406 and r.json()["reason"] == "NotAcceptable"

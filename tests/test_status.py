@@ -56,8 +56,11 @@ def job(name, component="migration", outcome="succeeded", migration="chartreuse"
                                     "app.kubernetes.io/instance": RELEASE,
                                     "app.kubernetes.io/component": component,
                                     "chartreuse.wiremind.io/migration": migration}},
-            "spec": {"backoffLimit": 0, "template": {"spec": {
-                "restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}}},
+            # the simulator's Job controller runs an unfinished Job's Pod: keep it running
+            "spec": {"backoffLimit": 0, "template": {
+                "metadata": {"annotations": {"sim.chartreuse.test/run-delay": "3600"}},
+                "spec": {"restartPolicy": "Never",
+                         "containers": [{"name": "m", "image": "x"}]}}},
             "status": status}
 
 

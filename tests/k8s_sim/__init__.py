@@ -10,10 +10,11 @@
 
 Layout: server.py (HTTP, auth, faults, request log, the K8sSim object), api.py (verbs and
 their semantics), store.py (objects, resourceVersions, change history), watch.py (watch
-streams), controller.py (Deployment/ReplicaSet controllers, kubelet, garbage collector,
-optional HPA), discovery.py (resource registry, discovery and OpenAPI documents),
-tables.py (server-side printing for kubectl), patch.py (merge/strategic/JSON patch and
-server-side apply), selectors.py (label and field selectors), certs.py (openssl CA),
+streams), controller.py (Deployment/ReplicaSet and Job controllers, kubelet, garbage
+collector, PDB status, optional HPA), discovery.py (resource registry, discovery and OpenAPI
+documents), tables.py (server-side printing for kubectl), patch.py (merge/strategic/JSON
+patch and server-side apply), validation.py (unknown fields, fieldValidation), protobuf.py
+(protobuf request bodies), selectors.py (label and field selectors), certs.py (openssl CA),
 jobrunner.py (a kubelet_hook that runs Job Pods' containers as local processes).
 Standard library plus PyYAML only.
 """

@@ -18,6 +18,9 @@ Fidelity notes (what a real API server does and this one therefore does too):
   (Terminating) until the simulated kubelet removes it; objects with finalizers stay until
   the finalizers are removed.
 - Strategic merge patch on a custom resource is 415, as on a real server.
+- Fields the type does not declare are dropped with a warning, dropped silently or refused,
+  per `fieldValidation`; server-side apply always refuses them (validation.py). `null` in a
+  built-in object is the zero value and is not stored.
 """
 import base64
 import copy
@@ -29,6 +32,7 @@ import uuid
 import yaml
 
 from . import patch as P
+from . import validation as V
 from .discovery import apply_schema_defaults, types_from_crd
 from .selectors import FieldSelector, LabelSelector, SelectorError, selector_string
 
@@ -106,6 +110,7 @@ class Ctx:
         # the manager name was derived from the User-Agent (no fieldManager parameter):
         # fine for updates, refused for server-side apply
         self.manager_from_agent = manager_from_agent
+        self.warnings = []  # answered as `Warning: 299` headers
 
 
 INTERNAL = Ctx(manager="k8s-sim-controller")
@@ -195,6 +200,13 @@ class Api:
 
     def _finish(self, rt, ns, obj, old, ctx):
         """Fill what the server owns and the kind's defaults; validate."""
+        if not rt.custom:
+            # a typed server decodes `null` as the zero value and does not write it back
+            # (Helm renders `metadata:` with nothing under it as null, for instance)
+            for k in [k for k in obj if k != "status"]:
+                obj[k] = _drop_nulls(obj[k])
+                if obj[k] is None:
+                    del obj[k]
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         meta = _meta(obj)
         if rt.namespaced:
@@ -454,9 +466,30 @@ class Api:
         if not new["metadata"]["managedFields"]:
             del new["metadata"]["managedFields"]
 
+    def _unknown_fields(self, rt, obj, ctx, name="", apply=False):
+        """Drop the fields the type does not declare, or refuse them (validation.py)."""
+        found = V.unknown_fields(rt, obj)
+        if not found:
+            return
+        paths = [p for _, _, p in found]
+        if apply:
+            gvk = f"{rt.api_version}, Kind={rt.kind}"
+            where = f"{obj.get('metadata', {}).get('namespace', '')}/{name}" \
+                if rt.namespaced else name
+            raise bad_request(f"failed to create typed patch object ({where}; {gvk}): " +
+                              ", ".join(f".{p}: field not declared in schema" for p in paths))
+        if ctx.field_validation == "Strict":
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                              f'{rt.kind}: strict decoding error: ' +
+                              ", ".join(f'unknown field "{p}"' for p in paths))
+        V.prune(found)
+        if ctx.field_validation != "Ignore":
+            ctx.warnings += [f'unknown field "{p}"' for p in paths]
+
     def create(self, rt, ns, body, ctx):
         self._check_type(rt, body, ns)
         obj = copy.deepcopy(body)
+        self._unknown_fields(rt, obj, ctx, (obj.get("metadata") or {}).get("name", ""))
         meta = _meta(obj)
         meta.pop("resourceVersion", None)
         meta.pop("managedFields", None)
@@ -495,6 +528,7 @@ class Api:
                     obj.pop("status", None)
             else:
                 obj = copy.deepcopy(body)
+                self._unknown_fields(rt, obj, ctx, name)
                 _meta(obj)["name"] = name
                 if "managedFields" in old["metadata"]:
                     obj["metadata"]["managedFields"] = old["metadata"]["managedFields"]
@@ -564,6 +598,7 @@ class Api:
                     obj.pop("status")
             else:
                 obj = new
+                self._unknown_fields(rt, obj, ctx, name)
                 if rt.has_status and not ctx.raw_status:
                     if "status" in old:
                         obj["status"] = copy.deepcopy(old["status"])
@@ -600,6 +635,8 @@ class Api:
         _meta(applied)["name"] = name
         if rt.namespaced:
             applied["metadata"]["namespace"] = ns
+        if subresource != "status":
+            self._unknown_fields(rt, applied, ctx, name, apply=True)
         with self.store.lock:
             old = self.store.get(rt.group, rt.plural, ns if rt.namespaced else "", name)
             want_rv = applied["metadata"].pop("resourceVersion", None)
@@ -806,6 +843,14 @@ class Api:
                               meta.get("name", "")) is None:
                 return self.create(rt, ns, body, ctx)
             return self.update(rt, ns, meta["name"], body, ctx)
+
+
+def _drop_nulls(v):
+    if isinstance(v, dict):
+        return {k: _drop_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_drop_nulls(x) for x in v]
+    return v
 
 
 def _without_managed(obj):

@@ -1,4 +1,5 @@
-"""Simulated controllers: what makes Pods come and go when a Deployment is scaled.
+"""Simulated controllers: what makes Pods come and go when a Deployment is scaled or a Job
+runs.
 
 One thread (`ControllerManager`) reads the store's change history like an informer and runs
 small reconcilers, each reacting to events and to its own timers:
@@ -12,19 +13,28 @@ small reconcilers, each reacting to events and to its own timers:
   the real controller counts them: so `status.replicas` drops as soon as Pods are
   *Terminating*, while the Pods themselves are still listed until the kubelet is done - the
   reason a client must wait for the Pods, not for the Deployment status.
+- `JobController`: batch/v1 Jobs as the 1.31 controller runs them (its docstring has the
+  details): Pods from the template, counted with the job-tracking finalizer,
+  SuccessCriteriaMet/Complete or FailureTarget/Failed, backoffLimit, activeDeadlineSeconds.
 - `Kubelet`: a Pending Pod becomes Running and Ready after the start delay; a terminating
-  Pod disappears (DELETED) after the stop delay. Delays come from the annotation
-  `sim.chartreuse.test/start-delay` / `stop-delay` on the Pod or on its owning Deployment,
-  else from `sim.pod_start_delay` / `sim.pod_stop_delay`. `sim.kubelet_hook(sim, pod)` may
-  take over starting a Pod (the simulated Job runner of the end-to-end tests plugs in there).
+  Pod disappears (DELETED) after the stop delay. A run-to-completion Pod (a Job's, or one
+  with `restartPolicy` Never/OnFailure annotated `sim.chartreuse.test/exit-code`) then
+  exits after the run delay: Succeeded, or Failed with that exit code. Delays come from the
+  annotations `sim.chartreuse.test/start-delay` / `stop-delay` / `run-delay` on the Pod or
+  on its owner (ReplicaSet, Deployment, Job), else from `sim.pod_start_delay` /
+  `pod_stop_delay` / `pod_run_delay`. `sim.kubelet_hook(sim, pod)`, called when the start
+  delay is over, may take over running a Pod (a job runner plugs in there): it returns
+  True and sets the Pod's phase itself.
 - `GarbageCollector`: dependents of a deleted owner (by `ownerReferences` uid) are deleted
   (background), or first when the owner carries the `foregroundDeletion` finalizer.
+- `DisruptionController`: PodDisruptionBudget status from the selected Pods.
 - `HpaController` (off unless `sim.hpa_controller`): raises a Deployment below
   `minReplicas` back up unless `spec.behavior.scaleUp.selectPolicy` is `Disabled`; like the
   real one it leaves a Deployment at 0 alone (scaling is then disabled).
 
-Only Deployments are scaled by controllers; StatefulSets and Jobs are stored as written.
+StatefulSets, DaemonSets and CronJobs are stored as written (no controller).
 """
+import calendar
 import copy
 import hashlib
 import heapq
@@ -38,6 +48,8 @@ from .api import Ctx, SIM_ANNOTATION_PREFIX, now_rfc3339, random_suffix
 
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 NODE = "sim-node"
+EXIT_CODE_ANNOTATION = SIM_ANNOTATION_PREFIX + "exit-code"
+JOB_TRACKING = "batch.kubernetes.io/job-tracking"
 
 
 def template_hash(template):
@@ -87,8 +99,11 @@ class ControllerManager(threading.Thread):
         self.rt_rs = reg.by_path("apps", "v1", "replicasets")
         self.rt_deploy = reg.by_path("apps", "v1", "deployments")
         self.rt_hpa = reg.by_path("autoscaling", "v2", "horizontalpodautoscalers")
+        self.rt_job = reg.by_path("batch", "v1", "jobs")
+        self.rt_pdb = reg.by_path("policy", "v1", "poddisruptionbudgets")
         self.reconcilers = [GarbageCollector(self), DeploymentController(self),
-                            ReplicaSetController(self), Kubelet(self), HpaController(self)]
+                            ReplicaSetController(self), JobController(self), Kubelet(self),
+                            DisruptionController(self), HpaController(self)]
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -394,19 +409,16 @@ class Kubelet(Reconciler):
         self.starting, self.stopping = set(), set()
         self._ips = itertools.count(2)
 
-    def delay(self, pod, which):
-        """Seconds for `which` (start/stop): Pod annotation, owning Deployment's, default."""
-        key = f"{SIM_ANNOTATION_PREFIX}{which}-delay"
+    def annotation(self, pod, key):
+        """The value of `key` on the Pod, else on its owning ReplicaSet/Deployment or Job
+        (None when nowhere)."""
         obj = pod
         for _ in range(3):
             if obj is None:
                 break
             ann = (obj.get("metadata") or {}).get("annotations") or {}
             if key in ann:
-                try:
-                    return float(ann[key])
-                except ValueError:
-                    break
+                return ann[key]
             ref = controller_of(obj)
             if not ref:
                 break
@@ -415,9 +427,39 @@ class Kubelet(Reconciler):
                 obj = self.store.get("apps", "replicasets", ns, ref["name"])
             elif ref.get("kind") == "Deployment":
                 obj = self.store.get("apps", "deployments", ns, ref["name"])
+            elif ref.get("kind") == "Job":
+                obj = self.store.get("batch", "jobs", ns, ref["name"])
             else:
                 break
-        return self.sim.pod_start_delay if which == "start" else self.sim.pod_stop_delay
+        return None
+
+    def delay(self, pod, which):
+        """Seconds for `which` (start/stop/run): annotation `sim.chartreuse.test/<which>-delay`
+        on the Pod or its owner, else the simulator's default."""
+        value = self.annotation(pod, f"{SIM_ANNOTATION_PREFIX}{which}-delay")
+        if value is not None:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        return {"start": self.sim.pod_start_delay, "stop": self.sim.pod_stop_delay,
+                "run": self.sim.pod_run_delay}[which]
+
+    def exit_code(self, pod):
+        """The exit code a run-to-completion Pod ends with, or None for a Pod that keeps
+        running: Pods of a Job end with 0 unless `sim.chartreuse.test/exit-code` (on the Pod,
+        its template, or the Job) says otherwise; other Pods with restartPolicy Never or
+        OnFailure end only when so annotated."""
+        spec = pod.get("spec") or {}
+        if spec.get("restartPolicy", "Always") == "Always":
+            return None
+        value = self.annotation(pod, EXIT_CODE_ANNOTATION)
+        if value is None:
+            return 0 if (controller_of(pod) or {}).get("kind") == "Job" else None
+        try:
+            return int(value)
+        except ValueError:
+            return 1
 
     def observe(self, ev):
         if (ev.group, ev.plural) != ("", "pods") or not self.sim.kubelet_enabled:
@@ -500,6 +542,39 @@ class Kubelet(Reconciler):
                                               "startedAt": now, "finishedAt": now}}}
                     for c in spec["initContainers"]]
         self.mgr.mutate(self.mgr.rt_pod, ns, name, running, uid)
+        code = self.exit_code(pod)
+        if code is not None:
+            self.mgr.schedule(self.delay(pod, "run"),
+                              lambda: self._finish_run(ns, name, uid, code))
+
+    def _finish_run(self, ns, name, uid, code):
+        """A run-to-completion Pod's containers exit: Succeeded (0) or Failed."""
+        pod = self.store.get("", "pods", ns, name)
+        if pod is None or pod["metadata"]["uid"] != uid or \
+                pod["metadata"].get("deletionTimestamp") or \
+                (pod.get("status") or {}).get("phase") != "Running":
+            return
+
+        def terminated(o):
+            now = now_rfc3339()
+            status = o.setdefault("status", {})
+            status["phase"] = "Succeeded" if code == 0 else "Failed"
+            reason = "PodCompleted" if code == 0 else "PodFailed"
+            status["conditions"] = [
+                dict(c, status="False", reason=reason, lastTransitionTime=now)
+                if c.get("type") in ("Ready", "ContainersReady") else
+                dict(c, status="False", lastTransitionTime=now)
+                if c.get("type") == "PodReadyToStartContainers" else c
+                for c in status.get("conditions") or []]
+            status["containerStatuses"] = [
+                dict(c, ready=False, started=False, state={"terminated": {
+                    "exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                    "containerID": c.get("containerID", ""),
+                    "startedAt": (c.get("state", {}).get("running") or {}).get("startedAt",
+                                                                                 now),
+                    "finishedAt": now}})
+                for c in status.get("containerStatuses") or []]
+        self.mgr.mutate(self.mgr.rt_pod, ns, name, terminated, uid)
 
     def _finish_stop(self, ns, name, uid):
         from .api import ApiError
@@ -513,6 +588,238 @@ class Kubelet(Reconciler):
         except ApiError as e:
             if e.code not in (404, 409):
                 raise
+
+
+def _condition(status, typ):
+    for c in status.get("conditions") or []:
+        if c.get("type") == typ and c.get("status") == "True":
+            return c
+    return None
+
+
+def _pod_failed(pod):
+    """As the Job controller counts: Failed, or terminating without having succeeded (an
+    orphaned or evicted Pod never reaches Failed)."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase == "Failed" or (bool(pod["metadata"].get("deletionTimestamp")) and
+                                 phase != "Succeeded")
+
+
+class JobController(Reconciler):
+    """batch/v1 Jobs, as the Kubernetes 1.31 Job controller runs a NonIndexed Job.
+
+    - Pods are made from `spec.template` (name `<job>-<5 random>`, the Job's
+      `controller-uid`/`job-name` labels, a controlling ownerReference, bound to the node)
+      until `spec.completions` succeeded, at most `spec.parallelism` at a time.
+    - Finished Pods are counted with the `batch.kubernetes.io/job-tracking` finalizer, as
+      the real controller does: a Pod is created with it, and once the Pod is Succeeded or
+      Failed (or terminating: counted as failed) it is added to `status.succeeded`/
+      `status.failed` and the finalizer is removed in the same atomic step. So the counts
+      survive the Pods being deleted, and a Job's Pods stay listed until counted.
+    - Success: `SuccessCriteriaMet` (reason CompletionsReached), then, once no Pod is left
+      running, `Complete` and `completionTime`. Failure: more failed Pods than
+      `spec.backoffLimit` (`BackoffLimitExceeded`) or `spec.activeDeadlineSeconds` past
+      (`DeadlineExceeded`): `FailureTarget`, the active Pods deleted, then `Failed`. Each
+      step is its own write, so a watcher sees the intermediate state.
+    - After a failure below the limit a new Pod is created at once (the real controller
+      waits 10 s, 20 s, 40 s... first). `ttlSecondsAfterFinished`, `suspend`, Indexed
+      completion, `podFailurePolicy`, `successPolicy` and `podReplacementPolicy` are not
+      simulated; a `restartPolicy: OnFailure` Pod fails like a `Never` one (no in-place
+      container restarts).
+    - Pods of a Job that is gone or being deleted, and Pods orphaned (propagationPolicy
+      Orphan), lose the finalizer, so the garbage collector can delete them or they stay
+      as plain Pods.
+    """
+
+    def observe(self, ev):
+        if (ev.group, ev.plural) == ("batch", "jobs"):
+            if ev.type != "DELETED":
+                self.mark("job", ev.namespace, ev.name)
+            self.mark("orphans", ev.namespace, ev.obj["metadata"].get("uid", ""))
+        elif (ev.group, ev.plural) == ("", "pods"):
+            ref = controller_of(ev.obj)
+            tracked = ev.type != "DELETED" and \
+                JOB_TRACKING in (ev.obj["metadata"].get("finalizers") or [])
+            if ref and ref.get("kind") == "Job":
+                job = self.store.get("batch", "jobs", ev.namespace, ref["name"])
+                if job is not None and job["metadata"]["uid"] == ref.get("uid"):
+                    self.mark("job", ev.namespace, ref["name"])
+                elif tracked:
+                    self.mark("orphans", ev.namespace, ref.get("uid", ""))
+            elif tracked:  # orphaned (propagationPolicy Orphan): no Job counts it any more
+                self.mark("orphans", ev.namespace, "")
+
+    def resync(self):
+        for j in self.store.list("batch", "jobs"):
+            self.mark("job", j["metadata"]["namespace"], j["metadata"]["name"])
+
+    def reconcile(self, what, ns, name):
+        if what == "orphans":
+            return self._release_orphans(ns, name)
+        with self.store.lock:
+            job = self.store.get("batch", "jobs", ns, name)
+            if job is None:
+                return
+            if job["metadata"].get("deletionTimestamp"):
+                return self._release_orphans(ns, job["metadata"]["uid"])
+            self._sync(job)
+
+    def _release_orphans(self, ns, job_uid):
+        """Remove the tracking finalizer from Pods whose Job is gone or being deleted."""
+        with self.store.lock:
+            for p in self.store.list("", "pods", ns):
+                if JOB_TRACKING not in (p["metadata"].get("finalizers") or []):
+                    continue
+                ref = controller_of(p) or {}
+                if ref.get("kind") != "Job":
+                    self._drop_finalizer(p)
+                    continue
+                if job_uid and ref.get("uid") != job_uid:
+                    continue
+                job = self.store.get("batch", "jobs", ns, ref.get("name", ""))
+                if job is not None and job["metadata"]["uid"] == ref.get("uid") and \
+                        not job["metadata"].get("deletionTimestamp"):
+                    continue
+                self._drop_finalizer(p)
+
+    def _drop_finalizer(self, pod):
+        m = pod["metadata"]
+
+        def drop(o):
+            fins = [f for f in o["metadata"].get("finalizers") or [] if f != JOB_TRACKING]
+            if fins:
+                o["metadata"]["finalizers"] = fins
+            else:
+                o["metadata"].pop("finalizers", None)
+        self.mgr.mutate(self.mgr.rt_pod, m["namespace"], m["name"], drop, m["uid"])
+
+    def _sync(self, job):
+        meta, spec = job["metadata"], job.get("spec") or {}
+        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        status = copy.deepcopy(job.get("status") or {})
+        pods = self.pods_owned_by(ns, {uid})
+        # count the finished Pods not counted yet, and let them go
+        for p in pods:
+            if JOB_TRACKING not in (p["metadata"].get("finalizers") or []):
+                continue
+            phase = (p.get("status") or {}).get("phase")
+            if phase == "Succeeded":
+                status["succeeded"] = status.get("succeeded", 0) + 1
+            elif _pod_failed(p):
+                status["failed"] = status.get("failed", 0) + 1
+            else:
+                continue
+            self._drop_finalizer(p)
+        pods = self.pods_owned_by(ns, {uid})
+        active = [p for p in pods if is_active(p)]
+        terminating = [p for p in pods if p["metadata"].get("deletionTimestamp") and
+                       (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        now = now_rfc3339()
+        finished = _condition(status, "Complete") or _condition(status, "Failed")
+        if spec.get("suspend"):
+            return self._write(job, status, active, terminating)
+        if not finished:
+            status.setdefault("startTime", now)
+            completions = spec.get("completions", 1)
+            parallelism = spec.get("parallelism", 1)
+            target = _condition(status, "SuccessCriteriaMet") or \
+                _condition(status, "FailureTarget")
+            if target is None:
+                deadline = spec.get("activeDeadlineSeconds")
+                elapsed = time.time() - _epoch(status["startTime"])
+                if status.get("succeeded", 0) >= completions:
+                    target = self._add_condition(
+                        status, "SuccessCriteriaMet", "CompletionsReached",
+                        "Reached expected number of succeeded pods", now)
+                elif status.get("failed", 0) > spec.get("backoffLimit", 6):
+                    target = self._add_condition(
+                        status, "FailureTarget", "BackoffLimitExceeded",
+                        "Job has reached the specified backoff limit", now)
+                elif deadline is not None and elapsed >= deadline:
+                    target = self._add_condition(
+                        status, "FailureTarget", "DeadlineExceeded",
+                        "Job was active longer than specified deadline", now)
+                elif deadline is not None:
+                    self.mgr.schedule(deadline - elapsed + 0.01,
+                                      lambda: self.mark("job", ns, name))
+            if target is None:
+                want = min(parallelism, completions - status.get("succeeded", 0))
+                for _ in range(max(0, want - len(active))):
+                    active.append(self._create_pod(job))
+            else:
+                self._write(job, status, active, terminating)
+                for p in active:
+                    self.api.delete(self.mgr.rt_pod, ns, p["metadata"]["name"],
+                                    self.mgr.ctx, {"preconditions":
+                                                   {"uid": p["metadata"]["uid"]}})
+                pods = self.pods_owned_by(ns, {uid})
+                active = [p for p in pods if is_active(p)]
+                terminating = [p for p in pods if p["metadata"].get("deletionTimestamp")
+                               and (p.get("status") or {}).get("phase")
+                               not in ("Succeeded", "Failed")]
+                if not active and not terminating:
+                    job = self.store.get("batch", "jobs", ns, name)
+                    status = copy.deepcopy(job.get("status") or {})
+                    if target["type"] == "SuccessCriteriaMet":
+                        self._add_condition(status, "Complete", target["reason"],
+                                            target["message"], now)
+                        status["completionTime"] = now
+                    else:
+                        self._add_condition(status, "Failed", target["reason"],
+                                            target["message"], now)
+        self._write(job, status, active, terminating)
+
+    @staticmethod
+    def _add_condition(status, typ, reason, message, now):
+        c = {"type": typ, "status": "True", "reason": reason, "message": message,
+             "lastProbeTime": now, "lastTransitionTime": now}
+        status["conditions"] = [x for x in status.get("conditions") or []
+                                if x.get("type") != typ] + [c]
+        return c
+
+    def _write(self, job, status, active, terminating):
+        m = job["metadata"]
+        status = dict(status)
+        if active:
+            status["active"] = len(active)
+        else:
+            status.pop("active", None)
+        status["ready"] = sum(1 for p in active if is_ready(p))
+        status["terminating"] = len(terminating)
+        status["uncountedTerminatedPods"] = {}
+
+        def set_status(o):
+            o["status"] = status
+        self.mgr.mutate(self.mgr.rt_job, m["namespace"], m["name"], set_status, m["uid"])
+
+    def _create_pod(self, job):
+        m = job["metadata"]
+        tmpl = copy.deepcopy((job.get("spec") or {}).get("template") or {})
+        tmeta = tmpl.get("metadata") or {}
+        spec = tmpl.get("spec") or {}
+        spec["nodeName"] = NODE
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": f"{m['name']}-{random_suffix()}",
+                            "generateName": f"{m['name']}-",
+                            "namespace": m["namespace"],
+                            "labels": dict(tmeta.get("labels") or {}),
+                            "finalizers": [JOB_TRACKING],
+                            "ownerReferences": [{
+                                "apiVersion": "batch/v1", "kind": "Job",
+                                "name": m["name"], "uid": m["uid"], "controller": True,
+                                "blockOwnerDeletion": True}]},
+               "spec": spec}
+        if tmeta.get("annotations"):
+            pod["metadata"]["annotations"] = dict(tmeta["annotations"])
+        ctx = Ctx(manager="kube-controller-manager")
+        return self.api.create(self.mgr.rt_pod, m["namespace"], pod, ctx)
+
+
+def _epoch(ts):
+    try:
+        return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+    except (TypeError, ValueError):
+        return time.time()
 
 
 class GarbageCollector(Reconciler):
@@ -579,6 +886,72 @@ class GarbageCollector(Reconciler):
                     del o["metadata"]["finalizers"]
             if rt is not None:
                 self.mgr.mutate(rt, ons, name, drop, uid)
+
+
+class DisruptionController(Reconciler):
+    """PodDisruptionBudget status, as the disruption controller keeps it: expectedPods (the
+    selected Pods that are not finished), currentHealthy (the Ready ones), desiredHealthy
+    (from minAvailable or maxUnavailable, integers or percentages of expectedPods),
+    disruptionsAllowed and the DisruptionAllowed condition. Helm 4's kstatus waits until a
+    budget is met. Evictions are not simulated (no `pods/eviction` subresource)."""
+
+    def observe(self, ev):
+        if (ev.group, ev.plural) == ("policy", "poddisruptionbudgets"):
+            if ev.type != "DELETED":
+                self.mark(ev.namespace, ev.name)
+        elif (ev.group, ev.plural) == ("", "pods"):
+            for pdb in self.store.list("policy", "poddisruptionbudgets", ev.namespace):
+                self.mark(ev.namespace, pdb["metadata"]["name"])
+
+    def resync(self):
+        for pdb in self.store.list("policy", "poddisruptionbudgets"):
+            self.mark(pdb["metadata"]["namespace"], pdb["metadata"]["name"])
+
+    def reconcile(self, ns, name):
+        from .selectors import LabelSelector, SelectorError
+        with self.store.lock:
+            pdb = self.store.get("policy", "poddisruptionbudgets", ns, name)
+            if pdb is None:
+                return
+            spec, meta = pdb.get("spec") or {}, pdb["metadata"]
+            try:
+                sel = LabelSelector.from_spec(spec.get("selector") or {})
+            except SelectorError:
+                return
+            pods = [p for p in self.store.list("", "pods", ns)
+                    if sel.matches(p["metadata"].get("labels")) and is_active(p)]
+            expected = len(pods)
+            healthy = sum(1 for p in pods if is_ready(p))
+
+            def amount(v, round_up):
+                if isinstance(v, str) and v.endswith("%"):
+                    exact = expected * int(v[:-1] or 0) / 100
+                    return int(-(-exact // 1)) if round_up else int(exact)
+                return int(v)
+            if spec.get("minAvailable") is not None:
+                desired = amount(spec["minAvailable"], True)
+            elif spec.get("maxUnavailable") is not None:
+                desired = max(0, expected - amount(spec["maxUnavailable"], True))
+            else:
+                desired = expected
+            allowed = max(0, healthy - desired)
+            old = pdb.get("status") or {}
+            prev = next((c for c in old.get("conditions") or []
+                         if c.get("type") == "DisruptionAllowed"), {})
+            st = "True" if allowed > 0 else "False"
+            cond = {"type": "DisruptionAllowed", "status": st,
+                    "reason": "SufficientPods" if allowed > 0 else "InsufficientPods",
+                    "message": "", "observedGeneration": meta.get("generation", 1),
+                    "lastTransitionTime": prev.get("lastTransitionTime", now_rfc3339())
+                    if prev.get("status") == st else now_rfc3339()}
+            status = {"observedGeneration": meta.get("generation", 1),
+                      "disruptionsAllowed": allowed, "currentHealthy": healthy,
+                      "desiredHealthy": desired, "expectedPods": expected,
+                      "conditions": [cond]}
+            if status != old:
+                def set_status(o):
+                    o["status"] = status
+                self.mgr.mutate(self.mgr.rt_pdb, ns, name, set_status, meta["uid"])
 
 
 class HpaController(Reconciler):

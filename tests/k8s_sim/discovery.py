@@ -11,9 +11,11 @@ cluster (the ExpectedDeploymentScale CRD is installed from deploy/ at start by d
 
 The OpenAPI documents are deliberately thin: every kind gets its paths with operations
 carrying `x-kubernetes-group-version-kind`, and `patch` operations declare the
-`fieldValidation` query parameter. That is what makes kubectl and Helm 3.17 leave
+`fieldValidation` query parameter. That is what makes kubectl, Helm 3.17 and Helm 4.1 leave
 validation to the server instead of downloading schemas (SPEC.md §3); the schemas
-themselves are stubs that preserve unknown fields.
+themselves are stubs that preserve unknown fields. Without these documents
+(`K8sSim(openapi=False)`) Helm refuses to install ("failed to download openapi") unless run
+with `--disable-openapi-validation`, as against a real server that serves none.
 """
 import copy
 import hashlib

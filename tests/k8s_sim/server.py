@@ -7,9 +7,14 @@ bearer token (`sim.tokens`, token -> user name; changeable while running, to tes
 rotation) or a client certificate signed by the simulator's CA (user = CN, groups = O);
 anything else is 401 with a `Status` body.
 
+Bodies: JSON or YAML, and protobuf for the kinds typed client-go clients send (protobuf.py:
+Helm's release storage). Answers are JSON; `Warning: 299` headers carry the unknown fields a
+write dropped (validation.py).
+
 Test hooks (all thread-safe):
-- `sim.request_log`: every request with method, path, query, content type, body, status,
-  user, user agent and timing (see `RequestRecord`).
+- `sim.request_log`: every request with method, path, query, content type, Accept, body,
+  status, user, user agent and timing (see `RequestRecord`), logged when its answer starts.
+- `sim.history(kind, name)`: every state an object went through (a deleted hook Job too).
 - `sim.fault(...)`: make matching requests fail N times (any status, 429 with
   Retry-After), answer slowly, or drop the connection without answering.
 - `sim.put/get/objects/delete/patch/set_pod_phase/wait_for`: direct store access.
@@ -37,12 +42,13 @@ from pathlib import Path
 
 import yaml
 
-from . import tables
+from . import protobuf, tables
 from .api import Api, ApiError, Ctx, NO_RESOURCE, bad_request
 from .certs import shared_authority
 from .controller import ControllerManager
 from .discovery import K8S_VERSION, Registry
 from .store import Store
+from .validation import VALUES as FIELD_VALIDATION
 from .watch import Watch, WatchError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +88,7 @@ class RequestRecord:
     raw_query: str
     content_type: str
     body: bytes
+    accept: str = ""
     user: str = ""
     user_agent: str = ""
     status: int = 0
@@ -96,6 +103,8 @@ class RequestRecord:
         return self.query.get("watch") in ("1", "true")
 
     def json(self):
+        if self.content_type.startswith(protobuf.CONTENT_TYPE):
+            return protobuf.decode(self.body)
         try:
             return json.loads(self.body) if self.body else None
         except ValueError:
@@ -188,8 +197,8 @@ class Fault:
 
 
 REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-           405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 422: "Invalid",
-           429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+           405: "MethodNotAllowed", 406: "NotAcceptable", 409: "Conflict", 410: "Expired",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
            504: "Timeout"}
 
 
@@ -305,10 +314,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Audit-Id", self._audit_id)
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
+        for w in getattr(self, "_ctx_obj", None) and self._ctx_obj.warnings or ():
+            self.send_header("Warning", "299 - " + json.dumps(w))
+        # logged before the answer goes out: a client that got its answer finds its request
+        # in the log (the duration is filled in afterwards)
+        self._rec.status = code
+        if not self._rec.logged:
+            self._rec.logged = True
+            self.sim.request_log.append(self._rec)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-        self._rec.status = code
 
     def _send_error(self, err):
         self._send(err.code, err.status(), headers=err.headers)
@@ -349,6 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
         qs = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         query = {k: v[0] for k, v in qs.items()}
         self._audit_id = os.urandom(8).hex()
+        self._ctx_obj = None
         try:
             body = self._read_body()
         except (OSError, ValueError):
@@ -356,6 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         rec = RequestRecord(self.command, urllib.parse.unquote(url.path), query, url.query,
                             self.headers.get("Content-Type", ""), body,
+                            accept=self.headers.get("Accept", ""),
                             user_agent=self.headers.get("User-Agent", ""),
                             time=time.monotonic(), wall=time.time())
         self._rec = rec
@@ -464,6 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, doc)
         if path.startswith("/openapi/"):
             raise NO_RESOURCE
+        _check_accept(accept)
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
@@ -522,18 +541,28 @@ class _Handler(BaseHTTPRequestHandler):
         dry = query.get("dryRun", "")
         if dry not in ("", "All"):
             raise bad_request(f"unsupported dryRun value {dry!r}")
-        return Ctx(user=rec.user, manager=manager, dry_run=dry == "All",
+        fv = query.get("fieldValidation", "")
+        if fv not in FIELD_VALIDATION:
+            raise bad_request(f'fieldValidation: Unsupported value: "{fv}": supported values: '
+                              f'"Ignore", "Strict", "Warn"')
+        self._ctx_obj = Ctx(user=rec.user, manager=manager, dry_run=dry == "All",
                    force=query.get("force") in ("true", "1"),
                    field_validation=query.get("fieldValidation", ""),
                    manager_from_agent=from_agent)
+        return self._ctx_obj
 
     def _body_json(self, body):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if ctype in ("application/vnd.kubernetes.protobuf", "application/cbor"):
+        if ctype == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(body)
+            except protobuf.ProtobufError as e:
+                raise ApiError(415, "UnsupportedMediaType", str(e))
+        if ctype == "application/cbor":
             raise ApiError(415, "UnsupportedMediaType",
                            f"the body of the request was in an unknown format - accepted media "
-                           f"types include: application/json, application/yaml "
-                           f"(k8s-sim speaks no {ctype})")
+                           f"types include: application/json, application/yaml, "
+                           f"{protobuf.CONTENT_TYPE} (k8s-sim speaks no {ctype})")
         try:
             if ctype == "application/yaml":
                 return yaml.safe_load(body.decode())
@@ -646,6 +675,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _check_accept(accept):
+    """406 when the client accepts none of the media types the simulator answers in (JSON;
+    client-go's protobuf clients list application/json as a fallback, so they never get
+    this)."""
+    if not accept.strip():
+        return
+    for media in accept.split(","):
+        mtype = media.split(";")[0].strip().lower()
+        if mtype in ("application/json", "application/*", "*/*", "application/yaml",
+                     "application/json-seq", ""):
+            return
+    raise ApiError(406, "NotAcceptable",
+                   f"only the following media types are accepted: application/json, "
+                   f"application/yaml (k8s-sim answers no {accept.split(',')[0].strip()})")
+
+
 # --- the simulator --------------------------------------------------------------------
 
 class K8sSim:
@@ -653,9 +698,10 @@ class K8sSim:
 
     def __init__(self, *, tls=True, host="127.0.0.1", port=0, tokens=None,
                  anonymous=False, client_cert_auth=True, pod_start_delay=0.2,
-                 pod_stop_delay=0.2, install_eds_crd=True, aggregated_discovery=True,
-                 openapi=True, hpa_controller=False, kubelet=True, namespaces=("default",),
-                 authority=None, bookmark_interval=5.0, default_watch_timeout=1800.0):
+                 pod_stop_delay=0.2, pod_run_delay=0.1, install_eds_crd=True,
+                 aggregated_discovery=True, openapi=True, hpa_controller=False, kubelet=True,
+                 namespaces=("default",), authority=None, bookmark_interval=5.0,
+                 default_watch_timeout=1800.0):
         self.tls = tls
         self.host, self._port = host, port
         self.token = "sim-token-" + os.urandom(6).hex()
@@ -665,6 +711,7 @@ class K8sSim:
         self.client_cert_auth = client_cert_auth
         self.pod_start_delay = pod_start_delay
         self.pod_stop_delay = pod_stop_delay
+        self.pod_run_delay = pod_run_delay  # how long a Job's Pod runs before it exits
         self.aggregated_discovery = aggregated_discovery
         self.openapi = openapi
         self.hpa_controller = hpa_controller
@@ -831,6 +878,22 @@ class K8sSim:
                                                           namespace if rt.namespaced else None)
                 if sel.matches(o["metadata"].get("labels"))]
 
+    def history(self, kind, name=None, namespace="default"):
+        """[(event type, object copy)] of every change to objects of a kind (one name), oldest
+        first, as far back as the change history goes: what a Job went through before Helm
+        deleted it, for instance."""
+        rt = self.resource(kind)
+        ns = namespace if rt.namespaced else ""
+        with self.store.lock:
+            try:
+                events = self.store.events_since(self.store.compacted_rv)
+            except LookupError:
+                events = []
+        return [(ev.type, copy.deepcopy(ev.obj)) for ev in events
+                if (ev.group, ev.plural) == (rt.group, rt.plural)
+                and (namespace is None or ev.namespace == ns)
+                and (name is None or ev.name == name)]
+
     def delete(self, kind, name, namespace="default", **options):
         rt = self.resource(kind)
         return self.api.delete(rt, namespace, name, Ctx(manager="k8s-sim-test"), options)
@@ -843,10 +906,11 @@ class K8sSim:
                               "application/merge-patch+json", ctx,
                               "status" if status and rt.has_status else "")[1]
 
-    def scale(self, kind, name, replicas, namespace="default"):
+    def scale(self, kind, name, replicas, namespace="default", manager="k8s-sim-test"):
+        """Set replicas through the scale subresource, as field manager `manager`."""
         rt = self.resource(kind)
         return self.api._set_replicas(rt, namespace, name, replicas, None,
-                                      Ctx(manager="k8s-sim-test"))
+                                      Ctx(manager=manager))
 
     def pods_of(self, deployment, namespace="default", include_terminating=True):
         """Pods selected by a Deployment's selector (Failed ones included)."""

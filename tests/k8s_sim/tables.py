@@ -86,11 +86,25 @@ def _rs_cells(r):
 def _job_cells(j):
     spec, st = j.get("spec") or {}, j.get("status") or {}
     conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
+    # the order of the 1.31 printer
     state = "Complete" if conds.get("Complete") == "True" else \
         "Failed" if conds.get("Failed") == "True" else \
-        "Suspended" if spec.get("suspend") else "Running"
-    return [state, f"{st.get('succeeded', 0)}/{spec.get('completions', 1)}",
-            _age(st.get("startTime")) if st.get("startTime") else ""], []
+        "Terminating" if (j.get("metadata") or {}).get("deletionTimestamp") else \
+        "Suspended" if conds.get("Suspended") == "True" else \
+        "FailureTarget" if conds.get("FailureTarget") == "True" else \
+        "SuccessCriteriaMet" if conds.get("SuccessCriteriaMet") == "True" else "Running"
+    duration = ""
+    if st.get("startTime"):
+        end = _epoch(st["completionTime"]) if st.get("completionTime") else None
+        duration = _age(st["startTime"], end)
+    return [state, f"{st.get('succeeded', 0)}/{spec.get('completions', 1)}", duration], []
+
+
+def _epoch(ts):
+    try:
+        return calendar.timegm(time.strptime(ts, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return None
 
 
 def _hpa_cells(h):
