@@ -28,7 +28,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BIN  := $(BUILD)/unit-tests
 TEMPLATES := $(sort $(wildcard templates/*.yaml))
 
-.PHONY: all test test-asan check asan valgrind bench bench-post-render bench-migrate bench-pods install demo \
+.PHONY: all test test-asan check asan valgrind e2e bench bench-post-render bench-migrate bench-pods install demo \
         clean helm deps
 all: $(BIN) $(UNIT_BIN)
 
@@ -63,6 +63,11 @@ $(BUILD)/gen/templates.o: $(BUILD)/gen/templates.c
 test: all helm
 	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
 	  $(PYTEST) -q tests $(PYTEST_ARGS)
+
+# The end-to-end scenarios alone (they also run in `make test`, hence in `make check`).
+e2e: all helm
+	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
+	  $(PYTEST) -q tests -m e2e $(PYTEST_ARGS)
 
 asan:
 	$(MAKE) BUILD=build/asan BIN=build/asan/chartreuse \

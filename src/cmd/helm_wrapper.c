@@ -153,6 +153,26 @@ static int run_showing_plugin_errors(char **argv)
 	return rc;
 }
 
+static bool given(const struct wrap *w, const char *flag)
+{
+	size_t n = strlen(flag);
+	for (size_t i = 0; i < w->n_helm; i++)
+		if (!strncmp(w->helm_args[i], flag, n) &&
+		    (!w->helm_args[i][n] || w->helm_args[i][n] == '='))
+			return true;
+	return false;
+}
+
+/* Helm 4 applies server-side; a migration scales Deployments through their scale
+ * subresource, which makes chartreuse a manager of spec.replicas. Helm's next apply of a
+ * different count (the chart's replicas after a before-deployment migration left them at 0)
+ * then conflicts with chartreuse. The chart's count is meant to win. */
+static bool needs_force_conflicts(const char *cmd, const struct wrap *w, int major)
+{
+	return major >= 4 && (!strcmp(cmd, "upgrade") || !strcmp(cmd, "install")) &&
+	       !given(w, "--force-conflicts");
+}
+
 static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int major)
 {
 	char **argv = NULL;
@@ -161,6 +181,8 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 	push(&argv, &n, &cap, xstrdup(cmd));
 	for (size_t i = 0; i < w->n_helm; i++)
 		push(&argv, &n, &cap, xstrdup(w->helm_args[i]));
+	if (needs_force_conflicts(cmd, w, major))
+		push(&argv, &n, &cap, xstrdup("--force-conflicts"));
 	push(&argv, &n, &cap, xstrdup("--post-renderer"));
 	if (major >= 4) {
 		push(&argv, &n, &cap, xstrdup(HELM4_PLUGIN));
