@@ -304,6 +304,10 @@ static bool same_set(const struct cr_strlist *a, const struct cr_strlist *b)
 
 /* The session's connection, or a new one if the failure took it away (its lock went
  * with it). */
+/* A restarting server is a common reason for the connection to be gone: it gets this long
+ * to come back before the state is given up as unknown (and the pods left stopped). */
+#define SERVER_BACK_TIMEOUT_S 60
+
 static int reconnect_if_lost(struct db_run *d, const struct cr_migrate_options *o)
 {
 	cr_log_mute(true);
@@ -314,6 +318,9 @@ static int reconnect_if_lost(struct db_run *d, const struct cr_migrate_options *
 	cr_pg_close(d->pg);
 	d->pg = NULL;
 	d->locked = false;
+	cr_info("database %s: the connection was lost; connecting again", d->db->name);
+	if (cr_pg_wait(d->db->name, d->url, SERVER_BACK_TIMEOUT_S))
+		return -1;
 	return cr_pg_connect(d->db->name, d->url, o->connect_timeout, &d->pg);
 }
 

@@ -234,3 +234,59 @@ def test_before_deployment_mode_migrates_before_the_new_spec(cluster, request):
     for name in SCALES:
         marks = cluster.sim.get("deploy", name)["metadata"].get("annotations") or {}
         assert "chartreuse.wiremind.io/stopped" not in marks
+
+
+REPORTING_CONFIG = """\
+{{- /* A second, independent migration of this release: its own database, its own Job,
+after the first one (hook weight 2). */ -}}
+apiVersion: chartreuse.wiremind.io/v1
+kind: ChartreuseConfig
+metadata:
+  name: reporting
+release: {{ .Release.Name | quote }}
+namespace: {{ .Release.Namespace | quote }}
+upgradeJobWeight: "2"
+stopPods: false
+image:
+  repository: %(app)s
+  tag: {{ .Values.image.tag | quote }}
+databases:
+{{ toYaml .Values.reporting.databases | indent 2 }}
+"""
+
+
+def test_two_databases_and_two_jobs_in_weight_order(cluster, request, tmp_path):
+    helm3_cannot(cluster.helm, request, "helm install does not wait for the migrations")
+    chart = tmp_path / "chart"
+    shutil.copytree(EXAMPLE_CHART, chart)
+    (chart / "templates" / "chartreuse-reporting.yaml").write_text(
+        REPORTING_CONFIG % {"app": APP})
+    second = cluster.db + "_reporting"
+    cluster.pg.create_database(second)
+    try:
+        main_db = {"name": "main", "host": cluster.pg.host, "port": cluster.pg.port,
+                   "user": "cr_admin", "password": "admin-pw", "database": cluster.db,
+                   "alembicDirectory": "/app/alembic"}
+        values = tmp_path / "two.yaml"
+        values.write_text(yaml.safe_dump({
+            "image": {"tag": "1.0"},
+            "chartreuse": {"databases": [main_db]},
+            "reporting": {"databases": [dict(main_db, name="reporting", database=second)]}}))
+        cluster.helm("chartreuse", "install", "shop", str(chart), "-f", str(values),
+                     "--timeout", TIMEOUT)
+        assert cluster.stored() == [HEAD_V1]
+        rows = cluster.pg.psql(second, "SELECT version_num FROM alembic_version")
+        assert [r[0] for r in rows] == [HEAD_V1]
+        # Weight 1 ran to completion before weight 2 was created.
+        events = [(t, o["metadata"]["name"], [c["type"] for c in (o.get("status") or {})
+                                              .get("conditions") or []
+                                              if c.get("status") == "True"])
+                  for t, o in cluster.sim.history("jobs")]
+        first_done = next(i for i, (t, n, conds) in enumerate(events)
+                          if n == "shop-chartreuse-upgrade" and "Complete" in conds)
+        second_made = next(i for i, (t, n, _) in enumerate(events)
+                           if n == "shop-reporting-upgrade" and t == "ADDED")
+        assert first_done < second_made, events
+        assert cluster.replicas() == SCALES
+    finally:
+        cluster.pg.drop_database(second)

@@ -220,9 +220,9 @@ def descendants(pid):
     return found
 
 
-def fire(cell, p, fault):
+def fire(cell, p, fault, down_for=0.5):
     if fault == "PostgreSQL restart":
-        cell.pg.restart(down_for=0.5)
+        cell.pg.restart(down_for=down_for)
     elif fault == "SIGTERM":
         p.send_signal(signal.SIGTERM)
     elif fault == "SIGKILL":
@@ -235,9 +235,9 @@ def fire(cell, p, fault):
 
 # --- the steps: bring the run to the step, then fire ------------------------------------
 
-def when_then_fire(cell, p, fault, condition, what):
+def when_then_fire(cell, p, fault, condition, what, down_for=0.5):
     assert wait_until(condition), f"the run never reached {what}"
-    fire(cell, p, fault)
+    fire(cell, p, fault, down_for)
 
 
 def run_step(cell, step, fault):
@@ -295,7 +295,9 @@ def fire_at(cell, p, step, fault):
     elif step == "stop group 2":
         when_then_fire(cell, p, fault, lambda: cell.replicas("worker") == 0, "group 2's stop")
     elif step == "alembic":
-        when_then_fire(cell, p, fault, lambda: cell.sessions("%pg_sleep%") > 0, "Alembic")
+        # Down for 2 s: Alembic fails at once, and chartreuse finds the server still gone.
+        when_then_fire(cell, p, fault, lambda: cell.sessions("%pg_sleep%") > 0, "Alembic",
+                       down_for=2.0)
     elif step == "verify":
         reached = Path(str(cell.pause) + ".reached")
         when_then_fire(cell, p, fault, reached.exists, "the end of Alembic")
