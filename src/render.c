@@ -30,6 +30,8 @@ struct render {
 	bool copy_binary;  /* chartreuseImage.delivery is "copy" */
 	bool restore;	   /* a restore Job is emitted */
 	const char *companion_events;
+	struct cr_buf *jobs_out; /* Helm 3 wrapper: Jobs (and copies of the companions) go
+				  * here, the companions to out as plain release resources */
 };
 
 char *cr_object_name(const char *release, const char *name, const char *suffix)
@@ -180,6 +182,8 @@ static void set_hook(struct render *r, struct fy_node *ann, int kind)
 {
 	const struct cr_config *cfg = r->cfg;
 	bool companion = kind < 0;
+	if (companion && r->jobs_out)
+		return; /* a release resource, there before the wrapper runs the Jobs */
 	if (r->argocd) {
 		const char *hook = kind == JOB_RESTORE ? "PostSync" : cfg->argocd.hook;
 		long wave = cfg->argocd.sync_wave - (companion ? 1 : 0);
@@ -214,10 +218,21 @@ static void set_metadata(struct render *r, struct fy_node *root, const char *nam
 
 /* --- output -------------------------------------------------------------------------------- */
 
-static int emit(struct render *r, struct fy_document *d, const char *template_name)
+static int emit_to(struct cr_buf *out, struct fy_document *d, const char *template_name)
 {
-	cr_buf_printf(r->out, "---\n# Source: chartreuse/templates/%s\n", template_name);
-	return yt_emit_document(d, r->out);
+	cr_buf_printf(out, "---\n# Source: chartreuse/templates/%s\n", template_name);
+	return yt_emit_document(d, out);
+}
+
+/* With jobs_out the Jobs go there only; the companions go to both, so that the wrapper
+ * can apply them before a pre-upgrade Job, when Helm has not applied them yet. */
+static int emit(struct render *r, struct fy_document *d, const char *template_name, bool job)
+{
+	if (!r->jobs_out)
+		return emit_to(r->out, d, template_name);
+	if (job)
+		return emit_to(r->jobs_out, d, template_name);
+	return emit_to(r->out, d, template_name) || emit_to(r->jobs_out, d, template_name);
 }
 
 /* Loads a skeleton, lets fill() complete it, emits it. */
@@ -229,7 +244,7 @@ static int object(struct render *r, const char *tpl, const char *name, const cha
 	set_metadata(r, fy_document_root(d), name, component, hook_kind);
 	if (fill)
 		fill(r, d, arg);
-	int rc = emit(r, d, tpl);
+	int rc = emit(r, d, tpl, hook_kind >= 0);
 	fy_document_destroy(d);
 	return rc;
 }
@@ -617,11 +632,18 @@ static int render_jobs(struct render *r)
 
 int cr_render(const struct cr_config *cfg, struct cr_buf *out)
 {
-	struct render r = { .cfg = cfg, .out = out };
+	return cr_render_split(cfg, out, NULL);
+}
+
+int cr_render_split(const struct cr_config *cfg, struct cr_buf *out, struct cr_buf *jobs)
+{
+	struct render r = { .cfg = cfg, .out = out, .jobs_out = jobs };
 	r.base = cr_object_name(cfg->release, cfg->metadata.name, NULL);
 	r.sa_name = xstrdup(cr_nonempty(cfg->service_account.name) ? cfg->service_account.name
 								 : r.base);
 	r.argocd = strcmp(cfg->deployment_method, "argocd") == 0;
+	if (r.argocd)
+		r.jobs_out = NULL; /* Argo CD runs its own hooks, whatever Helm renders them */
 	r.before = r.argocd ? strcmp(cfg->argocd.hook, "PostSync") != 0
 			    : cfg->upgrade_before_deployment;
 	r.copy_binary = strcmp(cfg->chartreuse_image.delivery, "copy") == 0;

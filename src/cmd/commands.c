@@ -8,7 +8,7 @@
 
 static const char post_render_usage[] =
 	"usage: chartreuse post-render [--release NAME] [--namespace NS] [--config FILE]...\n"
-	"                              [--set KEY=VALUE]...\n\n"
+	"                              [--set KEY=VALUE]... [--hooks-to FILE]\n\n"
 	"Reads rendered manifests on stdin and writes them unchanged to stdout, followed by the\n"
 	"objects a migration needs (ServiceAccount, Role, RoleBinding, Secret, ConfigMap and\n"
 	"the migration Job). A ChartreuseConfig document in the input configures it and is\n"
@@ -17,7 +17,10 @@ static const char post_render_usage[] =
 	"  --namespace NS      namespace (default: from the objects' metadata.namespace)\n"
 	"  --config FILE       a ChartreuseConfig file; later files override earlier ones\n"
 	"  --set KEY=VALUE     one setting, e.g. --set upgradeBeforeDeployment=true or\n"
-	"                      --set databases[0].host=db (highest precedence)\n\n"
+	"                      --set databases[0].host=db (highest precedence)\n"
+	"  --hooks-to FILE     (the Helm 3 wrapper's) write the Jobs to FILE instead, after a\n"
+	"                      copy of their companions, which go to stdout without hook\n"
+	"                      annotations: Helm 3 ignores hooks in a post-renderer's output\n\n"
 	"Precedence, highest first: --set, --config files, the chart's ChartreuseConfig\n"
 	"document, inference from the manifests, defaults.\n"
 	"Invoked as chartreuse-post-render, or with no command and manifests on stdin, it\n"
@@ -34,6 +37,9 @@ static const char helm_usage[] =
 	"Runs $HELM_BIN (or helm) with the given arguments and chartreuse as post-renderer, in\n"
 	"the form its major version needs (Helm 3: the executable; Helm 4: the\n"
 	"chartreuse-post-render plugin), passing the release name and namespace along.\n"
+	"Under Helm 3, install and upgrade run the migration Jobs themselves, as Helm would\n"
+	"run hooks (Helm 3 runs none from a post-renderer): after Helm for post-install and\n"
+	"post-upgrade, before it (after a --dry-run pass) for pre-upgrade.\n"
 	"As a Helm plugin: helm chartreuse upgrade --install myapp ./chart -n prod\n";
 
 static const char migrate_usage[] =

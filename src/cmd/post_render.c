@@ -9,15 +9,18 @@
 #include "ytree.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STDIN_NAME "stdin"
 
 struct options {
 	const char *release;
 	const char *namespace;
+	const char *hooks_to; /* the Helm 3 wrapper's file for the Jobs it runs itself */
 	const char **configs;
 	size_t n_configs, cap_configs;
 	const char **sets;
@@ -36,6 +39,8 @@ static void add_option(struct options *o, const char *name, const char *v)
 		o->release = v;
 	} else if (!strcmp(name, "--namespace")) {
 		o->namespace = v;
+	} else if (!strcmp(name, "--hooks-to")) {
+		o->hooks_to = v;
 	} else if (!strcmp(name, "--config")) {
 		XGROW(o->configs, o->n_configs + 1, o->cap_configs);
 		o->configs[o->n_configs++] = v;
@@ -48,7 +53,8 @@ static void add_option(struct options *o, const char *name, const char *v)
 /* 0: go on; 2: bad usage (reported); -1: --help was printed. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	static const char *const names[] = { "--release", "--namespace", "--config", "--set" };
+	static const char *const names[] = { "--release", "--namespace", "--config", "--set",
+					       "--hooks-to" };
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
 			return cr_usage("post-render", 0) - 1;
@@ -181,7 +187,7 @@ static int explain_ambiguity(struct fy_node *merged, const struct cr_manifest *m
 /* Merges the sources for one migration (chart may be NULL) and renders it. */
 static int render_one(const struct options *o, const struct cr_manifest *m,
 		      struct fy_document *infer, const struct source *chart,
-		      const struct source *files, struct cr_buf *out)
+		      const struct source *files, struct cr_buf *out, struct cr_buf *jobs)
 {
 	struct fy_document *d = fy_document_create(NULL);
 	struct fy_node *root = fy_node_copy(d, fy_document_root(infer));
@@ -210,7 +216,7 @@ static int render_one(const struct options *o, const struct cr_manifest *m,
 	if (!rc)
 		rc = cr_config_check_for_render(&cfg, what);
 	if (!rc)
-		rc = cr_render(&cfg, out);
+		rc = cr_render_split(&cfg, out, jobs);
 	cr_config_free(&cfg);
 	free(what);
 	return rc;
@@ -249,9 +255,28 @@ static int write_output(const char *data, size_t len, const struct cr_manifest *
 	return rc;
 }
 
+/* The wrapper made the file (mode 0600: the companions include the Secret); written
+ * whole, even when empty, so that it never holds an earlier run's Jobs. */
+static int write_hooks(const char *path, const struct cr_buf *jobs)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cr_error("post-render: cannot open --hooks-to %s: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = cr_write_all(fd, jobs->data ? jobs->data : "", jobs->len);
+	if (rc)
+		cr_error("post-render: cannot write %s: %s", path, strerror(errno));
+	if (close(fd) && !rc) {
+		cr_error("post-render: cannot write %s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
 static int post_render(const struct options *o)
 {
-	struct cr_buf in = { 0 }, injected = { 0 };
+	struct cr_buf in = { 0 }, injected = { 0 }, jobs = { 0 };
 	struct cr_manifest m = { 0 };
 	struct source *files = NULL, *charts = NULL;
 	size_t n_charts = 0;
@@ -269,7 +294,10 @@ static int post_render(const struct options *o)
 	infer = inferred(&m);
 	rc = 0;
 	for (size_t i = 0; !rc && i < (n_charts ? n_charts : 1); i++)
-		rc = render_one(o, &m, infer, n_charts ? &charts[i] : NULL, files, &injected);
+		rc = render_one(o, &m, infer, n_charts ? &charts[i] : NULL, files, &injected,
+				o->hooks_to ? &jobs : NULL);
+	if (!rc && o->hooks_to)
+		rc = write_hooks(o->hooks_to, &jobs);
 	if (!rc)
 		rc = write_output(in.data, in.len, &m, &injected);
 out:
@@ -280,6 +308,9 @@ out:
 	cr_manifest_free(&m);
 	cr_buf_free(&in);
 	cr_buf_free(&injected);
+	if (jobs.data)
+		explicit_bzero(jobs.data, jobs.len);
+	cr_buf_free(&jobs);
 	return rc ? 1 : 0;
 }
 
