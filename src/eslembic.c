@@ -1,5 +1,6 @@
 #include "eslembic.h"
 #include "config.h"
+#include "jobs.h"
 #include "json.h"
 #include "k8s.h"
 #include "log.h"
@@ -23,7 +24,6 @@ extern char **environ;
 #define URL_ENV "CHARTREUSE_ESLEMBIC_URL"
 #define URLS_ENV "ELASTICSEARCH_URLS"
 #define GONE_TIMEOUT_S 300
-#define PROGRESS_EVERY_S 10.0
 
 enum es_outcome { ES_UP_TO_DATE, ES_NEEDED, ES_MIGRATED, ES_FAILED };
 
@@ -42,13 +42,6 @@ struct cr_eslembic_run {
 	bool ran;		/* `eslembic upgrade head` was run */
 	bool unchanged;		/* after a failed upgrade: `current` says what it said before */
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void fail(struct cr_eslembic_run *es, const char *why)
 {
@@ -272,40 +265,14 @@ static void decide(struct cr_eslembic_run *es)
 
 /* --- the follow-up Job: looking at it ---------------------------------------------------- */
 
-static long number(struct fy_node *n)
-{
-	char *s = yt_strdup(n);
-	long v = s ? strtol(s, NULL, 10) : 0;
-	free(s);
-	return v;
-}
-
 bool cr_eslembic_job_finished(struct fy_node *job, const char **why)
 {
-	struct fy_node *status = yt_get(job, "status");
-	if (number(yt_get(status, "active")) > 0) {
-		*why = "it has active Pods";
-		return false;
-	}
-	void *it = NULL;
-	struct fy_node *c;
-	while ((c = fy_node_sequence_iterate(yt_get(status, "conditions"), &it))) {
-		char *type = yt_strdup(yt_get(c, "type")), *st = yt_strdup(yt_get(c, "status"));
-		bool done = (cr_streq(type, "Complete") || cr_streq(type, "Failed")) &&
-			    cr_streq(st, "True");
-		free(type);
-		free(st);
-		if (done)
-			return true;
-	}
-	*why = "it has no Complete or Failed condition yet";
-	return false;
+	return cr_job_finished(job, why);
 }
 
 static char *jobs_path(const struct cr_eslembic_run *es, const char *name)
 {
-	return xasprintf("/apis/batch/v1/namespaces/%s/jobs%s%s", es->ns, name ? "/" : "",
-			 name ? name : "");
+	return cr_job_path(es->ns, name);
 }
 
 static int connect_api(struct cr_eslembic_run *es)
@@ -378,65 +345,12 @@ static int check_none_running(struct cr_eslembic_run *es, bool early)
  * background. */
 static int delete_job(struct cr_eslembic_run *es, const char *uid)
 {
-	struct fy_document *d = fy_document_create(NULL);
-	struct fy_node *root = yt_map(d);
-	fy_document_set_root(d, root);
-	yt_set_str(root, "apiVersion", "v1");
-	yt_set_str(root, "kind", "DeleteOptions");
-	yt_set_str(root, "propagationPolicy", "Background");
-	yt_set_str(yt_child_map(root, "preconditions"), "uid", uid);
-	char *body = cr_json_string(root);
-	fy_document_destroy(d);
-	char *path = jobs_path(es, es->job_name);
-	struct fy_document *resp = NULL;
-	long st = body ? cr_k8s_request(es->k, "DELETE", path, "application/json", body, 0, &resp)
-		       : -1;
-	int rc = 0;
-	if (st > 0 && st != 404 && (st < 200 || st > 299)) {
-		cr_k8s_report("DELETE", path, st, resp);
-		rc = -1;
-	} else if (st < 0) {
-		rc = -1;
-	}
-	if (resp)
-		fy_document_destroy(resp);
-	free(path);
-	free(body);
-	return rc;
+	return cr_job_delete(es->k, es->ns, es->job_name, uid);
 }
 
-/* Until the Job `uid` is gone, with a deadline. It is looked at twice a second: a Job
- * deleted in the background goes at once unless something holds it with a finalizer, and
- * the Role grants no watch on Jobs (get/list/create/delete). */
 static int wait_gone(struct cr_eslembic_run *es, const char *uid)
 {
-	double start = now_s(), noted = start;
-	for (;;) {
-		char *now_uid;
-		const char *why;
-		enum job_state s = job_state(es, &now_uid, &why);
-		bool other = s != JOB_ABSENT && s != JOB_ERROR && !cr_streq(now_uid, uid);
-		free(now_uid);
-		if (s == JOB_ABSENT || s == JOB_ERROR || other) {
-			if (other)
-				cr_error("eslembic: another Job %s was created while the finished one "
-					 "was being deleted", es->job_name);
-			return s == JOB_ABSENT ? 0 : -1;
-		}
-		double t = now_s();
-		if (t - start >= GONE_TIMEOUT_S) {
-			cr_error("eslembic: the finished Job %s is still there %d s after its "
-				 "deletion (finalizers?)", es->job_name, GONE_TIMEOUT_S);
-			return -1;
-		}
-		if (t - noted >= PROGRESS_EVERY_S) {
-			cr_info("eslembic: waiting for the finished Job %s to go (%.0f s)",
-				es->job_name, t - start);
-			noted = t;
-		}
-		struct timespec half = { 0, 500 * 1000 * 1000 };
-		nanosleep(&half, NULL);
-	}
+	return cr_job_wait_gone(es->k, es->ns, es->job_name, uid, GONE_TIMEOUT_S, "eslembic");
 }
 
 static char *image_ref(const struct cr_image *img)

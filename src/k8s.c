@@ -709,6 +709,20 @@ long cr_k8s_request(struct cr_k8s *k, const char *method, const char *path,
 	return request(k, &r, out);
 }
 
+long cr_k8s_get_text(struct cr_k8s *k, const char *path, struct cr_buf *out)
+{
+	struct req r = { "GET", path, NULL, NULL, 0, k->timeout_ms, 0, 0, 0, 0 };
+	if (perform(k, &r))
+		return -1;
+	if (r.rc != CURLE_OK) {
+		report_transport(k, &r);
+		return -1;
+	}
+	if (k->body.len)
+		cr_buf_add(out, k->body.data, k->body.len);
+	return r.status;
+}
+
 /* A convenience call: 0 on 2xx, CR_K8S_NOT_FOUND on 404 when absent_ok, else -1 after
  * reporting with the answer's Status. */
 static int call(struct cr_k8s *k, const char *method, const char *path,

@@ -63,6 +63,11 @@ long cr_k8s_request(struct cr_k8s *k, const char *method, const char *path,
 		    const char *content_type, const char *body, unsigned flags,
 		    struct fy_document **out);
 
+/* A GET whose answer is text, not JSON (a Pod's log): the body is appended to out as it
+ * came. Returns the HTTP status (errors not reported), or -1 when no answer came. */
+struct cr_buf;
+long cr_k8s_get_text(struct cr_k8s *k, const char *path, struct cr_buf *out);
+
 /* Reports a failed call as one line (verb, path, status, the Status reason and message). */
 void cr_k8s_report(const char *method, const char *path, long status,
 		   struct fy_document *response);
