@@ -2,6 +2,8 @@
  * the form the Helm major needs, and tells the post-renderer what Helm doesn't: the
  * release name and the namespace. */
 #include "cmd.h"
+#include "helm_hooks.h"
+#include "k8s.h"
 #include "log.h"
 #include "proc.h"
 #include "util.h"
@@ -119,21 +121,26 @@ static int helm_major(const char *helm)
 	return rc == 0 ? major : -1;
 }
 
-/* Helm 4 shows only "plugin ... exited with error" for a failing post-renderer: run it with
- * an error file the post-renderer also writes to, and show that file if Helm fails. */
-static int run_showing_plugin_errors(char **argv)
+/* A new empty file in $TMPDIR (mode 0600, mkstemp's); NULL after reporting. */
+static char *temp_file(const char *prefix)
 {
 	const char *tmp = getenv("TMPDIR");
-	char *path = xasprintf("%s/chartreuse-error-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	char *path = xasprintf("%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
 	int fd = mkstemp(path);
 	if (fd < 0) {
 		cr_error("cannot create a temporary file in %s: %s", tmp ? tmp : "/tmp",
 			 strerror(errno));
 		free(path);
-		return 1;
+		return NULL;
 	}
 	close(fd);
-	setenv("CHARTREUSE_ERROR_FILE", path, 1);
+	return path;
+}
+
+/* Runs argv, output inherited: its exit status (128 + signal if killed), 1 if it could not
+ * run (reported). */
+static int spawn_wait(char **argv)
+{
 	pid_t pid;
 	int status = 0, rc = 1;
 	int err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
@@ -144,6 +151,18 @@ static int run_showing_plugin_errors(char **argv)
 			;
 		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	}
+	return rc;
+}
+
+/* Helm 4 shows only "plugin ... exited with error" for a failing post-renderer: run it with
+ * an error file the post-renderer also writes to, and show that file if Helm fails. */
+static int run_showing_plugin_errors(char **argv)
+{
+	char *path = temp_file("chartreuse-error");
+	if (!path)
+		return 1;
+	setenv("CHARTREUSE_ERROR_FILE", path, 1);
+	int rc = spawn_wait(argv);
 	struct cr_buf msg = { 0 };
 	if (rc && cr_read_file(path, &msg) == 0 && msg.len)
 		cr_write_all(2, msg.data, msg.len);
@@ -173,7 +192,17 @@ static bool needs_force_conflicts(const char *cmd, const struct wrap *w, int maj
 	       !given(w, "--force-conflicts");
 }
 
-static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int major)
+static void free_argv(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+/* Helm's argv with chartreuse as post-renderer; `extra` (may be NULL) is one more Helm
+ * flag, hooks_to (may be NULL) the post-renderer's --hooks-to file. NULL after reporting. */
+static char **helm_argv(const char *helm, const char *cmd, const struct wrap *w, int major,
+			const char *extra, const char *hooks_to)
 {
 	char **argv = NULL;
 	size_t n = 0, cap = 0;
@@ -183,6 +212,8 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 		push(&argv, &n, &cap, xstrdup(w->helm_args[i]));
 	if (needs_force_conflicts(cmd, w, major))
 		push(&argv, &n, &cap, xstrdup("--force-conflicts"));
+	if (extra)
+		push(&argv, &n, &cap, xstrdup(extra));
 	push(&argv, &n, &cap, xstrdup("--post-renderer"));
 	if (major >= 4) {
 		push(&argv, &n, &cap, xstrdup(HELM4_PLUGIN));
@@ -190,15 +221,18 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 		char *self = cr_self_exe();
 		if (!self) {
 			cr_error("cannot find the chartreuse executable (/proc/self/exe)");
-			return 1;
+			push(&argv, &n, &cap, NULL);
+			free_argv(argv);
+			return NULL;
 		}
 		push(&argv, &n, &cap, self);
 		push(&argv, &n, &cap, xstrdup("--post-renderer-args"));
 		push(&argv, &n, &cap, xstrdup("post-render"));
 	}
 	char *own[] = { xasprintf("--release=%s", w->release),
-			xasprintf("--namespace=%s", w->namespace) };
-	for (size_t i = 0; i < 2; i++) {
+			xasprintf("--namespace=%s", w->namespace),
+			hooks_to ? xasprintf("--hooks-to=%s", hooks_to) : NULL };
+	for (size_t i = 0; i < 3 && own[i]; i++) {
 		push(&argv, &n, &cap, xstrdup("--post-renderer-args"));
 		push(&argv, &n, &cap, own[i]);
 	}
@@ -207,7 +241,171 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 		push(&argv, &n, &cap, xstrdup(w->pr_args[i]));
 	}
 	push(&argv, &n, &cap, NULL);
+	return argv;
+}
+
+/* --- Helm 3: the wrapper runs the hook Jobs -------------------------------------------- */
+
+/* The value of a Helm flag the user gave ("--flag v" or "--flag=v"), NULL if not given. */
+static const char *flag_value(const struct wrap *w, const char *flag)
+{
+	size_t n = strlen(flag);
+	for (size_t i = 0; i < w->n_helm; i++) {
+		const char *a = w->helm_args[i];
+		if (!strcmp(a, flag) && i + 1 < w->n_helm)
+			return w->helm_args[i + 1];
+		if (!strncmp(a, flag, n) && a[n] == '=')
+			return a + n + 1;
+	}
+	return NULL;
+}
+
+/* Helm 3 runs hooks for install and upgrade; a dry run runs none, nor do we. */
+static bool runs_hooks(const char *cmd, const struct wrap *w, int major)
+{
+	return major == 3 && (!strcmp(cmd, "install") || !strcmp(cmd, "upgrade")) &&
+	       !given(w, "--dry-run");
+}
+
+/* The cluster Helm talks to: its kubeconfig, context and namespace. */
+static struct cr_k8s *connect_like_helm(const struct wrap *w, struct cr_k8s **k)
+{
+	if (*k)
+		return *k;
+	const char *context = flag_value(w, "--kube-context");
+	if (!context)
+		context = getenv("HELM_KUBECONTEXT");
+	struct cr_k8s_options o = { .kubeconfig = flag_value(w, "--kubeconfig"),
+				    .context = context && *context ? context : NULL,
+				    .namespace = w->namespace };
+	*k = cr_k8s_new(&o);
+	return *k;
+}
+
+/* Helm's --timeout bounds each hook; 5 minutes is its default. */
+static long hook_timeout_ms(const struct wrap *w)
+{
+	const char *v = flag_value(w, "--timeout");
+	long ms = v ? cr_go_duration_ms(v) : -1;
+	return ms > 0 ? ms : 5 * 60 * 1000L;
+}
+
+/* `helm upgrade --install` installs when there is no release: then the hooks are
+ * post-install ones. Asked of Helm itself (`helm status`), quietly. */
+static bool release_exists(const char *helm, const struct wrap *w)
+{
+	if (!given(w, "--install") && !given(w, "-i"))
+		return true; /* plain upgrade: Helm fails without one */
+	char **argv = NULL;
+	size_t n = 0, cap = 0;
+	push(&argv, &n, &cap, xstrdup(helm));
+	push(&argv, &n, &cap, xstrdup("status"));
+	push(&argv, &n, &cap, xstrdup(w->release));
+	push(&argv, &n, &cap, xstrdup("--namespace"));
+	push(&argv, &n, &cap, xstrdup(w->namespace));
+	for (size_t i = 0; i < w->n_helm; i++) {
+		const char *a = w->helm_args[i];
+		if (strncmp(a, "--kube", 6))
+			continue;
+		push(&argv, &n, &cap, xstrdup(a));
+		if (!strchr(a, '=') && takes_value(a) && i + 1 < w->n_helm)
+			push(&argv, &n, &cap, xstrdup(w->helm_args[++i]));
+	}
+	push(&argv, &n, &cap, NULL);
+	int fd, status = -1;
+	int pid = cr_spawn_piped(argv, NULL, NULL, true, &fd, "helm status");
+	if (pid >= 0) {
+		char chunk[4096];
+		ssize_t got;
+		while ((got = read(fd, chunk, sizeof(chunk))) > 0 || (got < 0 && errno == EINTR))
+			;
+		close(fd);
+		status = cr_wait_exit(pid, "helm status");
+	}
+	free_argv(argv);
+	return status == 0;
+}
+
+/* Runs the Jobs of FILE of one phase; with companions, applies those first. */
+static int run_phase(const struct wrap *w, const char *file, const char *phase,
+		     bool companions, struct cr_k8s **k)
+{
+	struct cr_hooks *h = cr_hooks_load(file);
+	int rc = h ? 0 : -1;
+	if (!rc && cr_hooks_has(h, phase)) {
+		cr_info("running the %s hook Jobs (Helm 3 runs none from a post-renderer)", phase);
+		rc = connect_like_helm(w, k) ? 0 : -1;
+		if (!rc && companions)
+			rc = cr_hooks_apply_companions(h, *k, w->release, w->namespace);
+		if (!rc)
+			rc = cr_hooks_run(h, *k, phase, hook_timeout_ms(w));
+		if (rc && companions)
+			cr_error("the %s hooks failed: helm upgrade was not run, the release is "
+				 "unchanged", phase);
+		else if (rc)
+			cr_error("the %s hooks failed: Helm 3 has recorded the release as "
+				 "deployed (Helm itself would have marked it failed)", phase);
+	}
+	cr_hooks_free(h);
+	return rc ? 1 : 0;
+}
+
+/* Before the real upgrade: the same upgrade as a dry run renders the Jobs (Helm 3 post-
+ * renders on a dry run too; its output, with the release's Secrets, is dropped), and the
+ * pre-upgrade ones run with their companions applied. */
+static int pre_upgrade(const char *helm, const struct wrap *w, const char *file,
+		       struct cr_k8s **k)
+{
+	char **argv = helm_argv(helm, "upgrade", w, 3, "--dry-run", file);
+	if (!argv)
+		return 1;
+	struct cr_buf out = { 0 };
+	int rc = cr_run_capture(argv, &out);
+	if (out.data)
+		explicit_bzero(out.data, out.len);
+	cr_buf_free(&out);
+	free_argv(argv);
+	if (rc) {
+		cr_error("helm upgrade --dry-run (to find the pre-upgrade hooks) failed%s",
+			 rc > 0 ? ": see Helm's message above" : "");
+		return rc > 0 ? rc : 1;
+	}
+	return run_phase(w, file, "pre-upgrade", true, k);
+}
+
+static int helm3_with_hooks(const char *helm, const char *cmd, const struct wrap *w)
+{
+	char *file = temp_file("chartreuse-hooks");
+	if (!file)
+		return 1;
+	struct cr_k8s *k = NULL;
+	const char *after = "post-install";
+	int rc = 0;
+	if (!strcmp(cmd, "upgrade") && release_exists(helm, w)) {
+		after = "post-upgrade";
+		rc = pre_upgrade(helm, w, file, &k);
+	}
+	if (!rc) {
+		char **argv = helm_argv(helm, cmd, w, 3, NULL, file);
+		rc = argv ? spawn_wait(argv) : 1;
+		free_argv(argv);
+	}
+	if (!rc)
+		rc = run_phase(w, file, after, false, &k);
+	cr_k8s_free(k);
+	unlink(file);
+	free(file);
+	return rc;
+}
+
+static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int major)
+{
 	fflush(stdout);
+	if (runs_hooks(cmd, w, major))
+		return helm3_with_hooks(helm, cmd, w);
+	char **argv = helm_argv(helm, cmd, w, major, NULL, NULL);
+	if (!argv)
+		return 1;
 	int rc = 1;
 	if (major >= 4) {
 		rc = run_showing_plugin_errors(argv);
@@ -215,9 +413,7 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 		execvp(helm, argv);
 		cr_error("cannot run %s: %s", helm, strerror(errno));
 	}
-	for (size_t i = 0; argv[i]; i++)
-		free(argv[i]);
-	free(argv);
+	free_argv(argv);
 	return rc;
 }
 
