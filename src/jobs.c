@@ -274,11 +274,10 @@ static char *pod_of(const struct hook_run *h)
 	return pod;
 }
 
-/* The failure, and the tail of the Pod's log when the API gives it (else where to look). */
+/* The failure in one line, then the tail of the Pod's log when the API gives it (a
+ * simulator or a restricted user may not: then where to look). */
 static void report_failure(const struct hook_run *h)
 {
-	cr_error("%s: the Job %s failed (%s); it is kept for inspection", h->what, h->name,
-		 h->reason ? h->reason : "Failed");
 	char *pod = pod_of(h);
 	struct cr_buf log = { 0 };
 	long st = -1;
@@ -290,13 +289,17 @@ static void report_failure(const struct hook_run *h)
 		cr_log_mute(false);
 		free(path);
 	}
-	if (st >= 200 && st <= 299 && log.len) {
+	bool have_log = st >= 200 && st <= 299 && log.len;
+	char *where = have_log ? xstrdup(", the end of its Pod's log follows")
+			       : xasprintf(": kubectl logs job/%s -n %s", h->name, h->ns);
+	cr_error("%s: the Job %s failed (%s); it is kept for inspection%s", h->what, h->name,
+		 h->reason ? h->reason : "Failed", where);
+	free(where);
+	if (have_log) {
 		char *masked = cr_mask(log.data);
-		fprintf(stderr, "--- last lines of the log of Pod %s:\n%s%s---\n", pod, masked,
+		fprintf(stderr, "--- %s (last %d lines)\n%s%s---\n", pod, LOG_TAIL_LINES, masked,
 			log.data[log.len - 1] == '\n' ? "" : "\n");
 		free(masked);
-	} else {
-		cr_error("%s: its log: kubectl logs job/%s -n %s", h->what, h->name, h->ns);
 	}
 	cr_buf_free(&log);
 	free(pod);

@@ -10,9 +10,9 @@ The application image is played by the example Alembic project (examples/alembic
 revision that fails.
 
 Helm 3 runs a post-renderer on non-hook manifests only and reads no hook annotation in its
-output (tests/test_helm_sim.py::test_chartreuse_migration_job_is_a_hook): the migration Job
-becomes a plain release resource there, so the upgrade scenarios are expected to fail with
-Helm 3 until chartreuse drives the Job itself under Helm 3 (README, "Helm 3")."""
+output (tests/test_helm_sim.py::test_chartreuse_migration_job_is_a_hook): under Helm 3 the
+wrapper runs the Jobs itself as Helm would run the hooks (README, "Helm 3"), so every
+scenario holds for both majors."""
 import json
 import shutil
 import uuid
@@ -75,12 +75,6 @@ def upgrade():
 def downgrade():
     pass
 '''
-
-
-def helm3_cannot(helm, request, what):
-    if helm.major == 3:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason=f"Helm 3 does not run post-rendered hooks: {what}"))
 
 
 @pytest.fixture
@@ -163,8 +157,7 @@ def cluster(k8s, pg, helm_major, projects, tmp_path):
     c.close()
 
 
-def test_install_migrates_and_leaves_the_deployments_running(cluster, request):
-    helm3_cannot(cluster.helm, request, "helm install does not wait for the migration")
+def test_install_migrates_and_leaves_the_deployments_running(cluster):
     cluster.deploy("install", "1.0")
     assert cluster.stored() == [HEAD_V1]
     assert cluster.replicas() == SCALES
@@ -172,8 +165,7 @@ def test_install_migrates_and_leaves_the_deployments_running(cluster, request):
         "deployed"
 
 
-def test_upgrade_with_a_new_revision_stops_migrates_and_restarts(cluster, request):
-    helm3_cannot(cluster.helm, request, "the upgrade runs no migration Job")
+def test_upgrade_with_a_new_revision_stops_migrates_and_restarts(cluster):
     cluster.deploy("install", "1.0")
     cluster.sim.request_log.clear()
     cluster.deploy("upgrade", "2.0")
@@ -186,8 +178,7 @@ def test_upgrade_with_a_new_revision_stops_migrates_and_restarts(cluster, reques
     assert cluster.replicas() == SCALES
 
 
-def test_upgrade_without_a_new_revision_touches_nothing(cluster, request):
-    helm3_cannot(cluster.helm, request, "the upgrade runs no migration Job")
+def test_upgrade_without_a_new_revision_touches_nothing(cluster):
     cluster.deploy("install", "1.0")
     cluster.sim.request_log.clear()
     cluster.deploy("upgrade", "1.0", stopPods=True)
@@ -196,8 +187,7 @@ def test_upgrade_without_a_new_revision_touches_nothing(cluster, request):
     assert cluster.replicas() == SCALES
 
 
-def test_failing_migration_fails_the_upgrade_and_rollback_serves_again(cluster, request):
-    helm3_cannot(cluster.helm, request, "the upgrade runs no migration Job")
+def test_failing_migration_fails_the_upgrade_and_rollback_serves_again(cluster):
     cluster.deploy("install", "1.0")
     cluster.deploy("upgrade", "2.0")
     p = cluster.deploy("upgrade", "3.0", check=False)
@@ -214,8 +204,7 @@ def test_failing_migration_fails_the_upgrade_and_rollback_serves_again(cluster, 
     assert cluster.replicas() == SCALES
 
 
-def test_before_deployment_mode_migrates_before_the_new_spec(cluster, request):
-    helm3_cannot(cluster.helm, request, "no pre-upgrade hook")
+def test_before_deployment_mode_migrates_before_the_new_spec(cluster):
     cluster.deploy("install", "1.0", upgradeBeforeDeployment=True)
     assert cluster.stored() == [HEAD_V1]
     assert cluster.replicas() == SCALES
@@ -255,8 +244,7 @@ databases:
 """
 
 
-def test_two_databases_and_two_jobs_in_weight_order(cluster, request, tmp_path):
-    helm3_cannot(cluster.helm, request, "helm install does not wait for the migrations")
+def test_two_databases_and_two_jobs_in_weight_order(cluster, tmp_path):
     chart = tmp_path / "chart"
     shutil.copytree(EXAMPLE_CHART, chart)
     (chart / "templates" / "chartreuse-reporting.yaml").write_text(
