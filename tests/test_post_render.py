@@ -205,6 +205,83 @@ def test_before_deployment_without_restore():
         "pre-upgrade,post-install"
 
 
+COMPANIONS = ("ConfigMap", "Role", "RoleBinding", "Secret", "ServiceAccount")
+
+
+def hooks_file_docs(path):
+    """The documents of a --hooks-to file, by kind."""
+    out = {}
+    for d in yaml.safe_load_all(path.read_text()):
+        if d:
+            out.setdefault(d["kind"], []).append(d)
+    return out
+
+
+def test_hooks_to_moves_the_jobs_and_makes_the_companions_release_resources(tmp_path):
+    """Helm 3's wrapper: the Jobs go to the file with their hook annotations; the companions
+    go to stdout without any, and a copy of them to the file (a pre-upgrade run applies
+    them before Helm does)."""
+    hooks = tmp_path / "hooks.yaml"
+    r = ok(post_render(CHART_OUTPUT, "--set", "upgradeBeforeDeployment=true",
+                       "--hooks-to", str(hooks)))
+    assert r.out.startswith(PLAIN_INPUT.encode())
+    objs = injected(r)
+    assert sorted(objs) == sorted(COMPANIONS)
+    for kind in COMPANIONS:
+        ann = objs[kind][0]["metadata"].get("annotations") or {}
+        assert not any(k.startswith("helm.sh/") for k in ann), (kind, ann)
+    assert (hooks.stat().st_mode & 0o777) == 0o600
+    filed = hooks_file_docs(hooks)
+    assert sorted(filed) == sorted(COMPANIONS + ("Job",))
+    for kind in COMPANIONS:
+        assert filed[kind] == objs[kind], kind
+    hook = {j["metadata"]["name"]: j["metadata"]["annotations"]["helm.sh/hook"]
+            for j in filed["Job"]}
+    assert hook == {"demo-chartreuse-upgrade": "pre-upgrade",
+                    "demo-chartreuse-install": "post-install",
+                    "demo-chartreuse-restore": "post-upgrade"}
+    # The same Jobs as without --hooks-to: only where they go differs.
+    plain = injected(ok(post_render(CHART_OUTPUT, "--set", "upgradeBeforeDeployment=true")))
+    assert filed["Job"] == plain["Job"]
+
+
+def test_hooks_to_is_a_function_of_its_input_and_replaces_the_file(tmp_path):
+    hooks = tmp_path / "hooks.yaml"
+    hooks.write_text("stale: content from an earlier run\n")
+    hooks.chmod(0o600)
+    a = ok(post_render(CHART_OUTPUT, "--hooks-to", str(hooks))).out
+    first = hooks.read_bytes()
+    assert b"stale" not in first
+    b = ok(post_render(CHART_OUTPUT, f"--hooks-to={hooks}")).out
+    assert (a, first) == (b, hooks.read_bytes())
+    jobs = hooks_file_docs(hooks)["Job"]
+    assert [j["metadata"]["annotations"]["helm.sh/hook"] for j in jobs] == \
+        ["post-install,post-upgrade"]
+
+
+def test_hooks_to_with_two_migrations_files_every_job(tmp_path):
+    second = CONFIG_DOC.replace("name: chartreuse", "name: reporting", 1)
+    hooks = tmp_path / "hooks.yaml"
+    r = ok(post_render(CHART_OUTPUT + second, "--hooks-to", str(hooks)))
+    assert "Job" not in injected(r)
+    names = sorted(j["metadata"]["name"] for j in hooks_file_docs(hooks)["Job"])
+    assert names == ["demo-chartreuse-upgrade", "demo-reporting-upgrade"]
+
+
+def test_hooks_to_leaves_argocd_alone(tmp_path):
+    """Argo CD runs its own hooks whatever Helm does: nothing moves."""
+    hooks = tmp_path / "hooks.yaml"
+    args = ("--set", "deploymentMethod=argocd")
+    r = ok(post_render(CHART_OUTPUT, *args, "--hooks-to", str(hooks)))
+    assert r.out == ok(post_render(CHART_OUTPUT, *args)).out
+    assert hooks.read_text() == ""
+
+
+def test_hooks_to_an_unwritable_file_fails_with_nothing_on_stdout(tmp_path):
+    failed(post_render(CHART_OUTPUT, "--hooks-to", str(tmp_path / "no" / "such" / "f")),
+           "--hooks-to", str(tmp_path / "no"))
+
+
 def test_argocd_mode():
     objs = injected(ok(post_render(CHART_OUTPUT, "--set", "deploymentMethod=argocd")))
     job = objs["Job"][0]
