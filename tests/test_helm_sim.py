@@ -437,3 +437,59 @@ def test_chartreuse_migration_job_is_a_hook(sim, helm):
          "--timeout", TIMEOUT)
     assert runs(sim, job) == 2
     assert [t for t, _ in sim.history("jobs", job)][-1:] == ["DELETED"]
+
+
+def test_chartreuse_upgrade_install_runs_post_install_then_post_upgrade(sim, helm):
+    """`upgrade --install` of a new release is an install: under Helm 3 the wrapper runs
+    the post-install Jobs, and on the next run the upgrade ones (before-deployment mode:
+    the install Job, then the pre-upgrade Job and the restore Job)."""
+    helm("plugin", "install", str(REPO))
+    args = ("chartreuse", "upgrade", "--install", "shop", str(EXAMPLE_CHART), "--timeout",
+            TIMEOUT, "--chartreuse-set", "upgradeBeforeDeployment=true")
+    helm(*args)
+    assert runs(sim, "shop-chartreuse-install") == 1
+    assert runs(sim, "shop-chartreuse-upgrade") == 0
+    helm(*args, "--set", "image.tag=2.0")
+    assert runs(sim, "shop-chartreuse-install") == 1
+    assert runs(sim, "shop-chartreuse-upgrade") == 1
+    assert runs(sim, "shop-chartreuse-restore") == 1
+    for job in ("shop-chartreuse-install", "shop-chartreuse-upgrade",
+                "shop-chartreuse-restore"):
+        assert [t for t, _ in sim.history("jobs", job)][-1:] == ["DELETED"], job
+    assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
+
+
+def failing_job_config(tmp_path):
+    path = tmp_path / "fail.yaml"
+    path.write_text('metadata:\n  annotations: {"sim.chartreuse.test/exit-code": "3"}\n')
+    return str(path)
+
+
+def test_chartreuse_failed_pre_upgrade_job_stops_the_upgrade(sim, helm, tmp_path):
+    """A failed pre-upgrade Job fails the upgrade before Helm applies anything, and is kept
+    for inspection; under Helm 3 the wrapper reports it and never runs the upgrade."""
+    helm("plugin", "install", str(REPO))
+    base = ("chartreuse", "upgrade", "--install", "shop", str(EXAMPLE_CHART), "--timeout",
+            TIMEOUT, "--chartreuse-set", "upgradeBeforeDeployment=true")
+    helm(*base)
+    before = image(sim, "shop-demo-web")
+    p = helm(*base, "--set", "image.tag=2.0", "--chartreuse-config",
+             failing_job_config(tmp_path), check=False)
+    assert p.returncode != 0
+    assert "shop-chartreuse-upgrade" in p.stderr
+    assert image(sim, "shop-demo-web") == before, "the new spec was applied"
+    assert sim.get("jobs", "shop-chartreuse-upgrade") is not None  # kept
+    if helm.major == 3:
+        assert list(release_secrets(sim, "shop")) == [1]
+        assert "helm upgrade was not run" in p.stderr
+
+
+def test_chartreuse_failed_post_install_job_fails_the_command(sim, helm, tmp_path):
+    helm("plugin", "install", str(REPO))
+    p = helm("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT,
+             "--chartreuse-config", failing_job_config(tmp_path), check=False)
+    assert p.returncode != 0
+    assert "shop-chartreuse-upgrade" in p.stderr
+    assert sim.get("jobs", "shop-chartreuse-upgrade") is not None  # kept
+    if helm.major == 3:
+        assert "kubectl logs job/shop-chartreuse-upgrade -n default" in p.stderr
