@@ -582,6 +582,28 @@ def test_retries_run_out_with_an_error_line(tmp_path, stub, pki):
                             "ServiceUnavailable: busy"]
 
 
+def test_text_answer_comes_back_as_it_came(tmp_path, stub, pki):
+    """A Pod's log is text/plain: the text call hands it over as is, status and all."""
+    path = "/api/v1/namespaces/default/pods/p/log"
+
+    def text(code, body):
+        def act(h, rec):
+            data = body.encode()
+            h.send_response(code)
+            h.send_header("Content-Type", "text/plain")
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data)
+            return True
+        return act
+    stub.on("GET", path, text(200, "line one\nalembic: \"boom\"\n"), text(404, "gone"))
+    cli = run_cli([f"text {path}?tailLines=20", f"text {path}"],
+                  token_env(tmp_path, stub, pki))
+    assert cli.results() == [("text", 200, 'line one\nalembic: "boom"\n'), ("text", 404, "gone")]
+    assert stub.requests[0]["query"] == {"tailLines": ["20"]}
+    assert not cli.errors()
+
+
 def test_post_is_not_retried_on_500(tmp_path, stub, pki):
     stub.on("POST", "/api/v1/namespaces/default/configmaps",
             reply(500, status_body(500, "InternalError", "etcd timeout")))

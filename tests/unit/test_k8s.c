@@ -711,6 +711,17 @@ static void cli_op(struct cr_k8s **kp, char *line)
 		char *p = cli_word(&line);
 		long st = cr_k8s_request(k, path, p, "application/json", cli_rest(line), 0, &out);
 		cli_print_doc("status", st, &out);
+	} else if (!strcmp(verb, "text")) {
+		/* text PATH: a GET whose answer is text; prints text=STATUS "BODY" */
+		struct cr_buf b = { 0 };
+		long st = cr_k8s_get_text(k, path, &b);
+		struct fy_document *d = fy_document_create(NULL);
+		fy_document_set_root(d, yt_str(d, b.data ? b.data : ""));
+		char *json = cr_json_string(fy_document_root(d));
+		printf("text=%ld %s\n", st, json ? json : "-");
+		free(json);
+		fy_document_destroy(d);
+		cr_buf_free(&b);
 	} else if (!strcmp(verb, "update")) {
 		/* update PATH LABEL VALUE */
 		struct cli_label l;
