@@ -1,6 +1,7 @@
 /* `chartreuse template|install|upgrade`: runs Helm with chartreuse as its post-renderer in
  * the form the Helm major needs, and tells the post-renderer what Helm doesn't: the
- * release name and the namespace. */
+ * release name and the namespace. Under Helm 3, which runs no hook a post-renderer adds,
+ * install and upgrade also run the migration Jobs as Helm would (helm_hooks.h). */
 #include "cmd.h"
 #include "helm_hooks.h"
 #include "k8s.h"
@@ -373,6 +374,9 @@ static int pre_upgrade(const char *helm, const struct wrap *w, const char *file,
 	return run_phase(w, file, "pre-upgrade", true, k);
 }
 
+/* Helm 3 install/upgrade: Helm applies the release, the wrapper runs the hook Jobs the
+ * post-renderer put in a file (pre-upgrade ones before Helm, after a dry run; post-install
+ * or post-upgrade ones after it). The exit status is Helm's, or 1 when a hook failed. */
 static int helm3_with_hooks(const char *helm, const char *cmd, const struct wrap *w)
 {
 	char *file = temp_file("chartreuse-hooks");
@@ -384,6 +388,12 @@ static int helm3_with_hooks(const char *helm, const char *cmd, const struct wrap
 	if (!strcmp(cmd, "upgrade") && release_exists(helm, w)) {
 		after = "post-upgrade";
 		rc = pre_upgrade(helm, w, file, &k);
+	}
+	/* Only what the real run renders may run after it, even if Helm never started the
+	 * post-renderer (which replaces the file's content). */
+	if (!rc && truncate(file, 0)) {
+		cr_error("cannot empty %s: %s", file, strerror(errno));
+		rc = 1;
 	}
 	if (!rc) {
 		char **argv = helm_argv(helm, cmd, w, 3, NULL, file);
