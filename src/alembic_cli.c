@@ -128,34 +128,16 @@ static void note_upgrade(const char *line, char **last)
 	*last = xstrndup(arrow, strcspn(arrow, ", \n"));
 }
 
-static void stream_lines(int fd, const char *db, struct cr_alembic_result *res)
+struct streaming {
+	const char *db;
+	struct cr_alembic_result *res;
+};
+
+static void on_alembic_line(const char *line, void *user)
 {
-	struct cr_buf pending = { 0 };
-	char chunk[4096];
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		cr_buf_add(&res->output, chunk, (size_t)n);
-		cr_buf_add(&pending, chunk, (size_t)n);
-		char *nl;
-		while ((nl = memchr(pending.data, '\n', pending.len))) {
-			*nl = '\0';
-			cr_info("[%s] %s", db, pending.data);
-			note_upgrade(pending.data, &res->last_upgrade);
-			size_t rest = pending.len - (size_t)(nl + 1 - pending.data);
-			memmove(pending.data, nl + 1, rest);
-			pending.len = rest;
-			pending.data[rest] = '\0';
-		}
-	}
-	if (pending.len) {
-		cr_info("[%s] %s", db, pending.data);
-		note_upgrade(pending.data, &res->last_upgrade);
-	}
-	cr_buf_free(&pending);
+	struct streaming *st = user;
+	cr_info("[%s] %s", st->db, line);
+	note_upgrade(line, &st->res->last_upgrade);
 }
 
 static int spawn_and_stream(char **argv, char **envp, const char *cwd, const char *db,
@@ -166,7 +148,8 @@ static int spawn_and_stream(char **argv, char **envp, const char *cwd, const cha
 	int pid = cr_spawn_piped(argv, envp, cwd, true, &fd, what);
 	int status = -1;
 	if (pid >= 0) {
-		stream_lines(fd, db, res);
+		struct streaming st = { db, res };
+		cr_read_lines(fd, &res->output, on_alembic_line, &st);
 		close(fd);
 		status = cr_wait_exit(pid, what);
 	}

@@ -151,36 +151,10 @@ static void free_child_env(char **env, size_t n)
 	free(env);
 }
 
-static void log_line(const char *line)
+static void log_line(const char *line, void *user)
 {
+	(void)user;
 	cr_info("[eslembic] %s", line);
-}
-
-static void stream_lines(int fd, struct cr_buf *out)
-{
-	struct cr_buf pending = { 0 };
-	char chunk[4096];
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		cr_buf_add(out, chunk, (size_t)n);
-		cr_buf_add(&pending, chunk, (size_t)n);
-		char *nl;
-		while ((nl = memchr(pending.data, '\n', pending.len))) {
-			*nl = '\0';
-			log_line(pending.data);
-			size_t rest = pending.len - (size_t)(nl + 1 - pending.data);
-			memmove(pending.data, nl + 1, rest);
-			pending.len = rest;
-			pending.data[rest] = '\0';
-		}
-	}
-	if (pending.len)
-		log_line(pending.data);
-	cr_buf_free(&pending);
 }
 
 /* `<program> <args...>` in the eslembic directory, output (stdout and stderr) streamed and
@@ -200,7 +174,7 @@ static int run_cli(const struct cr_eslembic_run *es, const char *const *args, st
 	int fd, status = -1;
 	int pid = cr_spawn_piped(argv.items, env, es->cfg->eslembic.directory, true, &fd, what);
 	if (pid >= 0) {
-		stream_lines(fd, out);
+		cr_read_lines(fd, out, log_line, NULL);
 		close(fd);
 		status = cr_wait_exit(pid, what);
 	}

@@ -107,6 +107,34 @@ int cr_wait_exit(int pid, const char *what)
 	return WEXITSTATUS(status);
 }
 
+void cr_read_lines(int fd, struct cr_buf *all, void (*on_line)(const char *line, void *user),
+		   void *user)
+{
+	struct cr_buf pending = { 0 };
+	char chunk[4096];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		cr_buf_add(all, chunk, (size_t)n);
+		cr_buf_add(&pending, chunk, (size_t)n);
+		char *nl;
+		while ((nl = memchr(pending.data, '\n', pending.len))) {
+			*nl = '\0';
+			on_line(pending.data, user);
+			size_t rest = pending.len - (size_t)(nl + 1 - pending.data);
+			memmove(pending.data, nl + 1, rest);
+			pending.len = rest;
+			pending.data[rest] = '\0';
+		}
+	}
+	if (pending.len)
+		on_line(pending.data, user);
+	cr_buf_free(&pending);
+}
+
 int cr_run_capture(char *const argv[], struct cr_buf *out)
 {
 	int fd;

@@ -24,6 +24,11 @@ int cr_wait_exit(int pid, const char *what);
 void cr_proc_catch_termination(void);
 int cr_terminated(void);
 
+/* Reads fd to its end: every byte into *all, and each line (without its newline; a last
+ * unterminated one too) to on_line as it arrives, so a child's output is logged live. */
+void cr_read_lines(int fd, struct cr_buf *all, void (*on_line)(const char *line, void *user),
+		   void *user);
+
 /* Runs argv[0] (searched in PATH) with stdout captured into out; stderr is inherited.
  * Returns the exit status, or -1 (reported) if it could not run or was killed. */
 int cr_run_capture(char *const argv[], struct cr_buf *out);
