@@ -153,6 +153,7 @@ static void keep_last_error(const char *text, size_t len)
 	last_error[len] = '\0';
 }
 
+__attribute__((format(printf, 2, 0)))
 static void emit(const char *level, const char *fmt, va_list ap)
 {
 	if (muted)
