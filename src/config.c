@@ -476,6 +476,12 @@ static struct fy_node *value_node(struct fy_document *d, const struct field *f, 
 
 int cr_config_set(struct fy_node *root, const char *assignment)
 {
+	size_t len = strlen(assignment);
+	if (cr_utf8_invalid_at(assignment, len) < len) {
+		cr_error("--set: an assignment is not UTF-8 text (byte %zu)",
+			 cr_utf8_invalid_at(assignment, len) + 1);
+		return -1;
+	}
 	const char *eq = strchr(assignment, '=');
 	if (!eq || eq == assignment) {
 		cr_error("--set %s: expected KEY=VALUE", assignment);

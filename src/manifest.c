@@ -226,17 +226,51 @@ static int report_parse_error(struct scan *s)
 	return scan_error_at(s, &m, e->msg, NULL);
 }
 
-static int check_nul(const char *data, size_t len, const char *origin)
+/* The number of the document holding byte pos, counted as the parser counts: a line
+ * "---" starts one (YAML allows that line inside no scalar), and content before the first
+ * such line is a document of its own. */
+static int document_at(const char *data, size_t pos)
+{
+	int n = 0;
+	bool content = false;
+	for (size_t bol = 0; bol <= pos;) {
+		const char *eol = memchr(data + bol, '\n', pos - bol);
+		size_t len = eol ? (size_t)(eol - (data + bol)) : pos - bol;
+		const char *l = data + bol;
+		if (len >= 3 && !memcmp(l, "---", 3) && (len == 3 || strchr(" \t\r", l[3]))) {
+			n++;
+			content = false;
+		} else if (!n && !content) {
+			size_t k = strspn(l, " \t\r");
+			content = k < len && l[k] != '#' && l[k] != '%';
+			n += content;
+		}
+		if (!eol)
+			break;
+		bol = (size_t)(eol - data) + 1;
+	}
+	return n ? n : 1;
+}
+
+/* YAML text is UTF-8 without NUL bytes; libfyaml 0.7.12 also loops forever on some
+ * malformed UTF-8 (a directive line holding it), so neither reaches the parser. */
+static int check_text(const char *data, size_t len, const char *origin)
 {
 	const char *nul = memchr(data, '\0', len);
-	if (!nul)
+	size_t pos = cr_utf8_invalid_at(data, nul ? (size_t)(nul - data) : len);
+	if (!nul && pos == len)
 		return 0;
-	size_t pos = (size_t)(nul - data);
-	const char *bol = nul;
+	/* pos: the first bad byte, or the NUL when all before it is UTF-8 */
+	const char *at = data + pos, *bol = at;
 	while (bol > data && bol[-1] != '\n')
 		bol--;
-	cr_error("%s: line %d, column %zu: NUL byte in the input (not YAML text)", origin,
-		 cr_line_of(data, pos), (size_t)(nul - bol) + 1);
+	if (*at)
+		cr_error("%s: document %d, line %d, column %zu: invalid UTF-8 (YAML is UTF-8 text)",
+			 origin, document_at(data, pos), cr_line_of(data, pos),
+			 (size_t)(at - bol) + 1);
+	else
+		cr_error("%s: line %d, column %zu: NUL byte in the input (not YAML text)", origin,
+			 cr_line_of(data, pos), (size_t)(at - bol) + 1);
 	return -1;
 }
 
@@ -411,7 +445,7 @@ static bool scan_in_parallel(const char *data, size_t len, const char *origin,
 int cr_manifest_scan(const char *data, size_t len, const char *origin, struct cr_manifest *m)
 {
 	memset(m, 0, sizeof(*m));
-	if (check_nul(data, len, origin))
+	if (check_text(data, len, origin))
 		return -1;
 	if (scan_in_parallel(data, len, origin, m))
 		return 0;

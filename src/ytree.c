@@ -59,8 +59,29 @@ static struct fy_node *find_alias(struct fy_node *n)
 	return NULL;
 }
 
+/* libfyaml 0.7.12 loops forever on some malformed UTF-8 (in a directive line), and YAML
+ * is UTF-8 text anyway: such input never reaches it. */
+static int check_utf8(const char *data, size_t len, const char *origin, int line_base)
+{
+	size_t bad = cr_utf8_invalid_at(data, len);
+	if (bad == len)
+		return 0;
+	int line = 1;
+	size_t bol = 0;
+	for (size_t i = 0; i < bad; i++)
+		if (data[i] == '\n') {
+			line++;
+			bol = i + 1;
+		}
+	cr_error("%s:%d:%zu: invalid UTF-8 (YAML is UTF-8 text)", origin, line + line_base,
+		 bad - bol + 1);
+	return -1;
+}
+
 struct fy_document *yt_parse(const char *data, size_t len, const char *origin, int line_base)
 {
+	if (check_utf8(data, len, origin, line_base))
+		return NULL;
 	struct fy_diag *diag = yt_diag_new();
 	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag };
 	struct fy_parser *p = fy_parser_create(&cfg);

@@ -487,6 +487,20 @@ def test_invalid_utf8_is_refused():
     failed(post_render(raw), "document 3")
 
 
+@pytest.mark.parametrize("raw", [b"%%-\xff\xff i!e\x08", b"kind: X\n%x \xe0\x9a\n"],
+                         ids=["directive", "after-a-document"])
+def test_malformed_utf8_in_a_directive_is_refused_not_a_hang(raw):
+    """libfyaml 0.7.12 loops forever on these (found by tests/fuzz/fuzz_post_render)."""
+    failed(post_render(raw, "--release=r", "--namespace=n", timeout=20), "invalid UTF-8")
+
+
+def test_set_and_options_must_be_utf8():
+    """Found by tests/fuzz/fuzz_config: a --set key that is not UTF-8 ended the process
+    with an internal error."""
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, b"--set=podLabels.\x8e=x"), "not UTF-8")
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, b"--release=\xff"), "--release", "not UTF-8")
+
+
 # --- command line ----------------------------------------------------------------------------
 
 def test_version():
