@@ -425,10 +425,22 @@ static bool is_index(const char *s, long *idx)
 	return *s && strspn(s, "0123456789") == strlen(s) && parse_long(s, idx);
 }
 
-static struct fy_node *seq_item(struct fy_node *seq, long idx, bool make_map)
+/* The largest list index --set takes: lists in a config are short, and each index below
+ * it that is missing gets an empty item (a huge index would fill the memory). */
+#define SET_MAX_INDEX 1000
+
+/* Item idx of seq, made (with the missing ones before it) when absent; NULL (reported)
+ * when idx is beyond SET_MAX_INDEX. */
+static struct fy_node *seq_item(struct fy_node *seq, long idx, bool make_map,
+				const char *assignment)
 {
+	if (idx > SET_MAX_INDEX) {
+		cr_error("--set %s: list index %ld is too large (at most %d)", assignment, idx,
+			 SET_MAX_INDEX);
+		return NULL;
+	}
 	struct fy_document *d = fy_node_document(seq);
-	while (fy_node_sequence_item_count(seq) <= (int)idx)
+	for (long n = fy_node_sequence_item_count(seq); n <= idx; n++)
 		yt_append(seq, make_map ? yt_map(d) : fy_node_create_scalar(d, "", 0));
 	void *it = NULL;
 	struct fy_node *c = NULL;
@@ -508,11 +520,14 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 			free_form = f->type == F_MAP || f->type == F_LIST;
 		}
 		if (last) {
+			struct fy_node *old = NULL;
+			if (yt_is_seq(cur) && is_index(key, &idx) &&
+			    !(old = seq_item(cur, idx, false, assignment)))
+				goto out;
 			struct fy_node *v = value_node(d, free_form ? NULL : f, eq + 1, assignment);
 			if (!v)
 				goto out;
-			if (yt_is_seq(cur) && is_index(key, &idx)) {
-				struct fy_node *old = seq_item(cur, idx, false);
+			if (old) {
 				fy_node_sequence_insert_after(cur, old, v);
 				fy_node_free(fy_node_sequence_remove(cur, old));
 			} else {
@@ -524,7 +539,8 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 		const char *next = parts[i + 1];
 		bool next_is_index = is_index(next, &idx);
 		if (yt_is_seq(cur) && is_index(key, &idx)) {
-			cur = seq_item(cur, idx, !next_is_index);
+			if (!(cur = seq_item(cur, idx, !next_is_index, assignment)))
+				goto out;
 		} else if (!yt_is_map(cur)) {
 			cr_error("--set %s: %s is not a mapping", assignment, key);
 			goto out;
@@ -536,7 +552,8 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 						 assignment, key, key, next);
 					goto out;
 				}
-				cur = seq_item(cur, idx, true);
+				if (!(cur = seq_item(cur, idx, true, assignment)))
+					goto out;
 				fields = f->sub;
 				i++;
 				if (i + 1 == n) {

@@ -494,6 +494,17 @@ def test_malformed_utf8_in_a_directive_is_refused_not_a_hang(raw):
     failed(post_render(raw, "--release=r", "--namespace=n", timeout=20), "invalid UTF-8")
 
 
+def test_a_huge_set_index_is_refused_not_filled():
+    """Found by tests/fuzz/fuzz_config: --set tolerations[5555555555].key=k appended items
+    until the index existed (and the count was read back as an int)."""
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, "--set=tolerations[5555555555].key=k",
+                       timeout=20), "list index 5555555555 is too large")
+    r = post_render(PLAIN_INPUT + CONFIG_DOC, "--set=tolerations[2].key=k")
+    assert r.rc == 0, r.err.decode()
+    job = injected(r)["Job"][0]
+    assert job["spec"]["template"]["spec"]["tolerations"][2] == {"key": "k"}
+
+
 def test_set_and_options_must_be_utf8():
     """Found by tests/fuzz/fuzz_config: a --set key that is not UTF-8 ended the process
     with an internal error."""
