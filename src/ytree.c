@@ -411,6 +411,17 @@ static int emit_scalar(yaml_emitter_t *e, struct fy_node *n)
 	return yaml_emitter_emit(e, &ev);
 }
 
+/* A null list item is written "null", not as nothing: libyaml writes an empty item as a
+ * bare "-", which libfyaml 0.7.12 cannot read back in a list at its parent's indentation
+ * (the style libyaml writes), so `migrate` could not read the config.yaml it is given. */
+static int emit_null(yaml_emitter_t *e)
+{
+	yaml_event_t ev;
+	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)"null", 4, 1, 0,
+				     YAML_PLAIN_SCALAR_STYLE);
+	return yaml_emitter_emit(e, &ev);
+}
+
 static int emit_node(yaml_emitter_t *e, struct fy_node *n)
 {
 	yaml_event_t ev;
@@ -447,7 +458,7 @@ static int emit_node(yaml_emitter_t *e, struct fy_node *n)
 			return 0;
 		struct fy_node *c;
 		while ((c = fy_node_sequence_iterate(n, &it)))
-			if (!emit_node(e, c))
+			if (!(yt_is_null(c) ? emit_null(e) : emit_node(e, c)))
 				return 0;
 		yaml_sequence_end_event_initialize(&ev);
 		return yaml_emitter_emit(e, &ev);

@@ -505,6 +505,20 @@ def test_a_huge_set_index_is_refused_not_filled():
     assert job["spec"]["template"]["spec"]["tolerations"][2] == {"key": "k"}
 
 
+def test_a_null_list_item_reads_back_in_the_jobs_config(tmp_path):
+    """Found by tests/fuzz/fuzz_config: a null item of a list (here padded in by --set) was
+    written as a bare "-", which libfyaml 0.7.12 cannot read in a list at its parent's
+    indentation, so the Job's `migrate` could not load its config.yaml."""
+    r = post_render(PLAIN_INPUT + CONFIG_DOC, "--set=nodeSelector.x[1]=y")
+    assert r.rc == 0, r.err.decode()
+    config = injected(r)["ConfigMap"][0]["data"]["config.yaml"]
+    assert yaml.safe_load(config)["nodeSelector"] == {"x": [None, "y"]}
+    path = tmp_path / "config.yaml"
+    path.write_text(config)
+    again = post_render(PLAIN_INPUT, f"--config={path}")
+    assert again.rc == 0, again.err.decode()
+
+
 def test_set_and_options_must_be_utf8():
     """Found by tests/fuzz/fuzz_config: a --set key that is not UTF-8 ended the process
     with an internal error."""

@@ -4,7 +4,8 @@
  *
  * Input: the YAML text, then optionally NUL-separated --set assignments (at most 8).
  * Oracle beyond the sanitizers: whatever the values, the rendered objects must read back
- * as a well-formed stream (SPEC §5: no value can change the structure of the YAML). */
+ * as a well-formed stream (SPEC §5: no value can change the structure of the YAML), and
+ * the ConfigMap's config.yaml must load again, as `migrate` loads it in the Job. */
 #include "config.h"
 #include "fuzz.h"
 #include "manifest.h"
@@ -12,6 +13,36 @@
 #include "ytree.h"
 
 #define MAX_SETS 8
+
+static void fail(const char *what, const char *text, size_t len)
+{
+	fprintf(stderr, "%s:\n%.*s\n", what, (int)len, text);
+	abort();
+}
+
+/* Every rendered document parses; the ConfigMap's config.yaml loads as a config. */
+static void read_back(const struct cr_buf *out, const struct cr_manifest *m)
+{
+	for (size_t i = 0; i < m->n_docs; i++) {
+		const char *text = out->data + m->docs[i].start;
+		size_t len = m->docs[i].end - m->docs[i].start;
+		struct fy_document *d = yt_parse(text, len, "rendered", 0);
+		if (!d)
+			fail("a rendered document does not parse", text, len);
+		struct fy_node *root = fy_document_root(d);
+		size_t klen, clen;
+		const char *kind = yt_scalar(yt_get(root, "kind"), &klen);
+		const char *config = yt_scalar(yt_path(root, "/data/config.yaml"), &clen);
+		if (kind && klen == 9 && !memcmp(kind, "ConfigMap", 9) && config) {
+			struct fy_document *c = yt_parse(config, clen, "config.yaml", 0);
+			struct cr_config cfg;
+			if (!c || cr_config_load(&cfg, c, "config.yaml"))
+				fail("the ConfigMap's config.yaml does not load", config, clen);
+			cr_config_free(&cfg);
+		}
+		fy_document_destroy(d);
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -51,11 +82,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct cr_buf out = { 0 };
 		if (cr_render(&cfg, &out) == 0) {
 			struct cr_manifest m;
-			if (cr_manifest_scan(out.data ? out.data : "", out.len, "rendered", &m) != 0) {
-				fprintf(stderr, "the rendered objects are not a well-formed stream:\n%s\n",
-					out.data);
-				abort();
-			}
+			if (cr_manifest_scan(out.data ? out.data : "", out.len, "rendered", &m) != 0)
+				fail("the rendered objects are not a well-formed stream", out.data,
+				     out.len);
+			read_back(&out, &m);
 			cr_manifest_free(&m);
 		}
 		cr_buf_free(&out);
