@@ -494,6 +494,19 @@ def test_malformed_utf8_in_a_directive_is_refused_not_a_hang(raw):
     failed(post_render(raw, "--release=r", "--namespace=n", timeout=20), "invalid UTF-8")
 
 
+def test_a_document_after_an_end_marker_without_a_start_marker():
+    """Found by tests/fuzz/fuzz_post_render (a heap overflow): after "...", a document may
+    start without "---"; its start was taken as the end of the stream, so a ChartreuseConfig
+    there was cut with a negative length (or, after the previous document, not at all)."""
+    config = CONFIG_DOC.split("\n", 1)[1]          # without its "---"
+    stream = PLAIN_INPUT + "...\n" + config + "...\n# trailing\n"
+    r = post_render(stream)
+    assert r.rc == 0, r.err.decode()
+    kept = r.text.split("---\n# Source: chartreuse/")[0]
+    assert kept == PLAIN_INPUT + "...\n# trailing\n"  # the config, with its "...", is cut
+    assert injected(r)["Job"]
+
+
 def test_a_huge_set_index_is_refused_not_filled():
     """Found by tests/fuzz/fuzz_config: --set tolerations[5555555555].key=k appended items
     until the index existed (and the count was read back as an int)."""
