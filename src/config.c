@@ -237,6 +237,35 @@ static int verr(struct vctx *v, struct fy_node *at, const char *fmt, ...)
 
 static int validate_map(struct vctx *v, struct fy_node *map, const struct field *fields);
 
+/* How deep free-form values (and --set paths) may nest. The objects that carry them nest
+ * them a few levels deeper (a Job's pod template), and libfyaml 0.7.12 refuses to read
+ * YAML nested more than 64 levels: deeper values would render objects that `migrate` (its
+ * config.yaml) or another libfyaml reader can't read back. Kubernetes' own values (affinity,
+ * volumes) stay well under. */
+#define MAX_FREE_DEPTH 32
+
+static int depth_of(struct fy_node *n)
+{
+	int d = 0;
+	void *it = NULL;
+	if (yt_is_map(n)) {
+		struct fy_node_pair *p;
+		while ((p = fy_node_mapping_iterate(n, &it))) {
+			int k = depth_of(fy_node_pair_value(p));
+			d = k > d ? k : d;
+		}
+	} else if (yt_is_seq(n)) {
+		struct fy_node *c;
+		while ((c = fy_node_sequence_iterate(n, &it))) {
+			int k = depth_of(c);
+			d = k > d ? k : d;
+		}
+	} else {
+		return 0;
+	}
+	return d + 1;
+}
+
 static int validate_value(struct vctx *v, const struct field *f, struct fy_node *n)
 {
 	if (yt_is_null(n))
@@ -287,12 +316,12 @@ static int validate_value(struct vctx *v, const struct field *f, struct fy_node 
 		}
 		break;
 	case F_MAP:
-		if (!yt_is_map(n))
-			rc = verr(v, n, "expected a mapping, got %s", yt_kind(n));
-		break;
 	case F_LIST:
-		if (!yt_is_seq(n))
-			rc = verr(v, n, "expected a list, got %s", yt_kind(n));
+		if (f->type == F_MAP ? !yt_is_map(n) : !yt_is_seq(n))
+			rc = verr(v, n, "expected a %s, got %s", f->type == F_MAP ? "mapping" : "list",
+				  yt_kind(n));
+		else if (depth_of(n) > MAX_FREE_DEPTH)
+			rc = verr(v, n, "nested more than %d levels deep", MAX_FREE_DEPTH);
 		break;
 	case F_OBJ:
 		rc = yt_is_map(n) ? validate_map(v, n, f->sub)
@@ -420,6 +449,13 @@ static char **split_set_path(const char *path, size_t *n)
 	return parts;
 }
 
+static void free_parts(char **parts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(parts[i]);
+	free(parts);
+}
+
 static bool is_index(const char *s, long *idx)
 {
 	return *s && strspn(s, "0123456789") == strlen(s) && parse_long(s, idx);
@@ -502,6 +538,12 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 	char *path = xstrndup(assignment, (size_t)(eq - assignment));
 	size_t n;
 	char **parts = split_set_path(path, &n);
+	if (n > MAX_FREE_DEPTH) {
+		cr_error("--set %s: the key has more than %d parts", assignment, MAX_FREE_DEPTH);
+		free_parts(parts, n);
+		free(path);
+		return -1;
+	}
 	struct fy_document *d = fy_node_document(root);
 	const struct field *fields = config_fields, *f = NULL;
 	struct fy_node *cur = root;
@@ -568,9 +610,7 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 		}
 	}
 out:
-	for (size_t i = 0; i < n; i++)
-		free(parts[i]);
-	free(parts);
+	free_parts(parts, n);
 	free(path);
 	return rc;
 }

@@ -532,6 +532,20 @@ def test_a_null_list_item_reads_back_in_the_jobs_config(tmp_path):
     assert again.rc == 0, again.err.decode()
 
 
+def test_values_nested_deeper_than_libfyaml_reads_are_refused(tmp_path):
+    """Found by tests/fuzz/fuzz_config: a --set path of 80 parts rendered a ConfigMap whose
+    config.yaml libfyaml (and so the Job's `migrate`) refuses: "Max depth (64) exceeded"."""
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, "--set=podLabels" + ".a" * 40 + "=x"),
+           "more than 32 parts")
+    deep = "x"
+    for _ in range(40):
+        deep = {"k": deep}
+    path = tmp_path / "deep.yaml"
+    path.write_text(yaml.safe_dump({"affinity": deep}))
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, f"--config={path}"),
+           "affinity: nested more than 32 levels deep")
+
+
 def test_set_and_options_must_be_utf8():
     """Found by tests/fuzz/fuzz_config: a --set key that is not UTF-8 ended the process
     with an internal error."""
