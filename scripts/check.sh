@@ -2,7 +2,7 @@
 # Everything CI runs: the whole suite on the regular build, then again under
 # AddressSanitizer+UndefinedBehaviorSanitizer and under valgrind memcheck, then the fuzz
 # targets replayed over their corpora and past findings (each input one test), and with
-# FUZZ_SECONDS set (CI sets 20) each fuzz target fuzzed that long (each target one test).
+# FUZZ_SECONDS set (CI sets 15) each fuzz target fuzzed that long (each target one test).
 # Prints one closing line "N passed, N failed, N skipped" summed over the passes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
