@@ -29,7 +29,7 @@ UNIT_BIN  := $(BUILD)/unit-tests
 TEMPLATES := $(sort $(wildcard templates/*.yaml))
 
 .PHONY: all test test-asan check asan valgrind e2e bench bench-post-render bench-migrate bench-pods install demo \
-        clean helm deps
+        clean helm deps fuzz fuzz-build fuzz-bins fuzz-regress
 all: $(BIN) $(UNIT_BIN)
 
 $(BIN): $(MAIN_OBJ) $(LIB_OBJS)
@@ -39,7 +39,7 @@ $(BIN): $(MAIN_OBJ) $(LIB_OBJS)
 $(UNIT_BIN): $(UNIT_OBJS) $(LIB_OBJS)
 	$(CC) -o $@ $^ $(LDFLAGS_ALL)
 
-$(BUILD)/%.o: %.c $(wildcard src/*.h src/cmd/*.h tests/unit/*.h) | $(BUILD)/gen/templates.c
+$(BUILD)/%.o: %.c $(wildcard src/*.h src/cmd/*.h tests/unit/*.h tests/fuzz/*.h) | $(BUILD)/gen/templates.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -c -o $@ $<
 
@@ -86,6 +86,32 @@ valgrind: all helm
 
 check:
 	bash scripts/check.sh
+
+# --- fuzzing ---------------------------------------------------------------------------------
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c) linked with the library objects built by clang
+# with ASan+UBSan and the fuzzer's coverage. `make fuzz` fuzzes each target for FUZZ_SECONDS
+# (FUZZ_TARGETS="a b" picks some); `make fuzz-regress` runs every target once over its seed
+# corpus and its regressions, without fuzzing (part of `make check`). See tests/fuzz/README.md.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz-build:
+	$(MAKE) --no-print-directory BUILD=build/fuzz CC=$(FUZZ_CC) \
+	  OPTFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	  SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+	  FUZZ_TARGETS="$(FUZZ_TARGETS)" fuzz-bins
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(LIB_OBJS)
+	$(CC) -o $@ $^ -fsanitize=fuzzer,address,undefined $(LDFLAGS) $(PKG_LIBS) -lpthread
+
+fuzz: fuzz-build
+	bash scripts/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-regress: fuzz-build
+	bash scripts/fuzz.sh regress $(FUZZ_TARGETS)
 
 helm:
 	@bash scripts/get-helm.sh >/dev/null

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything CI runs: the whole suite on the regular build, then again under
-# AddressSanitizer+UndefinedBehaviorSanitizer and under valgrind memcheck. Prints one
-# closing line "N passed, N failed, N skipped" summed over the passes.
+# AddressSanitizer+UndefinedBehaviorSanitizer and under valgrind memcheck, then the fuzz
+# targets replayed over their corpora and past findings (each input one test), and with
+# FUZZ_SECONDS set (CI sets 15) each fuzz target fuzzed that long (each target one test).
+# Prints one closing line "N passed, N failed, N skipped" summed over the passes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -33,6 +35,10 @@ run_pass() { # name make-target
 run_pass regular test
 run_pass sanitizers test-asan
 run_pass valgrind valgrind
+run_pass fuzz-regress fuzz-regress
+if [ -n "${FUZZ_SECONDS:-}" ]; then
+  run_pass fuzz fuzz
+fi
 
 echo
 [ "$broken" -eq 0 ] || failed=$((failed + 1))

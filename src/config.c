@@ -237,6 +237,35 @@ static int verr(struct vctx *v, struct fy_node *at, const char *fmt, ...)
 
 static int validate_map(struct vctx *v, struct fy_node *map, const struct field *fields);
 
+/* How deep free-form values (and --set paths) may nest. The objects that carry them nest
+ * them a few levels deeper (a Job's pod template), and libfyaml 0.7.12 refuses to read
+ * YAML nested more than 64 levels: deeper values would render objects that `migrate` (its
+ * config.yaml) or another libfyaml reader can't read back. Kubernetes' own values (affinity,
+ * volumes) stay well under. */
+#define MAX_FREE_DEPTH 32
+
+static int depth_of(struct fy_node *n)
+{
+	int d = 0;
+	void *it = NULL;
+	if (yt_is_map(n)) {
+		struct fy_node_pair *p;
+		while ((p = fy_node_mapping_iterate(n, &it))) {
+			int k = depth_of(fy_node_pair_value(p));
+			d = k > d ? k : d;
+		}
+	} else if (yt_is_seq(n)) {
+		struct fy_node *c;
+		while ((c = fy_node_sequence_iterate(n, &it))) {
+			int k = depth_of(c);
+			d = k > d ? k : d;
+		}
+	} else {
+		return 0;
+	}
+	return d + 1;
+}
+
 static int validate_value(struct vctx *v, const struct field *f, struct fy_node *n)
 {
 	if (yt_is_null(n))
@@ -287,12 +316,12 @@ static int validate_value(struct vctx *v, const struct field *f, struct fy_node 
 		}
 		break;
 	case F_MAP:
-		if (!yt_is_map(n))
-			rc = verr(v, n, "expected a mapping, got %s", yt_kind(n));
-		break;
 	case F_LIST:
-		if (!yt_is_seq(n))
-			rc = verr(v, n, "expected a list, got %s", yt_kind(n));
+		if (f->type == F_MAP ? !yt_is_map(n) : !yt_is_seq(n))
+			rc = verr(v, n, "expected a %s, got %s", f->type == F_MAP ? "mapping" : "list",
+				  yt_kind(n));
+		else if (depth_of(n) > MAX_FREE_DEPTH)
+			rc = verr(v, n, "nested more than %d levels deep", MAX_FREE_DEPTH);
 		break;
 	case F_OBJ:
 		rc = yt_is_map(n) ? validate_map(v, n, f->sub)
@@ -420,15 +449,34 @@ static char **split_set_path(const char *path, size_t *n)
 	return parts;
 }
 
+static void free_parts(char **parts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(parts[i]);
+	free(parts);
+}
+
 static bool is_index(const char *s, long *idx)
 {
 	return *s && strspn(s, "0123456789") == strlen(s) && parse_long(s, idx);
 }
 
-static struct fy_node *seq_item(struct fy_node *seq, long idx, bool make_map)
+/* The largest list index --set takes: lists in a config are short, and each index below
+ * it that is missing gets an empty item (a huge index would fill the memory). */
+#define SET_MAX_INDEX 1000
+
+/* Item idx of seq, made (with the missing ones before it) when absent; NULL (reported)
+ * when idx is beyond SET_MAX_INDEX. */
+static struct fy_node *seq_item(struct fy_node *seq, long idx, bool make_map,
+				const char *assignment)
 {
+	if (idx > SET_MAX_INDEX) {
+		cr_error("--set %s: list index %ld is too large (at most %d)", assignment, idx,
+			 SET_MAX_INDEX);
+		return NULL;
+	}
 	struct fy_document *d = fy_node_document(seq);
-	while (fy_node_sequence_item_count(seq) <= (int)idx)
+	for (long n = fy_node_sequence_item_count(seq); n <= idx; n++)
 		yt_append(seq, make_map ? yt_map(d) : fy_node_create_scalar(d, "", 0));
 	void *it = NULL;
 	struct fy_node *c = NULL;
@@ -476,6 +524,12 @@ static struct fy_node *value_node(struct fy_document *d, const struct field *f, 
 
 int cr_config_set(struct fy_node *root, const char *assignment)
 {
+	size_t len = strlen(assignment);
+	if (cr_utf8_invalid_at(assignment, len) < len) {
+		cr_error("--set: an assignment is not UTF-8 text (byte %zu)",
+			 cr_utf8_invalid_at(assignment, len) + 1);
+		return -1;
+	}
 	const char *eq = strchr(assignment, '=');
 	if (!eq || eq == assignment) {
 		cr_error("--set %s: expected KEY=VALUE", assignment);
@@ -484,6 +538,12 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 	char *path = xstrndup(assignment, (size_t)(eq - assignment));
 	size_t n;
 	char **parts = split_set_path(path, &n);
+	if (n > MAX_FREE_DEPTH) {
+		cr_error("--set %s: the key has more than %d parts", assignment, MAX_FREE_DEPTH);
+		free_parts(parts, n);
+		free(path);
+		return -1;
+	}
 	struct fy_document *d = fy_node_document(root);
 	const struct field *fields = config_fields, *f = NULL;
 	struct fy_node *cur = root;
@@ -502,11 +562,14 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 			free_form = f->type == F_MAP || f->type == F_LIST;
 		}
 		if (last) {
+			struct fy_node *old = NULL;
+			if (yt_is_seq(cur) && is_index(key, &idx) &&
+			    !(old = seq_item(cur, idx, false, assignment)))
+				goto out;
 			struct fy_node *v = value_node(d, free_form ? NULL : f, eq + 1, assignment);
 			if (!v)
 				goto out;
-			if (yt_is_seq(cur) && is_index(key, &idx)) {
-				struct fy_node *old = seq_item(cur, idx, false);
+			if (old) {
 				fy_node_sequence_insert_after(cur, old, v);
 				fy_node_free(fy_node_sequence_remove(cur, old));
 			} else {
@@ -518,7 +581,8 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 		const char *next = parts[i + 1];
 		bool next_is_index = is_index(next, &idx);
 		if (yt_is_seq(cur) && is_index(key, &idx)) {
-			cur = seq_item(cur, idx, !next_is_index);
+			if (!(cur = seq_item(cur, idx, !next_is_index, assignment)))
+				goto out;
 		} else if (!yt_is_map(cur)) {
 			cr_error("--set %s: %s is not a mapping", assignment, key);
 			goto out;
@@ -530,7 +594,8 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 						 assignment, key, key, next);
 					goto out;
 				}
-				cur = seq_item(cur, idx, true);
+				if (!(cur = seq_item(cur, idx, true, assignment)))
+					goto out;
 				fields = f->sub;
 				i++;
 				if (i + 1 == n) {
@@ -545,9 +610,7 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 		}
 	}
 out:
-	for (size_t i = 0; i < n; i++)
-		free(parts[i]);
-	free(parts);
+	free_parts(parts, n);
 	free(path);
 	return rc;
 }

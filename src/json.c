@@ -27,6 +27,13 @@ static struct fy_document *yaml_mode_copy(struct fy_document *json)
 
 struct fy_document *cr_json_parse(const char *data, size_t len, const char *origin)
 {
+	/* RFC 8259 text is UTF-8, and libfyaml 0.7.12 can loop forever on some malformed
+	 * UTF-8: refused before it sees any. */
+	size_t bad = cr_utf8_invalid_at(data, len);
+	if (bad < len) {
+		cr_error("%s: invalid JSON at byte %zu: not UTF-8 text", origin, bad + 1);
+		return NULL;
+	}
 	struct fy_diag *diag = yt_diag_new();
 	struct fy_parse_cfg cfg = {
 		.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_JSON_FORCE,
@@ -119,22 +126,6 @@ static const char *plain_literal(const char *s, size_t len)
 	return is_json_number(s, len) ? "" : NULL; /* "": the text itself */
 }
 
-/* Length of the UTF-8 sequence at s (at most len bytes), 0 if it is not valid. */
-static size_t utf8_len(const unsigned char *s, size_t len)
-{
-	size_t n = s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
-	if (!n || n > len)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	/* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-		return 0;
-	return n;
-}
-
 static int put_string(struct cr_buf *out, const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -142,7 +133,7 @@ static int put_string(struct cr_buf *out, const char *s, size_t len)
 	for (size_t i = 0; i < len;) {
 		unsigned char c = u[i];
 		if (c >= 0x80) {
-			size_t n = utf8_len(u + i, len - i);
+			size_t n = cr_utf8_len(s + i, len - i);
 			if (!n)
 				return -1;
 			cr_buf_add(out, s + i, n);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,22 +85,33 @@ static size_t url_password_at(const char *s, size_t *pw_start)
 	return (size_t)(at - s);
 }
 
+/* Every byte goes through the same loop, the user part of a URL too (it may hold a secret
+ * or a line break); the password of a URL found at "://" is remembered as a range and
+ * replaced when the loop reaches it, or skipped when a secret ran into it. */
 void cr_mask_into(struct cr_buf *out, const char *s)
 {
 	pthread_mutex_lock(&secrets_lock);
-	size_t i = 0;
+	size_t i = 0, pw_from = SIZE_MAX, pw_to = 0;
 	while (s[i]) {
-		size_t pw_start, pw_end = url_password_at(s + i, &pw_start);
-		if (pw_end) {
-			cr_buf_add(out, s + i, pw_start);
+		if (i == pw_from) {
 			cr_buf_adds(out, "***");
-			i += pw_end;
+			i = pw_to;
+			pw_from = SIZE_MAX;
 			continue;
+		}
+		size_t pw_start, pw_end;
+		if (pw_from == SIZE_MAX && (pw_end = url_password_at(s + i, &pw_start))) {
+			pw_from = i + pw_start;
+			pw_to = i + pw_end;
 		}
 		size_t n = secret_at(s + i, i > 0 && isalnum((unsigned char)s[i - 1]));
 		if (n) {
 			cr_buf_adds(out, "***");
 			i += n;
+			if (pw_from != SIZE_MAX && i > pw_from) {
+				i = i > pw_to ? i : pw_to;
+				pw_from = SIZE_MAX;
+			}
 			continue;
 		}
 		if (s[i] == '\n')
@@ -153,6 +165,7 @@ static void keep_last_error(const char *text, size_t len)
 	last_error[len] = '\0';
 }
 
+__attribute__((format(printf, 2, 0)))
 static void emit(const char *level, const char *fmt, va_list ap)
 {
 	if (muted)

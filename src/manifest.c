@@ -6,6 +6,7 @@
 
 #include <libfyaml.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ struct frame {
 
 struct scan {
 	const char *origin;
+	const char *data;
+	size_t last_pos;   /* the furthest end mark of an event so far */
+	bool start_pending; /* the current document's start is not known yet */
 	struct fy_parser *parser;
 	struct fy_diag *diag;
 	struct frame *stack;
@@ -226,18 +230,87 @@ static int report_parse_error(struct scan *s)
 	return scan_error_at(s, &m, e->msg, NULL);
 }
 
-static int check_nul(const char *data, size_t len, const char *origin)
+/* The number of the document holding byte pos, counted as the parser counts: a line
+ * "---" starts one (YAML allows that line inside no scalar), and content before the first
+ * such line is a document of its own. */
+static int document_at(const char *data, size_t pos)
+{
+	int n = 0;
+	bool content = false;
+	for (size_t bol = 0; bol <= pos;) {
+		const char *eol = memchr(data + bol, '\n', pos - bol);
+		size_t len = eol ? (size_t)(eol - (data + bol)) : pos - bol;
+		const char *l = data + bol;
+		if (len >= 3 && !memcmp(l, "---", 3) && (len == 3 || strchr(" \t\r", l[3]))) {
+			n++;
+			content = false;
+		} else if (!n && !content) {
+			size_t k = strspn(l, " \t\r");
+			content = k < len && l[k] != '#' && l[k] != '%';
+			n += content;
+		}
+		if (!eol)
+			break;
+		bol = (size_t)(eol - data) + 1;
+	}
+	return n ? n : 1;
+}
+
+/* YAML text is UTF-8 without NUL bytes; libfyaml 0.7.12 also loops forever on some
+ * malformed UTF-8 (a directive line holding it), so neither reaches the parser. */
+static int check_text(const char *data, size_t len, const char *origin)
 {
 	const char *nul = memchr(data, '\0', len);
-	if (!nul)
+	size_t pos = cr_utf8_invalid_at(data, nul ? (size_t)(nul - data) : len);
+	if (!nul && pos == len)
 		return 0;
-	size_t pos = (size_t)(nul - data);
-	const char *bol = nul;
+	/* pos: the first bad byte, or the NUL when all before it is UTF-8 */
+	const char *at = data + pos, *bol = at;
 	while (bol > data && bol[-1] != '\n')
 		bol--;
-	cr_error("%s: line %d, column %zu: NUL byte in the input (not YAML text)", origin,
-		 cr_line_of(data, pos), (size_t)(nul - bol) + 1);
+	if (*at)
+		cr_error("%s: document %d, line %d, column %zu: invalid UTF-8 (YAML is UTF-8 text)",
+			 origin, document_at(data, pos), cr_line_of(data, pos),
+			 (size_t)(at - bol) + 1);
+	else
+		cr_error("%s: line %d, column %zu: NUL byte in the input (not YAML text)", origin,
+			 cr_line_of(data, pos), (size_t)(at - bol) + 1);
 	return -1;
+}
+
+/* Where the line after a "..." document end marker starts, searching from `from`;
+ * SIZE_MAX when there is none. */
+static size_t end_marker_after(const char *data, size_t len, size_t from)
+{
+	for (size_t p = from; p < len;) {
+		if ((p == 0 || data[p - 1] == '\n') && len - p >= 3 && !memcmp(data + p, "...", 3) &&
+		    (len - p == 3 || data[p + 3] == ' ' || data[p + 3] == '\t' ||
+		     data[p + 3] == '\r' || data[p + 3] == '\n')) {
+			const char *nl = memchr(data + p, '\n', len - p);
+			return nl ? (size_t)(nl - data) + 1 : len;
+		}
+		const char *nl = memchr(data + p, '\n', len - p);
+		if (!nl)
+			break;
+		p = (size_t)(nl - data) + 1;
+	}
+	return SIZE_MAX;
+}
+
+/* Follows the events' marks; a document whose start was not found starts at the line of
+ * its first node, and the one before ends there. */
+static void settle_start(struct scan *s, struct fy_event *e, struct cr_manifest *m)
+{
+	const struct fy_mark *start = fy_event_start_mark(e), *end = fy_event_end_mark(e);
+	if (s->start_pending && start && m->n_docs >= 2) {
+		size_t p = start->input_pos;
+		while (p > m->docs[m->n_docs - 2].start && s->data[p - 1] != '\n')
+			p--;
+		m->docs[m->n_docs - 1].start = m->docs[m->n_docs - 2].end = p;
+		s->start_pending = false;
+	}
+	if (end && end->input_pos > s->last_pos)
+		s->last_pos = end->input_pos;
 }
 
 static int run(struct scan *s, size_t len, struct cr_manifest *m)
@@ -253,8 +326,11 @@ static int run(struct scan *s, size_t len, struct cr_manifest *m)
 			begin_document(s);
 			const struct fy_mark *mk = fy_event_start_mark(e);
 			size_t start = m->n_docs ? m->docs[m->n_docs - 1].end : 0;
+			s->start_pending = false;
 			if (!e->document_start.implicit && mk)
 				start = mk->input_pos;
+			else if (m->n_docs && start == len)
+				s->start_pending = true; /* after a "..." that was not found */
 			if (m->n_docs)
 				m->docs[m->n_docs - 1].end = start;
 			XGROW(m->docs, m->n_docs + 1, cap_docs);
@@ -263,6 +339,13 @@ static int run(struct scan *s, size_t len, struct cr_manifest *m)
 		}
 		case FYET_DOCUMENT_END:
 			end_document(s, m);
+			/* After "...", a document may start without "---": the next one starts
+			 * after the "..." line (libfyaml 0.7.12 gives this event no mark). */
+			if (!e->document_end.implicit) {
+				size_t end = end_marker_after(s->data, len, s->last_pos);
+				if (end != SIZE_MAX)
+					m->docs[m->n_docs - 1].end = end;
+			}
 			break;
 		case FYET_MAPPING_START:
 			rc = on_start(s, e, true);
@@ -289,6 +372,7 @@ static int run(struct scan *s, size_t len, struct cr_manifest *m)
 		default:
 			break;
 		}
+		settle_start(s, e, m);
 		fy_parser_event_free(s->parser, e);
 	}
 	if (!rc && fy_parser_get_stream_error(s->parser))
@@ -299,7 +383,7 @@ static int run(struct scan *s, size_t len, struct cr_manifest *m)
 static int scan_range(const char *data, size_t len, const char *origin, struct cr_manifest *m)
 {
 	memset(m, 0, sizeof(*m));
-	struct scan s = { .origin = origin, .diag = yt_diag_new() };
+	struct scan s = { .origin = origin, .data = data, .diag = yt_diag_new() };
 	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = s.diag };
 	s.parser = fy_parser_create(&cfg);
 	int rc = -1;
@@ -411,7 +495,7 @@ static bool scan_in_parallel(const char *data, size_t len, const char *origin,
 int cr_manifest_scan(const char *data, size_t len, const char *origin, struct cr_manifest *m)
 {
 	memset(m, 0, sizeof(*m));
-	if (check_nul(data, len, origin))
+	if (check_text(data, len, origin))
 		return -1;
 	if (scan_in_parallel(data, len, origin, m))
 		return 0;

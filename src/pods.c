@@ -59,19 +59,11 @@ static bool known(const struct cr_pods_target *t, size_t n, const char *deployme
 	return false;
 }
 
-/* ExpectedDeploymentScales labelled with the release, under either label. */
-static int add_targets(struct cr_k8s *k, const char *ns, const char *selector,
-		       struct cr_pods_target **t, size_t *n)
+void cr_pods_targets_add(struct fy_node *list, struct cr_pods_target **t, size_t *n)
 {
-	char *path = xasprintf("/apis/wiremind.io/v1/namespaces/%s/expecteddeploymentscales", ns);
-	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(k, path, selector, &d);
-	free(path);
-	if (rc)
-		return -1;
 	void *it = NULL;
 	struct fy_node *item;
-	while ((item = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
+	while ((item = fy_node_sequence_iterate(yt_get(list, "items"), &it))) {
 		struct fy_node *spec = yt_get(item, "spec");
 		char *name = yt_strdup(yt_get(spec, "deploymentName"));
 		if (name && !known(*t, *n, name)) {
@@ -84,6 +76,19 @@ static int add_targets(struct cr_k8s *k, const char *ns, const char *selector,
 			free(name);
 		}
 	}
+}
+
+/* ExpectedDeploymentScales labelled with the release, under either label. */
+static int add_targets(struct cr_k8s *k, const char *ns, const char *selector,
+		       struct cr_pods_target **t, size_t *n)
+{
+	char *path = xasprintf("/apis/wiremind.io/v1/namespaces/%s/expecteddeploymentscales", ns);
+	struct fy_document *d = NULL;
+	int rc = cr_k8s_list(k, path, selector, &d);
+	free(path);
+	if (rc)
+		return -1;
+	cr_pods_targets_add(fy_document_root(d), t, n);
 	fy_document_destroy(d);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #ifndef CR_PODS_H
 #define CR_PODS_H
 
+#include <libfyaml.h>
 #include <stddef.h>
 
 struct cr_config;
@@ -55,6 +56,9 @@ struct cr_pods_target {
 int cr_pods_targets(struct cr_k8s *k, const char *ns, const char *release,
 		    struct cr_pods_target **out, size_t *n);
 void cr_pods_targets_free(struct cr_pods_target *t, size_t n);
+/* Adds the Deployments named by the items of an ExpectedDeploymentScaleList (as the API
+ * answered it) that *t does not name yet; reads nothing else, so it is a pure function. */
+void cr_pods_targets_add(struct fy_node *list, struct cr_pods_target **t, size_t *n);
 
 /* "chartreuse restore --release R --namespace NS"; caller frees. */
 char *cr_pods_restore_command(const char *release, const char *ns);

@@ -234,6 +234,40 @@ bool cr_nonempty(const char *s)
 	return s && *s;
 }
 
+size_t cr_utf8_len(const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	if (u[0] < 0x80)
+		return 1;
+	size_t n = u[0] < 0xc2 ? 0 : u[0] < 0xe0 ? 2 : u[0] < 0xf0 ? 3 : u[0] < 0xf5 ? 4 : 0;
+	if (!n || n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong forms, UTF-16 surrogates, beyond U+10FFFF */
+	if ((u[0] == 0xe0 && u[1] < 0xa0) || (u[0] == 0xed && u[1] >= 0xa0) ||
+	    (u[0] == 0xf0 && u[1] < 0x90) || (u[0] == 0xf4 && u[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+size_t cr_utf8_invalid_at(const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		if ((unsigned char)s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n = cr_utf8_len(s + i, len - i);
+		if (!n)
+			return i;
+		i += n;
+	}
+	return len;
+}
+
 unsigned cr_fnv1a(const char *s, size_t len)
 {
 	unsigned h = 2166136261u;

@@ -62,6 +62,13 @@ int cr_write_all(int fd, const void *data, size_t len);
 bool cr_streq(const char *a, const char *b);
 /* s is set and not "" (an optional setting that was given). */
 bool cr_nonempty(const char *s);
+/* Length of the UTF-8 sequence at s (at most len bytes, len > 0): 1 for ASCII, 0 when the
+ * bytes are not well-formed UTF-8 (a stray or missing continuation byte, an overlong form,
+ * a UTF-16 surrogate, beyond U+10FFFF). */
+size_t cr_utf8_len(const char *s, size_t len);
+/* Offset of the first byte of s[0, len) that is not well-formed UTF-8; len when all is. */
+size_t cr_utf8_invalid_at(const char *s, size_t len);
+
 /* 32-bit FNV-1a, used for stable short suffixes in generated names. */
 unsigned cr_fnv1a(const char *s, size_t len);
 void cr_base64(struct cr_buf *out, const char *data, size_t len);

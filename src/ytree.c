@@ -59,8 +59,29 @@ static struct fy_node *find_alias(struct fy_node *n)
 	return NULL;
 }
 
+/* libfyaml 0.7.12 loops forever on some malformed UTF-8 (in a directive line), and YAML
+ * is UTF-8 text anyway: such input never reaches it. */
+static int check_utf8(const char *data, size_t len, const char *origin, int line_base)
+{
+	size_t bad = cr_utf8_invalid_at(data, len);
+	if (bad == len)
+		return 0;
+	int line = 1;
+	size_t bol = 0;
+	for (size_t i = 0; i < bad; i++)
+		if (data[i] == '\n') {
+			line++;
+			bol = i + 1;
+		}
+	cr_error("%s:%d:%zu: invalid UTF-8 (YAML is UTF-8 text)", origin, line + line_base,
+		 bad - bol + 1);
+	return -1;
+}
+
 struct fy_document *yt_parse(const char *data, size_t len, const char *origin, int line_base)
 {
+	if (check_utf8(data, len, origin, line_base))
+		return NULL;
 	struct fy_diag *diag = yt_diag_new();
 	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag };
 	struct fy_parser *p = fy_parser_create(&cfg);
@@ -390,6 +411,17 @@ static int emit_scalar(yaml_emitter_t *e, struct fy_node *n)
 	return yaml_emitter_emit(e, &ev);
 }
 
+/* A null list item is written "null", not as nothing: libyaml writes an empty item as a
+ * bare "-", which libfyaml 0.7.12 cannot read back in a list at its parent's indentation
+ * (the style libyaml writes), so `migrate` could not read the config.yaml it is given. */
+static int emit_null(yaml_emitter_t *e)
+{
+	yaml_event_t ev;
+	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)"null", 4, 1, 0,
+				     YAML_PLAIN_SCALAR_STYLE);
+	return yaml_emitter_emit(e, &ev);
+}
+
 static int emit_node(yaml_emitter_t *e, struct fy_node *n)
 {
 	yaml_event_t ev;
@@ -426,7 +458,7 @@ static int emit_node(yaml_emitter_t *e, struct fy_node *n)
 			return 0;
 		struct fy_node *c;
 		while ((c = fy_node_sequence_iterate(n, &it)))
-			if (!emit_node(e, c))
+			if (!(yt_is_null(c) ? emit_null(e) : emit_node(e, c)))
 				return 0;
 		yaml_sequence_end_event_initialize(&ev);
 		return yaml_emitter_emit(e, &ev);

@@ -40,14 +40,14 @@ class Result:
         return [d for d in yaml.safe_load_all(self.out) if d is not None]
 
 
-def run(args, stdin=b"", env=None, timeout=60, wrapper=True):
+def run(args, stdin=b"", env=None, timeout=60, wrapper=True, cwd=None):
     if isinstance(stdin, str):
         stdin = stdin.encode()
     full_env = dict(os.environ)
     full_env.update(env or {})
     cmd = (WRAPPER if wrapper else []) + [BIN] + list(args)
     proc = subprocess.run(cmd, input=stdin, capture_output=True, env=full_env,
-                          timeout=timeout)
+                          timeout=timeout, cwd=cwd)
     return Result(proc)
 
 

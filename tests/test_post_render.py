@@ -564,6 +564,72 @@ def test_invalid_utf8_is_refused():
     failed(post_render(raw), "document 3")
 
 
+@pytest.mark.parametrize("raw", [b"%%-\xff\xff i!e\x08", b"kind: X\n%x \xe0\x9a\n"],
+                         ids=["directive", "after-a-document"])
+def test_malformed_utf8_in_a_directive_is_refused_not_a_hang(raw):
+    """libfyaml 0.7.12 loops forever on these (found by tests/fuzz/fuzz_post_render)."""
+    failed(post_render(raw, "--release=r", "--namespace=n", timeout=20), "invalid UTF-8")
+
+
+def test_a_document_after_an_end_marker_without_a_start_marker():
+    """Found by tests/fuzz/fuzz_post_render (a heap overflow): after "...", a document may
+    start without "---"; its start was taken as the end of the stream, so a ChartreuseConfig
+    there was cut with a negative length (or, after the previous document, not at all)."""
+    config = CONFIG_DOC.split("\n", 1)[1]          # without its "---"
+    stream = PLAIN_INPUT + "...\n" + config + "...\n# trailing\n"
+    r = post_render(stream)
+    assert r.rc == 0, r.err.decode()
+    kept = r.text.split("---\n# Source: chartreuse/")[0]
+    assert kept == PLAIN_INPUT + "...\n# trailing\n"  # the config, with its "...", is cut
+    assert injected(r)["Job"]
+
+
+def test_a_huge_set_index_is_refused_not_filled():
+    """Found by tests/fuzz/fuzz_config: --set tolerations[5555555555].key=k appended items
+    until the index existed (and the count was read back as an int)."""
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, "--set=tolerations[5555555555].key=k",
+                       timeout=20), "list index 5555555555 is too large")
+    r = post_render(PLAIN_INPUT + CONFIG_DOC, "--set=tolerations[2].key=k")
+    assert r.rc == 0, r.err.decode()
+    job = injected(r)["Job"][0]
+    assert job["spec"]["template"]["spec"]["tolerations"][2] == {"key": "k"}
+
+
+def test_a_null_list_item_reads_back_in_the_jobs_config(tmp_path):
+    """Found by tests/fuzz/fuzz_config: a null item of a list (here padded in by --set) was
+    written as a bare "-", which libfyaml 0.7.12 cannot read in a list at its parent's
+    indentation, so the Job's `migrate` could not load its config.yaml."""
+    r = post_render(PLAIN_INPUT + CONFIG_DOC, "--set=nodeSelector.x[1]=y")
+    assert r.rc == 0, r.err.decode()
+    config = injected(r)["ConfigMap"][0]["data"]["config.yaml"]
+    assert yaml.safe_load(config)["nodeSelector"] == {"x": [None, "y"]}
+    path = tmp_path / "config.yaml"
+    path.write_text(config)
+    again = post_render(PLAIN_INPUT, f"--config={path}")
+    assert again.rc == 0, again.err.decode()
+
+
+def test_values_nested_deeper_than_libfyaml_reads_are_refused(tmp_path):
+    """Found by tests/fuzz/fuzz_config: a --set path of 80 parts rendered a ConfigMap whose
+    config.yaml libfyaml (and so the Job's `migrate`) refuses: "Max depth (64) exceeded"."""
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, "--set=podLabels" + ".a" * 40 + "=x"),
+           "more than 32 parts")
+    deep = "x"
+    for _ in range(40):
+        deep = {"k": deep}
+    path = tmp_path / "deep.yaml"
+    path.write_text(yaml.safe_dump({"affinity": deep}))
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, f"--config={path}"),
+           "affinity: nested more than 32 levels deep")
+
+
+def test_set_and_options_must_be_utf8():
+    """Found by tests/fuzz/fuzz_config: a --set key that is not UTF-8 ended the process
+    with an internal error."""
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, b"--set=podLabels.\x8e=x"), "not UTF-8")
+    failed(post_render(PLAIN_INPUT + CONFIG_DOC, b"--release=\xff"), "--release", "not UTF-8")
+
+
 # --- command line ----------------------------------------------------------------------------
 
 def test_version():

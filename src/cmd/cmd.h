@@ -3,6 +3,8 @@
 #ifndef CR_CMD_H
 #define CR_CMD_H
 
+#include <stddef.h>
+
 struct cr_command {
 	const char *name;
 	int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
@@ -13,6 +15,22 @@ struct cr_command {
 extern const struct cr_command cr_commands[];
 
 int cmd_post_render(int argc, char **argv);
+
+/* What `post-render` was told on its command line. */
+struct cr_post_render_options {
+	const char *release;
+	const char *namespace;
+	const char *hooks_to; /* the Helm 3 wrapper's file for the Jobs it runs itself */
+	const char **configs;
+	size_t n_configs, cap_configs;
+	const char **sets;
+	size_t n_sets, cap_sets;
+};
+
+/* The post-renderer's work on a stream already read (Helm's output, len bytes): writes the
+ * kept documents and the injected ones to out_fd, or nothing (0, or -1 after reporting). */
+int cr_post_render(const struct cr_post_render_options *o, const char *data, size_t len,
+		   int out_fd);
 int cmd_version(int argc, char **argv);
 int cmd_helm_wrapper(int argc, char **argv);
 int cmd_wait(int argc, char **argv);

@@ -1,6 +1,7 @@
 /* The command table, shared option helpers, and `version`. */
 #include "cmd.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -159,6 +160,16 @@ int cr_usage(const char *command, int status)
 	return 2;
 }
 
+/* Values end up in YAML and JSON, which are UTF-8 text (and in messages). */
+static int check_utf8(const char *name, const char *value)
+{
+	size_t len = strlen(value);
+	if (cr_utf8_invalid_at(value, len) == len)
+		return 1;
+	cr_error("%s: the value is not UTF-8 text", name);
+	return -1;
+}
+
 int cr_opt_value(int argc, char **argv, int *i, const char *name, const char **value)
 {
 	const char *arg = argv[*i];
@@ -167,7 +178,7 @@ int cr_opt_value(int argc, char **argv, int *i, const char *name, const char **v
 		return 0;
 	if (arg[n] == '=') {
 		*value = arg + n + 1;
-		return 1;
+		return check_utf8(name, *value);
 	}
 	if (arg[n] != '\0')
 		return 0;
@@ -176,7 +187,7 @@ int cr_opt_value(int argc, char **argv, int *i, const char *name, const char **v
 		return -1;
 	}
 	*value = argv[++*i];
-	return 1;
+	return check_utf8(name, *value);
 }
 
 int cmd_version(int argc, char **argv)

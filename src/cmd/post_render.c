@@ -17,23 +17,13 @@
 
 #define STDIN_NAME "stdin"
 
-struct options {
-	const char *release;
-	const char *namespace;
-	const char *hooks_to; /* the Helm 3 wrapper's file for the Jobs it runs itself */
-	const char **configs;
-	size_t n_configs, cap_configs;
-	const char **sets;
-	size_t n_sets, cap_sets;
-};
-
 /* A parsed and validated source of settings. */
 struct source {
 	struct fy_document *doc;
 	char *name;
 };
 
-static void add_option(struct options *o, const char *name, const char *v)
+static void add_option(struct cr_post_render_options *o, const char *name, const char *v)
 {
 	if (!strcmp(name, "--release")) {
 		o->release = v;
@@ -51,7 +41,7 @@ static void add_option(struct options *o, const char *name, const char *v)
 }
 
 /* 0: go on; 2: bad usage (reported); -1: --help was printed. */
-static int parse_options(int argc, char **argv, struct options *o)
+static int parse_options(int argc, char **argv, struct cr_post_render_options *o)
 {
 	static const char *const names[] = { "--release", "--namespace", "--config", "--set",
 					       "--hooks-to" };
@@ -88,7 +78,7 @@ static void free_sources(struct source *s, size_t n)
 	free(s);
 }
 
-static int load_config_files(const struct options *o, struct source **out)
+static int load_config_files(const struct cr_post_render_options *o, struct source **out)
 {
 	struct source *s = xcalloc(o->n_configs + 1, sizeof(*s));
 	*out = s;
@@ -185,7 +175,7 @@ static int explain_ambiguity(struct fy_node *merged, const struct cr_manifest *m
 }
 
 /* Merges the sources for one migration (chart may be NULL) and renders it. */
-static int render_one(const struct options *o, const struct cr_manifest *m,
+static int render_one(const struct cr_post_render_options *o, const struct cr_manifest *m,
 		      struct fy_document *infer, const struct source *chart,
 		      const struct source *files, struct cr_buf *out, struct cr_buf *jobs)
 {
@@ -222,17 +212,17 @@ static int render_one(const struct options *o, const struct cr_manifest *m,
 	return rc;
 }
 
-/* Writes data[from, to) and remembers its last byte. */
-static int write_kept(const char *data, size_t from, size_t to, char *last)
+/* Writes data[from, to) to fd and remembers its last byte. */
+static int write_kept(int fd, const char *data, size_t from, size_t to, char *last)
 {
 	if (to > from)
 		*last = data[to - 1];
-	return cr_write_all(1, data + from, to - from);
+	return cr_write_all(fd, data + from, to - from);
 }
 
 /* Writes the kept parts of the input straight from the input buffer (no copy of a stream
  * that may be many megabytes), then the injected documents on a line of their own. */
-static int write_output(const char *data, size_t len, const struct cr_manifest *m,
+static int write_output(int fd, const char *data, size_t len, const struct cr_manifest *m,
 			const struct cr_buf *injected)
 {
 	size_t pos = 0;
@@ -241,17 +231,18 @@ static int write_output(const char *data, size_t len, const struct cr_manifest *
 	for (size_t i = 0; !rc && i < m->n_docs; i++) {
 		if (!m->docs[i].is_config)
 			continue;
-		rc = write_kept(data, pos, m->docs[i].start, &last);
+		rc = write_kept(fd, data, pos, m->docs[i].start, &last);
 		pos = m->docs[i].end;
 	}
 	if (!rc)
-		rc = write_kept(data, pos, len, &last);
+		rc = write_kept(fd, data, pos, len, &last);
 	if (!rc && last != '\n')
-		rc = cr_write_all(1, "\n", 1);
+		rc = cr_write_all(fd, "\n", 1);
 	if (!rc)
-		rc = cr_write_all(1, injected->data, injected->len);
+		rc = cr_write_all(fd, injected->data, injected->len);
 	if (rc)
-		cr_error("cannot write the manifests to stdout: %s", strerror(errno));
+		cr_error("cannot write the manifests to %s: %s", fd == 1 ? "stdout" : "the output",
+			 strerror(errno));
 	return rc;
 }
 
@@ -274,22 +265,23 @@ static int write_hooks(const char *path, const struct cr_buf *jobs)
 	return rc;
 }
 
-static int post_render(const struct options *o)
+int cr_post_render(const struct cr_post_render_options *o, const char *data, size_t len,
+		   int out_fd)
 {
-	struct cr_buf in = { 0 }, injected = { 0 }, jobs = { 0 };
+	struct cr_buf injected = { 0 }, jobs = { 0 };
 	struct cr_manifest m = { 0 };
 	struct source *files = NULL, *charts = NULL;
 	size_t n_charts = 0;
 	struct fy_document *infer = NULL;
 	int rc = -1;
-	if (cr_read_fd(0, &in, STDIN_NAME) || cr_manifest_scan(in.data, in.len, STDIN_NAME, &m))
+	if (cr_manifest_scan(data, len, STDIN_NAME, &m))
 		goto out;
 	if (!m.n_docs) {
 		cr_error("%s: no manifests: the chart rendered nothing, so there is nothing to "
 			 "attach a migration to", STDIN_NAME);
 		goto out;
 	}
-	if (load_config_files(o, &files) || load_chart_configs(in.data, &m, &charts, &n_charts))
+	if (load_config_files(o, &files) || load_chart_configs(data, &m, &charts, &n_charts))
 		goto out;
 	infer = inferred(&m);
 	rc = 0;
@@ -299,24 +291,33 @@ static int post_render(const struct options *o)
 	if (!rc && o->hooks_to)
 		rc = write_hooks(o->hooks_to, &jobs);
 	if (!rc)
-		rc = write_output(in.data, in.len, &m, &injected);
+		rc = write_output(out_fd, data, len, &m, &injected);
 out:
 	if (infer)
 		fy_document_destroy(infer);
 	free_sources(files, o->n_configs);
 	free_sources(charts, n_charts);
 	cr_manifest_free(&m);
-	cr_buf_free(&in);
 	cr_buf_free(&injected);
 	if (jobs.data)
 		explicit_bzero(jobs.data, jobs.len);
 	cr_buf_free(&jobs);
+	return rc;
+}
+
+static int post_render(const struct cr_post_render_options *o)
+{
+	struct cr_buf in = { 0 };
+	int rc = cr_read_fd(0, &in, STDIN_NAME);
+	if (!rc)
+		rc = cr_post_render(o, in.data ? in.data : "", in.len, 1);
+	cr_buf_free(&in);
 	return rc ? 1 : 0;
 }
 
 int cmd_post_render(int argc, char **argv)
 {
-	struct options o = { 0 };
+	struct cr_post_render_options o = { 0 };
 	int rc = parse_options(argc, argv, &o);
 	if (rc == 0)
 		rc = post_render(&o);

@@ -19,6 +19,22 @@ TEST(mask_hides_registered_secrets_and_url_passwords)
 	cr_secrets_clear();
 }
 
+/* Found by tests/fuzz/fuzz_log_mask: the user part of a URL was copied unmasked, so a
+ * secret or a carriage return there went out as it was. */
+TEST(the_user_part_of_a_url_is_masked_too)
+{
+	cr_secret_add("tok3n-value");
+	char *m = cr_mask("x://tok3n-value:pw@h/ and ://a\rb:pw@h");
+	CHECK_STR(m, "x://***:***@h/ and ://a\\rb:***@h");
+	free(m);
+	/* a secret that runs into the password: the rest of the password goes too */
+	cr_secret_add("user:pa");
+	m = cr_mask("db://user:password@host");
+	CHECK_STR(m, "db://***@host");
+	free(m);
+	cr_secrets_clear();
+}
+
 TEST(mask_prefers_the_longest_secret)
 {
 	cr_secret_add("abcdefgh");
