@@ -23,8 +23,8 @@ static void on_termination(int sig)
 {
 	if (!terminated)
 		terminated = sig;
-	if (running_child > 0)
-		kill((pid_t)running_child, sig);
+	if (running_child > 0) /* its process group: a wrapper script's children too */
+		kill(-(pid_t)running_child, sig);
 }
 
 void cr_proc_catch_termination(void)
@@ -48,7 +48,7 @@ static void track_child(pid_t pid)
 {
 	running_child = pid;
 	if (terminated)
-		kill(pid, terminated);
+		kill(-pid, terminated);
 }
 
 int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool merge_stderr,

@@ -16,8 +16,9 @@ int cr_wait_exit(int pid, const char *what);
 
 /* Termination requests (SIGTERM, SIGINT, SIGHUP) during a long operation. From
  * cr_proc_catch_termination() on, the first one is recorded (cr_terminated() returns its
- * number, 0 before) and forwarded to the child of cr_spawn_piped that is running, if any;
- * such a child runs in its own process group, so it gets the signal once, from here. Long
+ * number, 0 before) and forwarded to the process group of the child of cr_spawn_piped
+ * that is running, if any (so a wrapper script's children get it too); such a child runs
+ * in a process group of its own, so it gets the signal once, from here. Long
  * waits check cr_terminated() and give up; the caller then applies its failure policy.
  * In a container chartreuse may be PID 1, which the kernel shields from signals that have
  * no handler: without this, SIGTERM would do nothing. */

@@ -107,7 +107,10 @@ int cmd_migrate(int argc, char **argv)
 	cr_config_free(&cfg);
 	free(source);
 	cr_secrets_clear();
-	if (cr_terminated())
+	if (cr_terminated() && rc)
 		return 128 + cr_terminated(); /* what a shell reports for a killed command */
+	if (cr_terminated()) /* it came as the last step ran: nothing was cut short */
+		cr_info("signal %d received as the migration finished: it had completed",
+			cr_terminated());
 	return rc ? 1 : 0;
 }
