@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
   # recognised by a function deeper than the fast unwinder sees in Debian's build.
   case $t in
     post_render|config|kubeconfig)
-      export ASAN_OPTIONS="$asan_options:fast_unwind_on_malloc=0:malloc_context_size=8"
+      export ASAN_OPTIONS="$asan_options:fast_unwind_on_malloc=0:malloc_context_size=6"
       export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0" ;;
     *) export ASAN_OPTIONS="$asan_options"; unset LSAN_OPTIONS ;;
   esac
