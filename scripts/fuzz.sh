@@ -30,6 +30,10 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 asan_options=${ASAN_OPTIONS:-detect_leaks=1}
+# Function names in reports, and for tests/fuzz/lsan.supp to match (llvm-14, setup.sh).
+if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && [ -x /usr/lib/llvm-14/bin/llvm-symbolizer ]; then
+  export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
+fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 FUZZ_TMPDIR=$(mktemp -d "$( [ -w /dev/shm ] && echo /dev/shm || echo /tmp )/chartreuse-fuzz.XXXXXX")
 export FUZZ_TMPDIR
