@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 /* The ini copy lives in an anonymous memory file that Alembic opens as /dev/fd/N: the
  * password is never on a disk, and nothing is left behind even if chartreuse is killed.
@@ -60,11 +59,6 @@ static char **build_argv(const struct cr_alembic_call *call, const char *ini,
 	return v.items;
 }
 
-static bool inherited(const char *entry)
-{
-	return strncmp(entry, "CHARTREUSE_ALEMBIC_URL=", 23) != 0;
-}
-
 /* Unique across the pods of a cluster, where every container's chartreuse may be PID 1:
  * ending a session of another migration would be a disaster. */
 char *cr_alembic_cli_session_name(void)
@@ -86,34 +80,18 @@ char *cr_alembic_cli_session_name(void)
 	return xstrdup(name);
 }
 
-/* This process's environment plus CHARTREUSE_ALEMBIC_URL and PGAPPNAME; the two added
- * strings are the last ones (freed by free_env). */
-static char **build_env(const char *url)
+/* The URL, and PGAPPNAME unless the environment chose one. */
+static void alembic_env(const char *url, struct cr_env *e)
 {
-	size_t n = 0;
-	while (environ[n])
-		n++;
-	char **env = xcalloc(n + 3, sizeof(*env));
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (inherited(environ[i]))
-			env[k++] = environ[i];
-	env[k++] = xasprintf("CHARTREUSE_ALEMBIC_URL=%s", url);
+	char *set[2] = { xasprintf("CHARTREUSE_ALEMBIC_URL=%s", url), NULL };
 	char *session = cr_alembic_cli_session_name();
 	if (session)
-		env[k] = xasprintf("PGAPPNAME=%s", session);
+		set[1] = xasprintf("PGAPPNAME=%s", session);
+	cr_env_with(e, (const char *const *)set, session ? 2 : 1);
+	explicit_bzero(set[0], strlen(set[0]));
+	free(set[0]);
+	free(set[1]);
 	free(session);
-	return env;
-}
-
-static void free_env(char **env)
-{
-	size_t k = 0;
-	for (size_t i = 0; environ[i]; i++)
-		k += inherited(environ[i]);
-	for (; env[k]; k++) /* past the inherited ones: what build_env added */
-		free(env[k]);
-	free(env);
 }
 
 /* "... Running upgrade a1 -> b2, message" gives "b2". */
@@ -173,12 +151,13 @@ int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 		return -1;
 	char *ini = xasprintf("/dev/fd/%d", fd);
 	char **argv = build_argv(call, ini, args);
-	char **envp = build_env(call->url);
+	struct cr_env env;
+	alembic_env(call->url, &env);
 	char *cwd = dir_of(call->project->ini_path);
-	res->status = spawn_and_stream(argv, envp, cwd, call->db_name, res);
+	res->status = spawn_and_stream(argv, env.envp, cwd, call->db_name, res);
 	close(fd);
 	free(cwd);
-	free_env(envp);
+	cr_env_free(&env);
 	for (size_t i = 0; argv[i]; i++)
 		free(argv[i]);
 	free(argv);

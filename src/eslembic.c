@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define URL_ENV "CHARTREUSE_ESLEMBIC_URL"
 #define URLS_ENV "ELASTICSEARCH_URLS"
@@ -123,32 +122,15 @@ static void warn_fixed_ini_url(const struct cr_eslembic_run *es)
 
 /* --- running eslembic --------------------------------------------------------------------- */
 
-/* This environment without any URL variable, plus both URL variables. The last two
- * entries are owned (they hold the password). */
-static char **child_env(const char *url, size_t *n_out)
+/* Both URL variables, whatever this environment had: the only way the URL reaches it. */
+static void child_env(const char *url, struct cr_env *e)
 {
-	size_t n = 0;
-	while (environ[n])
-		n++;
-	char **env = xcalloc(n + 3, sizeof(*env));
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], URL_ENV "=", sizeof(URL_ENV)) != 0 &&
-		    strncmp(environ[i], URLS_ENV "=", sizeof(URLS_ENV)) != 0)
-			env[k++] = environ[i];
-	env[k++] = xasprintf(URL_ENV "=%s", url);
-	env[k++] = xasprintf(URLS_ENV "=%s", url);
-	*n_out = k;
-	return env;
-}
-
-static void free_child_env(char **env, size_t n)
-{
-	for (size_t i = n - 2; i < n; i++) {
-		explicit_bzero(env[i], strlen(env[i]));
-		free(env[i]);
+	char *set[] = { xasprintf(URL_ENV "=%s", url), xasprintf(URLS_ENV "=%s", url) };
+	cr_env_with(e, (const char *const *)set, 2);
+	for (size_t i = 0; i < 2; i++) {
+		explicit_bzero(set[i], strlen(set[i]));
+		free(set[i]);
 	}
-	free(env);
 }
 
 static void log_line(const char *line, void *user)
@@ -168,18 +150,19 @@ static int run_cli(const struct cr_eslembic_run *es, const char *const *args, st
 	cr_strlist_add(&argv, ""); /* room for the NULL terminator */
 	free(argv.items[argv.n - 1]);
 	argv.items[argv.n - 1] = NULL;
-	size_t n_env;
-	char **env = child_env(es->url, &n_env);
+	struct cr_env env;
+	child_env(es->url, &env);
 	char *what = xasprintf("eslembic %s", argv.items[1]);
 	int fd, status = -1;
-	int pid = cr_spawn_piped(argv.items, env, es->cfg->eslembic.directory, true, &fd, what);
+	int pid = cr_spawn_piped(argv.items, env.envp, es->cfg->eslembic.directory, true, &fd,
+				 what);
 	if (pid >= 0) {
 		cr_read_lines(fd, out, log_line, NULL);
 		close(fd);
 		status = cr_wait_exit(pid, what);
 	}
 	free(what);
-	free_child_env(env, n_env);
+	cr_env_free(&env);
 	cr_strlist_free(&argv);
 	return status;
 }

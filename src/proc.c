@@ -107,6 +107,40 @@ int cr_wait_exit(int pid, const char *what)
 	return WEXITSTATUS(status);
 }
 
+static bool named_in(const char *entry, const char *const *set, size_t n_set)
+{
+	size_t len = strcspn(entry, "=");
+	for (size_t i = 0; i < n_set; i++)
+		if (!strncmp(entry, set[i], len) && set[i][len] == '=')
+			return true;
+	return false;
+}
+
+void cr_env_with(struct cr_env *e, const char *const *set, size_t n_set)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	e->envp = xcalloc(n + n_set + 1, sizeof(*e->envp));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!named_in(environ[i], set, n_set))
+			e->envp[k++] = environ[i];
+	e->first_owned = k;
+	for (size_t i = 0; i < n_set; i++)
+		e->envp[k++] = xstrdup(set[i]);
+}
+
+void cr_env_free(struct cr_env *e)
+{
+	for (size_t i = e->first_owned; e->envp && e->envp[i]; i++) {
+		explicit_bzero(e->envp[i], strlen(e->envp[i]));
+		free(e->envp[i]);
+	}
+	free(e->envp);
+	e->envp = NULL;
+}
+
 void cr_read_lines(int fd, struct cr_buf *all, void (*on_line)(const char *line, void *user),
 		   void *user)
 {

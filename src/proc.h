@@ -3,6 +3,7 @@
 #define CR_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct cr_buf;
 
@@ -24,6 +25,16 @@ int cr_wait_exit(int pid, const char *what);
  * no handler: without this, SIGTERM would do nothing. */
 void cr_proc_catch_termination(void);
 int cr_terminated(void);
+
+/* A child's environment: this process's, with the variables named in `set` replaced by
+ * (or added as) the given "NAME=value" strings, which are copied. cr_env_free wipes the
+ * copies before freeing them: they may hold passwords. */
+struct cr_env {
+	char **envp;	    /* NULL-terminated, for cr_spawn_piped */
+	size_t first_owned; /* envp[first_owned..] are the copies */
+};
+void cr_env_with(struct cr_env *e, const char *const *set, size_t n_set);
+void cr_env_free(struct cr_env *e);
 
 /* Reads fd to its end: every byte into *all, and each line (without its newline; a last
  * unterminated one too) to on_line as it arrives, so a child's output is logged live. */
