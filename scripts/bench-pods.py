@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import yaml  # noqa: E402
 
 import alembic_projects as ap  # noqa: E402
+import k8s_objects  # noqa: E402
 from k8s_sim import K8sSim  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 
@@ -47,24 +48,10 @@ def release(sim):
     for g in range(GROUPS):
         for i in range(PER_GROUP):
             name = f"app-g{g}-{i:02d}"
-            sim.put({"apiVersion": "apps/v1", "kind": "Deployment",
-                     "metadata": {"name": name, "namespace": "default",
-                                  "labels": {"app.kubernetes.io/instance": RELEASE}},
-                     "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
-                              "template": {"metadata": {"labels": {"app": name}},
-                                           "spec": {"containers": [{"name": "c",
-                                                                    "image": "app:1"}]}}}})
-            sim.put({"apiVersion": "wiremind.io/v1", "kind": "ExpectedDeploymentScale",
-                     "metadata": {"name": name, "namespace": "default",
-                                  "labels": {"app.kubernetes.io/instance": RELEASE}},
-                     "spec": {"deploymentName": name, "expectedScale": 1,
-                              "priority": 10 * (GROUPS - g)}})
+            sim.put(k8s_objects.deployment(name, 1, RELEASE))
+            sim.put(k8s_objects.eds(name, 1, RELEASE, priority=10 * (GROUPS - g)))
             if i % 3 == 0:
-                sim.put({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                         "metadata": {"name": name, "namespace": "default"},
-                         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1",
-                                                     "kind": "Deployment", "name": name},
-                                  "minReplicas": 1, "maxReplicas": 4}})
+                sim.put(k8s_objects.hpa(name))
     sim.wait_for(lambda: len(sim.objects("pods")) == GROUPS * PER_GROUP, timeout=30,
                  what="the release's pods")
 

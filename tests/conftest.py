@@ -51,6 +51,17 @@ def run(args, stdin=b"", env=None, timeout=60, wrapper=True, cwd=None):
     return Result(proc)
 
 
+def migration_lock_key(version_table="alembic_version", schema=""):
+    """The advisory lock chartreuse takes for a version table (lock_key_of in
+    src/migrate.c: FNV-1a of "chartreuse" shifted left 31, xor FNV-1a of "schema.table")."""
+    def fnv1a(text):
+        h = 2166136261
+        for b in text.encode():
+            h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+        return h
+    return (fnv1a("chartreuse") << 31) ^ fnv1a(f"{schema}.{version_table}")
+
+
 def post_render(stdin, *args, **kw):
     return run(["post-render", *args], stdin=stdin, **kw)
 

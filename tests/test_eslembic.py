@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ import yaml
 
 import alembic_projects as ap
 import eslembic_standin
+import k8s_objects
 from conftest import injected, post_render, run
 
 RELEASE = "shop"
@@ -28,20 +30,8 @@ STANDIN = Path(__file__).resolve().parent / "eslembic_standin.py"
 IMAGE = {"repository": "registry.example/shop", "tag": "2.0", "pullSecret": "regcred"}
 
 
-def deployment(name, replicas):
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": {"app.kubernetes.io/instance": RELEASE}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": name, "image": "app:1"}]}}}}
-
-
-def eds(name, scale):
-    return {"apiVersion": "wiremind.io/v1", "kind": "ExpectedDeploymentScale",
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": {"app.kubernetes.io/instance": RELEASE}},
-            "spec": {"deploymentName": name, "expectedScale": scale, "priority": 0}}
+deployment = partial(k8s_objects.deployment, release=RELEASE)
+eds = partial(k8s_objects.eds, release=RELEASE)
 
 
 def job(status, finalizers=None):

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 import alembic_projects as ap
-from conftest import BIN, WRAPPER, run
-from test_pods import BEHAVIOR, RELEASE, SCALES, release  # noqa: F401 (fixture)
+from conftest import BIN, WRAPPER, migration_lock_key, run
+from test_pods import BEHAVIOR, RELEASE, SCALES, release, scale_patches  # noqa: F401
 
 RESTORE = f"chartreuse restore --release {RELEASE} --namespace default"
 
@@ -74,23 +74,16 @@ def test_failure_that_changed_nothing_brings_the_pods_back(release, pg, tmp_path
     assert "unchanged by the failed upgrade" in err
     assert stored(pg, database) == []
     # They were stopped, then started again, HPAs and all.
-    assert all(rep == 0 for n, rep in scale_downs(k8s).items())
+    assert scaled_to_zero(k8s) == set(SCALES), "every Deployment was scaled down"
     assert replicas(k8s) == SCALES
     assert stopped_marks(k8s) == set()
     assert k8s.get("horizontalpodautoscalers", "api")["spec"]["behavior"] == BEHAVIOR
     assert RESTORE not in err
 
 
-def scale_downs(k8s):
-    import json
-    downs = {}
-    for r in k8s.request_log:
-        if r.method == "PATCH" and r.path.endswith("/scale"):
-            rep = json.loads(r.body)["spec"]["replicas"]
-            if rep == 0:
-                downs[r.path.split("/")[-2]] = rep
-    assert set(downs) == set(SCALES), "every Deployment was scaled down"
-    return downs
+def scaled_to_zero(k8s):
+    """The Deployments a scale call brought to 0."""
+    return {name for name, replicas, _ in scale_patches(k8s) if replicas == 0}
 
 
 def test_failure_that_changed_the_database_leaves_the_pods_stopped(release, pg, tmp_path,
@@ -177,26 +170,7 @@ def test_sigterm_while_the_pods_stop_brings_back_what_was_stopped(release, pg, t
     assert stored(pg, database) == []  # Alembic never ran
     assert replicas(k8s) == SCALES and stopped_marks(k8s) == set()
     # The lower groups were never touched.
-    assert "worker" not in scale_downs_any(k8s)
-
-
-def scale_downs_any(k8s):
-    import json
-    return {r.path.split("/")[-2] for r in k8s.request_log
-            if r.method == "PATCH" and r.path.endswith("/scale")
-            and json.loads(r.body)["spec"]["replicas"] == 0}
-
-
-def fnv1a(text):
-    h = 2166136261
-    for b in text.encode():
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def lock_key(version_table="alembic_version", schema=""):
-    """The advisory lock chartreuse takes for a version table (src/migrate.c)."""
-    return (fnv1a("chartreuse") << 31) ^ fnv1a(f"{schema}.{version_table}")
+    assert "worker" not in scaled_to_zero(k8s)
 
 
 def test_sigterm_while_waiting_for_the_lock_changes_nothing(release, pg, tmp_path, database):
@@ -205,7 +179,7 @@ def test_sigterm_while_waiting_for_the_lock_changes_nothing(release, pg, tmp_pat
     holder = pg.connect(database)  # another migration of this database
     try:
         holder.autocommit = True
-        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (lock_key(),))
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (migration_lock_key(),))
         k8s.request_log.clear()
         p = start(cfg, env)
         assert wait_until(lambda: pg.psql("postgres", "SELECT count(*) FROM pg_stat_activity "

@@ -18,20 +18,20 @@ API faults are aimed at the first request of the step (a transient fault: the ru
 complete); the other faults are fired when the step is observed to be under way. Cells
 where a fault cannot meet the step are "n/a". The table is printed (pytest -s shows it)
 and written to build/fault-matrix.md; docs/reliability.md quotes it."""
-import json
 import os
-import re
 import signal
 import subprocess
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 
 import alembic_projects as ap
-from conftest import BIN, REPO
+import k8s_objects
+from conftest import BIN, REPO, migration_lock_key
 from k8s_sim import K8sSim
 
 RELEASE = "matrix"
@@ -85,13 +85,7 @@ exit $rc
 """
 
 
-def deployment(name, replicas):
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": {"app.kubernetes.io/instance": RELEASE}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": name, "image": "a:1"}]}}}}
+deployment = partial(k8s_objects.deployment, release=RELEASE)
 
 
 class Cell:
@@ -114,16 +108,8 @@ class Cell:
         self.sim = K8sSim(pod_stop_delay=0.5, pod_start_delay=0.05).start()
         for name, scale in SCALES.items():
             self.sim.put(deployment(name, scale))
-            self.sim.put({"apiVersion": "wiremind.io/v1", "kind": "ExpectedDeploymentScale",
-                          "metadata": {"name": name, "namespace": "default",
-                                       "labels": {"app.kubernetes.io/instance": RELEASE}},
-                          "spec": {"deploymentName": name, "expectedScale": scale,
-                                   "priority": PRIORITY[name]}})
-        self.sim.put({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-                      "metadata": {"name": "api", "namespace": "default"},
-                      "spec": {"scaleTargetRef": {"apiVersion": "apps/v1",
-                                                  "kind": "Deployment", "name": "api"},
-                               "minReplicas": 1, "maxReplicas": 4, "behavior": BEHAVIOR}})
+            self.sim.put(k8s_objects.eds(name, scale, RELEASE, priority=PRIORITY[name]))
+        self.sim.put(k8s_objects.hpa("api", BEHAVIOR))
         self.sim.wait_for(lambda: len(self.sim.objects("pods")) == sum(SCALES.values()),
                           timeout=10, what="the release's pods")
         self.config = self.tmp / "config.yaml"
@@ -253,7 +239,7 @@ def run_step(cell, step, fault):
     holder = None
     if step == "lock":
         holder = cell.pg.connect(cell.db)
-        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (lock_key(),))
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (migration_lock_key(),))
     if step == "verify":
         cell.pause.touch()
         cell.env["MATRIX_PAUSE"] = str(cell.pause)
@@ -335,17 +321,6 @@ def restore_step(cell, fault):
         time.sleep(0.5)  # inside the delayed call
         fire(cell, p, fault)
     return cell.finish("faulted restore", p)
-
-
-def fnv1a(text):
-    h = 2166136261
-    for b in text.encode():
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def lock_key():
-    return (fnv1a("chartreuse") << 31) ^ fnv1a(".alembic_version")
 
 
 # --- invariants ----------------------------------------------------------------------------

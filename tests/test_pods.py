@@ -3,11 +3,13 @@ simulated API server (tests/k8s_sim), around a real migration on the real Postgr
 import json
 import time
 import uuid
+from functools import partial
 
 import pytest
 import yaml
 
 import alembic_projects as ap
+import k8s_objects
 from conftest import run
 
 RELEASE = "shop"
@@ -17,28 +19,9 @@ BEHAVIOR = {"scaleDown": {"stabilizationWindowSeconds": 120,
                           "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}}
 
 
-def deployment(name, replicas):
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": {"app.kubernetes.io/instance": RELEASE}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": name, "image": "app:1"}]}}}}
-
-
-def eds(name, scale, priority, label="app.kubernetes.io/instance"):
-    return {"apiVersion": "wiremind.io/v1", "kind": "ExpectedDeploymentScale",
-            "metadata": {"name": name, "namespace": "default", "labels": {label: RELEASE}},
-            "spec": {"deploymentName": name, "expectedScale": scale, "priority": priority}}
-
-
-def hpa(name, behavior):
-    spec = {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": 1, "maxReplicas": 5}
-    if behavior is not None:
-        spec["behavior"] = behavior
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": name, "namespace": "default"}, "spec": spec}
+deployment = partial(k8s_objects.deployment, release=RELEASE)
+eds = partial(k8s_objects.eds, release=RELEASE)
+hpa = k8s_objects.hpa
 
 
 @pytest.fixture
@@ -46,8 +29,8 @@ def release(k8s):
     for i, (name, prio) in enumerate(GROUPS.items()):
         k8s.put(deployment(name, SCALES[name]))
         # Both release labels are looked up: "cron" is only labelled the old way.
-        k8s.put(eds(name, SCALES[name], prio, "release" if name == "cron" else
-                    "app.kubernetes.io/instance"))
+        k8s.put(eds(name, SCALES[name], priority=prio,
+                    label="release" if name == "cron" else "app.kubernetes.io/instance"))
     k8s.put(hpa("api", BEHAVIOR))
     k8s.put(hpa("web", None))
     deadline = time.monotonic() + 10
@@ -138,7 +121,7 @@ def test_no_expected_deployment_scale_means_nothing_touched(k8s, migration):
 def test_expected_scale_for_a_missing_deployment_is_skipped(release, migration):
     k8s = release
     cfg, env, _ = migration
-    k8s.put(eds("gone", 2, 7))
+    k8s.put(eds("gone", 2, priority=7))
     r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
     assert r.rc == 0, r.err.decode()
     assert "Deployment gone (named by an ExpectedDeploymentScale) does not exist" in \

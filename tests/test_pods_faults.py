@@ -41,7 +41,7 @@ def fresh_release():
     sim = K8sSim(pod_start_delay=0.05, pod_stop_delay=0.05).start()
     for name, prio in GROUPS.items():
         sim.put(deployment(name, SCALES[name]))
-        sim.put(eds(name, SCALES[name], prio))
+        sim.put(eds(name, SCALES[name], priority=prio))
     sim.put(hpa("api", BEHAVIOR))
     sim.put(hpa("web", None))
     sim.wait_for(lambda: len(sim.objects("pods")) == sum(SCALES.values()), timeout=10,

@@ -5,11 +5,13 @@ import json
 import re
 import time
 import uuid
+from functools import partial
 
 import pytest
 import yaml
 
 import alembic_projects as ap
+import k8s_objects
 from conftest import REPO, run
 
 RELEASE = "shop"
@@ -18,29 +20,12 @@ PRIORITY = {"api": 10, "web": 10, "worker": 0}
 HOSTILE_PASSWORD = "st@tus:/?#%'\" pw"
 
 
-def deployment(name, replicas, annotations=None):
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "default",
-                         "labels": {"app.kubernetes.io/instance": RELEASE},
-                         "annotations": annotations or {}},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name},
-                                               "annotations": annotations or {}},
-                                  "spec": {"containers": [{"name": name, "image": "app:1"}]}}}}
+deployment = partial(k8s_objects.deployment, release=RELEASE)
+eds = partial(k8s_objects.eds, release=RELEASE)
 
 
-def eds(name, scale, priority, label="app.kubernetes.io/instance"):
-    return {"apiVersion": "wiremind.io/v1", "kind": "ExpectedDeploymentScale",
-            "metadata": {"name": name, "namespace": "default", "labels": {label: RELEASE}},
-            "spec": {"deploymentName": name, "expectedScale": scale, "priority": priority}}
-
-
-def hpa(name):
-    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-            "metadata": {"name": f"{name}-hpa", "namespace": "default"},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                        "name": name},
-                     "minReplicas": 1, "maxReplicas": 5}}
+def hpa(target):
+    return k8s_objects.hpa(target, name=f"{target}-hpa")
 
 
 def job(name, component="migration", outcome="succeeded", migration="chartreuse"):
@@ -80,8 +65,8 @@ def release(k8s):
     for name, scale in SCALES.items():
         k8s.put(deployment(name, scale))
         # "worker" carries only the old label: both are looked up, as migrate does.
-        k8s.put(eds(name, scale, PRIORITY[name],
-                    "release" if name == "worker" else "app.kubernetes.io/instance"))
+        k8s.put(eds(name, scale, priority=PRIORITY[name],
+                    label="release" if name == "worker" else "app.kubernetes.io/instance"))
     k8s.put(hpa("api"))
     ready(k8s)
     return k8s
@@ -388,10 +373,10 @@ def test_hpa_paused_alone(release, setup):
 
 def test_missing_scaled_down_and_not_ready_deployments(release, setup):
     setup.migrate()
-    release.put(eds("ghost", 1, 3))
+    release.put(eds("ghost", 1, priority=3))
     release.scale("deployments", "worker", 0)
-    release.put(deployment("slow", 1, {"sim.chartreuse.test/start-delay": "60"}))
-    release.put(eds("slow", 1, 0))
+    release.put(deployment("slow", 1, annotations={"sim.chartreuse.test/start-delay": "60"}))
+    release.put(eds("slow", 1))
     release.settle()
     r, data = setup.json()
     assert r.rc == 1
