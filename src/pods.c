@@ -30,8 +30,6 @@ struct cr_pods {
 struct plan {
 	struct cr_pods *s;
 	struct cr_k8s *k;
-	const char *ns;
-	const char *release;
 	struct cr_pods_target *t;
 	size_t n;
 };
@@ -167,16 +165,14 @@ static int plan_load(struct plan *p, struct cr_pods *s)
 	memset(p, 0, sizeof(*p));
 	p->s = s;
 	p->k = s->k;
-	p->ns = s->ns;
-	p->release = s->cfg->release;
-	return cr_pods_targets(p->k, p->ns, p->release, &p->t, &p->n);
+	return cr_pods_targets(p->k, s->ns, s->cfg->release, &p->t, &p->n);
 }
 
 /* --- one Deployment ------------------------------------------------------------------------ */
 
 static char *deployment_path(const struct plan *p, const char *name, const char *sub)
 {
-	return xasprintf("/apis/apps/v1/namespaces/%s/deployments/%s%s%s", p->ns, name,
+	return xasprintf("/apis/apps/v1/namespaces/%s/deployments/%s%s%s", p->s->ns, name,
 			 sub ? "/" : "", sub ? sub : "");
 }
 
@@ -257,7 +253,7 @@ static void hpas_free(struct hpas *h)
 static int hpas_load(struct plan *p, struct hpas *out)
 {
 	char *path = xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers",
-			       p->ns);
+			       p->s->ns);
 	struct fy_document *d = NULL;
 	int rc = cr_k8s_list(p->k, path, NULL, &d);
 	free(path);
@@ -285,7 +281,7 @@ static int hpas_load(struct plan *p, struct hpas *out)
 
 static char *hpa_path(const struct plan *p, const struct hpa *h)
 {
-	return xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s", p->ns,
+	return xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s", p->s->ns,
 			 h->name ? h->name : "");
 }
 
@@ -548,7 +544,7 @@ static void note_pod(struct group_wait *w, bool deleted, struct fy_node *pod)
 
 static int list_pods(struct plan *p, struct group_wait *w)
 {
-	char *path = xasprintf("/api/v1/namespaces/%s/pods", p->ns);
+	char *path = xasprintf("/api/v1/namespaces/%s/pods", p->s->ns);
 	struct fy_document *d = NULL;
 	int rc = cr_k8s_list(p->k, path, NULL, &d);
 	free(path);
@@ -583,7 +579,7 @@ static int on_pod_event(const char *type, struct fy_node *pod, void *user)
 static int watch_pods(struct plan *p, struct group_wait *w, long timeout_ms)
 {
 	char *path = xasprintf("/api/v1/namespaces/%s/pods?allowWatchBookmarks=true&"
-			       "resourceVersion=%s", p->ns, w->rv ? w->rv : "0");
+			       "resourceVersion=%s", p->s->ns, w->rv ? w->rv : "0");
 	int rc = cr_k8s_watch(p->k, path, on_pod_event, w, timeout_ms);
 	free(path);
 	if (rc == CR_K8S_WATCH_GONE)
@@ -632,8 +628,8 @@ static int wait_group_gone(struct plan *p, const struct item *items, size_t n, l
 
 /* --- stop and start ------------------------------------------------------------------------- */
 
-/* -1 if any item failed (each failure was reported). */
-static int first_failure(const struct item *items, size_t n, bool warn_missing)
+/* -1 if any item failed (each failure was reported), after warning of missing ones. */
+static int any_failed(const struct item *items, size_t n, bool warn_missing)
 {
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -658,7 +654,7 @@ static int stop_group(struct plan *p, struct item *items, size_t n, long timeout
 	long priority = items[0].t->priority;
 	cr_info("stopping priority group %ld (%zu Deployments)", priority, n);
 	run_parallel(p, items, n, scale_down);
-	int rc = first_failure(items, n, false);
+	int rc = any_failed(items, n, false);
 	if (!rc)
 		rc = wait_group_gone(p, items, n, priority, timeout_s);
 	return rc;
@@ -689,9 +685,9 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore)
 	int rc = plan_load(&p, s);
 	bool changed = false;
 	if (restore)
-		*restore = cr_pods_restore_command(p.release, p.ns);
+		*restore = cr_pods_restore_command(s->cfg->release, s->ns);
 	if (!rc && !p.n)
-		cr_info("release %s has no ExpectedDeploymentScale: no pods to stop", p.release);
+		cr_info("release %s has no ExpectedDeploymentScale: no pods to stop", s->cfg->release);
 	struct hpas h = { 0 };
 	struct item *items = NULL;
 	if (!rc && p.n) {
@@ -700,7 +696,7 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore)
 	}
 	if (!rc && p.n) {
 		run_parallel(&p, items, p.n, take_charge);
-		rc = first_failure(items, p.n, true);
+		rc = any_failed(items, p.n, true);
 		changed = any_touched(items, p.n);
 	}
 	if (!rc && p.n)
@@ -726,10 +722,10 @@ int cr_pods_start(struct cr_pods *s)
 	if (!rc && p.n) {
 		struct item *items = items_of(&p, 0, p.n, &h);
 		run_parallel(&p, items, p.n, start_item);
-		rc = first_failure(items, p.n, false);
+		rc = any_failed(items, p.n, false);
 		items_free(items, p.n);
 		if (!rc)
-			cr_info("started %zu Deployments of release %s", p.n, p.release);
+			cr_info("started %zu Deployments of release %s", p.n, s->cfg->release);
 	}
 	hpas_free(&h);
 	plan_free(&p);
