@@ -39,10 +39,8 @@ die() { echo "bench-migrate: $*" >&2; exit 1; }
 "$PYTHON" -c 'import psycopg2' 2>/dev/null ||
     die "psycopg2 missing for $PYTHON; install it with: apt-get install python3-psycopg2"
 command -v psql >/dev/null 2>&1 || die "psql not found; install it with: apt-get install postgresql"
-use_hyperfine=0
-if [[ ${BENCH_NO_HYPERFINE:-0} != 1 ]] && command -v hyperfine >/dev/null 2>&1; then
-    use_hyperfine=1
-fi
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
 
 # --- temp dir and PostgreSQL, cleaned up on any exit ----------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chartreuse-bench-migrate.XXXXXX")
@@ -61,12 +59,6 @@ port=$(bash "$repo/scripts/pg-local.sh" start "$tmp/pg") || die "could not start
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
 
 # --- helpers ---------------------------------------------------------------------------------
-median() { # median of the numbers on stdin
-    sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # bench <runs> <cmd...>: sets R_MS, the median wall time in ms (output discarded).
 bench() {
     local runs=$1; shift

@@ -46,21 +46,13 @@ if [[ ! -x $KUBECTL ]]; then
     echo "bench-post-render: $KUBECTL not found (run: bash scripts/get-helm.sh);" \
          "the kustomize comparison is skipped" >&2
 fi
-use_hyperfine=0
-if [[ ${BENCH_NO_HYPERFINE:-0} != 1 ]] && command -v hyperfine >/dev/null 2>&1; then
-    use_hyperfine=1
-fi
+# shellcheck source=scripts/bench-lib.sh
+source "$repo/scripts/bench-lib.sh"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/chartreuse-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # --- helpers ---------------------------------------------------------------------------------
-median() { # median of the numbers on stdin
-    sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # peak_rss_kb <input> <cmd...>: peak RSS in KiB of one run (GNU time %M; for a wrapper
 # script this is the largest process it waited for).
 peak_rss_kb() {
