@@ -1,6 +1,7 @@
 """Shared fixtures: the chartreuse binary under test (optionally under valgrind), the real
 Helm binaries, and helpers to run the post-renderer and parse what it prints."""
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -22,8 +23,23 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: real Helm against the simulated cluster (make e2e)")
 
 
+# What AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer and valgrind print when
+# they find something. A test that expects chartreuse to fail would otherwise take a
+# sanitizer's exit status for the failure it expected.
+CHECKER_REPORT = re.compile(
+    rb"ERROR: (Address|Leak)Sanitizer|UndefinedBehaviorSanitizer|: runtime error: |^==\d+== ",
+    re.M)
+
+
+def assert_no_checker_report(stderr, what="chartreuse"):
+    m = CHECKER_REPORT.search(stderr or b"")
+    assert not m, f"{what}: a memory checker reported an error:\n" + \
+        stderr[max(0, m.start() - 200):m.start() + 3000].decode(errors="replace")
+
+
 class Result:
     def __init__(self, proc):
+        assert_no_checker_report(proc.stderr)
         self.rc = proc.returncode
         self.out = proc.stdout
         self.err = proc.stderr

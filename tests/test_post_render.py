@@ -687,3 +687,27 @@ def test_large_stream_error_in_second_half_has_stream_numbers():
     line = failed(post_render(text), "duplicate key name")
     assert "document 12001," in line
     assert f"line {body.count(chr(10)) + 4}" in line
+
+
+def loaded_libraries(result):
+    """The shared objects the dynamic loader opened, from LD_DEBUG=files."""
+    return set(re.findall(r"file=(\S+) \[0\];\s+(?:needed|dynamically loaded)",
+                          result.err.decode(errors="replace")))
+
+
+def test_post_render_loads_neither_libcurl_nor_libpq():
+    # Linked the usual way they pull in TLS, Kerberos and LDAP libraries that cost every
+    # render milliseconds and megabytes (src/dynlib.h).
+    r = post_render(CHART_OUTPUT, env={"LD_DEBUG": "files"}, wrapper=False)
+    assert r.rc == 0
+    libs = loaded_libraries(r)
+    assert any(l.startswith("libc.so") for l in libs), libs
+    assert not [l for l in libs if "curl" in l or "libpq" in l or "ssl" in l], libs
+
+
+def test_a_command_that_needs_libpq_loads_it_on_first_use():
+    r = run(["wait", "postgres", "--name", "main", "--url",
+             "postgresql://u:p@127.0.0.1:1/db", "--timeout", "0"],
+            env={"LD_DEBUG": "files"}, wrapper=False)
+    assert "libpq.so.5" in loaded_libraries(r)
+    assert "libcurl.so.4" not in loaded_libraries(r)

@@ -1,0 +1,168 @@
+/* dynlib: libcurl and libpq behind their own names, loaded on the first call (see dynlib.h). */
+#define CURL_DISABLE_TYPECHECK /* the header's type-checking macros would hide our definitions */
+#include "dynlib.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct lib {
+	const char *soname, *package;
+	pthread_once_t once;
+	void *handle;
+};
+
+static struct lib curl_lib = { "libcurl.so.4", "libcurl4", PTHREAD_ONCE_INIT, NULL };
+static struct lib pq_lib = { "libpq.so.5", "libpq5", PTHREAD_ONCE_INIT, NULL };
+
+static void open_lib(struct lib *l)
+{
+	l->handle = dlopen(l->soname, RTLD_NOW | RTLD_LOCAL);
+}
+
+static void open_curl(void)
+{
+	open_lib(&curl_lib);
+}
+
+static void open_pq(void)
+{
+	open_lib(&pq_lib);
+}
+
+/* As the dynamic loader would at start-up, a missing library ends the program. */
+static void *symbol(struct lib *l, void (*open)(void), const char *name)
+{
+	pthread_once(&l->once, open);
+	void *sym = l->handle ? dlsym(l->handle, name) : NULL;
+	if (!sym) {
+		const char *why = dlerror();
+		cr_error("cannot load %s from %s (apt-get install %s): %s", name, l->soname,
+			 l->package, why ? why : "not found");
+		_exit(127);
+	}
+	return sym;
+}
+
+/* The address of a library function, resolved on its first call; wrappers may run on
+ * several threads at once. */
+static void *resolve(void *_Atomic *slot, struct lib *l, void (*open)(void), const char *name)
+{
+	void *p = atomic_load_explicit(slot, memory_order_acquire);
+	if (!p) {
+		p = symbol(l, open, name);
+		atomic_store_explicit(slot, p, memory_order_release);
+	}
+	return p;
+}
+
+/* POSIX guarantees that dlsym's data pointer holds a function's address. */
+#define RESOLVE(fn, lib, open, name)                                                      \
+	do {                                                                              \
+		static void *_Atomic slot_;                                               \
+		void *p_ = resolve(&slot_, &lib, open, name);                             \
+		memcpy(&fn, &p_, sizeof(fn));                                             \
+	} while (0)
+#define FORWARD(lib, open, ret, name, params, args)                                      \
+	ret name params                                                                   \
+	{                                                                                 \
+		ret(*fn) params;                                                          \
+		RESOLVE(fn, lib, open, #name);                                            \
+		return fn args;                                                           \
+	}
+#define FORWARD_VOID(lib, open, name, params, args)                                       \
+	void name params                                                                  \
+	{                                                                                 \
+		void(*fn) params;                                                         \
+		RESOLVE(fn, lib, open, #name);                                            \
+		fn args;                                                                  \
+	}
+#define CURL_FN(ret, name, params, args) FORWARD(curl_lib, open_curl, ret, name, params, args)
+#define CURL_VOID(name, params, args) FORWARD_VOID(curl_lib, open_curl, name, params, args)
+#define PQ_FN(ret, name, params, args) FORWARD(pq_lib, open_pq, ret, name, params, args)
+#define PQ_VOID(name, params, args) FORWARD_VOID(pq_lib, open_pq, name, params, args)
+
+/* --- libcurl -------------------------------------------------------------------------------- */
+CURL_FN(CURLcode, curl_global_init, (long flags), (flags))
+CURL_VOID(curl_global_cleanup, (void), ())
+CURL_FN(CURL *, curl_easy_init, (void), ())
+CURL_VOID(curl_easy_cleanup, (CURL * h), (h))
+CURL_FN(CURLcode, curl_easy_perform, (CURL * h), (h))
+CURL_FN(const char *, curl_easy_strerror, (CURLcode c), (c))
+CURL_FN(struct curl_slist *, curl_slist_append, (struct curl_slist * l, const char *s), (l, s))
+CURL_VOID(curl_slist_free_all, (struct curl_slist * l), (l))
+CURL_VOID(curl_free, (void *p), (p))
+CURL_FN(CURLU *, curl_url, (void), ())
+CURL_VOID(curl_url_cleanup, (CURLU * u), (u))
+CURL_FN(CURLUcode, curl_url_get, (CURLU * u, CURLUPart what, char **part, unsigned int flags),
+	(u, what, part, flags))
+CURL_FN(CURLUcode, curl_url_set, (CURLU * u, CURLUPart what, const char *part, unsigned int flags),
+	(u, what, part, flags))
+
+/* The variadic two read their one argument by the type the option number says, as libcurl
+ * itself does. */
+CURLcode curl_easy_setopt(CURL *h, CURLoption opt, ...)
+{
+	CURLcode (*fn)(CURL *, CURLoption, ...);
+	RESOLVE(fn, curl_lib, open_curl, "curl_easy_setopt");
+	va_list ap;
+	va_start(ap, opt);
+	CURLcode rc;
+	if (opt < CURLOPTTYPE_OBJECTPOINT)
+		rc = fn(h, opt, va_arg(ap, long));
+	else if (opt >= CURLOPTTYPE_FUNCTIONPOINT && opt < CURLOPTTYPE_OFF_T)
+		rc = fn(h, opt, va_arg(ap, void (*)(void)));
+	else if (opt >= CURLOPTTYPE_OFF_T && opt < CURLOPTTYPE_BLOB)
+		rc = fn(h, opt, va_arg(ap, curl_off_t));
+	else
+		rc = fn(h, opt, va_arg(ap, void *));
+	va_end(ap);
+	return rc;
+}
+
+CURLcode curl_easy_getinfo(CURL *h, CURLINFO info, ...)
+{
+	CURLcode (*fn)(CURL *, CURLINFO, ...);
+	RESOLVE(fn, curl_lib, open_curl, "curl_easy_getinfo");
+	va_list ap;
+	va_start(ap, info);
+	CURLcode rc = fn(h, info, va_arg(ap, void *));
+	va_end(ap);
+	return rc;
+}
+
+/* --- libpq ---------------------------------------------------------------------------------- */
+PQ_FN(PGconn *, PQconnectdbParams,
+      (const char *const *keys, const char *const *values, int expand_dbname),
+      (keys, values, expand_dbname))
+PQ_FN(PGPing, PQpingParams, (const char *const *keys, const char *const *values, int expand_dbname),
+      (keys, values, expand_dbname))
+PQ_VOID(PQfinish, (PGconn * c), (c))
+PQ_FN(ConnStatusType, PQstatus, (const PGconn *c), (c))
+PQ_FN(char *, PQerrorMessage, (const PGconn *c), (c))
+PQ_FN(char *, PQdb, (const PGconn *c), (c))
+PQ_FN(PQnoticeReceiver, PQsetNoticeReceiver, (PGconn * c, PQnoticeReceiver r, void *arg),
+      (c, r, arg))
+PQ_FN(PQconninfoOption *, PQconninfoParse, (const char *s, char **err), (s, err))
+PQ_VOID(PQconninfoFree, (PQconninfoOption * o), (o))
+PQ_FN(PGresult *, PQexec, (PGconn * c, const char *q), (c, q))
+PQ_FN(PGresult *, PQexecParams,
+      (PGconn * c, const char *q, int n, const Oid *types, const char *const *values,
+       const int *lengths, const int *formats, int result_format),
+      (c, q, n, types, values, lengths, formats, result_format))
+PQ_FN(ExecStatusType, PQresultStatus, (const PGresult *r), (r))
+PQ_FN(char *, PQresultErrorMessage, (const PGresult *r), (r))
+PQ_FN(char *, PQresultErrorField, (const PGresult *r, int field), (r, field))
+PQ_FN(int, PQntuples, (const PGresult *r), (r))
+PQ_FN(char *, PQgetvalue, (const PGresult *r, int row, int col), (r, row, col))
+PQ_FN(int, PQgetisnull, (const PGresult *r, int row, int col), (r, row, col))
+PQ_VOID(PQclear, (PGresult * r), (r))
+PQ_FN(char *, PQescapeIdentifier, (PGconn * c, const char *s, size_t len), (c, s, len))
+PQ_VOID(PQfreemem, (void *p), (p))
