@@ -1,8 +1,9 @@
 """Secret hygiene: chartreuse run the ways it runs, with distinctive passwords, and every
 byte it writes searched for them — stdout, stderr, the files it leaves in its working
 directory, HOME and TMPDIR (and new files in /tmp and /dev/shm), every emitted object but
-the Secret's data/stringData, and the command lines (/proc/<pid>/cmdline) of chartreuse and
-its children (alembic) sampled while they run. A password is searched raw, percent-encoded
+the Secret's data/stringData, every body sent to the (simulated) Kubernetes API and every
+object left there, and the command lines (/proc/<pid>/cmdline) of chartreuse and its
+children (alembic) sampled while they run. A password is searched raw, percent-encoded
 (as it stands in a URL), escaped as an ini file or JSON would hold it, and base64-encoded at
 every alignment (so it is found inside a longer base64 text too).
 
@@ -409,3 +410,63 @@ def test_the_scanner_finds_what_it_looks_for():
                  b"pw: '" + PW_DB.replace("'", "''").encode() + b"'"):
         assert hits(blob, "blob", secrets), blob
     assert not hits(b"postgresql://u:***@h/d", "blob", secrets)
+
+
+# --- migrate and restore against the cluster ----------------------------------------------
+
+def scan_cluster(k8s, secrets):
+    """Every body chartreuse sent to the API, and every object the cluster holds after."""
+    found = []
+    for r in k8s.request_log:
+        if r.body:
+            found += hits(r.body, f"API request {r.method} {r.path}", secrets)
+    for kind in ("deployments", "horizontalpodautoscalers", "expecteddeploymentscales",
+                 "configmaps", "jobs", "pods", "events"):
+        try:
+            objects = k8s.objects(kind)
+        except Exception:  # a kind the simulator does not serve
+            continue
+        for obj in objects:
+            found += hits(json.dumps(obj).encode(), f"stored {kind} "
+                          f"{obj['metadata'].get('name')}", secrets)
+    return found
+
+
+def test_migrate_with_pods_and_restore_leak_no_password_nor_token(database, k8s, tmp_path):
+    """The pod flow writes annotations (the stopped state, the HPA's behaviour) and
+    scales; a restore reads them back. None of that may carry a password or the token."""
+    import k8s_objects
+    pg, name, owner = database
+    box = Sandbox(tmp_path)
+    k8s.add_token(TOKEN, "hygiene")
+    for app, prio in (("api", 10), ("worker", 0)):
+        k8s.put(k8s_objects.deployment(app, 1, release="demo"))
+        k8s.put(k8s_objects.eds(app, 1, release="demo", priority=prio))
+    k8s.put(k8s_objects.hpa("api", {"scaleDown": {"stabilizationWindowSeconds": 60}}))
+    kubeconfig = k8s.kubeconfig(tmp_path / "given" / "kubeconfig", token=TOKEN)
+    project = sleeping_project(tmp_path / "project", seconds=0.5)
+    config = migrate_config(tmp_path, project, stopPods=True, namespace="default")
+    secrets = {"PW_DB": PW_DB, "TOKEN": TOKEN}
+    env = {**box.env, "KUBECONFIG": str(kubeconfig),
+           "CHARTREUSE_DB_0_URL": pg.url(name, user=owner, password=PW_DB)}
+    before = shared_tmp_snapshot()
+    found = []
+    for args in (["migrate", "--config", str(config)],
+                 ["restore", "--release", "demo", "--namespace", "default"]):
+        rc, out, err, cmdlines = run_sampled(args, env, box.cwd, tmp_path)
+        assert rc == 0, err.decode()
+        found += hits(out, f"{args[0]} stdout", secrets) + hits(err, f"{args[0]} stderr",
+                                                                  secrets)
+        for c in cmdlines:
+            found += hits(c, "command line", secrets)
+    # The flow did run: both Deployments were scaled to 0 and back, the HPA paused.
+    scaled = [(r.path.split("/")[-2], json.loads(r.body)["spec"]["replicas"])
+              for r in k8s.request_log if r.method == "PATCH" and r.path.endswith("/scale")]
+    assert ("api", 0) in scaled and ("worker", 0) in scaled and ("api", 1) in scaled, scaled
+    assert any(r.method == "PATCH" and "horizontalpodautoscalers" in r.path
+               for r in k8s.request_log)
+    assert any(r.user == "hygiene" for r in k8s.request_log)  # the token was used
+    found += scan_cluster(k8s, secrets)
+    found += scan_tree(box.root, secrets)
+    found += scan_new_shared_files(before, secrets)
+    assert_clean(found)
