@@ -4,11 +4,11 @@
 #include "util.h"
 #include "ytree.h"
 
-#include <libfyaml.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yaml.h>
 
 /* What the mapping on top of the stack is, as far as inference cares. */
 enum frame_role { R_OTHER, R_ROOT, R_METADATA, R_LABELS };
@@ -28,13 +28,33 @@ struct frame {
 	size_t first_key; /* index into scan.keys where this mapping's keys start */
 };
 
+/* A place in the input as the parser reports it: 0-based line and column (in characters). */
+struct place {
+	size_t line, column;
+};
+
+/* libyaml counts characters; the documents are cut at bytes. Marks arrive nearly in order, so
+ * a cursor walked from the last one converts them in linear time overall. */
+struct char_cursor {
+	const char *data;
+	size_t len, skip; /* skip: a byte order mark, which libyaml does not count */
+	bool ascii;
+	size_t chars, bytes;
+};
+
 struct scan {
 	const char *origin;
 	const char *data;
+	size_t len;
 	size_t last_pos;   /* the furthest end mark of an event so far */
 	bool start_pending; /* the current document's start is not known yet */
-	struct fy_parser *parser;
-	struct fy_diag *diag;
+	yaml_parser_t parser;
+	/* The parser reads from `base` on, where line `line_base` starts: a stream is read in
+	 * more than one piece when a document follows a "..." line without a "---" of its
+	 * own, which YAML 1.2 allows and libyaml (YAML 1.1) does not. */
+	size_t base, line_base;
+	struct char_cursor cursor;
+	bool after_end_marker; /* the last event was an explicit document end */
 	struct frame *stack;
 	size_t depth, cap;
 	struct key_entry *keys;
@@ -65,10 +85,10 @@ int cr_line_of(const char *data, size_t pos)
 	return line;
 }
 
-static int scan_error_at(struct scan *s, const struct fy_mark *m, const char *msg, const char *arg)
+static int scan_error_at(struct scan *s, const struct place *m, const char *msg, const char *arg)
 {
 	if (m)
-		cr_error("%s: document %d, line %d, column %d: %s%s", s->origin, s->doc_number,
+		cr_error("%s: document %d, line %zu, column %zu: %s%s", s->origin, s->doc_number,
 			 m->line + 1, m->column + 1, msg, arg ? arg : "");
 	else
 		cr_error("%s: document %d: %s%s", s->origin, s->doc_number, msg, arg ? arg : "");
@@ -99,7 +119,7 @@ static enum value_role role_of_key(enum frame_role fr, const char *k, size_t len
 }
 
 static int add_key(struct scan *s, struct frame *f, const char *k, size_t len,
-		   const struct fy_mark *m)
+		   const struct place *m)
 {
 	unsigned h = cr_fnv1a(k, len);
 	for (size_t i = f->first_key; i < s->n_keys; i++) {
@@ -141,15 +161,20 @@ static void take_value(struct scan *s, enum value_role role, const char *v, size
 	}
 }
 
+static struct place place_of(const struct scan *s, const yaml_event_t *e)
+{
+	return (struct place){ s->line_base + e->start_mark.line, e->start_mark.column };
+}
+
 /* A scalar or alias: a key when the enclosing mapping expects one, else a value. */
-static int on_leaf(struct scan *s, struct fy_event *e, const char *text, size_t len)
+static int on_leaf(struct scan *s, const yaml_event_t *e, const char *text, size_t len)
 {
 	struct frame *f = top(s);
 	if (!f)
 		return 0;
 	if (f->is_map && f->expect_key) {
-		const struct fy_mark *m = fy_event_start_mark(e);
-		if (text && add_key(s, f, text, len, m))
+		struct place m = place_of(s, e);
+		if (text && add_key(s, f, text, len, &m))
 			return -1;
 		f->next = text ? role_of_key(f->role, text, len) : V_NONE;
 		f->expect_key = false;
@@ -164,13 +189,14 @@ static int on_leaf(struct scan *s, struct fy_event *e, const char *text, size_t 
 	return 0;
 }
 
-static int on_start(struct scan *s, struct fy_event *e, bool is_map)
+static int on_start(struct scan *s, const yaml_event_t *e, bool is_map)
 {
 	struct frame *parent = top(s);
 	enum frame_role role = R_OTHER;
 	if (!parent) {
+		struct place m = place_of(s, e);
 		if (!is_map)
-			return scan_error_at(s, fy_event_start_mark(e),
+			return scan_error_at(s, &m,
 					     "expected a mapping (a Kubernetes object), found a list",
 					     NULL);
 		role = R_ROOT;
@@ -222,12 +248,18 @@ static void end_document(struct scan *s, struct cr_manifest *m)
 
 static int report_parse_error(struct scan *s)
 {
-	void *it = NULL;
-	struct fy_diag_error *e = fy_diag_errors_iterate(s->diag, &it);
-	if (!e)
+	const yaml_parser_t *p = &s->parser;
+	if (!p->problem)
 		return scan_error_at(s, NULL, "invalid YAML", NULL);
-	struct fy_mark m = { 0, e->line - 1, e->column };
-	return scan_error_at(s, &m, e->msg, NULL);
+	struct place m = { s->line_base + p->problem_mark.line, p->problem_mark.column };
+	if (p->context) {
+		char *why = xasprintf(" (%s, line %zu)", p->context,
+				      s->line_base + p->context_mark.line + 1);
+		int rc = scan_error_at(s, &m, p->problem, why);
+		free(why);
+		return rc;
+	}
+	return scan_error_at(s, &m, p->problem, NULL);
 }
 
 /* The number of the document holding byte pos, counted as the parser counts: a line
@@ -256,8 +288,9 @@ static int document_at(const char *data, size_t pos)
 	return n ? n : 1;
 }
 
-/* YAML text is UTF-8 without NUL bytes; libfyaml 0.7.12 also loops forever on some
- * malformed UTF-8 (a directive line holding it), so neither reaches the parser. */
+/* YAML text is UTF-8 without NUL bytes; neither reaches the parser, which would report them
+ * with less precision (and libfyaml 0.7.12, which config documents meet, loops forever on
+ * some malformed UTF-8 in a directive line). */
 static int check_text(const char *data, size_t len, const char *origin)
 {
 	const char *nul = memchr(data, '\0', len);
@@ -297,104 +330,169 @@ static size_t end_marker_after(const char *data, size_t len, size_t from)
 	return SIZE_MAX;
 }
 
+static bool is_continuation(const struct char_cursor *c, size_t at)
+{
+	return at < c->len && ((unsigned char)c->data[at] & 0xC0) == 0x80;
+}
+
+static size_t byte_of(struct char_cursor *c, size_t chars)
+{
+	if (c->ascii)
+		return c->skip + chars;
+	while (c->chars < chars && c->bytes < c->len) {
+		do
+			c->bytes++;
+		while (is_continuation(c, c->bytes));
+		c->chars++;
+	}
+	while (c->chars > chars && c->bytes > c->skip) {
+		do
+			c->bytes--;
+		while (c->bytes > c->skip && is_continuation(c, c->bytes));
+		c->chars--;
+	}
+	return c->bytes;
+}
+
+static void cursor_init(struct char_cursor *c, const char *data, size_t len)
+{
+	size_t skip = len >= 3 && !memcmp(data, "\xEF\xBB\xBF", 3) ? 3 : 0;
+	bool ascii = true;
+	for (size_t i = 0; i < len && ascii; i++)
+		ascii = !((unsigned char)data[i] & 0x80);
+	*c = (struct char_cursor){ data, len, skip, ascii, 0, skip };
+}
+
+static size_t pos_of(struct scan *s, size_t chars)
+{
+	return s->base + byte_of(&s->cursor, chars);
+}
+
 /* Follows the events' marks; a document whose start was not found starts at the line of
  * its first node, and the one before ends there. */
-static void settle_start(struct scan *s, struct fy_event *e, struct cr_manifest *m)
+static void settle_start(struct scan *s, const yaml_event_t *e, struct cr_manifest *m)
 {
-	const struct fy_mark *start = fy_event_start_mark(e), *end = fy_event_end_mark(e);
-	if (s->start_pending && start && m->n_docs >= 2) {
-		size_t p = start->input_pos;
+	if (s->start_pending && m->n_docs >= 2) {
+		size_t p = pos_of(s, e->start_mark.index);
 		while (p > m->docs[m->n_docs - 2].start && s->data[p - 1] != '\n')
 			p--;
 		m->docs[m->n_docs - 1].start = m->docs[m->n_docs - 2].end = p;
 		s->start_pending = false;
 	}
-	if (end && end->input_pos > s->last_pos)
-		s->last_pos = end->input_pos;
+	size_t end = pos_of(s, e->end_mark.index);
+	if (end > s->last_pos)
+		s->last_pos = end;
 }
 
-static int run(struct scan *s, size_t len, struct cr_manifest *m)
+enum { RESTART = 1 };
+
+/* 0, -1 (reported), or RESTART: a document follows "..." without "---". */
+static int run(struct scan *s, size_t len, struct cr_manifest *m, size_t *cap_docs)
 {
-	size_t cap_docs = 0;
-	struct fy_event *e;
+	yaml_event_t ev, *e = &ev;
 	int rc = 0;
-	while (!rc && (e = fy_parser_parse(s->parser))) {
-		size_t tlen = 0;
-		const char *text;
+	bool more = true;
+	while (!rc && more) {
+		if (!yaml_parser_parse(&s->parser, e))
+			return s->after_end_marker && s->parser.problem &&
+					       !strcmp(s->parser.problem,
+						       "did not find expected <document start>")
+				       ? RESTART
+				       : report_parse_error(s);
+		s->after_end_marker = e->type == YAML_DOCUMENT_END_EVENT &&
+				      !e->data.document_end.implicit;
+		struct place at = place_of(s, e);
 		switch (e->type) {
-		case FYET_DOCUMENT_START: {
+		case YAML_DOCUMENT_START_EVENT: {
 			begin_document(s);
-			const struct fy_mark *mk = fy_event_start_mark(e);
 			size_t start = m->n_docs ? m->docs[m->n_docs - 1].end : 0;
 			s->start_pending = false;
-			if (!e->document_start.implicit && mk)
-				start = mk->input_pos;
+			if (!e->data.document_start.implicit)
+				start = pos_of(s, e->start_mark.index);
 			else if (m->n_docs && start == len)
 				s->start_pending = true; /* after a "..." that was not found */
 			if (m->n_docs)
 				m->docs[m->n_docs - 1].end = start;
-			XGROW(m->docs, m->n_docs + 1, cap_docs);
+			XGROW(m->docs, m->n_docs + 1, *cap_docs);
 			m->docs[m->n_docs++] = (struct cr_doc){ start, len, s->doc_number, false };
 			break;
 		}
-		case FYET_DOCUMENT_END:
+		case YAML_DOCUMENT_END_EVENT:
 			end_document(s, m);
 			/* After "...", a document may start without "---": the next one starts
-			 * after the "..." line (libfyaml 0.7.12 gives this event no mark). */
-			if (!e->document_end.implicit) {
+			 * after the "..." line. */
+			if (!e->data.document_end.implicit) {
 				size_t end = end_marker_after(s->data, len, s->last_pos);
 				if (end != SIZE_MAX)
 					m->docs[m->n_docs - 1].end = end;
 			}
 			break;
-		case FYET_MAPPING_START:
+		case YAML_MAPPING_START_EVENT:
 			rc = on_start(s, e, true);
 			break;
-		case FYET_SEQUENCE_START:
+		case YAML_SEQUENCE_START_EVENT:
 			rc = on_start(s, e, false);
 			break;
-		case FYET_MAPPING_END:
-		case FYET_SEQUENCE_END:
+		case YAML_MAPPING_END_EVENT:
+		case YAML_SEQUENCE_END_EVENT:
 			on_end(s);
 			break;
-		case FYET_SCALAR:
-			text = fy_token_get_text(e->scalar.value, &tlen);
+		case YAML_SCALAR_EVENT: {
+			const char *text = (const char *)e->data.scalar.value;
+			size_t tlen = e->data.scalar.length;
 			if (!s->depth && !yt_text_is_null(text, tlen))
-				rc = scan_error_at(s, fy_event_start_mark(e),
+				rc = scan_error_at(s, &at,
 						   "expected a mapping (a Kubernetes object), found a "
 						   "scalar", NULL);
 			else
 				rc = on_leaf(s, e, text, tlen);
 			break;
-		case FYET_ALIAS:
+		}
+		case YAML_ALIAS_EVENT:
 			rc = on_leaf(s, e, NULL, 0);
+			break;
+		case YAML_STREAM_END_EVENT:
+			more = false;
 			break;
 		default:
 			break;
 		}
-		settle_start(s, e, m);
-		fy_parser_event_free(s->parser, e);
+		if (e->type != YAML_STREAM_END_EVENT)
+			settle_start(s, e, m);
+		yaml_event_delete(e);
 	}
-	if (!rc && fy_parser_get_stream_error(s->parser))
-		rc = report_parse_error(s);
 	return rc;
+}
+
+static void parse_from(struct scan *s, size_t base)
+{
+	yaml_parser_initialize(&s->parser);
+	yaml_parser_set_input_string(&s->parser, (const unsigned char *)s->data + base,
+				     s->len - base);
+	s->base = base;
+	s->line_base = base ? (size_t)cr_line_of(s->data, base) - 1 : 0;
+	cursor_init(&s->cursor, s->data + base, s->len - base);
+	s->after_end_marker = false;
 }
 
 static int scan_range(const char *data, size_t len, const char *origin, struct cr_manifest *m)
 {
 	memset(m, 0, sizeof(*m));
-	struct scan s = { .origin = origin, .data = data, .diag = yt_diag_new() };
-	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = s.diag };
-	s.parser = fy_parser_create(&cfg);
-	int rc = -1;
-	if (!s.diag || !s.parser || fy_parser_set_string(s.parser, data, len))
-		cr_error("%s: cannot start the YAML parser", origin);
-	else
-		rc = run(&s, len, m);
-	if (s.parser)
-		fy_parser_destroy(s.parser);
-	if (s.diag)
-		fy_diag_destroy(s.diag);
+	struct scan s = { .origin = origin, .data = data, .len = len };
+	size_t cap_docs = 0;
+	parse_from(&s, 0);
+	int rc;
+	while ((rc = run(&s, len, m, &cap_docs)) == RESTART) {
+		/* the previous document ends after its "..." line */
+		size_t next = m->n_docs ? m->docs[m->n_docs - 1].end : 0;
+		if (next <= s.base || next >= len) {
+			rc = report_parse_error(&s);
+			break;
+		}
+		yaml_parser_delete(&s.parser);
+		parse_from(&s, next);
+	}
+	yaml_parser_delete(&s.parser);
 	free(s.stack);
 	free(s.keys);
 	cr_buf_free(&s.key_text);

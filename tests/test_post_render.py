@@ -511,6 +511,28 @@ def test_malformed_yaml_names_document_line_and_column():
     assert lines[int(m.group(1)) - 1] == "---"
 
 
+# Helm reads each manifest with Go's YAML library, a port of libyaml; both cases below were
+# checked with `helm lint` of both majors. libfyaml, which chartreuse used before, judged
+# both the other way.
+MULTILINE_QUOTED = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: q\n" \
+    "  labels:\n    version: \"1.\n0\"\n"
+EMPTY_KEY_IN_BLOCK = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: e\n" \
+    "  labels:\n    a: b\n    : c: d\n"
+
+
+def test_what_helm_reads_is_read():
+    r = ok(post_render(PLAIN_INPUT + MULTILINE_QUOTED + CONFIG_DOC))
+    assert r.out.startswith((PLAIN_INPUT + MULTILINE_QUOTED).encode())
+
+
+def test_what_helm_refuses_is_refused():
+    line = failed(post_render(PLAIN_INPUT + EMPTY_KEY_IN_BLOCK + CONFIG_DOC),
+                  "document 3", "did not find expected key")
+    lines = (PLAIN_INPUT + EMPTY_KEY_IN_BLOCK).splitlines()
+    m = re.search(r"line (\d+), column (\d+)", line)
+    assert lines[int(m.group(1)) - 1] == "    : c: d"
+
+
 def test_document_that_is_not_a_mapping():
     failed(post_render(PLAIN_INPUT + "---\n- a\n- b\n" + CONFIG_DOC),
            "document 3", "expected a mapping")
