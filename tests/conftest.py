@@ -92,6 +92,18 @@ def injected(result):
     return out
 
 
+def plugin_source():
+    """What `helm plugin install` is given: the repository, or a staged plugin that runs
+    CHARTREUSE_WRAPPER + CHARTREUSE_BIN (tests/plugin_stage.py)."""
+    from plugin_stage import plugin_source as stage
+    return stage(REPO, BIN, WRAPPER)
+
+
+def pytest_unconfigure(config):
+    from plugin_stage import cleanup
+    cleanup()
+
+
 def helm_path(major):
     path = HELM_DIR / f"v{major}" / "helm"
     if not path.exists():

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import EXAMPLE_CHART, REPO, helm_path
+from conftest import EXAMPLE_CHART, REPO, helm_path, plugin_source
 
 pytestmark = pytest.mark.helm
 
@@ -48,7 +48,7 @@ class Helm:
 @pytest.fixture(scope="module", params=[3, 4], ids=["helm3", "helm4"])
 def helm(request, tmp_path_factory):
     h = Helm(request.param, tmp_path_factory.mktemp(f"helm{request.param}"))
-    h.run("plugin", "install", str(REPO))
+    h.run("plugin", "install", str(plugin_source()))
     return h
 
 

@@ -21,7 +21,7 @@ import textwrap
 
 import pytest
 
-from conftest import EXAMPLE_CHART, REPO, helm_path
+from conftest import EXAMPLE_CHART, helm_path, plugin_source
 
 pytestmark = pytest.mark.helm
 
@@ -388,7 +388,7 @@ def test_example_chart_through_chartreuse(sim, helm):
     chart and chartreuse emit is accepted (HPAs as autoscaling/v2, ExpectedDeploymentScales
     through the CRD, the migration Job with its ServiceAccount, Role, RoleBinding, Secret
     and ConfigMap), and uninstall removes the release."""
-    helm("plugin", "install", str(REPO))
+    helm("plugin", "install", str(plugin_source()))
     helm("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
     for kind, name in (("deploy", "shop-demo-web"), ("deploy", "shop-demo-worker"),
                        ("svc", "shop-demo"), ("secret", "shop-demo-db"),
@@ -418,7 +418,7 @@ def test_chartreuse_migration_job_is_a_hook(sim, helm):
     and the wrapper creates the Job after Helm, waits for it and deletes it. Without that
     the Job would be a release resource, run on install only, and an upgrade changing its
     Pod template would fail (`spec.template: field is immutable`)."""
-    helm("plugin", "install", str(REPO))
+    helm("plugin", "install", str(plugin_source()))
     helm("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
     job = "shop-chartreuse-upgrade"
     assert [t for t, _ in sim.history("jobs", job)][-1:] == ["DELETED"]
@@ -443,7 +443,7 @@ def test_chartreuse_upgrade_install_runs_post_install_then_post_upgrade(sim, hel
     """`upgrade --install` of a new release is an install: under Helm 3 the wrapper runs
     the post-install Jobs, and on the next run the upgrade ones (before-deployment mode:
     the install Job, then the pre-upgrade Job and the restore Job)."""
-    helm("plugin", "install", str(REPO))
+    helm("plugin", "install", str(plugin_source()))
     args = ("chartreuse", "upgrade", "--install", "shop", str(EXAMPLE_CHART), "--timeout",
             TIMEOUT, "--chartreuse-set", "upgradeBeforeDeployment=true")
     helm(*args)
@@ -468,7 +468,7 @@ def failing_job_config(tmp_path):
 def test_chartreuse_failed_pre_upgrade_job_stops_the_upgrade(sim, helm, tmp_path):
     """A failed pre-upgrade Job fails the upgrade before Helm applies anything, and is kept
     for inspection; under Helm 3 the wrapper reports it and never runs the upgrade."""
-    helm("plugin", "install", str(REPO))
+    helm("plugin", "install", str(plugin_source()))
     base = ("chartreuse", "upgrade", "--install", "shop", str(EXAMPLE_CHART), "--timeout",
             TIMEOUT, "--chartreuse-set", "upgradeBeforeDeployment=true")
     helm(*base)
@@ -485,7 +485,7 @@ def test_chartreuse_failed_pre_upgrade_job_stops_the_upgrade(sim, helm, tmp_path
 
 
 def test_chartreuse_failed_post_install_job_fails_the_command(sim, helm, tmp_path):
-    helm("plugin", "install", str(REPO))
+    helm("plugin", "install", str(plugin_source()))
     p = helm("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT,
              "--chartreuse-config", failing_job_config(tmp_path), check=False)
     assert p.returncode != 0

@@ -12,7 +12,7 @@ import yaml
 
 import alembic_projects as ap
 import k8s_objects
-from conftest import REPO, run
+from conftest import plugin_source, run
 
 RELEASE = "shop"
 SCALES = {"api": 2, "web": 1, "worker": 1}
@@ -532,7 +532,7 @@ def test_helm_chartreuse_status_takes_helms_namespace_and_context(major, release
     from test_helm import Helm
     h = Helm(major, tmp_path / "helm")
     h.env.pop("KUBECONFIG", None)
-    h.run("plugin", "install", str(REPO))
+    h.run("plugin", "install", str(plugin_source()))
     kc = release.kubeconfig(tmp_path / "kc", context="sim-ctx", namespace="elsewhere")
     p = h.run("chartreuse", "status", RELEASE, "-n", "default", "--kube-context", "sim-ctx",
               "--kubeconfig", str(kc), "-o", "json")
