@@ -135,11 +135,20 @@ static void plan_free(struct plan *p)
 
 struct cr_pods *cr_pods_open(const struct cr_config *cfg)
 {
+	struct cr_k8s_options opts = { 0 };
+	return cr_pods_open_with(cfg, &opts);
+}
+
+struct cr_pods *cr_pods_open_with(const struct cr_config *cfg,
+				  const struct cr_k8s_options *given)
+{
 	if (!cr_nonempty(cfg->release)) {
 		cr_error("stopping pods needs the release name (release, CHARTREUSE_RELEASE_NAME)");
 		return NULL;
 	}
-	struct cr_k8s_options opts = { .namespace = cfg->namespace };
+	struct cr_k8s_options opts = *given;
+	if (!opts.namespace)
+		opts.namespace = cfg->namespace;
 	struct cr_k8s *k = cr_k8s_new(&opts);
 	if (!k)
 		return NULL;
@@ -375,7 +384,9 @@ static int read_selector(struct item *it, struct fy_document *scale)
 
 /* Before any group is scaled down, every Deployment is recorded as taken in charge and
  * its HPAs paused, all in parallel: from then on a restore brings everything back, and
- * each group only waits for its own scale calls. */
+ * each group only waits for its own scale calls. SPEC §2 pauses a group's HPAs just
+ * before that group; up front, a call that can't be made (a 403 on one HPA) fails the run
+ * before any Pod is stopped (README, "Why every HPA is paused up front"). */
 static void take_charge(struct plan *p, struct item *it)
 {
 	char *path = deployment_path(p, it->t->deployment, NULL);
@@ -587,6 +598,23 @@ static int watch_pods(struct plan *p, struct group_wait *w, long timeout_ms)
 	return rc < 0 ? -1 : 0;
 }
 
+/* "a, b, c and 4 more", sorted (the order of the events is not the reader's). */
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *some_names(struct cr_strlist *l, size_t most)
+{
+	qsort(l->items, l->n, sizeof(*l->items), by_name);
+	struct cr_buf b = { 0 };
+	for (size_t i = 0; i < l->n && i < most; i++)
+		cr_buf_printf(&b, "%s%s", i ? ", " : "", l->items[i]);
+	if (l->n > most)
+		cr_buf_printf(&b, " and %zu more", l->n - most);
+	return cr_buf_detach(&b, NULL);
+}
+
 static int wait_group_gone(struct plan *p, const struct item *items, size_t n, long priority,
 			   long timeout_s)
 {
@@ -602,8 +630,10 @@ static int wait_group_gone(struct plan *p, const struct item *items, size_t n, l
 		}
 		double t = now_s();
 		if (t - start >= (double)timeout_s) {
-			cr_error("priority group %ld: %zu pods still running after %ld s", priority,
-				 w.live.n, timeout_s);
+			char *names = some_names(&w.live, 3);
+			cr_error("priority group %ld: %zu pods still running after %ld s "
+				 "(stopPodsTimeout): %s", priority, w.live.n, timeout_s, names);
+			free(names);
 			break;
 		}
 		if (cr_terminated()) {

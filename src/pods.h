@@ -13,6 +13,7 @@
 
 struct cr_config;
 struct cr_k8s;
+struct cr_k8s_options;
 
 /* The marks of a stop: on each Deployment taken in charge, and on each paused HPA (holding
  * its spec.behavior from before, as JSON). `status` reads them too. */
@@ -25,6 +26,10 @@ struct cr_pods;
  * there is no release name or no usable Kubernetes configuration. The connections it
  * opens are kept until cr_pods_close. */
 struct cr_pods *cr_pods_open(const struct cr_config *cfg);
+/* The same with the cluster chosen by opts (kubeconfig, context: `restore`'s options);
+ * opts->namespace NULL means cfg->namespace. */
+struct cr_pods *cr_pods_open_with(const struct cr_config *cfg,
+				  const struct cr_k8s_options *opts);
 void cr_pods_close(struct cr_pods *s);
 
 /* Scales the release's Deployments to 0, by priority group. First every Deployment is

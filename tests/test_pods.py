@@ -1,6 +1,17 @@
 """`chartreuse migrate` stopping and starting the release's Deployments through the
-simulated API server (tests/k8s_sim), around a real migration on the real PostgreSQL."""
+simulated API server (tests/k8s_sim), around a real migration on the real PostgreSQL, and
+`chartreuse restore` on its own.
+
+Orders are read from the simulator's change history: every write gets the next
+resourceVersion of one counter (as etcd's revision), so "the scale to 0 of group B came
+after the deletion of the last Pod of group A" is a comparison of two resourceVersions,
+not of clocks."""
 import json
+import os
+import re
+import shlex
+import subprocess
+import threading
 import time
 import uuid
 from functools import partial
@@ -10,7 +21,7 @@ import yaml
 
 import alembic_projects as ap
 import k8s_objects
-from conftest import run
+from conftest import BIN, WRAPPER, assert_no_checker_report, run
 
 RELEASE = "shop"
 GROUPS = {"api": 10, "web": 10, "worker": 5, "cron": 0}  # deployment -> priority
@@ -22,6 +33,10 @@ BEHAVIOR = {"scaleDown": {"stabilizationWindowSeconds": 120,
 deployment = partial(k8s_objects.deployment, release=RELEASE)
 eds = partial(k8s_objects.eds, release=RELEASE)
 hpa = k8s_objects.hpa
+
+STOPPED = "chartreuse.wiremind.io/stopped"
+RECORDED = "chartreuse.wiremind.io/hpa-behavior-before"
+STOP_DELAY = "sim.chartreuse.test/stop-delay"
 
 
 @pytest.fixture
@@ -55,47 +70,222 @@ def migration(pg, tmp_path, k8s):
 
 
 def scale_patches(k8s):
+    """[(Deployment, replicas, time)] of every scale PATCH, in the order they came."""
     return [(r.path.split("/")[-2], json.loads(r.body)["spec"]["replicas"], r.time)
             for r in k8s.request_log if r.method == "PATCH" and r.path.endswith("/scale")]
 
 
-def test_stop_by_priority_then_migrate_then_start(release, migration, pg):
-    k8s = release
+def with_settings(cfg, **settings):
+    """The migration's config file with some settings changed (stopPodsTimeout...)."""
+    doc = yaml.safe_load(cfg.read_text())
+    doc.update(settings)
+    cfg.write_text(yaml.safe_dump(doc))
+
+
+def migrated(pg, db):
+    """Whether Alembic ran: the version table exists."""
+    return pg.psql(db, "SELECT to_regclass('alembic_version')")[0][0] is not None
+
+
+def rv(obj):
+    return int(obj["metadata"]["resourceVersion"])
+
+
+def annotations(obj):
+    return obj["metadata"].get("annotations") or {}
+
+
+def scale_downs(k8s):
+    """{Deployment: resourceVersion of the change that took spec.replicas to 0}, from the
+    change history, with every state at 0 checked for the chartreuse mark on the way."""
+    last, downs = {}, {}
+    for etype, d in k8s.history("deployments"):
+        name, replicas = d["metadata"]["name"], d["spec"].get("replicas")
+        if replicas == 0:
+            assert annotations(d).get(STOPPED) == "true", \
+                f"Deployment {name} at 0 without {STOPPED} (rv {rv(d)})"
+            if last.get(name):
+                assert name not in downs, f"Deployment {name} scaled to 0 twice"
+                downs[name] = rv(d)
+        last[name] = replicas
+    return downs
+
+
+def pod_lives(k8s):
+    """{Pod: (app label, rv of its creation, rv of its deletion or None, rv at which it
+    became Failed or None)}, from the change history."""
+    lives = {}
+    for etype, pod in k8s.history("pods"):
+        name = pod["metadata"]["name"]
+        app = (pod["metadata"].get("labels") or {}).get("app")
+        born, gone, failed = lives.get(name, (app, rv(pod), None, None))[1:]
+        if etype == "DELETED":
+            gone = rv(pod)
+        elif failed is None and (pod.get("status") or {}).get("phase") == "Failed":
+            failed = rv(pod)
+        lives[name] = (app, born, gone, failed)
+    return lives
+
+
+def counting_at(lives, apps, at):
+    """The Pods of these Deployments that existed, and were not Failed, at resourceVersion
+    `at`: the ones chartreuse must wait for."""
+    return sorted(name for name, (app, born, gone, failed) in lives.items()
+                  if app in apps and born < at and (gone is None or gone > at)
+                  and (failed is None or failed > at))
+
+
+# --- three priority groups, each of several Deployments, several under an HPA -----------
+
+# deployment -> (priority, replicas = expectedScale); "front-b" and "api-c" take longer
+# to stop, so that each group's last Pod is one of theirs.
+THREE = {"front-a": (30, 2), "front-b": (30, 1), "front-c": (30, 3),
+         "api-a": (20, 2), "api-b": (20, 2), "api-c": (20, 1),
+         "jobs-a": (10, 1), "jobs-b": (10, 2), "jobs-c": (10, 1)}
+SLOW = {"front-b": "0.9", "api-c": "0.7"}
+OLD_LABEL = {"jobs-c"}  # found under release=<release> only
+PRIORITIES = [30, 20, 10]
+# HPA name -> (target, spec.behavior or None); "other" scales a Deployment of no release.
+HPAS = {
+    "front-a": ("front-a", {
+        "scaleUp": {"selectPolicy": "Max", "stabilizationWindowSeconds": 0,
+                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15},
+                                 {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+        "scaleDown": {"stabilizationWindowSeconds": 300,
+                      "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]}}),
+    "front-c": ("front-c", None),
+    "api-a": ("api-a", BEHAVIOR),
+    "api-b-autoscaler": ("api-b", None),
+    "jobs-b": ("jobs-b", {"scaleUp": {"stabilizationWindowSeconds": 30,
+                                      "policies": [{"type": "Pods", "value": 1,
+                                                    "periodSeconds": 60}]}}),
+    "other": ("other", {"scaleDown": {"selectPolicy": "Min"}}),
+}
+RELEASE_HPAS = [n for n, (target, _) in HPAS.items() if target in THREE]
+
+
+def group(priority):
+    return [n for n, (p, _) in THREE.items() if p == priority]
+
+
+@pytest.fixture
+def three_groups(k8s):
+    for name, (prio, replicas) in THREE.items():
+        k8s.put(deployment(name, replicas,
+                           annotations={STOP_DELAY: SLOW[name]} if name in SLOW else None))
+        k8s.put(eds(name, replicas, priority=prio,
+                    label="release" if name in OLD_LABEL else "app.kubernetes.io/instance"))
+    other = deployment("other", 2)
+    other["metadata"]["labels"] = {"app.kubernetes.io/instance": "another-release"}
+    k8s.put(other)
+    for name, (target, behavior) in HPAS.items():
+        k8s.put(hpa(target, behavior, name=name))
+    pods = sum(r for _, r in THREE.values()) + 2
+    k8s.wait_for(lambda: len([p for p in k8s.objects("pods")
+                              if p.get("status", {}).get("phase") == "Running"]) == pods,
+                 timeout=10, what="the release's pods running")
+    return k8s
+
+
+def test_three_groups_stop_in_order_and_start_exactly(three_groups, migration, pg):
+    k8s = three_groups
     cfg, env, db = migration
+    before = {kind: {o["metadata"]["name"]: o for o in k8s.objects(kind)}
+              for kind in ("deployments", "horizontalpodautoscalers")}
     r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
     assert r.rc == 0, r.err.decode()
-    patches = scale_patches(k8s)
-    downs = [(n, t) for n, rep, t in patches if rep == 0]
-    ups = {n: rep for n, rep, t in patches if rep != 0}
-    # Highest priority first; a group starts only once the previous group's pods are gone.
-    order = [n for n, _ in downs]
-    assert set(order[:2]) == {"api", "web"} and order[2:] == ["worker", "cron"]
-    assert ups == SCALES
-    # Alembic ran while everything was down.
+    err = r.err.decode()
+
+    # The request log: one scale to 0 per Deployment, the groups highest priority first,
+    # a group's calls all before the next group's; then one scale to expectedScale each.
+    scales = [(rec.path.split("/")[-2], rec.json()["spec"]["replicas"])
+              for rec in k8s.request_log.filter("PATCH", r"/deployments/[^/]+/scale$")]
+    downs = [n for n, replicas in scales if replicas == 0]
+    assert sorted(downs) == sorted(THREE)
+    assert [THREE[n][0] for n in downs] == sorted((THREE[n][0] for n in downs), reverse=True)
+    assert {n: replicas for n, replicas in scales if replicas} == \
+        {n: replicas for n, (_, replicas) in THREE.items()}
+    assert not [rec for rec in k8s.request_log if "/deployments/other" in rec.path
+                or "/horizontalpodautoscalers/other" in rec.path]
+
+    # The history: no group's first scale to 0 before every Pod of the group before it is
+    # deleted (Pod DELETED events against the Deployment change, by resourceVersion).
+    down_rv = scale_downs(k8s)  # also: every Deployment at 0 carried the mark
+    lives = pod_lives(k8s)
+    for earlier, later in zip(PRIORITIES, PRIORITIES[1:]):
+        first_of_later = min(down_rv[n] for n in group(later))
+        earlier_down = min(down_rv[n] for n in group(earlier))
+        # The earlier group did have Pods to wait for when it was scaled down...
+        assert len(counting_at(lives, group(earlier), earlier_down)) == \
+            sum(THREE[n][1] for n in group(earlier))
+        # ...and none was left when the later group's first scale to 0 landed.
+        assert counting_at(lives, group(earlier), first_of_later) == []
+        last_gone = max(gone for name, (app, born, gone, _) in lives.items()
+                        if app in group(earlier) and born < earlier_down)
+        assert last_gone < first_of_later
+        # The slow Deployment's Pods were the last of the group: it was waited for.
+        slow = [gone for name, (app, born, gone, _) in lives.items()
+                if app in SLOW and app in group(earlier) and born < earlier_down]
+        assert max(slow) == last_gone
+    assert "stopping priority group 30 (3 Deployments)" in err
+    assert "stopping priority group 10 (3 Deployments)" in err
+
+    # Each HPA was paused (scale-up Disabled, its behaviour recorded as it was) before its
+    # group's scale to 0 (SPEC §2) -- in fact before any group's: they are all paused up
+    # front (README, "Stopping and starting pods", says why).
+    first_down = min(down_rv.values())
+    for name in RELEASE_HPAS:
+        target, behavior = HPAS[name]
+        paused = [h for _, h in k8s.history("horizontalpodautoscalers", name)
+                  if RECORDED in annotations(h)]
+        assert paused, f"HPA {name} was never paused"
+        h = paused[0]
+        assert h["spec"]["behavior"]["scaleUp"]["selectPolicy"] == "Disabled"
+        assert json.loads(annotations(h)[RECORDED]) == behavior
+        assert rv(h) < first_down <= min(down_rv[n] for n in group(THREE[target][0]))
+    assert [e for e, _ in k8s.history("horizontalpodautoscalers", "other")] == ["ADDED"]
+
+    # Alembic ran.
     rows = pg.psql(db, "SELECT version_num FROM alembic_version")
     assert [r[0] for r in rows] == ["lin0002"]
-    # Scales and HPA behaviours are back exactly; no marks left.
-    for name, scale in SCALES.items():
+
+    # Back exactly: every Deployment at its expectedScale with its own annotations only,
+    # every HPA's spec and annotations as they were (behaviour present or absent alike).
+    for name, (_, replicas) in THREE.items():
         d = k8s.get("deployments", name)
-        assert d["spec"]["replicas"] == scale
-        assert "chartreuse.wiremind.io/stopped" not in d["metadata"].get("annotations", {})
-    assert k8s.get("horizontalpodautoscalers", "api")["spec"]["behavior"] == BEHAVIOR
-    web = k8s.get("horizontalpodautoscalers", "web")
-    assert "behavior" not in web["spec"]
-    assert "chartreuse.wiremind.io/hpa-behavior-before" not in \
-        web["metadata"].get("annotations", {})
+        assert d["spec"]["replicas"] == replicas
+        assert annotations(d) == annotations(before["deployments"][name])
+    for name in HPAS:
+        h = k8s.get("horizontalpodautoscalers", name)
+        assert h["spec"] == before["horizontalpodautoscalers"][name]["spec"], name
+        assert annotations(h) == annotations(before["horizontalpodautoscalers"][name])
+        assert ("behavior" in h["spec"]) == (HPAS[name][1] is not None)
+    assert k8s.get("deployments", "other")["spec"]["replicas"] == 2
 
 
-def test_group_waits_for_its_pods(release, migration):
-    k8s = release
-    cfg, env, _ = migration
-    k8s.pod_stop_delay = 1.0
+def test_hpas_are_all_paused_before_any_pod_stops(three_groups, migration, pg):
+    """Why the HPAs are paused up front rather than group by group: an HPA that can't be
+    paused (here a lasting 403 on one of the last group) fails the run before a single
+    Deployment is scaled down, instead of after the first groups were stopped."""
+    k8s = three_groups
+    cfg, env, db = migration
+    before = {o["metadata"]["name"]: o for o in k8s.objects("horizontalpodautoscalers")}
+    k8s.fault("PATCH", r"/horizontalpodautoscalers/jobs-b$", status=403, times=None)
     r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
-    assert r.rc == 0, r.err.decode()
-    downs = [(n, t) for n, rep, t in scale_patches(k8s) if rep == 0]
-    first_group_end = max(t for n, t in downs if n in ("api", "web"))
-    worker = [t for n, t in downs if n == "worker"][0]
-    assert worker - first_group_end >= 0.9  # the api/web pods took 1 s to go
+    assert r.rc == 1
+    err = r.err.decode()
+    assert re.search(r"PATCH \S*/horizontalpodautoscalers/jobs-b\b.*403", err), err
+    assert "not run: the pods could not be stopped" in err
+    assert not [rec for rec in k8s.request_log.filter("PATCH", r"/scale$")
+                if rec.json()["spec"]["replicas"] == 0]
+    assert scale_downs(k8s) == {}
+    assert not migrated(pg, db)
+    # What was paused and marked is put back.
+    for name, (_, replicas) in THREE.items():
+        d = k8s.get("deployments", name)
+        assert d["spec"]["replicas"] == replicas and STOPPED not in annotations(d)
+    for name, h in before.items():
+        assert k8s.get("horizontalpodautoscalers", name)["spec"] == h["spec"], name
 
 
 def test_nothing_needed_touches_nothing(release, migration):
@@ -130,10 +320,7 @@ def test_expected_scale_for_a_missing_deployment_is_skipped(release, migration):
 
 
 def test_kill_9_after_the_stop_then_restore_heals(release, pg, tmp_path):
-    import os
     import signal
-    import subprocess
-    from conftest import BIN
     k8s = release
     name = "kill_" + uuid.uuid4().hex[:8]
     pg.create_database(name)
@@ -192,3 +379,251 @@ def test_a_group_is_scaled_in_parallel(release, migration):
     assert api.time < web.time + web.duration and web.time < api.time + api.duration
     # ...and never across groups: worker (priority 5) waits for api/web's Pods.
     assert downs["worker"].time > max(api.time + api.duration, web.time + web.duration)
+
+
+# --- long waits, Failed Pods, the deadline ---------------------------------------------
+
+def start_migrate(cfg, env):
+    """`chartreuse migrate` in the background; its stderr lines, each with the monotonic
+    time it arrived, gathered in a list as they come."""
+    p = subprocess.Popen(WRAPPER + [BIN, "migrate", "--config", str(cfg)],
+                         env=dict(os.environ, **env), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(
+        (time.monotonic(), raw) for raw in iter(p.stderr.readline, b"")), daemon=True)
+    reader.start()
+    return p, lines, reader
+
+
+def finish(p, lines, reader, timeout=60):
+    rc = p.wait(timeout=timeout)
+    reader.join(timeout=10)
+    stderr = b"".join(raw for _, raw in lines)
+    assert_no_checker_report(stderr)
+    return rc, [(t, raw.decode(errors="replace").rstrip("\n")) for t, raw in lines]
+
+
+PROGRESS = re.compile(r"priority group (\d+): (\d+) pods left \((\d+) s\)$")
+
+
+def test_a_long_wait_prints_progress_every_5_s(release, migration):
+    """Pods that take 11.5 s to stop: the Job log says, at 5 s and 10 s, which group is
+    waiting for how many Pods, and for how long it has been."""
+    k8s = release
+    cfg, env, _ = migration
+    k8s.put(deployment("slow", 2, annotations={STOP_DELAY: "11.5"}))
+    k8s.put(eds("slow", 2, priority=5))
+    k8s.wait_for(lambda: len(k8s.pods_of("slow")) == 2, timeout=10, what="slow's pods")
+    rc, lines = finish(*start_migrate(cfg, env), timeout=120)
+    assert rc == 0, "\n".join(text for _, text in lines)
+    started = [t for t, text in lines if "stopping priority group 5 " in text]
+    progress = [(t, PROGRESS.search(text)) for t, text in lines if PROGRESS.search(text)]
+    assert len(started) == 1 and len(progress) == 2, [text for _, text in lines]
+    # The group of "slow" (and "worker", whose Pod went at once), both slow Pods left.
+    assert [m.groups()[:2] for _, m in progress] == [("5", "2"), ("5", "2")]
+    assert [int(m.group(3)) for _, m in progress] == [5, 10]
+    # Printed as the wait went on, 5 s apart, not at the end.
+    (t1, _), (t2, _) = progress
+    assert 4.5 <= t1 - started[0] <= 6.5 and 4.5 <= t2 - t1 <= 6
+    # No progress line for the groups whose Pods went within 5 s.
+    assert not [text for _, text in lines if "pods left" in text and "group 5:" not in text]
+
+
+def test_failed_pods_do_not_count(release, migration, pg):
+    """A Pod in phase Failed stays after its Deployment is scaled to 0 (nothing deletes
+    it); the group does not wait for it."""
+    k8s = release
+    cfg, env, db = migration
+    with_settings(cfg, stopPodsTimeout=20)  # counted, it would hold the group 20 s and fail
+    failed = k8s.pods_of("api")[0]["metadata"]["name"]
+    k8s.set_pod_phase(failed, "Failed")
+    k8s.wait_for(lambda: len(k8s.pods_of("api")) == SCALES["api"] + 1, timeout=10,
+                 what="the replacement of the Failed pod")
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    assert migrated(pg, db)
+    # Still there when the next group was scaled down, and still there now.
+    lives = pod_lives(k8s)
+    worker_down = scale_downs(k8s)["worker"]
+    assert lives[failed][3] is not None and lives[failed][3] < worker_down
+    assert lives[failed][2] is None and k8s.get("pods", failed) is not None
+    assert counting_at(lives, {"api", "web"}, worker_down) == []
+
+
+def test_a_pod_failing_during_the_wait_stops_counting(release, migration):
+    """A terminating Pod that ends Failed counts no longer from that event on: the wait
+    ends there, not when the Pod object goes."""
+    k8s = release
+    cfg, env, _ = migration
+    with_settings(cfg, stopPodsTimeout=60)
+    k8s.put(deployment("sticky", 1, annotations={STOP_DELAY: "60"}))
+    k8s.put(eds("sticky", 1, priority=10))
+    k8s.wait_for(lambda: len(k8s.pods_of("sticky")) == 1, timeout=10, what="sticky's pod")
+    pod = k8s.pods_of("sticky")[0]["metadata"]["name"]
+    p, lines, reader = start_migrate(cfg, env)
+    try:
+        k8s.wait_for(lambda: (k8s.get("pods", pod) or {}).get("metadata", {})
+                     .get("deletionTimestamp"), timeout=30, what="sticky's pod terminating")
+        time.sleep(1.0)  # the group's other Pods are gone: chartreuse waits for this one
+        assert "worker" not in scale_downs(k8s)
+        k8s.set_pod_phase(pod, "Failed")
+        rc, lines = finish(p, lines, reader, timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert rc == 0, "\n".join(text for _, text in lines)
+    lives = pod_lives(k8s)
+    failed_at = lives[pod][3]
+    assert failed_at is not None and lives[pod][2] is None  # Failed, never deleted
+    assert failed_at < scale_downs(k8s)["worker"]
+
+
+def test_stop_deadline_fails_clearly_and_keeps_the_way_back(release, migration, pg):
+    """stopPodsTimeout: a Pod that does not go in time fails the run before Alembic, naming
+    the group, the count and the Pod. Every Deployment that was ever at 0 carried the mark
+    meanwhile; the pods are started again, and what can't be (a lasting 403 on api's
+    scale) is left marked, with the restore command printed; that command heals it."""
+    k8s = release
+    cfg, env, db = migration
+    with_settings(cfg, stopPodsTimeout=2)
+    k8s.put(deployment("stuck", 1, annotations={STOP_DELAY: "60"}))
+    k8s.put(eds("stuck", 1, priority=5))
+    k8s.wait_for(lambda: len(k8s.pods_of("stuck")) == 1, timeout=10, what="stuck's pod")
+    pod = k8s.pods_of("stuck")[0]["metadata"]["name"]
+    # api's first scale (to 0) goes through; the start's is refused.
+    k8s.fault("PATCH", r"/deployments/api/scale$", status=403, times=None, after=1)
+    t0 = time.monotonic()
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert r.rc == 1
+    err = r.err.decode()
+    assert re.search(r"error: priority group 5: 1 pods still running after 2 s "
+                     rf"\(stopPodsTimeout\): {re.escape(pod)}$", err, re.M), err
+    assert elapsed < 30, elapsed  # the Pod takes 60 s
+    assert "not run: the pods could not be stopped" in err
+    assert not migrated(pg, db)
+    m = re.search(r"bring them back with: (chartreuse restore .*)$", err, re.M)
+    assert m, err
+    assert m.group(1) == f"chartreuse restore --release {RELEASE} --namespace default"
+    # The groups after the deadline were not touched; api, refused its start, stays at 0
+    # with the marks; everything else is back.
+    downs = scale_downs(k8s)  # every Deployment at 0 carried the mark
+    assert set(downs) == {"api", "web", "worker", "stuck"}
+    api = k8s.get("deployments", "api")
+    assert api["spec"]["replicas"] == 0 and annotations(api)[STOPPED] == "true"
+    assert RECORDED in annotations(k8s.get("horizontalpodautoscalers", "api"))
+    for name in ("web", "worker", "cron"):
+        d = k8s.get("deployments", name)
+        assert d["spec"]["replicas"] == SCALES[name] and STOPPED not in annotations(d)
+    # The printed command, as printed.
+    k8s.clear_faults()
+    kubeconfig = env["KUBECONFIG"]
+    r = run(shlex.split(m.group(1))[1:], env={"KUBECONFIG": kubeconfig}, timeout=60)
+    assert r.rc == 0, r.err.decode()
+    assert {n: k8s.get("deployments", n)["spec"]["replicas"] for n in SCALES} == SCALES
+    assert k8s.get("horizontalpodautoscalers", "api")["spec"]["behavior"] == BEHAVIOR
+    assert not [n for n in list(SCALES) + ["stuck"]
+                if STOPPED in annotations(k8s.get("deployments", n))]
+
+
+# --- restore: which cluster -------------------------------------------------------------
+
+def strand(k8s):
+    """What a run killed after the stop leaves: every Deployment at 0 and marked, the HPAs
+    paused with their behaviour recorded (as pods.c writes them)."""
+    for name in SCALES:
+        k8s.patch("deployments", name, {"metadata": {"annotations": {STOPPED: "true"}}})
+        k8s.scale("deployments", name, 0)
+    for name, behavior in (("api", BEHAVIOR), ("web", None)):
+        paused = dict(behavior or {}, scaleUp={"selectPolicy": "Disabled"})
+        k8s.patch("horizontalpodautoscalers", name, {
+            "metadata": {"annotations": {RECORDED: json.dumps(behavior)}},
+            "spec": {"behavior": paused}})
+
+
+def healed(k8s):
+    return {n: k8s.get("deployments", n)["spec"]["replicas"] for n in SCALES} == SCALES \
+        and not [n for n in SCALES if STOPPED in annotations(k8s.get("deployments", n))] \
+        and k8s.get("horizontalpodautoscalers", "api")["spec"].get("behavior") == BEHAVIOR \
+        and "behavior" not in k8s.get("horizontalpodautoscalers", "web")["spec"] \
+        and not [n for n in ("api", "web")
+                 if RECORDED in annotations(k8s.get("horizontalpodautoscalers", n))]
+
+
+@pytest.fixture
+def two_contexts(release, tmp_path):
+    """A kubeconfig whose current context ("intruder") has a token the cluster refuses,
+    and a context "sim" that works."""
+    k8s = release
+    path = k8s.kubeconfig(tmp_path / "two-contexts", context="sim")
+    kc = yaml.safe_load(path.read_text())
+    kc["users"].append({"name": "intruder", "user": {"token": "not-a-valid-token"}})
+    kc["contexts"].append({"name": "intruder", "context": {
+        "cluster": kc["contexts"][0]["context"]["cluster"], "user": "intruder",
+        "namespace": "default"}})
+    kc["current-context"] = "intruder"
+    path.write_text(yaml.safe_dump(kc))
+    return k8s, path
+
+
+def test_restore_takes_kubeconfig_and_kube_context(two_contexts, tmp_path):
+    k8s, kubeconfig = two_contexts
+    strand(k8s)
+    elsewhere = {"KUBECONFIG": str(tmp_path / "no-such-kubeconfig"),
+                 "HELM_KUBECONTEXT": "", "HELM_NAMESPACE": ""}
+    restore = ["restore", "--release", RELEASE, "--kubeconfig", str(kubeconfig)]
+    # --kubeconfig is read instead of KUBECONFIG; without --kube-context, its current
+    # context: refused, one error line, nothing changed.
+    r = run(restore, env=elsewhere, timeout=60)
+    assert r.rc == 1
+    assert len([l for l in r.err_lines if "error:" in l]) == 1, r.err_lines
+    assert "401" in r.err.decode()
+    assert not healed(k8s)
+    # A context that does not exist: named.
+    r = run(restore + ["--kube-context", "nowhere"], env=elsewhere, timeout=60)
+    assert r.rc == 1 and r.err_lines == [
+        f'chartreuse: error: kubernetes: context "nowhere" is not defined in {kubeconfig}']
+    # --kube-context picks the working one; --kube-context=CTX too, and twice is harmless.
+    for how in (["--kube-context", "sim"], ["--kube-context=sim"]):
+        r = run(restore + how, env=elsewhere, timeout=60)
+        assert r.rc == 0, r.err.decode()
+        assert healed(k8s)
+
+
+def test_restore_under_helm_takes_helm_s_context_and_namespace(two_contexts):
+    """`helm chartreuse restore -n NS --kube-context CTX`: Helm keeps those two flags and
+    hands them over as HELM_NAMESPACE and HELM_KUBECONTEXT; the flags of chartreuse win."""
+    k8s, kubeconfig = two_contexts
+    strand(k8s)
+    restore = ["restore", "--release", RELEASE]
+    # HELM_NAMESPACE names a namespace without ExpectedDeploymentScales: nothing done there.
+    helm = {"KUBECONFIG": str(kubeconfig), "HELM_KUBECONTEXT": "sim",
+            "HELM_NAMESPACE": "elsewhere"}
+    k8s.request_log.clear()
+    r = run(restore, env=helm, timeout=60)
+    assert r.rc == 0, r.err.decode()
+    assert not healed(k8s)
+    assert {rec.path for rec in k8s.request_log} == \
+        {"/apis/wiremind.io/v1/namespaces/elsewhere/expecteddeploymentscales"}
+    r = run(restore + ["--namespace", "default"], env=helm, timeout=60)
+    assert r.rc == 0, r.err.decode()
+    assert healed(k8s)
+    # --kube-context wins over HELM_KUBECONTEXT.
+    strand(k8s)
+    r = run(restore + ["--kube-context", "intruder"], env=dict(helm, HELM_NAMESPACE="default"),
+            timeout=60)
+    assert r.rc == 1 and "401" in r.err.decode()
+    r = run(restore, env=dict(helm, HELM_NAMESPACE="default"), timeout=60)
+    assert r.rc == 0, r.err.decode()
+    assert healed(k8s)
+
+
+def test_restore_help_names_every_option():
+    r = run(["restore", "--help"])
+    assert r.rc == 0
+    for option in ("--release", "--namespace", "--kube-context", "--kubeconfig",
+                   "HELM_KUBECONTEXT", "HELM_NAMESPACE"):
+        assert option in r.text
+    r = run(["restore", "--release", RELEASE, "--kube-context"])
+    assert r.rc == 2 and r.err_lines == ["chartreuse: error: --kube-context needs a value"]

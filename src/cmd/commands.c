@@ -122,13 +122,19 @@ static const char wait_usage[] =
 	"Exits 0 when the server answers, 1 at the deadline (with the reason), 2 on bad\n"
 	"usage. The URL is shown with its password masked.\n";
 static const char restore_usage[] =
-	"usage: chartreuse restore --release NAME [--namespace NS]\n\n"
+	"usage: chartreuse restore --release NAME [--namespace NS] [--kube-context CTX]\n"
+	"                          [--kubeconfig FILE]\n\n"
 	"Brings back what a migration stopped: every Deployment named by the release's\n"
 	"ExpectedDeploymentScales to its expectedScale, and every HPA chartreuse paused to\n"
 	"the behaviour it had. The restore Job runs it after a before-deployment upgrade; run\n"
-	"it by hand to heal a migration that was killed. Running it twice changes nothing.\n"
-	"The cluster comes from the in-cluster service account or KUBECONFIG; the namespace\n"
-	"from --namespace, else the kubeconfig context's.\n";
+	"it by hand to heal a migration that was killed. Running it twice changes nothing.\n\n"
+	"  --release NAME        the Helm release (required)\n"
+	"  --namespace NS        default: HELM_NAMESPACE (helm chartreuse restore -n NS sets\n"
+	"                        it), else the context's namespace\n"
+	"  --kube-context CTX    default: HELM_KUBECONTEXT, else the current context\n"
+	"  --kubeconfig FILE     default: KUBECONFIG, ~/.kube/config, or in-cluster\n\n"
+	"Exits 0 when everything is back, 1 when something could not be brought back (each\n"
+	"failure reported; run it again), 2 on bad usage.\n";
 
 const struct cr_command cr_commands[] = {
 	{ "post-render", cmd_post_render, "inject the migration objects into rendered manifests",
