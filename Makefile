@@ -88,7 +88,7 @@ test-asan: asan helm
 # The suite but its slow tests, whose signals and deadlines are timed for a binary that does
 # not run 20-50 times slower.
 valgrind: all helm
-	CHARTREUSE_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all" \
+	CHARTREUSE_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --num-callers=50 --suppressions=$(abspath tests/valgrind.supp)" \
 	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
 	  $(PYTEST) -q tests -m "not slow" $(PYTEST_ARGS)
 

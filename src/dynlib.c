@@ -22,9 +22,29 @@ struct lib {
 static struct lib curl_lib = { "libcurl.so.4", "libcurl4", PTHREAD_ONCE_INIT, NULL };
 static struct lib pq_lib = { "libpq.so.5", "libpq5", PTHREAD_ONCE_INIT, NULL };
 
+static void close_libs(void);
+
+static void register_close(void)
+{
+	atexit(close_libs);
+}
+
+static void close_libs(void)
+{
+	if (curl_lib.handle)
+		dlclose(curl_lib.handle);
+	if (pq_lib.handle)
+		dlclose(pq_lib.handle);
+}
+
+/* Closed at exit, after every other use: what the libraries and the loader allocated for
+ * them is then freed, so that valgrind sees no block still reachable. */
 static void open_lib(struct lib *l)
 {
+	static pthread_once_t at_exit = PTHREAD_ONCE_INIT;
 	l->handle = dlopen(l->soname, RTLD_NOW | RTLD_LOCAL);
+	if (l->handle)
+		pthread_once(&at_exit, register_close);
 }
 
 static void open_curl(void)

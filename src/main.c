@@ -30,7 +30,7 @@ static bool is_help(const char *arg)
 	return !strcmp(arg, "-h") || !strcmp(arg, "--help") || !strcmp(arg, "help");
 }
 
-int main(int argc, char **argv)
+static int dispatch(int argc, char **argv)
 {
 	static char post_render[] = "post-render";
 	if (argc > 0 && strcmp(base_name(argv[0]), "chartreuse-post-render") == 0) {
@@ -64,4 +64,12 @@ int main(int argc, char **argv)
 			return c->run(argc - 1, argv + 1);
 	cr_error("unknown command '%s' (see chartreuse --help)", name);
 	return 2;
+}
+
+/* The secrets registry is the process's: emptied here, whichever command ran. */
+int main(int argc, char **argv)
+{
+	int rc = dispatch(argc, argv);
+	cr_secrets_clear();
+	return rc;
 }

@@ -106,7 +106,6 @@ int cmd_migrate(int argc, char **argv)
 	}
 	cr_config_free(&cfg);
 	free(source);
-	cr_secrets_clear();
 	if (cr_terminated() && rc)
 		return 128 + cr_terminated(); /* what a shell reports for a killed command */
 	if (cr_terminated()) /* it came as the last step ran: nothing was cut short */

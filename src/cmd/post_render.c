@@ -325,6 +325,5 @@ int cmd_post_render(int argc, char **argv)
 		rc = 0;
 	free(o.configs);
 	free(o.sets);
-	cr_secrets_clear();
 	return rc;
 }

@@ -73,7 +73,6 @@ int cmd_restore(int argc, char **argv)
 	struct cr_config cfg;
 	if (cr_config_load(&cfg, d, "restore")) {
 		cr_config_free(&cfg);
-		cr_secrets_clear();
 		return 2;
 	}
 	/* A restore is what brings the service back: a termination request lets it finish. */
@@ -84,6 +83,5 @@ int cmd_restore(int argc, char **argv)
 	if (cr_terminated())
 		cr_info("restore: signal %d received; finished the restore first", cr_terminated());
 	cr_config_free(&cfg);
-	cr_secrets_clear();
 	return rc ? 1 : 0;
 }

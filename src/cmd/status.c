@@ -152,6 +152,5 @@ int cmd_status(int argc, char **argv)
 	rc = cr_job_config_load(o.config, &cfg, &source) ? 2 : run(&o, &cfg);
 	cr_config_free(&cfg);
 	free(source);
-	cr_secrets_clear();
 	return rc;
 }

@@ -111,7 +111,6 @@ static int wait_for(int argc, char **argv, bool postgres)
 	else
 		rc = cr_es_wait(url, o.timeout_s) == 0 ? 0 : 1;
 	free(url);
-	cr_secrets_clear();
 	return cr_terminated() ? 128 + cr_terminated() : rc;
 }
 
