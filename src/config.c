@@ -879,6 +879,13 @@ int cr_config_check_for_render(const struct cr_config *cfg, const char *source)
 	return 0;
 }
 
+bool cr_config_migrates_before_deployment(const struct cr_config *cfg)
+{
+	if (cr_streq(cfg->deployment_method, "argocd"))
+		return !cr_streq(cfg->argocd.hook, "PostSync");
+	return cfg->upgrade_before_deployment;
+}
+
 bool cr_config_uses_eslembic(const struct cr_config *cfg)
 {
 	return cr_nonempty(cfg->eslembic.url) || cr_nonempty(cfg->eslembic.url_secret.name);

@@ -127,6 +127,11 @@ int cr_config_check_for_render(const struct cr_config *cfg, const char *source);
 
 bool cr_config_uses_eslembic(const struct cr_config *cfg);
 
+/* Whether the migration runs before the new version is deployed, so that the pods it
+ * stops are brought back by the deployment (and the restore Job), not by the migration:
+ * upgradeBeforeDeployment under Helm, any hook but PostSync under Argo CD. */
+bool cr_config_migrates_before_deployment(const struct cr_config *cfg);
+
 /* True for "true/false"-like words as the reference tool read them; sets *out. */
 bool cr_parse_bool(const char *s, bool *out);
 

@@ -644,8 +644,7 @@ int cr_render_split(const struct cr_config *cfg, struct cr_buf *out, struct cr_b
 	r.argocd = strcmp(cfg->deployment_method, "argocd") == 0;
 	if (r.argocd)
 		r.jobs_out = NULL; /* Argo CD runs its own hooks, whatever Helm renders them */
-	r.before = r.argocd ? strcmp(cfg->argocd.hook, "PostSync") != 0
-			    : cfg->upgrade_before_deployment;
+	r.before = cr_config_migrates_before_deployment(cfg);
 	r.copy_binary = strcmp(cfg->chartreuse_image.delivery, "copy") == 0;
 	r.restore = r.before && cfg->stop_pods && cfg->restore_pods;
 	r.companion_events = !cfg->upgrade_before_deployment ? "post-install,post-upgrade"

@@ -793,16 +793,10 @@ def test_argocd_sync_hook_migrates_before_the_new_version(cluster):
     assert {d: replicas for d, replicas, t in ups if t > restore[0].wall} == SCALES, ups
     cluster.assert_nothing_left_stopped()
     # README ("During helm upgrade", Argo CD): the Sync hook leaves the old version stopped
-    # and the new one starts at wave 0, so no 1.0 Pod runs against the 2.0 schema. What
-    # happens: the migration Job starts the 1.0 pods again as soon as Alembic has ended
-    # (`migrate` decides from upgradeBeforeDeployment alone, false in the ConfigMap, and
-    # ignores deploymentMethod: argocd), and they serve the new schema until wave 0.
+    # and the new one starts at wave 0, so no 1.0 Pod runs against the 2.0 schema.
     first_spec = min(cluster.at(d) for d in new_spec.values())
-    old_pods = cluster.app_pods_between(run["end"], first_spec, tag="1.0")
-    early = [c for c in ups if c[2] < first_spec]
-    if old_pods or early:
-        pytest.xfail("Argo CD Sync hook: the migration restarted the old pods before the new "
-                     f"version was applied (scale-ups {early}, 1.0 Pods {old_pods})")
+    assert cluster.app_pods_between(run["end"], first_spec, tag="1.0") == []
+    assert [c for c in ups if c[2] < first_spec] == []
     assert all(t > restore[0].wall for _, _, t in ups), ups
 
 

@@ -100,7 +100,8 @@ int cmd_migrate(int argc, char **argv)
 		rc = -1;
 	}
 	if (!rc) {
-		o.m.start_pods_after = !cfg.upgrade_before_deployment || helm_is_install();
+		o.m.start_pods_after =
+			!cr_config_migrates_before_deployment(&cfg) || helm_is_install();
 		cr_proc_catch_termination();
 		rc = cr_migrate(&cfg, &o.m);
 	}
