@@ -40,7 +40,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import BIN, EXAMPLE_CHART, REPO
+from conftest import BIN, EXAMPLE_CHART, REPO, plugin_source
 from k8s_sim.jobrunner import Image, JobRunner
 from test_helm_sim import Helm, release, release_secrets
 
@@ -171,7 +171,7 @@ class Cluster:
         self.runner = JobRunner(sim, images=images, workdir=tmp_path / "pods",
                                 translate_config_files=True, container_timeout=120)
         sim.kubelet_hook = self.runner
-        helm("plugin", "install", str(REPO))
+        helm("plugin", "install", str(plugin_source()))
 
     def values(self, **chartreuse):
         """A values file pointing the chart's database at the test's PostgreSQL."""
