@@ -415,20 +415,35 @@ static void scale_down(struct plan *p, struct item *it)
 		fy_document_destroy(scale);
 }
 
+/* CR_K8S_NOT_FOUND when there is no such Deployment. */
+static int read_stopped_mark(struct plan *p, const char *path, bool *marked)
+{
+	struct fy_document *d = NULL;
+	int rc = cr_k8s_get(p->k, path, &d);
+	*marked = !rc && yt_get(yt_path(fy_document_root(d), "/metadata/annotations"),
+				CR_STOPPED_ANNOTATION);
+	if (d)
+		fy_document_destroy(d);
+	return rc;
+}
+
+/* Only a Deployment chartreuse stopped (and marked so before its scale-down) is scaled
+ * back: any other is left at the scale its HPA or its owner gave it. Its HPAs get their
+ * recorded behaviour back either way. */
 static void start_item(struct plan *p, struct item *it)
 {
-	it->rc = scale_to(p, it->t->deployment, it->t->expected, NULL);
-	if (it->rc == CR_K8S_NOT_FOUND) {
-		it->missing = true;
-		it->rc = 0; /* warned about when stopping; nothing to start */
-		return;
-	}
 	char *path = deployment_path(p, it->t->deployment, NULL);
-	if (!it->rc)
-		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
-	if (!it->rc)
-		it->rc = annotate(p, path, CR_STOPPED_ANNOTATION, NULL);
+	bool marked = false;
+	it->rc = read_stopped_mark(p, path, &marked);
 	if (it->rc == CR_K8S_NOT_FOUND)
+		it->missing = true; /* warned about when stopping; nothing to start */
+	if (!it->rc && marked)
+		it->rc = scale_to(p, it->t->deployment, it->t->expected, NULL);
+	if (!it->rc && !it->missing)
+		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
+	if (!it->rc && marked)
+		it->rc = annotate(p, path, CR_STOPPED_ANNOTATION, NULL);
+	if (it->rc == CR_K8S_NOT_FOUND) /* deleted meanwhile */
 		it->rc = 0;
 	free(path);
 }

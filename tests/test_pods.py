@@ -627,3 +627,26 @@ def test_restore_help_names_every_option():
         assert option in r.text
     r = run(["restore", "--release", RELEASE, "--kube-context"])
     assert r.rc == 2 and r.err_lines == ["chartreuse: error: --kube-context needs a value"]
+
+
+def test_restore_leaves_a_deployment_it_did_not_stop_alone(release, tmp_path):
+    """A restore with nothing to heal must not scale a busy service back to its expected
+    scale (its HPA made it 5): only the Deployments marked stopped are scaled."""
+    k8s = release
+    strand(k8s)
+    k8s.patch("deployments", "web", {"metadata": {"annotations": {STOPPED: None}}})
+    k8s.scale("deployments", "web", 5)   # not chartreuse's: scaled by its HPA meanwhile
+    kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
+    k8s.request_log.clear()
+    for _ in range(2):   # and a second restore changes nothing more
+        r = run(["restore", "--release", RELEASE, "--namespace", "default"],
+                env={"KUBECONFIG": str(kubeconfig)}, timeout=60)
+        assert r.rc == 0, r.err.decode()
+        assert k8s.get("deployments", "web")["spec"]["replicas"] == 5
+        assert {n: k8s.get("deployments", n)["spec"]["replicas"]
+                for n in SCALES if n != "web"} == {n: s for n, s in SCALES.items() if n != "web"}
+        assert not [n for n in SCALES if STOPPED in annotations(k8s.get("deployments", n))]
+        # web's HPA was paused with the others: its behaviour comes back all the same.
+        assert "behavior" not in k8s.get("horizontalpodautoscalers", "web")["spec"]
+    assert "web" not in [n for n, _, _ in scale_patches(k8s)]
+    assert sorted(n for n, _, _ in scale_patches(k8s)) == ["api", "cron", "worker"]
