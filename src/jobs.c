@@ -5,7 +5,6 @@
 #include "util.h"
 #include "ytree.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -274,8 +273,22 @@ static char *pod_of(const struct hook_run *h)
 	return pod;
 }
 
+/* Appends the log's lines, each one masked (a secret this process knows, a URL's password)
+ * and kept a line of its own: cr_mask() of the whole would make the log one line. */
+static void add_masked_lines(struct cr_buf *out, const char *text)
+{
+	for (const char *p = text; *p;) {
+		size_t n = strcspn(p, "\n");
+		char *line = xstrndup(p, n);
+		cr_mask_into(out, line);
+		cr_buf_addc(out, '\n');
+		free(line);
+		p += n + (p[n] == '\n');
+	}
+}
+
 /* The failure in one line, then the tail of the Pod's log when the API gives it (a
- * simulator or a restricted user may not: then where to look). */
+ * restricted user may not be allowed pods/log: then where to look). */
 static void report_failure(const struct hook_run *h)
 {
 	char *pod = pod_of(h);
@@ -296,10 +309,16 @@ static void report_failure(const struct hook_run *h)
 		 h->reason ? h->reason : "Failed", where);
 	free(where);
 	if (have_log) {
-		char *masked = cr_mask(log.data);
-		fprintf(stderr, "--- %s (last %d lines)\n%s%s---\n", pod, LOG_TAIL_LINES, masked,
-			log.data[log.len - 1] == '\n' ? "" : "\n");
-		free(masked);
+		struct cr_buf out = { 0 };
+		char *head = xasprintf("--- %s (last %d lines)\n", pod, LOG_TAIL_LINES);
+		cr_buf_adds(&out, head);
+		add_masked_lines(&out, log.data);
+		cr_buf_adds(&out, "---\n");
+		if (cr_write_all(2, out.data, out.len) < 0) {
+			/* stderr is gone: nothing left to report to. */
+		}
+		free(head);
+		cr_buf_free(&out);
 	}
 	cr_buf_free(&log);
 	free(pod);

@@ -200,6 +200,10 @@ static void set_hook(struct render *r, struct fy_node *ann, int kind)
 	yt_set_str(ann, "helm.sh/hook-delete-policy",
 		   companion ? "before-hook-creation,hook-succeeded,hook-failed"
 			     : "before-hook-creation,hook-succeeded");
+	/* Helm 4 (HIP-0019) then prints the failed Job's Pod log, the migration's own error
+	 * (already masked by chartreuse), with its failure; Helm 3 ignores it. */
+	if (!companion)
+		yt_set_str(ann, "helm.sh/hook-output-log-policy", "hook-failed");
 }
 
 static void set_metadata(struct render *r, struct fy_node *root, const char *name,

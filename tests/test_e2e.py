@@ -30,8 +30,10 @@ plays that sync with the real kubectl: phases PreSync, Sync, PostSync; in each, 
 order; hooks with BeforeHookCreation deleted first; each wave applied (`kubectl apply`) and
 waited for (Jobs complete, Deployments rolled out) before the next; a failed hook fails the
 sync."""
+import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -141,6 +143,23 @@ def creations(log, plural, name):
         elif r.method in ("PATCH", "PUT") and r.path.endswith(f"/{plural}/{name}"):
             out.append(r)
     return out
+
+
+def helm_hook_logs(stderr):
+    """The hook Pod logs Helm 4 printed (helm.sh/hook-output-log-policy). Helm copies each
+    container's log into Go's `log` package, which its slog handler prints: one record
+    `level=INFO msg="..."` per chunk read from the API, the chunk Go-quoted with its last
+    newline dropped. Unquoted and joined, the chunks give back the log, except that a
+    chunk that ended a line runs into the next one: every line's text is there whole."""
+    chunks = []
+    for line in stderr.splitlines():
+        if not line.startswith("level=INFO msg="):
+            continue
+        value = line[len("level=INFO msg="):]
+        quoted = re.match(r'"((?:[^"\\]|\\.)*)"', value)
+        # Go's quoting escapes are a subset of Python's
+        chunks.append(ast.literal_eval(quoted.group(0)) if quoted else value.split(" ")[0])
+    return "".join(chunks)
 
 
 def conditions(obj):
@@ -320,11 +339,14 @@ class Cluster:
                  if "chartreuse" in o["metadata"]["name"]}
         return "\n".join(f"--- {n}\n{self.runner.logs(n)}" for n in sorted(names))
 
+    def job_pod(self, job):
+        """The name of the newest Pod of a Job."""
+        return [o["metadata"]["name"] for etype, o in self.sim.history("pods")
+                if etype == "ADDED" and o["metadata"]["name"].startswith(job + "-")][-1]
+
     def job_log(self, job):
         """What the newest Pod of a Job printed (every container)."""
-        pods = [o["metadata"]["name"] for etype, o in self.sim.history("pods")
-                if etype == "ADDED" and o["metadata"]["name"].startswith(job + "-")]
-        return self.runner.logs(pods[-1])
+        return self.runner.logs(self.job_pod(job))
 
     def close(self):
         self.runner.close()
@@ -429,29 +451,49 @@ def test_failing_migration_fails_the_upgrade_and_rollback_serves_again(cluster):
     assert p.returncode != 0
     assert "shop-chartreuse-upgrade" in p.stderr  # Helm names the failed hook
     # The migration's own error is in the Job's log, and the failed Job is kept so that it
-    # can be read. What `helm upgrade` shows of it differs:
+    # can be read.
     logs = cluster.job_log("shop-chartreuse-upgrade")
     assert 'relation "no_such_table" does not exist' in logs, logs
     assert "alembic upgrade failed at revision bad0000003" in logs, logs
     assert "Failed" in conditions(cluster.sim.get("jobs", "shop-chartreuse-upgrade"))
+    # `helm upgrade` shows that error, read from the API's pods/log, with its own failure.
+    error_lines = ['relation "no_such_table" does not exist',
+                   "chartreuse: error: database main: alembic upgrade failed at revision "
+                   "bad0000003 (exit 1)",
+                   "chartreuse: main: FAILED (alembic upgrade failed at revision bad0000003 "
+                   "(exit 1))"]
+    reads = [(r.path, r.query, r.status) for r in cluster.sim.request_log
+             if r.path.endswith("/log")]
+    pod_name = cluster.job_pod("shop-chartreuse-upgrade")
+    pod = "/api/v1/namespaces/default/pods/" + pod_name
+    migrate_log = cluster.runner.logs(pod_name, "migrate")
     if cluster.helm.major == 3:
-        # The wrapper runs the Job and prints its failure with the Job condition's reason,
-        # then the end of the Pod's log when the API serves pods/log. The simulator does
-        # not serve pods/log (tests/k8s_sim/README.md), so what it prints instead is the
-        # command that shows the log; the migration's error text is not in the output.
+        # The wrapper runs the Job; it prints its failure with the Job condition's reason,
+        # then the end of the Pod's log, line by line.
         assert "chartreuse: error: post-upgrade hook: the Job shop-chartreuse-upgrade " \
             "failed (BackoffLimitExceeded: Job has reached the specified backoff limit); " \
-            "it is kept for inspection: kubectl logs job/shop-chartreuse-upgrade -n " \
-            "default" in p.stderr, p.stderr
+            "it is kept for inspection, the end of its Pod's log follows" in p.stderr, p.stderr
+        head = f"--- {pod_name} (last 20 lines)\n"
+        assert head in p.stderr, p.stderr
+        shown = p.stderr.split(head, 1)[1].split("\n---\n", 1)[0]
+        assert shown.splitlines() == migrate_log.splitlines()[-20:], shown
+        assert reads == [(pod + "/log", {"tailLines": "20"}, 200)], reads
         assert "Helm 3 has recorded the release as deployed" in p.stderr, p.stderr
     else:
-        # Helm 4.1 reports the hook's kstatus and no log: it prints a hook's Pod log only
-        # for a hook annotated helm.sh/hook-output-log-policy, which chartreuse does not set
-        # (and pods/log, which that needs, is not simulated). So the migration's error text
-        # is not in the output.
+        # Helm 4.1 runs the hook and reports its kstatus; the Job's
+        # helm.sh/hook-output-log-policy: hook-failed makes it print, before that, the
+        # whole log of each of the Pod's containers (not of the init containers).
         assert "Error: UPGRADE FAILED: post-upgrade hooks failed: resource " \
             "Job/default/shop-chartreuse-upgrade not ready. status: Failed" in p.stderr, \
             p.stderr
+        shown = helm_hook_logs(p.stderr)
+        assert all(line in shown for line in migrate_log.splitlines()), (shown, migrate_log)
+        assert "the server answers" in logs and "the server answers" not in shown
+        assert reads == [(pod + "/log", {"container": "migrate"}, 200)], reads
+    for line in error_lines:
+        assert line in shown, (line, shown)
+    # Masked all the way: the database password is in neither the log nor Helm's output.
+    assert "admin-pw" not in logs + p.stdout + p.stderr
     # One transaction: the failed revision left nothing; the pods came back.
     assert cluster.stored() == ["f00dcafe0002"]
     assert cluster.pg.psql(cluster.db, "SELECT to_regclass('half_done')")[0][0] is None

@@ -17,6 +17,7 @@ import yaml
 
 from k8s_sim import K8sSim
 from k8s_sim.client import Client
+from k8s_sim.jobrunner import Image, JobRunner
 
 # It runs the kubectl of the Helm layers and never chartreuse's binary, so the sanitizer
 # and valgrind passes (which exclude "helm") have nothing to add by running it again.
@@ -327,6 +328,86 @@ def test_plain_http():
         assert Client(s).get("/version").json()["major"] == "1"
 
 
+def log_job(name="logs"):
+    """A Job whose Pod prints to stdout and stderr in three containers, then fails."""
+    def sh(cname, script):
+        return {"name": cname, "image": "tools", "command": ["/bin/sh", "-c", script]}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never",
+                "initContainers": [sh("init", "echo from init")],
+                "containers": [sh("main", "echo one; echo two; echo oops >&2; exit 3"),
+                               sh("side", "printf 'no newline'")]}}}}
+
+
+@pytest.fixture
+def log_pod(sim, tmp_path):
+    """The Pod of log_job(), run to its end by a JobRunner, which captured its output."""
+    JobRunner(sim, images={"tools": Image()}, workdir=tmp_path / "pods", install=True)
+    sim.put(log_job())
+    sim.wait_for(lambda: (sim.get("jobs", "logs").get("status") or {}).get("failed"),
+                 timeout=15, what="the Job failed")
+    return sim.objects("pods", "default", "job-name=logs")[0]["metadata"]["name"]
+
+
+def test_kubectl_logs_shows_what_the_job_runner_captured(sim, kubectl, log_pod):
+    sim.request_log.clear()
+    out = kubectl("logs", "job/logs")
+    assert out.stdout == "one\ntwo\noops\n"  # stdout and stderr, interleaved
+    assert 'Defaulted container "main" out of: main, side, init (init)' in out.stderr
+    # kubectl names the container (its default) and the server serves text/plain
+    req = [r for r in sim.request_log if r.path.endswith("/log")]
+    assert [(r.path, r.query, r.status) for r in req] == \
+        [(f"/api/v1/namespaces/default/pods/{log_pod}/log", {"container": "main"}, 200)]
+    assert kubectl("logs", log_pod, "-c", "side").stdout == "no newline"
+    assert kubectl("logs", log_pod, "-c", "init").stdout == "from init\n"
+    assert kubectl("logs", log_pod, "-c", "main", "--tail=1").stdout == "oops\n"
+    assert kubectl("logs", log_pod, "-c", "main", "--tail=0").stdout == ""
+    assert kubectl("logs", log_pod, "-c", "main", "--limit-bytes=5").stdout == "one\nt"
+    assert kubectl("logs", log_pod, "--all-containers", "--prefix").stdout.splitlines() == \
+        [f"[pod/{log_pod}/init] from init", f"[pod/{log_pod}/main] one",
+         f"[pod/{log_pod}/main] two", f"[pod/{log_pod}/main] oops",
+         f"[pod/{log_pod}/side] no newline"]
+    res = kubectl("logs", log_pod, "-c", "main", "--previous", check=False)
+    assert res.returncode != 0 and "Error from server (BadRequest): previous terminated " \
+        f'container "main" in pod "{log_pod}" not found' in res.stderr, res.stderr
+    res = kubectl("logs", "no-such-pod", check=False)
+    assert res.returncode != 0 and 'pods "no-such-pod" not found' in res.stderr, res.stderr
+    # a Pod the simulated kubelet runs itself printed nothing
+    sim.put(deployment("web"))
+    sim.wait_for(lambda: [p for p in sim.pods_of("web")
+                          if (p.get("status") or {}).get("phase") == "Running"],
+                 what="the web Pod running")
+    assert kubectl("logs", "deploy/web").stdout == ""
+
+
+def test_pod_log_errors_at_the_wire(sim, log_pod):
+    c = Client(sim)
+    path = f"/api/v1/namespaces/default/pods/{log_pod}/log"
+    r = c.get(path, query={"container": "main", "tailLines": "2"})
+    assert (r.status, r.headers["Content-Type"], r.body) == (200, "text/plain", b"two\noops\n")
+    # several containers and none named: 400 listing them all, init containers first
+    r = c.get(path)
+    assert (r.status, r.json()["reason"], r.json()["message"]) == \
+        (400, "BadRequest", f"a container name must be specified for pod {log_pod}, "
+         "choose one of: [init main side]")
+    r = c.get(path, query={"container": "nope"})
+    assert (r.status, r.json()["message"]) == \
+        (400, f"container nope is not valid for pod {log_pod}")
+    r = c.get("/api/v1/namespaces/default/pods/gone/log")
+    assert (r.status, r.json()["reason"], r.json()["message"]) == \
+        (404, "NotFound", 'pods "gone" not found')
+    # the options are checked first, as PodLogOptions
+    r = c.get(path, query={"tailLines": "-1"})
+    assert (r.status, r.json()["details"]["kind"]) == (422, "PodLogOptions")
+    assert c.get(path, query={"container": "main", "limitBytes": "0"}).status == 422
+    assert c.get(path, query={"container": "main", "tailLines": "x"}).status == 400
+    # read-only, and listed so in discovery
+    assert c.request("PUT", path, {"a": 1}).status == 405
+    core = {r["name"]: r for r in c.get("/api/v1").json()["resources"]}
+    assert (core["pods/log"]["kind"], core["pods/log"]["verbs"]) == ("Pod", ["get"])
+
+
 # --- wire level -------------------------------------------------------------------------
 
 def test_discovery_and_openapi_documents(sim):
@@ -360,6 +441,35 @@ def test_discovery_and_openapi_documents(sim):
     assert {"name": "fieldValidation", "in": "query"}.items() <= \
         next(p for p in patch["parameters"] if p["name"] == "fieldValidation").items()
     assert c.get("/openapi/v2").status == 404
+
+
+def test_hpa_generation_moves_with_its_spec_only(sim):
+    """An HPA's metadata.generation, as a real API server with the HPAGeneration feature
+    gate keeps it: 1 at creation, one more for each write that changes the spec, none for
+    metadata or status (`.../status`, or the HPA controller) writes."""
+    c = Client(sim)
+    path = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web"
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "web"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                       "name": "web"}, "minReplicas": 1, "maxReplicas": 3}}
+    r = c.request("POST", path.rsplit("/", 1)[0], hpa)
+    assert r.status == 201 and r.json()["metadata"]["generation"] == 1
+    merge = "application/merge-patch+json"
+
+    def patch(body, sub=""):
+        r = c.request("PATCH", path + sub, body, ctype=merge)
+        assert r.status == 200, r.json()
+        return r.json()["metadata"]
+    assert patch({"metadata": {"annotations": {"a": "b"}}})["generation"] == 1
+    assert patch({"status": {"currentReplicas": 1, "desiredReplicas": 1}},
+                 "/status")["generation"] == 1
+    assert patch({"spec": {"behavior": {"scaleUp": {"selectPolicy": "Disabled"}}}})[
+        "generation"] == 2
+    assert patch({"spec": {"behavior": {"scaleUp": {"selectPolicy": "Disabled"}}}})[
+        "generation"] == 2  # the same spec: no change
+    assert patch({"spec": {"maxReplicas": 4}})["generation"] == 3
+    assert sim.get("hpa", "web")["metadata"]["generation"] == 3
 
 
 def test_crud_errors_and_resource_versions(sim):

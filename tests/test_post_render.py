@@ -205,6 +205,28 @@ def test_before_deployment_without_restore():
         "pre-upgrade,post-install"
 
 
+@pytest.mark.parametrize("mode", [(), ("--set", "upgradeBeforeDeployment=true")],
+                         ids=["after", "before"])
+def test_every_job_asks_helm_for_its_log_when_it_fails(mode):
+    """helm.sh/hook-output-log-policy (Helm 4, HIP-0019): Helm prints a failed hook Job's
+    Pod log with its error, so `helm upgrade` shows the migration's own error. Only on
+    failure (a successful migration's log would bury Helm's output), only on the Jobs
+    (Helm reads it from Jobs and Pods alone), and not in Argo CD mode."""
+    objs = injected(ok(post_render(CHART_OUTPUT, *mode)))
+    policy = {j["metadata"]["name"]:
+              j["metadata"]["annotations"].get("helm.sh/hook-output-log-policy")
+              for j in objs["Job"]}
+    assert set(policy.values()) == {"hook-failed"}, policy
+    assert len(policy) == (3 if mode else 1), policy
+    for kind in COMPANIONS:
+        assert "helm.sh/hook-output-log-policy" not in \
+            objs[kind][0]["metadata"]["annotations"], kind
+    argo = injected(ok(post_render(CHART_OUTPUT, *mode, "--set", "deploymentMethod=argocd")))
+    for obj in (o for kind in argo.values() for o in kind):
+        assert "helm.sh/hook-output-log-policy" not in \
+            (obj["metadata"].get("annotations") or {}), obj["metadata"]["name"]
+
+
 COMPANIONS = ("ConfigMap", "Role", "RoleBinding", "Secret", "ServiceAccount")
 
 

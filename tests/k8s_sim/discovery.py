@@ -24,6 +24,13 @@ from dataclasses import dataclass, field
 
 STD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 SUB_VERBS = ("get", "patch", "update")
+# Subresources that answer reads only (as a real server lists them): pods/log.
+READ_ONLY_SUBRESOURCES = {"log"}
+
+
+def sub_verbs(sub):
+    """The verbs discovery lists for a subresource."""
+    return ("get",) if sub in READ_ONLY_SUBRESOURCES else SUB_VERBS
 K8S_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-k8s-sim",
                "gitCommit": "0000000000000000000000000000000000000000",
                "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
@@ -96,7 +103,7 @@ def builtin_types():
     """The built-in kinds: what a Helm chart, chartreuse and its migration Job touch."""
     no_all = ()
     return [
-        _rt("", "v1", "pods", "Pod", short=["po"], sub=["status"]),
+        _rt("", "v1", "pods", "Pod", short=["po"], sub=["status", "log"]),
         _rt("", "v1", "secrets", "Secret", cats=no_all),
         _rt("", "v1", "configmaps", "ConfigMap", short=["cm"], cats=no_all),
         _rt("", "v1", "services", "Service", short=["svc"], sub=["status"]),
@@ -275,7 +282,7 @@ class Registry:
             resources.append(r)
             for sub, (sg, sv, sk) in t.subresources.items():
                 s = {"name": f"{t.plural}/{sub}", "singularName": "",
-                     "namespaced": t.namespaced, "kind": sk, "verbs": list(SUB_VERBS)}
+                     "namespaced": t.namespaced, "kind": sk, "verbs": list(sub_verbs(sub))}
                 if (sg, sv) != (t.group, t.version):
                     s["group"], s["version"] = sg, sv
                 resources.append(s)
@@ -307,7 +314,7 @@ class Registry:
                         r["categories"] = list(t.categories)
                     subs = [{"subresource": s,
                              "responseKind": {"group": sg, "version": sv, "kind": sk},
-                             "verbs": list(SUB_VERBS)}
+                             "verbs": list(sub_verbs(s))}
                             for s, (sg, sv, sk) in t.subresources.items()]
                     if subs:
                         r["subresources"] = subs
@@ -376,6 +383,13 @@ class Registry:
                 "delete": op("delete", "delete", params=ns_param + name_param)}
             for sub, (sg, sv, sk) in t.subresources.items():
                 sgvk = {"group": sg, "version": sv, "kind": sk}
+                if sub in READ_ONLY_SUBRESOURCES:  # pods/log: a text/plain GET
+                    get = op("read", "get", params=ns_param + name_param, kind_gvk=sgvk)
+                    get["parameters"] += [_qp(n, typ) for n, typ in LOG_PARAMS]
+                    get["responses"]["200"]["content"] = {
+                        "text/plain": {"schema": {"type": "string"}}}
+                    paths[f"{item}/{sub}"] = {"get": get}
+                    continue
                 paths[f"{item}/{sub}"] = {
                     "get": op("read", "get", params=ns_param + name_param, kind_gvk=sgvk),
                     "put": op("replace", "put", write_params, ns_param + name_param,
@@ -385,6 +399,13 @@ class Registry:
         return {"openapi": "3.0.0",
                 "info": {"title": "Kubernetes", "version": K8S_VERSION["gitVersion"]},
                 "paths": paths, "components": {"schemas": schemas}}
+
+
+# The query parameters of pods/log (PodLogOptions).
+LOG_PARAMS = (("container", "string"), ("follow", "boolean"),
+              ("insecureSkipTLSVerifyBackend", "boolean"), ("limitBytes", "integer"),
+              ("previous", "boolean"), ("sinceSeconds", "integer"), ("sinceTime", "string"),
+              ("stream", "string"), ("tailLines", "integer"), ("timestamps", "boolean"))
 
 
 def _qp(name, typ="string"):

@@ -125,8 +125,11 @@ fails the Pod (`DeadlineExceeded`) and kills it. Each container run also has
 `runner.close()` (called by `sim.stop()`) SIGKILLs every process group still running and
 waits for the threads.
 
+The API's `pods/{pod}/log` serves what the runner captured (`container_log`), so `kubectl
+logs` and Helm 4's `helm.sh/hook-output-log-policy` read it.
+
 Not simulated: probes, lifecycle hooks, sidecar (restartable) init containers, resource
-limits, `pods/log` and `exec` on the API (use `runner.logs`), image pulls (`imagePullPolicy`,
+limits, `exec` on the API, image pulls (`imagePullPolicy`,
 pull secrets are ignored), user/group IDs, `securityContext`, `terminationMessagePath` (with
 `terminationMessagePolicy: FallbackToLogsOnError` the tail of the log of a failed container
 becomes its `terminated.message`).
@@ -1209,6 +1212,25 @@ class JobRunner:
             if c.log_path and c.log_path.exists():
                 parts.append(f"==> {c.name} <==\n{c.log_path.read_text(errors='replace')}")
         return "\n".join(parts)
+
+    def container_log(self, namespace, pod, uid, container, previous=False):
+        """What the API serves as pods/{pod}/log (server.py): the bytes the container
+        printed in its current attempt (`previous`: the one before). None when the runner
+        did not run that Pod (by uid), that container has not started, or there is no
+        previous attempt."""
+        with self._lock:
+            r = self.runs.get(uid)
+        if r is None or (r.ns, r.pod_name) != (namespace, pod):
+            return None
+        c = next((c for c in r.inits + r.mains if c.name == container), None)
+        files = c.log_files if c is not None else []
+        want = -2 if previous else -1
+        if len(files) < -want:
+            return None
+        try:
+            return files[want].read_bytes()
+        except FileNotFoundError:
+            return None
 
     def describe(self, pod, namespace="default"):
         """A summary for assertion messages: phase, each container's state, log tails."""

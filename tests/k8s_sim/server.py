@@ -43,7 +43,7 @@ from pathlib import Path
 import yaml
 
 from . import protobuf, tables
-from .api import Api, ApiError, Ctx, NO_RESOURCE, bad_request
+from .api import Api, ApiError, Ctx, NO_RESOURCE, bad_request, invalid
 from .certs import shared_authority
 from .controller import ControllerManager
 from .discovery import K8S_VERSION, Registry
@@ -482,7 +482,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, doc)
         if path.startswith("/openapi/"):
             raise NO_RESOURCE
-        _check_accept(accept)
+        if not path.endswith("/log"):  # pods/log answers text/plain whatever is asked
+            _check_accept(accept)
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
@@ -574,6 +575,12 @@ class _Handler(BaseHTTPRequestHandler):
         api, method = self.sim.api, self.command
         table = tables.wants_table(accept) and method == "GET" and not sub
         include = query.get("includeObject", "Metadata")
+        if sub == "log":
+            if method not in ("GET", "HEAD"):
+                raise ApiError(405, "MethodNotAllowed",
+                               "the server does not allow this method on the requested "
+                               "resource")
+            return self._send(200, self._pod_log(rt, ns, name, query), "text/plain")
         if method in ("GET", "HEAD"):
             if watch:
                 return self._watch(rt, ns, name, query, table, include)
@@ -638,6 +645,60 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, api.delete(rt, ns, name, ctx, options))
         raise ApiError(405, "MethodNotAllowed",
                        "the server does not allow this method on the requested resource")
+
+    def _pod_log(self, rt, ns, name, query):
+        """GET pods/{name}/log: what the container printed, as the job runner captured it
+        (`kubelet_hook.container_log`); empty for a Pod nobody captured. Checked in a real
+        server's order: the options (400 unparsable, 422 out of range), the Pod (404), the
+        container (400 when missing and the Pod has several, or unknown). Honoured:
+        `container`, `previous`, `tailLines`, `limitBytes`. Ignored: `timestamps`, `follow`
+        (the answer is what was captured so far), `sinceSeconds`, `sinceTime`."""
+        def number(key, least):
+            v = query.get(key, "")
+            if v == "":
+                return None
+            try:
+                n = int(v)
+            except ValueError:
+                raise bad_request(f'{key}: invalid value "{v}": an integer is expected')
+            if n < least:
+                raise invalid(rt, name, key, f"Invalid value: {n}: must be greater than "
+                              + ("or equal to 0" if least == 0 else "0"),
+                              kind="PodLogOptions")
+            return n
+        tail, limit = number("tailLines", 0), number("limitBytes", 1)
+        number("sinceSeconds", 1)
+        previous = query.get("previous") in ("true", "1")
+        pod = self.sim.api.get(rt, ns, name)
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for key in ("initContainers", "containers",
+                                           "ephemeralContainers")
+                 for c in spec.get(key) or []]
+        main = [c.get("name") for c in spec.get("containers") or []]
+        container = query.get("container", "")
+        if not container:
+            if not main:
+                raise bad_request(f"a container name must be specified for pod {name}")
+            if len(main) > 1:
+                raise bad_request(f"a container name must be specified for pod {name}, "
+                                  f"choose one of: [{' '.join(names)}]")
+            container = main[0]
+        elif container not in names:
+            raise bad_request(f"container {container} is not valid for pod {name}")
+        fetch = getattr(self.sim.kubelet_hook, "container_log", None)
+        data = fetch(ns or "default", name, pod["metadata"]["uid"], container,
+                     previous=previous) if fetch else None
+        if data is None:
+            if previous:
+                raise bad_request(f'previous terminated container "{container}" in pod '
+                                  f'"{name}" not found')
+            data = b""
+        if tail is not None:
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[max(0, len(lines) - tail):]) if tail else b""
+        if limit is not None:
+            data = data[:limit]
+        return data
 
     def _watch(self, rt, ns, name, query, table, include):
         sim = self.sim
