@@ -195,11 +195,6 @@ static int merge_patch_as(struct plan *p, const char *path, struct fy_document *
 	return rc;
 }
 
-static int merge_patch(struct plan *p, const char *path, struct fy_document *patch)
-{
-	return merge_patch_as(p, path, patch, 0, NULL);
-}
-
 static struct fy_document *new_patch(struct fy_node **root)
 {
 	struct fy_document *d = fy_document_create(NULL);
@@ -233,13 +228,30 @@ static int annotate(struct plan *p, const char *path, const char *key, const cha
 
 /* --- HPAs ---------------------------------------------------------------------------------- */
 
+/* Pausing an HPA disables its scale-up (spec.behavior.scaleUp.selectPolicy: Disabled) and
+ * records two behaviours in annotations: the one from before (CR_HPA_BEHAVIOR_ANNOTATION)
+ * and the one the pause left, as the server answered it, defaults included
+ * (CR_HPA_PAUSED_ANNOTATION). Resuming compares the HPA's behaviour with the second: the
+ * same, nobody changed it and the first comes back exactly; different, someone did (in
+ * before-deployment mode, the new chart version, applied between the pre-upgrade pause and
+ * the post-upgrade restore) and only chartreuse's own change is taken back, so that theirs
+ * stays. Why the behaviour and not metadata.generation: an API server maintains an HPA's
+ * generation only with the HPAGeneration feature gate; elsewhere it never moves. Each
+ * write computed from a read carries that read's resourceVersion: on 409 Conflict the HPA
+ * is read again and the write computed again (README, "Stopping and starting pods"). */
+#define HPA_CONFLICT 409
+#define HPA_TRIES 10
+
 /* What pausing and resuming one HPA needs, read before the work is shared out (a tree is
- * not shared between threads). */
+ * not shared between threads; each HPA is handled by the one worker of its Deployment). */
 struct hpa {
 	char *name;
 	char *target;	/* the Deployment it scales */
+	char *rv;	/* metadata.resourceVersion, as read */
 	char *behavior;	/* spec.behavior as JSON, "null" when none */
-	char *recorded;	/* the annotation of a paused HPA, NULL when not paused */
+	char *recorded;	/* the behaviour before the pause, NULL when not paused */
+	char *paused;	/* the behaviour the pause left, NULL when not recorded (a pause by an
+			 * older chartreuse, or one interrupted before it was recorded) */
 };
 
 struct hpas {
@@ -247,16 +259,41 @@ struct hpas {
 	size_t n;
 };
 
+static void hpa_clear(struct hpa *h)
+{
+	free(h->name);
+	free(h->target);
+	free(h->rv);
+	free(h->behavior);
+	free(h->recorded);
+	free(h->paused);
+	memset(h, 0, sizeof(*h));
+}
+
 static void hpas_free(struct hpas *h)
 {
-	for (size_t i = 0; i < h->n; i++) {
-		free(h->v[i].name);
-		free(h->v[i].target);
-		free(h->v[i].behavior);
-		free(h->v[i].recorded);
-	}
+	for (size_t i = 0; i < h->n; i++)
+		hpa_clear(&h->v[i]);
 	free(h->v);
 	memset(h, 0, sizeof(*h));
+}
+
+/* -1 after reporting (a behaviour with no JSON form). */
+static int hpa_read(struct fy_node *obj, struct hpa *h)
+{
+	struct fy_node *ann = yt_path(obj, "/metadata/annotations");
+	char *behavior = cr_json_string(yt_path(obj, "/spec/behavior"));
+	if (!behavior)
+		return -1;
+	*h = (struct hpa){
+		yt_strdup(yt_path(obj, "/metadata/name")),
+		yt_strdup(yt_path(obj, "/spec/scaleTargetRef/name")),
+		yt_strdup(yt_path(obj, "/metadata/resourceVersion")),
+		behavior,
+		yt_strdup(yt_get(ann, CR_HPA_BEHAVIOR_ANNOTATION)),
+		yt_strdup(yt_get(ann, CR_HPA_PAUSED_ANNOTATION)),
+	};
+	return 0;
 }
 
 static int hpas_load(struct plan *p, struct hpas *out)
@@ -267,19 +304,14 @@ static int hpas_load(struct plan *p, struct hpas *out)
 	int rc = cr_k8s_list(p->k, path, NULL, &d);
 	free(path);
 	void *it = NULL;
-	struct fy_node *hpa;
-	while (!rc && (hpa = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
-		struct fy_node *ref = yt_path(hpa, "/spec/scaleTargetRef");
-		char *kind = yt_strdup(yt_get(ref, "kind"));
+	struct fy_node *obj;
+	while (!rc && (obj = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
+		char *kind = yt_strdup(yt_path(obj, "/spec/scaleTargetRef/kind"));
 		if (cr_streq(kind, "Deployment")) {
-			struct fy_node *rec = yt_get(yt_path(hpa, "/metadata/annotations"),
-						     CR_HPA_BEHAVIOR_ANNOTATION);
-			char *behavior = cr_json_string(yt_path(hpa, "/spec/behavior"));
 			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
-			out->v[out->n++] = (struct hpa){
-				yt_strdup(yt_path(hpa, "/metadata/name")), yt_strdup(yt_get(ref, "name")),
-				behavior ? behavior : xstrdup("null"), rec ? yt_strdup(rec) : NULL
-			};
+			rc = hpa_read(obj, &out->v[out->n]);
+			if (!rc)
+				out->n++;
 		}
 		free(kind);
 	}
@@ -288,62 +320,273 @@ static int hpas_load(struct plan *p, struct hpas *out)
 	return rc;
 }
 
-static char *hpa_path(const struct plan *p, const struct hpa *h)
+static char *hpa_path(const struct plan *p, const char *name)
 {
 	return xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s", p->s->ns,
-			 h->name ? h->name : "");
+			 name ? name : "");
 }
 
-/* Disabled scale-up, the previous behaviour kept in an annotation; a second pause keeps
- * the first record. */
+/* h (cleared first) as the HPA now is: 0, CR_K8S_NOT_FOUND, or -1 after reporting. */
+static int hpa_get(struct plan *p, const char *name, struct hpa *h)
+{
+	hpa_clear(h);
+	char *path = hpa_path(p, name);
+	struct fy_document *d = NULL;
+	int rc = cr_k8s_get(p->k, path, &d);
+	free(path);
+	if (!rc)
+		rc = hpa_read(fy_document_root(d), h);
+	if (d)
+		fy_document_destroy(d);
+	return rc;
+}
+
+/* A merge patch (consumed) of the HPA at path: 0 with *out (if set) the HPA as it now is,
+ * HPA_CONFLICT when its resourceVersion is stale, CR_K8S_NOT_FOUND, or -1 after reporting.
+ * Idempotent: a resent patch that did land meets its own resourceVersion and gets 409. */
+static int hpa_patch(struct plan *p, const char *path, struct fy_document *patch,
+		     struct fy_document **out)
+{
+	if (out)
+		*out = NULL;
+	char *body = cr_json_string(fy_document_root(patch));
+	fy_document_destroy(patch);
+	if (!body)
+		return -1;
+	struct fy_document *doc = NULL;
+	long status = cr_k8s_request(p->k, "PATCH", path, "application/merge-patch+json", body,
+				     CR_K8S_IDEMPOTENT, &doc);
+	free(body);
+	int rc = -1;
+	if (status >= 200 && status < 300 && (doc || !out)) {
+		rc = 0;
+		if (out) {
+			*out = doc;
+			doc = NULL;
+		}
+	} else if (status >= 200 && status < 300) {
+		cr_error("kubernetes: PATCH %s: %ld with no object in the answer", path, status);
+	} else if (status == 409) {
+		rc = HPA_CONFLICT;
+	} else if (status == 404) {
+		rc = CR_K8S_NOT_FOUND;
+	} else if (status > 0) {
+		cr_k8s_report("PATCH", path, status, doc);
+	}
+	if (doc)
+		fy_document_destroy(doc);
+	return rc;
+}
+
+static struct fy_document *parse_behavior(const char *json, const char *what)
+{
+	return cr_json_parse(json, strlen(json), what);
+}
+
+static bool absent(struct fy_node *n)
+{
+	return !n || yt_is_null(n);
+}
+
+static bool up_disabled(struct fy_node *behavior)
+{
+	char *policy = yt_strdup(yt_path(behavior, "/scaleUp/selectPolicy"));
+	bool off = cr_streq(policy, "Disabled");
+	free(policy);
+	return off;
+}
+
+static struct fy_node *null_node(struct fy_document *d)
+{
+	return fy_node_create_scalar(d, "null", 4);
+}
+
+/* The merge patch (RFC 7386), built in d, that turns from into to; NULL when they are the
+ * same. Lists are replaced whole, as a merge patch does. */
+static struct fy_node *merge_diff(struct fy_document *d, struct fy_node *from, struct fy_node *to)
+{
+	if (absent(to))
+		return absent(from) ? NULL : null_node(d);
+	if (!absent(from) && fy_node_compare(from, to))
+		return NULL;
+	if (!yt_is_map(from) || !yt_is_map(to))
+		return fy_node_copy(d, to);
+	struct fy_node *patch = yt_map(d);
+	void *it = NULL;
+	struct fy_node_pair *pair;
+	while ((pair = fy_node_mapping_iterate(to, &it))) {
+		char *key = yt_strdup(fy_node_pair_key(pair));
+		struct fy_node *sub = key ? merge_diff(d, yt_get(from, key), fy_node_pair_value(pair))
+					  : NULL;
+		if (sub)
+			yt_set(patch, key, sub);
+		free(key);
+	}
+	it = NULL;
+	while ((pair = fy_node_mapping_iterate(from, &it))) {
+		char *key = yt_strdup(fy_node_pair_key(pair));
+		if (key && !yt_get(to, key))
+			yt_set(patch, key, null_node(d));
+		free(key);
+	}
+	return patch;
+}
+
+/* Scale-up disabled and both behaviours recorded. An HPA paused by an earlier run keeps
+ * the first record; one whose pause was not recorded gets its behaviour recorded now. */
+static int pause_once(struct plan *p, const struct hpa *h)
+{
+	struct fy_document *cur = parse_behavior(h->behavior, "the behaviour of an HPA");
+	if (!cur)
+		return -1;
+	bool off = up_disabled(fy_document_root(cur));
+	fy_document_destroy(cur);
+	if (h->recorded && h->paused && off)
+		return 0;
+	char *path = hpa_path(p, h->name);
+	char *left = NULL; /* the behaviour the pause left */
+	int rc = 0;
+	if (!h->recorded || !off) {
+		struct fy_node *root;
+		struct fy_document *d = new_patch(&root);
+		struct fy_node *meta = yt_child_map(root, "metadata");
+		if (h->rv)
+			yt_set_str(meta, "resourceVersion", h->rv);
+		if (!h->recorded)
+			yt_set_str(yt_child_map(meta, "annotations"), CR_HPA_BEHAVIOR_ANNOTATION,
+				   h->behavior);
+		struct fy_node *behavior = yt_child_map(yt_child_map(root, "spec"), "behavior");
+		yt_set_str(yt_child_map(behavior, "scaleUp"), "selectPolicy", "Disabled");
+		struct fy_document *now = NULL;
+		rc = hpa_patch(p, path, d, &now);
+		if (!rc && !(left = cr_json_string(yt_path(fy_document_root(now), "/spec/behavior"))))
+			rc = -1;
+		if (now)
+			fy_document_destroy(now);
+	} else {
+		left = xstrdup(h->behavior);
+	}
+	/* What the pause's answer says is recorded whatever happened since (a change made
+	 * after the pause is someone else's); what was read is recorded only if it still is. */
+	if (!rc) {
+		struct fy_node *root;
+		struct fy_document *d = new_patch(&root);
+		struct fy_node *meta = yt_child_map(root, "metadata");
+		if (h->recorded && off && h->rv)
+			yt_set_str(meta, "resourceVersion", h->rv);
+		yt_set_str(yt_child_map(meta, "annotations"), CR_HPA_PAUSED_ANNOTATION, left);
+		rc = hpa_patch(p, path, d, NULL);
+	}
+	free(left);
+	free(path);
+	return rc;
+}
+
+/* The behaviour as it is with only the pause taken back: scaleUp.selectPolicy, if still
+ * Disabled, as it was before the pause, or removed when there was none, along with the
+ * scaleUp and then the behaviour if that leaves them empty (an empty one means the
+ * defaults, as an absent one does). A policy someone else set stays. */
+static struct fy_document *undo_pause(struct fy_node *cur, struct fy_node *before)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	fy_document_set_root(d, absent(cur) ? null_node(d) : fy_node_copy(d, cur));
+	struct fy_node *b = fy_document_root(d);
+	if (!up_disabled(b))
+		return d;
+	struct fy_node *up = yt_get(b, "scaleUp");
+	struct fy_node *was = yt_path(before, "/scaleUp/selectPolicy");
+	if (!absent(was)) {
+		yt_set(up, "selectPolicy", fy_node_copy(d, was));
+		return d;
+	}
+	yt_del(up, "selectPolicy");
+	if (fy_node_mapping_item_count(up) == 0)
+		yt_del(b, "scaleUp");
+	if (fy_node_mapping_item_count(b) == 0)
+		fy_document_set_root(d, null_node(d));
+	return d;
+}
+
+/* The recorded behaviour back (exactly, or only scale-up when someone else changed the
+ * behaviour since the pause), chartreuse's annotations removed. */
+static int resume_once(struct plan *p, const struct hpa *h)
+{
+	if (!h->recorded && !h->paused)
+		return 0;
+	struct fy_document *cur = parse_behavior(h->behavior, "the behaviour of an HPA");
+	struct fy_document *before =
+		h->recorded ? parse_behavior(h->recorded, "the recorded HPA behaviour") : NULL;
+	struct fy_document *paused =
+		h->paused ? parse_behavior(h->paused, "the recorded paused HPA behaviour") : NULL;
+	struct fy_document *edited = NULL;
+	int rc = -1;
+	if (cur && (before || !h->recorded) && (paused || !h->paused)) {
+		struct fy_node *now = fy_document_root(cur), *target = now;
+		struct fy_node *then = paused ? fy_document_root(paused) : NULL;
+		if (before && (!paused || (absent(now) ? absent(then) : fy_node_compare(now, then)))) {
+			target = fy_document_root(before);
+		} else if (before) {
+			cr_info("HPA %s: its behaviour changed since it was paused: only its scale-up "
+				"policy is set back, the rest is kept", h->name);
+			edited = undo_pause(now, fy_document_root(before));
+			target = fy_document_root(edited);
+		}
+		struct fy_node *root;
+		struct fy_document *d = new_patch(&root);
+		struct fy_node *meta = yt_child_map(root, "metadata");
+		if (h->rv)
+			yt_set_str(meta, "resourceVersion", h->rv);
+		struct fy_node *ann = yt_child_map(meta, "annotations");
+		yt_set(ann, CR_HPA_BEHAVIOR_ANNOTATION, null_node(d));
+		yt_set(ann, CR_HPA_PAUSED_ANNOTATION, null_node(d));
+		struct fy_node *diff = merge_diff(d, now, target);
+		if (diff)
+			yt_set(yt_child_map(root, "spec"), "behavior", diff);
+		char *path = hpa_path(p, h->name);
+		rc = hpa_patch(p, path, d, NULL);
+		free(path);
+	}
+	if (cur)
+		fy_document_destroy(cur);
+	if (before)
+		fy_document_destroy(before);
+	if (paused)
+		fy_document_destroy(paused);
+	if (edited)
+		fy_document_destroy(edited);
+	return rc;
+}
+
+/* once() on the HPA as listed, then, as long as the server answers 409 Conflict (the HPA
+ * changed since it was read), on the HPA read again. An HPA deleted meanwhile needs
+ * nothing. */
+static int hpa_retry(struct plan *p, const struct hpa *listed,
+		     int (*once)(struct plan *, const struct hpa *))
+{
+	int rc = once(p, listed);
+	struct hpa h = { 0 };
+	for (int i = 1; rc == HPA_CONFLICT && i < HPA_TRIES; i++) {
+		rc = hpa_get(p, listed->name, &h);
+		if (!rc)
+			rc = once(p, &h);
+	}
+	hpa_clear(&h);
+	if (rc == HPA_CONFLICT) {
+		cr_error("kubernetes: HorizontalPodAutoscaler %s: 409 Conflict %d times in a row: it "
+			 "keeps changing under us", listed->name, HPA_TRIES);
+		return -1;
+	}
+	return rc == CR_K8S_NOT_FOUND ? 0 : rc;
+}
+
 static int pause_hpa(struct plan *p, const struct hpa *h)
 {
-	if (h->recorded)
-		return 0;
-	struct fy_node *root;
-	struct fy_document *d = new_patch(&root);
-	yt_set_str(yt_child_map(yt_child_map(root, "metadata"), "annotations"),
-		   CR_HPA_BEHAVIOR_ANNOTATION, h->behavior);
-	struct fy_node *up = yt_child_map(yt_child_map(yt_child_map(root, "spec"), "behavior"),
-					  "scaleUp");
-	yt_set_str(up, "selectPolicy", "Disabled");
-	char *path = hpa_path(p, h);
-	int rc = merge_patch(p, path, d);
-	free(path);
-	return rc;
+	return hpa_retry(p, h, pause_once);
 }
 
-/* The behaviour as it was, exactly: a JSON patch replaces the whole field (a merge patch
- * would keep the Disabled policy merged into it). */
 static int resume_hpa(struct plan *p, const struct hpa *h)
 {
-	if (!h->recorded)
-		return 0;
-	struct fy_document *before = cr_json_parse(h->recorded, strlen(h->recorded),
-						   "the recorded HPA behaviour");
-	if (!before)
-		return -1;
-	struct fy_document *d = fy_document_create(NULL);
-	struct fy_node *ops = yt_seq(d);
-	fy_document_set_root(d, ops);
-	struct fy_node *op = yt_map(d);
-	struct fy_node *value = fy_document_root(before);
-	bool had = value && !yt_is_null(value);
-	yt_set_str(op, "op", had ? "replace" : "remove");
-	yt_set_str(op, "path", "/spec/behavior");
-	if (had)
-		yt_set(op, "value", fy_node_copy(d, value));
-	yt_append(ops, op);
-	struct fy_node *del = yt_map(d);
-	yt_set_str(del, "op", "remove");
-	yt_set_str(del, "path", "/metadata/annotations/chartreuse.wiremind.io~1hpa-behavior-before");
-	yt_append(ops, del);
-	char *path = hpa_path(p, h);
-	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_JSON, ops, CR_K8S_IDEMPOTENT, NULL);
-	free(path);
-	fy_document_destroy(d);
-	fy_document_destroy(before);
-	return rc;
+	return hpa_retry(p, h, resume_once);
 }
 
 static int for_each_hpa_of(struct plan *p, const struct hpas *h, const char *deployment,

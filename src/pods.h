@@ -16,9 +16,11 @@ struct cr_k8s;
 struct cr_k8s_options;
 
 /* The marks of a stop: on each Deployment taken in charge, and on each paused HPA (holding
- * its spec.behavior from before, as JSON). `status` reads them too. */
+ * its spec.behavior from before, and the one the pause left, as JSON). `status` reads
+ * them too. */
 #define CR_STOPPED_ANNOTATION "chartreuse.wiremind.io/stopped"
 #define CR_HPA_BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
+#define CR_HPA_PAUSED_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-paused"
 
 struct cr_pods;
 

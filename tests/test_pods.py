@@ -250,7 +250,9 @@ def test_three_groups_stop_in_order_and_start_exactly(three_groups, migration, p
     assert [r[0] for r in rows] == ["lin0002"]
 
     # Back exactly: every Deployment at its expectedScale with its own annotations only,
-    # every HPA's spec and annotations as they were (behaviour present or absent alike).
+    # every HPA's spec and annotations as they were (behaviour present or absent alike),
+    # each HPA's recorded behaviour put back whole (nobody changed it while it was paused).
+    assert "changed since it was paused" not in err
     for name, (_, replicas) in THREE.items():
         d = k8s.get("deployments", name)
         assert d["spec"]["replicas"] == replicas
@@ -650,3 +652,82 @@ def test_restore_leaves_a_deployment_it_did_not_stop_alone(release, tmp_path):
         assert "behavior" not in k8s.get("horizontalpodautoscalers", "web")["spec"]
     assert "web" not in [n for n, _, _ in scale_patches(k8s)]
     assert sorted(n for n, _, _ in scale_patches(k8s)) == ["api", "cron", "worker"]
+
+
+# --- an HPA changed while it is paused ---------------------------------------------------
+
+PAUSED = "chartreuse.wiremind.io/hpa-behavior-paused"
+CHART_DOWN = {"stabilizationWindowSeconds": 30,
+              "policies": [{"type": "Percent", "value": 50, "periodSeconds": 30}]}
+
+
+def test_a_chart_change_made_while_paused_is_kept_by_restore(release, migration, tmp_path):
+    """Before-deployment mode: the pre-upgrade migration pauses the HPAs and leaves them
+    paused, Helm applies the new chart version (here it changes both HPAs' scaleDown), and
+    the post-upgrade `chartreuse restore` takes back only chartreuse's own change: the
+    chart's scaleDown stays, scaleUp.selectPolicy is what it was (Max for api, none for
+    web, whose scaleUp chartreuse had created)."""
+    k8s = release
+    cfg, env, _ = migration
+    with_settings(cfg, upgradeBeforeDeployment=True)
+    api_before = dict(BEHAVIOR, scaleUp={"selectPolicy": "Max",
+                                         "stabilizationWindowSeconds": 15})
+    k8s.patch("horizontalpodautoscalers", "api", {"spec": {"behavior": api_before}})
+    r = run(["migrate", "--config", str(cfg)], env=dict(env, HELM_IS_INSTALL="false"),
+            timeout=120)
+    assert r.rc == 0, r.err.decode()
+    for name, was in (("api", api_before), ("web", None)):
+        h = k8s.get("horizontalpodautoscalers", name)
+        assert h["spec"]["behavior"]["scaleUp"]["selectPolicy"] == "Disabled", name
+        assert json.loads(annotations(h)[RECORDED]) == was
+    # The new chart version, as Helm's three-way merge patches it in.
+    for name in ("api", "web"):
+        k8s.patch("horizontalpodautoscalers", name,
+                  {"spec": {"behavior": {"scaleDown": CHART_DOWN}}})
+    kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
+    for attempt in range(2):  # and a second restore changes nothing
+        r = run(["restore", "--release", RELEASE, "--namespace", "default"],
+                env={"KUBECONFIG": str(kubeconfig)}, timeout=60)
+        assert r.rc == 0, r.err.decode()
+        kept = re.findall(r"HPA (\S+): its behaviour changed since it was paused", r.err.decode())
+        assert sorted(kept) == (["api", "web"] if attempt == 0 else []), r.err.decode()
+        api = k8s.get("horizontalpodautoscalers", "api")
+        assert api["spec"]["behavior"] == dict(api_before, scaleDown=CHART_DOWN)
+        web = k8s.get("horizontalpodautoscalers", "web")
+        assert web["spec"]["behavior"] == {"scaleDown": CHART_DOWN}
+        for h in (api, web):
+            assert not {RECORDED, PAUSED} & set(annotations(h)), h["metadata"]["name"]
+    assert {n: k8s.get("deployments", n)["spec"]["replicas"] for n in SCALES} == SCALES
+
+
+def test_a_change_between_the_read_and_the_pause_is_read_again(release, migration):
+    """The pause is written with the resourceVersion the HPA was read at: a change that
+    lands in between (held here by delaying the PATCH) makes it a 409, the HPA is read
+    again, and the behaviour recorded, then given back, is the changed one."""
+    k8s = release
+    cfg, env, _ = migration
+    held = k8s.fault("PATCH", r"/horizontalpodautoscalers/api$", delay=2, times=1)
+    changed = dict(BEHAVIOR, scaleDown=CHART_DOWN)
+
+    def change_meanwhile():
+        deadline = time.monotonic() + 60
+        while not held.hits and time.monotonic() < deadline:
+            time.sleep(0.01)
+        k8s.patch("horizontalpodautoscalers", "api", {"spec": {"behavior": changed}})
+    t = threading.Thread(target=change_meanwhile)
+    t.start()
+    try:
+        r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    finally:
+        t.join()
+    assert r.rc == 0, r.err.decode()
+    calls = [(rec.method, rec.status) for rec in k8s.request_log
+             if rec.path.endswith("/horizontalpodautoscalers/api")]
+    assert calls[0] == ("PATCH", 409), calls
+    assert calls[1] == ("GET", 200), calls
+    paused = [h for _, h in k8s.history("horizontalpodautoscalers", "api")
+              if RECORDED in annotations(h)]
+    assert paused and json.loads(annotations(paused[0])[RECORDED]) == changed
+    api = k8s.get("horizontalpodautoscalers", "api")
+    assert api["spec"]["behavior"] == changed
+    assert not {RECORDED, PAUSED} & set(annotations(api))

@@ -11,7 +11,9 @@ Fidelity notes (what a real API server does and this one therefore does too):
 - `metadata.resourceVersion` in an update (or in a patch) is a precondition: 409 Conflict
   when stale. Without it an update is unconditional.
 - `metadata.generation` starts at 1 and grows when anything but metadata/status changes
-  (non-core kinds only, like the real server for Deployments, Jobs, custom resources...).
+  (non-core kinds only, like the real server for Deployments, Jobs, custom resources...;
+  for HPAs a real server does so only with the HPAGeneration feature gate, else an HPA's
+  generation never moves: chartreuse does not rely on it).
 - List items of built-in kinds carry no `kind`/`apiVersion` (custom resources do); watch
   event objects always do.
 - Deleting a scheduled, running Pod is graceful: it gets `deletionTimestamp` and stays
