@@ -185,16 +185,6 @@ static char *deployment_path(const struct plan *p, const char *name, const char 
 			 sub ? "/" : "", sub ? sub : "");
 }
 
-/* flags beyond CR_K8S_IDEMPOTENT (CR_K8S_ABSENT_OK); *out as cr_k8s_patch's. */
-static int merge_patch_as(struct plan *p, const char *path, struct fy_document *patch,
-			  unsigned flags, struct fy_document **out)
-{
-	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_MERGE, fy_document_root(patch),
-			      CR_K8S_IDEMPOTENT | flags, out);
-	fy_document_destroy(patch);
-	return rc;
-}
-
 static struct fy_document *new_patch(struct fy_node **root)
 {
 	struct fy_document *d = fy_document_create(NULL);
@@ -203,15 +193,124 @@ static struct fy_document *new_patch(struct fy_node **root)
 	return d;
 }
 
+/* --- writes that a late copy cannot undo ---------------------------------------------------
+ * A write the client gave up on (a timeout) may still be applied by the server later, after
+ * the retry and after whatever the run did next: a scale to 0 landing after the start would
+ * leave a Deployment down and unmarked. So every write carries the resourceVersion of the
+ * read it was decided from: the server refuses a stale one (409 Conflict), and the object
+ * is read again and the write decided again. */
+#define CONFLICT 409
+#define WRITE_TRIES 10
+
+/* A merge patch (consumed) of the object at path: 0 with *out (if set) the object as it now
+ * is, CONFLICT when the resourceVersion it carries is stale, CR_K8S_NOT_FOUND, or -1 after
+ * reporting. Idempotent: a resent patch that did land meets its own resourceVersion and gets
+ * 409. */
+static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
+		     struct fy_document **out)
+{
+	if (out)
+		*out = NULL;
+	char *body = cr_json_string(fy_document_root(patch));
+	fy_document_destroy(patch);
+	if (!body)
+		return -1;
+	struct fy_document *doc = NULL;
+	long status = cr_k8s_request(p->k, "PATCH", path, "application/merge-patch+json", body,
+				     CR_K8S_IDEMPOTENT, &doc);
+	free(body);
+	int rc = -1;
+	if (status >= 200 && status < 300 && (doc || !out)) {
+		rc = 0;
+		if (out) {
+			*out = doc;
+			doc = NULL;
+		}
+	} else if (status >= 200 && status < 300) {
+		cr_error("kubernetes: PATCH %s: %ld with no object in the answer", path, status);
+	} else if (status == 409) {
+		rc = CONFLICT;
+	} else if (status == 404) {
+		rc = CR_K8S_NOT_FOUND;
+	} else if (status > 0) {
+		cr_k8s_report("PATCH", path, status, doc);
+	}
+	if (doc)
+		fy_document_destroy(doc);
+	return rc;
+}
+
+/* Fills the merge patch that makes obj as wanted; false when it already is. */
+struct want {
+	bool (*fill)(const struct want *w, struct fy_node *obj, struct fy_document *d,
+		     struct fy_node *patch);
+	long replicas;
+	const char *key, *value; /* an annotation; value NULL: absent */
+};
+
+/* 0 with *out (if set) the object as it now is, CR_K8S_NOT_FOUND, or -1 after reporting. */
+static int write_wanted(struct plan *p, const char *path, const struct want *w,
+			struct fy_document **out)
+{
+	for (int i = 0; i < WRITE_TRIES; i++) {
+		struct fy_document *cur = NULL;
+		int rc = cr_k8s_get(p->k, path, &cur);
+		if (rc)
+			return rc;
+		struct fy_node *obj = fy_document_root(cur), *root;
+		struct fy_document *d = new_patch(&root);
+		if (!w->fill(w, obj, d, root)) {
+			fy_document_destroy(d);
+			if (out)
+				*out = cur;
+			else
+				fy_document_destroy(cur);
+			return 0;
+		}
+		char *rv = yt_strdup(yt_path(obj, "/metadata/resourceVersion"));
+		if (rv)
+			yt_set_str(yt_child_map(root, "metadata"), "resourceVersion", rv);
+		free(rv);
+		fy_document_destroy(cur);
+		rc = rv_patch(p, path, d, out);
+		if (rc != CONFLICT)
+			return rc;
+	}
+	cr_error("kubernetes: PATCH %s: 409 Conflict %d times in a row: the object keeps "
+		 "changing under us", path, WRITE_TRIES);
+	return -1;
+}
+
+static bool fill_replicas(const struct want *w, struct fy_node *scale, struct fy_document *d,
+			  struct fy_node *patch)
+{
+	char *now = yt_strdup(yt_path(scale, "/spec/replicas"));
+	bool differs = !now || strtol(now, NULL, 10) != w->replicas;
+	free(now);
+	if (differs)
+		yt_set(yt_child_map(patch, "spec"), "replicas", yt_int(d, w->replicas));
+	return differs;
+}
+
+static bool fill_annotation(const struct want *w, struct fy_node *obj, struct fy_document *d,
+			    struct fy_node *patch)
+{
+	char *now = yt_strdup(yt_get(yt_path(obj, "/metadata/annotations"), w->key));
+	bool differs = w->value ? !cr_streq(now, w->value) : now != NULL;
+	free(now);
+	if (differs)
+		yt_set(yt_child_map(yt_child_map(patch, "metadata"), "annotations"), w->key,
+		       w->value ? yt_str(d, w->value) : fy_node_create_scalar(d, "null", 4));
+	return differs;
+}
+
 /* CR_K8S_NOT_FOUND when there is no such Deployment. *scale (if set): the Scale as it
  * now is, whose status.selector selects the Deployment's Pods. */
 static int scale_to(struct plan *p, const char *name, long replicas, struct fy_document **scale)
 {
-	struct fy_node *root;
-	struct fy_document *d = new_patch(&root);
-	yt_set(yt_child_map(root, "spec"), "replicas", yt_int(d, replicas));
+	struct want w = { .fill = fill_replicas, .replicas = replicas };
 	char *path = deployment_path(p, name, "scale");
-	int rc = merge_patch_as(p, path, d, CR_K8S_ABSENT_OK, scale);
+	int rc = write_wanted(p, path, &w, scale);
 	free(path);
 	return rc;
 }
@@ -219,11 +318,8 @@ static int scale_to(struct plan *p, const char *name, long replicas, struct fy_d
 /* value NULL removes the annotation. CR_K8S_NOT_FOUND when there is no such object. */
 static int annotate(struct plan *p, const char *path, const char *key, const char *value)
 {
-	struct fy_node *root;
-	struct fy_document *d = new_patch(&root);
-	struct fy_node *ann = yt_child_map(yt_child_map(root, "metadata"), "annotations");
-	yt_set(ann, key, value ? yt_str(d, value) : fy_node_create_scalar(d, "null", 4));
-	return merge_patch_as(p, path, d, CR_K8S_ABSENT_OK, NULL);
+	struct want w = { .fill = fill_annotation, .key = key, .value = value };
+	return write_wanted(p, path, &w, NULL);
 }
 
 /* --- HPAs ---------------------------------------------------------------------------------- */
@@ -239,8 +335,6 @@ static int annotate(struct plan *p, const char *path, const char *key, const cha
  * generation only with the HPAGeneration feature gate; elsewhere it never moves. Each
  * write computed from a read carries that read's resourceVersion: on 409 Conflict the HPA
  * is read again and the write computed again (README, "Stopping and starting pods"). */
-#define HPA_CONFLICT 409
-#define HPA_TRIES 10
 
 /* What pausing and resuming one HPA needs, read before the work is shared out (a tree is
  * not shared between threads; each HPA is handled by the one worker of its Deployment). */
@@ -326,55 +420,23 @@ static char *hpa_path(const struct plan *p, const char *name)
 			 name ? name : "");
 }
 
-/* h (cleared first) as the HPA now is: 0, CR_K8S_NOT_FOUND, or -1 after reporting. */
+/* h (cleared first) as the HPA now is: 0, CR_K8S_NOT_FOUND, or -1 after reporting. Read
+ * by listing it by name: the Role grants list on HPAs, not get (SPEC's verbs). */
 static int hpa_get(struct plan *p, const char *name, struct hpa *h)
 {
 	hpa_clear(h);
-	char *path = hpa_path(p, name);
+	struct cr_buf path = { 0 };
+	cr_buf_printf(&path, "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers"
+			     "?fieldSelector=metadata.name%%3D", p->s->ns);
+	cr_percent_encode(&path, name);
 	struct fy_document *d = NULL;
-	int rc = cr_k8s_get(p->k, path, &d);
-	free(path);
+	int rc = cr_k8s_list(p->k, path.data, NULL, &d);
+	cr_buf_free(&path);
+	struct fy_node *obj = rc ? NULL : yt_path(fy_document_root(d), "/items/0");
 	if (!rc)
-		rc = hpa_read(fy_document_root(d), h);
+		rc = obj ? hpa_read(obj, h) : CR_K8S_NOT_FOUND;
 	if (d)
 		fy_document_destroy(d);
-	return rc;
-}
-
-/* A merge patch (consumed) of the HPA at path: 0 with *out (if set) the HPA as it now is,
- * HPA_CONFLICT when its resourceVersion is stale, CR_K8S_NOT_FOUND, or -1 after reporting.
- * Idempotent: a resent patch that did land meets its own resourceVersion and gets 409. */
-static int hpa_patch(struct plan *p, const char *path, struct fy_document *patch,
-		     struct fy_document **out)
-{
-	if (out)
-		*out = NULL;
-	char *body = cr_json_string(fy_document_root(patch));
-	fy_document_destroy(patch);
-	if (!body)
-		return -1;
-	struct fy_document *doc = NULL;
-	long status = cr_k8s_request(p->k, "PATCH", path, "application/merge-patch+json", body,
-				     CR_K8S_IDEMPOTENT, &doc);
-	free(body);
-	int rc = -1;
-	if (status >= 200 && status < 300 && (doc || !out)) {
-		rc = 0;
-		if (out) {
-			*out = doc;
-			doc = NULL;
-		}
-	} else if (status >= 200 && status < 300) {
-		cr_error("kubernetes: PATCH %s: %ld with no object in the answer", path, status);
-	} else if (status == 409) {
-		rc = HPA_CONFLICT;
-	} else if (status == 404) {
-		rc = CR_K8S_NOT_FOUND;
-	} else if (status > 0) {
-		cr_k8s_report("PATCH", path, status, doc);
-	}
-	if (doc)
-		fy_document_destroy(doc);
 	return rc;
 }
 
@@ -458,7 +520,7 @@ static int pause_once(struct plan *p, const struct hpa *h)
 		struct fy_node *behavior = yt_child_map(yt_child_map(root, "spec"), "behavior");
 		yt_set_str(yt_child_map(behavior, "scaleUp"), "selectPolicy", "Disabled");
 		struct fy_document *now = NULL;
-		rc = hpa_patch(p, path, d, &now);
+		rc = rv_patch(p, path, d, &now);
 		if (!rc && !(left = cr_json_string(yt_path(fy_document_root(now), "/spec/behavior"))))
 			rc = -1;
 		if (now)
@@ -475,7 +537,7 @@ static int pause_once(struct plan *p, const struct hpa *h)
 		if (h->recorded && off && h->rv)
 			yt_set_str(meta, "resourceVersion", h->rv);
 		yt_set_str(yt_child_map(meta, "annotations"), CR_HPA_PAUSED_ANNOTATION, left);
-		rc = hpa_patch(p, path, d, NULL);
+		rc = rv_patch(p, path, d, NULL);
 	}
 	free(left);
 	free(path);
@@ -543,7 +605,7 @@ static int resume_once(struct plan *p, const struct hpa *h)
 		if (diff)
 			yt_set(yt_child_map(root, "spec"), "behavior", diff);
 		char *path = hpa_path(p, h->name);
-		rc = hpa_patch(p, path, d, NULL);
+		rc = rv_patch(p, path, d, NULL);
 		free(path);
 	}
 	if (cur)
@@ -565,15 +627,15 @@ static int hpa_retry(struct plan *p, const struct hpa *listed,
 {
 	int rc = once(p, listed);
 	struct hpa h = { 0 };
-	for (int i = 1; rc == HPA_CONFLICT && i < HPA_TRIES; i++) {
+	for (int i = 1; rc == CONFLICT && i < WRITE_TRIES; i++) {
 		rc = hpa_get(p, listed->name, &h);
 		if (!rc)
 			rc = once(p, &h);
 	}
 	hpa_clear(&h);
-	if (rc == HPA_CONFLICT) {
+	if (rc == CONFLICT) {
 		cr_error("kubernetes: HorizontalPodAutoscaler %s: 409 Conflict %d times in a row: it "
-			 "keeps changing under us", listed->name, HPA_TRIES);
+			 "keeps changing under us", listed->name, WRITE_TRIES);
 		return -1;
 	}
 	return rc == CR_K8S_NOT_FOUND ? 0 : rc;

@@ -31,8 +31,8 @@ printed (pytest -s shows it) and written to build/fault-matrix.md; docs/reliabil
 quotes it.
 
 test_a_stop_write_applied_after_its_timeout: a timed-out write the server applies late
-(after the run ended) breaks the invariants: a known chartreuse bug, kept as a strict
-xfail until chartreuse guards its writes."""
+(after the run ended) must not break the invariants: every write carries the
+resourceVersion it was decided from, so a stale copy is refused."""
 import os
 import re
 import signal
@@ -740,11 +740,6 @@ def late_write(pg, tmp, step, which, call):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "chartreuse's PATCHes carry no precondition: a stop write that timed out on the client "
-    "but is applied by the server after the run completed (a late scale to 0, a late mark) "
-    "undoes the start, leaving a Deployment at 0 with no mark, which neither a second "
-    "migrate nor restore brings back"))
 def test_a_stop_write_applied_after_its_timeout(pg, tmp_path, calls):
     """Every write of the stop (its Deployment and HPA PATCHes, its scale PATCHes) in turn,
     held by the server for LATE seconds, then applied: the client timed out and wrote again,

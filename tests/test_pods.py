@@ -75,6 +75,26 @@ def scale_patches(k8s):
             for r in k8s.request_log if r.method == "PATCH" and r.path.endswith("/scale")]
 
 
+def outside_the_role(k8s):
+    """The requests chartreuse made that the Role it injects would refuse
+    (tests/test_rbac.py: BASE is that Role, which the simulator does not enforce)."""
+    from test_rbac import BASE
+    refused = []
+    for r in k8s.request_log:
+        m = re.match(r"^/(?:api/v1|apis/([^/]+)/[^/]+)/namespaces/[^/]+/([^/?]+)(?:/([^/?]+))?"
+                     r"(?:/([^/?]+))?$", r.path)
+        assert m, r.path
+        group, resource, name, sub = m.group(1) or "", m.group(2), m.group(3), m.group(4)
+        if sub:
+            resource += "/" + sub
+        verb = {"GET": "get" if name else ("watch" if r.query.get("watch") else "list"),
+                "PATCH": "patch", "POST": "create", "DELETE": "delete",
+                "PUT": "update"}[r.method]
+        if verb not in BASE.get((group, resource), set()):
+            refused.append(f"{r.method} {r.path} ({verb} {group}/{resource})")
+    return refused
+
+
 def with_settings(cfg, **settings):
     """The migration's config file with some settings changed (stopPodsTimeout...)."""
     doc = yaml.safe_load(cfg.read_text())
@@ -194,6 +214,7 @@ def test_three_groups_stop_in_order_and_start_exactly(three_groups, migration, p
               for kind in ("deployments", "horizontalpodautoscalers")}
     r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
     assert r.rc == 0, r.err.decode()
+    assert outside_the_role(k8s) == []
     err = r.err.decode()
 
     # The request log: one scale to 0 per Deployment, the groups highest priority first,
@@ -652,6 +673,7 @@ def test_restore_leaves_a_deployment_it_did_not_stop_alone(release, tmp_path):
         assert "behavior" not in k8s.get("horizontalpodautoscalers", "web")["spec"]
     assert "web" not in [n for n, _, _ in scale_patches(k8s)]
     assert sorted(n for n, _, _ in scale_patches(k8s)) == ["api", "cron", "worker"]
+    assert outside_the_role(k8s) == []
 
 
 # --- an HPA changed while it is paused ---------------------------------------------------
@@ -721,8 +743,12 @@ def test_a_change_between_the_read_and_the_pause_is_read_again(release, migratio
     finally:
         t.join()
     assert r.rc == 0, r.err.decode()
+    assert outside_the_role(k8s) == []
+    # Read again by listing it by name: the Role grants list on HPAs, not get.
     calls = [(rec.method, rec.status) for rec in k8s.request_log
-             if rec.path.endswith("/horizontalpodautoscalers/api")]
+             if rec.path.endswith("/horizontalpodautoscalers/api")
+             or (rec.path.endswith("/horizontalpodautoscalers")
+                 and rec.query.get("fieldSelector") == "metadata.name=api")]
     assert calls[0] == ("PATCH", 409), calls
     assert calls[1] == ("GET", 200), calls
     paused = [h for _, h in k8s.history("horizontalpodautoscalers", "api")
