@@ -85,12 +85,12 @@ test-asan: asan helm
 	CHARTREUSE_BIN=$(abspath build/asan/chartreuse) CHARTREUSE_UNIT=$(abspath build/asan/unit-tests) \
 	  $(PYTEST) -q tests $(PYTEST_ARGS)
 
-# The suite but its slow tests, whose signals and deadlines are timed for a binary that does
-# not run 20-50 times slower.
+# The suite but the fault matrix (marked timing), whose signals and faults are aimed at
+# moments timed for a binary that does not run 20-50 times slower.
 valgrind: all helm
 	CHARTREUSE_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --num-callers=50 --suppressions=$(abspath tests/valgrind.supp)" \
 	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
-	  $(PYTEST) -q tests -m "not slow" $(PYTEST_ARGS)
+	  $(PYTEST) -q tests -m "not timing" $(PYTEST_ARGS)
 
 check:
 	bash scripts/check.sh

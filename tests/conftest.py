@@ -19,7 +19,8 @@ EXAMPLE_CHART = REPO / "examples" / "chart" / "demo"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "helm: runs the real Helm binaries")
-    config.addinivalue_line("markers", "slow: long-running; skipped in the sanitizer passes")
+    config.addinivalue_line("markers", "timing: aims signals and faults at moments timed for "
+                            "an unwrapped binary; skipped under valgrind")
     config.addinivalue_line("markers", "e2e: real Helm against the simulated cluster (make e2e)")
 
 

@@ -86,7 +86,7 @@ def test_uncertain_script_falls_back(tmp_path):
     assert alembic_heads(project) == project.heads  # what the fallback asks
 
 
-@pytest.mark.parametrize("n", [500, pytest.param(2000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n", [500, 2000])
 def test_long_history_heads(tmp_path, n):
     project = ap.big_linear(tmp_path, n)
     got, err = native(project, stored=[project.revisions[n // 2]])

@@ -671,7 +671,7 @@ def calls(pg, tmp_path_factory):
     return learn_calls(pg, tmp_path_factory.mktemp("reference"))
 
 
-@pytest.mark.slow
+@pytest.mark.timing
 def test_fault_matrix(pg, tmp_path, calls):
     began = time.monotonic()
     only = selected()
@@ -739,7 +739,7 @@ def late_write(pg, tmp, step, which, call):
         cell.close()
 
 
-@pytest.mark.slow
+@pytest.mark.timing
 def test_a_stop_write_applied_after_its_timeout(pg, tmp_path, calls):
     """Every write of the stop (its Deployment and HPA PATCHes, its scale PATCHes) in turn,
     held by the server for LATE seconds, then applied: the client timed out and wrote again,

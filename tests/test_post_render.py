@@ -589,7 +589,6 @@ def test_nul_byte():
            "NUL byte", "line")
 
 
-@pytest.mark.slow
 def test_very_long_scalar_passes_through():
     big = "x" * (8 * 1024 * 1024)
     text = PLAIN_INPUT + f"---\napiVersion: v1\nkind: ConfigMap\ndata:\n  big: {big}\n"
