@@ -245,7 +245,7 @@ struct want {
 	bool (*fill)(const struct want *w, struct fy_node *obj, struct fy_document *d,
 		     struct fy_node *patch);
 	long replicas;
-	const char *key, *value; /* an annotation; value NULL: absent */
+	const char *key, *value; /* an annotation */
 };
 
 /* 0 with *out (if set) the object as it now is, CR_K8S_NOT_FOUND, or -1 after reporting. */
@@ -295,12 +295,13 @@ static bool fill_replicas(const struct want *w, struct fy_node *scale, struct fy
 static bool fill_annotation(const struct want *w, struct fy_node *obj, struct fy_document *d,
 			    struct fy_node *patch)
 {
+	(void)d;
 	char *now = yt_strdup(yt_get(yt_path(obj, "/metadata/annotations"), w->key));
-	bool differs = w->value ? !cr_streq(now, w->value) : now != NULL;
+	bool differs = !cr_streq(now, w->value);
 	free(now);
 	if (differs)
-		yt_set(yt_child_map(yt_child_map(patch, "metadata"), "annotations"), w->key,
-		       w->value ? yt_str(d, w->value) : fy_node_create_scalar(d, "null", 4));
+		yt_set_str(yt_child_map(yt_child_map(patch, "metadata"), "annotations"), w->key,
+			   w->value);
 	return differs;
 }
 
@@ -315,11 +316,47 @@ static int scale_to(struct plan *p, const char *name, long replicas, struct fy_d
 	return rc;
 }
 
-/* value NULL removes the annotation. CR_K8S_NOT_FOUND when there is no such object. */
+/* CR_K8S_NOT_FOUND when there is no such object. */
 static int annotate(struct plan *p, const char *path, const char *key, const char *value)
 {
 	struct want w = { .fill = fill_annotation, .key = key, .value = value };
 	return write_wanted(p, path, &w, NULL);
+}
+
+/* The stopped mark's removal is conditioned on the mark itself (a JSON patch that tests it
+ * first), not on a resourceVersion: the Deployment's status changes while its Pods start,
+ * and each change would be a conflict. A copy that lands late finds no mark, fails its test
+ * (422) and changes nothing. CR_K8S_NOT_FOUND when there is no such Deployment. */
+static int unmark(struct plan *p, const char *path)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *ops = yt_seq(d);
+	fy_document_set_root(d, ops);
+	static const char *const kinds[] = { "test", "remove" };
+	for (size_t i = 0; i < 2; i++) {
+		struct fy_node *op = yt_map(d);
+		yt_set_str(op, "op", kinds[i]);
+		yt_set_str(op, "path", CR_STOPPED_POINTER);
+		if (i == 0)
+			yt_set_str(op, "value", "true");
+		yt_append(ops, op);
+	}
+	char *body = cr_json_string(ops);
+	fy_document_destroy(d);
+	if (!body)
+		return -1;
+	struct fy_document *answer = NULL;
+	long status = cr_k8s_request(p->k, "PATCH", path, "application/json-patch+json", body,
+				     CR_K8S_IDEMPOTENT, &answer);
+	free(body);
+	int rc = (status >= 200 && status < 300) || status == 422 ? 0
+		 : status == 404					  ? CR_K8S_NOT_FOUND
+									  : -1;
+	if (rc < 0 && status > 0)
+		cr_k8s_report("PATCH", path, status, answer);
+	if (answer)
+		fy_document_destroy(answer);
+	return rc;
 }
 
 /* --- HPAs ---------------------------------------------------------------------------------- */
@@ -747,7 +784,7 @@ static void start_item(struct plan *p, struct item *it)
 	if (!it->rc && !it->missing)
 		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
 	if (!it->rc && marked)
-		it->rc = annotate(p, path, CR_STOPPED_ANNOTATION, NULL);
+		it->rc = unmark(p, path);
 	if (it->rc == CR_K8S_NOT_FOUND) /* deleted meanwhile */
 		it->rc = 0;
 	free(path);

@@ -19,6 +19,7 @@ struct cr_k8s_options;
  * its spec.behavior from before, and the one the pause left, as JSON). `status` reads
  * them too. */
 #define CR_STOPPED_ANNOTATION "chartreuse.wiremind.io/stopped"
+#define CR_STOPPED_POINTER "/metadata/annotations/chartreuse.wiremind.io~1stopped" /* RFC 6901 */
 #define CR_HPA_BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
 #define CR_HPA_PAUSED_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-paused"
 
