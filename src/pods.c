@@ -245,7 +245,6 @@ struct want {
 	bool (*fill)(const struct want *w, struct fy_node *obj, struct fy_document *d,
 		     struct fy_node *patch);
 	long replicas;
-	const char *key, *value; /* an annotation */
 };
 
 /* 0 with *out (if set) the object as it now is, CR_K8S_NOT_FOUND, or -1 after reporting. */
@@ -292,19 +291,6 @@ static bool fill_replicas(const struct want *w, struct fy_node *scale, struct fy
 	return differs;
 }
 
-static bool fill_annotation(const struct want *w, struct fy_node *obj, struct fy_document *d,
-			    struct fy_node *patch)
-{
-	(void)d;
-	char *now = yt_strdup(yt_get(yt_path(obj, "/metadata/annotations"), w->key));
-	bool differs = !cr_streq(now, w->value);
-	free(now);
-	if (differs)
-		yt_set_str(yt_child_map(yt_child_map(patch, "metadata"), "annotations"), w->key,
-			   w->value);
-	return differs;
-}
-
 /* CR_K8S_NOT_FOUND when there is no such Deployment. *scale (if set): the Scale as it
  * now is, whose status.selector selects the Deployment's Pods. */
 static int scale_to(struct plan *p, const char *name, long replicas, struct fy_document **scale)
@@ -316,32 +302,23 @@ static int scale_to(struct plan *p, const char *name, long replicas, struct fy_d
 	return rc;
 }
 
-/* CR_K8S_NOT_FOUND when there is no such object. */
-static int annotate(struct plan *p, const char *path, const char *key, const char *value)
+/* "op" at the stopped mark (value NULL: none), appended to ops. */
+static void mark_op(struct fy_node *ops, const char *op, const char *value)
 {
-	struct want w = { .fill = fill_annotation, .key = key, .value = value };
-	return write_wanted(p, path, &w, NULL);
+	struct fy_document *d = fy_node_document(ops);
+	struct fy_node *o = yt_map(d);
+	yt_set_str(o, "op", op);
+	yt_set_str(o, "path", CR_STOPPED_POINTER);
+	if (value)
+		yt_set_str(o, "value", value);
+	yt_append(ops, o);
 }
 
-/* The stopped mark's removal is conditioned on the mark itself (a JSON patch that tests it
- * first), not on a resourceVersion: the Deployment's status changes while its Pods start,
- * and each change would be a conflict. A copy that lands late finds no mark, fails its test
- * (422) and changes nothing. CR_K8S_NOT_FOUND when there is no such Deployment. */
-static int unmark(struct plan *p, const char *path)
+/* A JSON patch (consumed): 0 on 2xx, 1 when a test failed (422), CR_K8S_NOT_FOUND, or -1
+ * after reporting. */
+static int json_patch(struct plan *p, const char *path, struct fy_document *d)
 {
-	struct fy_document *d = fy_document_create(NULL);
-	struct fy_node *ops = yt_seq(d);
-	fy_document_set_root(d, ops);
-	static const char *const kinds[] = { "test", "remove" };
-	for (size_t i = 0; i < 2; i++) {
-		struct fy_node *op = yt_map(d);
-		yt_set_str(op, "op", kinds[i]);
-		yt_set_str(op, "path", CR_STOPPED_POINTER);
-		if (i == 0)
-			yt_set_str(op, "value", "true");
-		yt_append(ops, op);
-	}
-	char *body = cr_json_string(ops);
+	char *body = cr_json_string(fy_document_root(d));
 	fy_document_destroy(d);
 	if (!body)
 		return -1;
@@ -349,14 +326,78 @@ static int unmark(struct plan *p, const char *path)
 	long status = cr_k8s_request(p->k, "PATCH", path, "application/json-patch+json", body,
 				     CR_K8S_IDEMPOTENT, &answer);
 	free(body);
-	int rc = (status >= 200 && status < 300) || status == 422 ? 0
-		 : status == 404					  ? CR_K8S_NOT_FOUND
-									  : -1;
+	int rc = status >= 200 && status < 300 ? 0
+		 : status == 422		 ? 1
+		 : status == 404		 ? CR_K8S_NOT_FOUND
+						 : -1;
 	if (rc < 0 && status > 0)
 		cr_k8s_report("PATCH", path, status, answer);
 	if (answer)
 		fy_document_destroy(answer);
 	return rc;
+}
+
+/* The stopped mark is conditioned on the Deployment's metadata.generation, which only its
+ * spec moves (not the status updates of Pods starting, which would make a resourceVersion
+ * conflict): a copy that lands late, after the scale down and up moved the generation,
+ * fails its test and changes nothing. CR_K8S_NOT_FOUND when there is no such Deployment. */
+static int mark(struct plan *p, const char *path)
+{
+	for (int i = 0; i < WRITE_TRIES; i++) {
+		struct fy_document *cur = NULL;
+		int rc = cr_k8s_get(p->k, path, &cur);
+		if (rc)
+			return rc;
+		struct fy_node *obj = fy_document_root(cur);
+		struct fy_node *ann = yt_path(obj, "/metadata/annotations");
+		bool marked = yt_get(ann, CR_STOPPED_ANNOTATION) != NULL;
+		char *gen = yt_strdup(yt_path(obj, "/metadata/generation"));
+		fy_document_destroy(cur);
+		if (marked) {
+			free(gen);
+			return 0;
+		}
+		struct fy_document *d = fy_document_create(NULL);
+		struct fy_node *ops = yt_seq(d);
+		fy_document_set_root(d, ops);
+		if (gen) {
+			struct fy_node *test = yt_map(d);
+			yt_set_str(test, "op", "test");
+			yt_set_str(test, "path", "/metadata/generation");
+			yt_set(test, "value", yt_int(d, strtol(gen, NULL, 10)));
+			yt_append(ops, test);
+		}
+		free(gen);
+		if (ann) {
+			mark_op(ops, "add", "true");
+		} else {
+			struct fy_node *add = yt_map(d);
+			yt_set_str(add, "op", "add");
+			yt_set_str(add, "path", "/metadata/annotations");
+			yt_set_str(yt_child_map(add, "value"), CR_STOPPED_ANNOTATION, "true");
+			yt_append(ops, add);
+		}
+		rc = json_patch(p, path, d);
+		if (rc != 1)
+			return rc;
+	}
+	cr_error("kubernetes: PATCH %s: the Deployment keeps changing under us (%d tries)", path,
+		 WRITE_TRIES);
+	return -1;
+}
+
+/* The stopped mark's removal is conditioned on the mark itself (a JSON patch that tests it
+ * first), for the same reason: a copy that lands late finds no mark, fails its test and
+ * changes nothing. CR_K8S_NOT_FOUND when there is no such Deployment. */
+static int unmark(struct plan *p, const char *path)
+{
+	struct fy_document *d = fy_document_create(NULL);
+	struct fy_node *ops = yt_seq(d);
+	fy_document_set_root(d, ops);
+	mark_op(ops, "test", "true");
+	mark_op(ops, "remove", NULL);
+	int rc = json_patch(p, path, d);
+	return rc == 1 ? 0 : rc; /* no mark: nothing to remove */
 }
 
 /* --- HPAs ---------------------------------------------------------------------------------- */
@@ -732,7 +773,7 @@ static int read_selector(struct item *it, struct fy_document *scale)
 static void take_charge(struct plan *p, struct item *it)
 {
 	char *path = deployment_path(p, it->t->deployment, NULL);
-	it->rc = annotate(p, path, CR_STOPPED_ANNOTATION, "true");
+	it->rc = mark(p, path);
 	free(path);
 	if (it->rc == CR_K8S_NOT_FOUND) {
 		it->missing = true;
