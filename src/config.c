@@ -563,9 +563,14 @@ int cr_config_set(struct fy_node *root, const char *assignment)
 		}
 		if (last) {
 			struct fy_node *old = NULL;
-			if (yt_is_seq(cur) && is_index(key, &idx) &&
-			    !(old = seq_item(cur, idx, false, assignment)))
+			if (yt_is_seq(cur) && is_index(key, &idx)) {
+				if (!(old = seq_item(cur, idx, false, assignment)))
+					goto out;
+			} else if (!yt_is_map(cur)) {
+				cr_error("--set %s: %s is inside a value that is not a mapping",
+					 assignment, key);
 				goto out;
+			}
 			struct fy_node *v = value_node(d, free_form ? NULL : f, eq + 1, assignment);
 			if (!v)
 				goto out;

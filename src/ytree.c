@@ -302,7 +302,11 @@ void yt_set(struct fy_node *map, const char *key, struct fy_node *value)
 		fy_node_pair_set_value(p, value);
 		return;
 	}
-	fy_node_mapping_append(map, yt_str(fy_node_document(map), key), value);
+	struct fy_node *k = yt_str(fy_node_document(map), key);
+	if (fy_node_mapping_append(map, k, value)) { /* map is no mapping: the nodes are ours */
+		fy_node_free(k);
+		fy_node_free(value);
+	}
 }
 
 void yt_set_str(struct fy_node *map, const char *key, const char *s)
