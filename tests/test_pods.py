@@ -474,16 +474,21 @@ def test_failed_pods_do_not_count(release, migration, pg):
     assert counting_at(lives, {"api", "web"}, worker_down) == []
 
 
+def slow_to_stop(k8s, name, priority):
+    """A Deployment of the release whose one Pod takes 60 s to go; returns the Pod's name."""
+    k8s.put(deployment(name, 1, annotations={STOP_DELAY: "60"}))
+    k8s.put(eds(name, 1, priority=priority))
+    k8s.wait_for(lambda: len(k8s.pods_of(name)) == 1, timeout=10, what=f"{name}'s pod")
+    return k8s.pods_of(name)[0]["metadata"]["name"]
+
+
 def test_a_pod_failing_during_the_wait_stops_counting(release, migration):
     """A terminating Pod that ends Failed counts no longer from that event on: the wait
     ends there, not when the Pod object goes."""
     k8s = release
     cfg, env, _ = migration
     with_settings(cfg, stopPodsTimeout=60)
-    k8s.put(deployment("sticky", 1, annotations={STOP_DELAY: "60"}))
-    k8s.put(eds("sticky", 1, priority=10))
-    k8s.wait_for(lambda: len(k8s.pods_of("sticky")) == 1, timeout=10, what="sticky's pod")
-    pod = k8s.pods_of("sticky")[0]["metadata"]["name"]
+    pod = slow_to_stop(k8s, "sticky", priority=10)
     p, lines, reader = start_migrate(cfg, env)
     try:
         k8s.wait_for(lambda: (k8s.get("pods", pod) or {}).get("metadata", {})
@@ -510,10 +515,7 @@ def test_stop_deadline_fails_clearly_and_keeps_the_way_back(release, migration, 
     k8s = release
     cfg, env, db = migration
     with_settings(cfg, stopPodsTimeout=2)
-    k8s.put(deployment("stuck", 1, annotations={STOP_DELAY: "60"}))
-    k8s.put(eds("stuck", 1, priority=5))
-    k8s.wait_for(lambda: len(k8s.pods_of("stuck")) == 1, timeout=10, what="stuck's pod")
-    pod = k8s.pods_of("stuck")[0]["metadata"]["name"]
+    pod = slow_to_stop(k8s, "stuck", priority=5)
     # api's first scale (to 0) goes through; the start's is refused.
     k8s.fault("PATCH", r"/deployments/api/scale$", status=403, times=None, after=1)
     t0 = time.monotonic()
