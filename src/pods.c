@@ -202,12 +202,12 @@ static struct fy_document *new_patch(struct fy_node **root)
 #define CONFLICT 409
 #define WRITE_TRIES 10
 
-/* A merge patch (consumed) of the object at path: 0 with *out (if set) the object as it now
- * is, CONFLICT when the resourceVersion it carries is stale, CR_K8S_NOT_FOUND, or -1 after
- * reporting. Idempotent: a resent patch that did land meets its own resourceVersion and gets
- * 409. */
-static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
-		     struct fy_document **out)
+/* A patch (consumed) of the object at path whose precondition the server checks: 0 with
+ * *out (if set) the object as it now is, `refused` (the status the server answers a failed
+ * precondition with) when it did not hold, CR_K8S_NOT_FOUND, or -1 after reporting.
+ * Idempotent: a resent patch that did land meets its own precondition and is refused. */
+static int guarded_patch(struct plan *p, const char *path, const char *content_type,
+			 long refused, struct fy_document *patch, struct fy_document **out)
 {
 	if (out)
 		*out = NULL;
@@ -216,8 +216,8 @@ static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
 	if (!body)
 		return -1;
 	struct fy_document *doc = NULL;
-	long status = cr_k8s_request(p->k, "PATCH", path, "application/merge-patch+json", body,
-				     CR_K8S_IDEMPOTENT, &doc);
+	long status = cr_k8s_request(p->k, "PATCH", path, content_type, body, CR_K8S_IDEMPOTENT,
+				     &doc);
 	free(body);
 	int rc = -1;
 	if (status >= 200 && status < 300 && (doc || !out)) {
@@ -228,8 +228,8 @@ static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
 		}
 	} else if (status >= 200 && status < 300) {
 		cr_error("kubernetes: PATCH %s: %ld with no object in the answer", path, status);
-	} else if (status == 409) {
-		rc = CONFLICT;
+	} else if (status == refused) {
+		rc = (int)refused;
 	} else if (status == 404) {
 		rc = CR_K8S_NOT_FOUND;
 	} else if (status > 0) {
@@ -238,6 +238,13 @@ static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
 	if (doc)
 		fy_document_destroy(doc);
 	return rc;
+}
+
+/* A merge patch carrying a resourceVersion: CONFLICT when it is stale. */
+static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
+		    struct fy_document **out)
+{
+	return guarded_patch(p, path, "application/merge-patch+json", CONFLICT, patch, out);
 }
 
 /* Fills the merge patch that makes obj as wanted; false when it already is. */
@@ -314,27 +321,11 @@ static void mark_op(struct fy_node *ops, const char *op, const char *value)
 	yt_append(ops, o);
 }
 
-/* A JSON patch (consumed): 0 on 2xx, 1 when a test failed (422), CR_K8S_NOT_FOUND, or -1
- * after reporting. */
+/* A JSON patch (consumed) that tests before it changes: 1 when a test failed (422). */
 static int json_patch(struct plan *p, const char *path, struct fy_document *d)
 {
-	char *body = cr_json_string(fy_document_root(d));
-	fy_document_destroy(d);
-	if (!body)
-		return -1;
-	struct fy_document *answer = NULL;
-	long status = cr_k8s_request(p->k, "PATCH", path, "application/json-patch+json", body,
-				     CR_K8S_IDEMPOTENT, &answer);
-	free(body);
-	int rc = status >= 200 && status < 300 ? 0
-		 : status == 422		 ? 1
-		 : status == 404		 ? CR_K8S_NOT_FOUND
-						 : -1;
-	if (rc < 0 && status > 0)
-		cr_k8s_report("PATCH", path, status, answer);
-	if (answer)
-		fy_document_destroy(answer);
-	return rc;
+	int rc = guarded_patch(p, path, "application/json-patch+json", 422, d, NULL);
+	return rc == 422 ? 1 : rc;
 }
 
 /* The stopped mark is conditioned on the Deployment's metadata.generation, which only its
