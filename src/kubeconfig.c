@@ -258,9 +258,7 @@ static struct fy_node *find_named(const struct kfiles *fs, const char *list, con
 		void *it = NULL;
 		struct fy_node *item;
 		while (yt_is_seq(seq) && (item = fy_node_sequence_iterate(seq, &it))) {
-			size_t len;
-			const char *n = yt_scalar(yt_get(item, "name"), &len);
-			if (n && len == strlen(name) && !memcmp(n, name, len)) {
+			if (yt_scalar_is(yt_get(item, "name"), name)) {
 				*where = &fs->f[i];
 				struct fy_node *body = yt_get(item, kind);
 				return body ? body : item; /* an entry without a body is empty */
@@ -287,9 +285,10 @@ static int get_str(struct fy_node *map, const char *key, const char *where, char
 
 static bool get_bool(struct fy_node *map, const char *key)
 {
-	size_t len;
-	const char *s = yt_scalar(yt_get(map, key), &len);
-	return s && len == 4 && !strncasecmp(s, "true", 4);
+	char *s = yt_strdup(yt_get(map, key));
+	bool yes = s && !strcasecmp(s, "true");
+	free(s);
+	return yes;
 }
 
 /* A path from a kubeconfig, relative to that file's directory. */
@@ -402,12 +401,14 @@ static int read_user(struct fy_node *u, const struct kfile *f, struct cr_kcfg *c
 	return yt_is_map(e) ? read_exec(e, f, cfg) : 0;
 }
 
-static const char *first_current_context(const struct kfiles *fs)
+/* Caller frees. */
+static char *first_current_context(const struct kfiles *fs)
 {
 	for (size_t i = 0; i < fs->n; i++) {
-		const char *c = yt_scalar(yt_get(kroot(&fs->f[i]), "current-context"), NULL);
+		char *c = yt_strdup(yt_get(kroot(&fs->f[i]), "current-context"));
 		if (cr_nonempty(c))
 			return c;
+		free(c);
 	}
 	return NULL;
 }
@@ -458,8 +459,9 @@ int cr_kcfg_from_files(const char *paths, const char *context, const char *names
 	memset(cfg, 0, sizeof(*cfg));
 	struct kfiles fs = { 0 };
 	int rc = kfiles_load(&fs, paths);
-	const char *name = cr_nonempty(context) ? context : NULL;
-	if (!rc && !name && !(name = first_current_context(&fs))) {
+	char *current = rc || cr_nonempty(context) ? NULL : first_current_context(&fs);
+	const char *name = cr_nonempty(context) ? context : current;
+	if (!rc && !name) {
 		cr_error("kubernetes: %s sets no current-context: pass --kube-context", paths);
 		rc = -1;
 	}
@@ -472,6 +474,7 @@ int cr_kcfg_from_files(const char *paths, const char *context, const char *names
 		free(cfg->namespace);
 		cfg->namespace = xstrdup("default");
 	}
+	free(current);
 	kfiles_free(&fs);
 	if (rc)
 		cr_kcfg_free(cfg);

@@ -142,15 +142,11 @@ static struct fy_node_pair *pair_of(struct fy_node *map, const char *key)
 {
 	if (!yt_is_map(map))
 		return NULL;
-	size_t want = strlen(key);
 	void *it = NULL;
 	struct fy_node_pair *p;
-	while ((p = fy_node_mapping_iterate(map, &it))) {
-		size_t len;
-		const char *k = yt_scalar(fy_node_pair_key(p), &len);
-		if (k && len == want && memcmp(k, key, len) == 0)
+	while ((p = fy_node_mapping_iterate(map, &it)))
+		if (yt_scalar_is(fy_node_pair_key(p), key))
 			return p;
-	}
 	return NULL;
 }
 
@@ -164,11 +160,16 @@ const char *yt_scalar(struct fy_node *n, size_t *len)
 {
 	if (!yt_is_scalar(n))
 		return NULL;
-	size_t l = 0;
-	const char *s = fy_node_get_scalar(n, &l);
-	if (len)
-		*len = l;
+	*len = 0;
+	const char *s = fy_node_get_scalar(n, len);
 	return s ? s : "";
+}
+
+bool yt_scalar_is(struct fy_node *n, const char *s)
+{
+	size_t len;
+	const char *text = yt_scalar(n, &len);
+	return text && len == strlen(s) && memcmp(text, s, len) == 0;
 }
 
 char *yt_strdup(struct fy_node *n)

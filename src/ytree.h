@@ -23,7 +23,11 @@ bool yt_text_is_null(const char *s, size_t len);
 
 /* Lookups; NULL when absent or of another shape. */
 struct fy_node *yt_get(struct fy_node *map, const char *key);
-const char *yt_scalar(struct fy_node *n, size_t *len);
+/* A scalar's text and its length, which is required: the text is not NUL-terminated (a
+ * quoted scalar points into the document's source, which goes on after the quote). */
+const char *yt_scalar(struct fy_node *n, size_t *len) __attribute__((nonnull(2)));
+/* n is a scalar whose text is exactly s. */
+bool yt_scalar_is(struct fy_node *n, const char *s);
 /* NUL-terminated copy of a scalar (NULL if n is not a scalar). */
 char *yt_strdup(struct fy_node *n);
 /* Line (1-based) where n starts, 0 if unknown. */

@@ -838,3 +838,128 @@ def test_watch_retried_before_the_stream_starts(tmp_path, stub, pki):
     cli = run_cli([f"watch {PODS} 10000 0"], token_env(tmp_path, stub, pki))
     assert cli.value("watch") == "2" and len(cli.events()) == 1
     assert len(stub.requests) == 2
+
+
+# --- kubeconfigs in the forms real tools write ------------------------------------------
+
+KUBECTL = str(REPO / ".cache" / "helm" / "v4" / "kubectl")
+
+
+def kubeconfig_doc(stub, token="t0ken-forms", namespace="forms-ns"):
+    return {"apiVersion": "v1", "kind": "Config", "preferences": {},
+            "current-context": "prod",
+            "clusters": [{"name": "prod", "cluster": {
+                "server": stub.url, "certificate-authority": "pki/ca.crt"}}],
+            "users": [{"name": "prod-user", "user": {"token": token}}],
+            "contexts": [{"name": "prod", "context": {
+                "cluster": "prod", "user": "prod-user", "namespace": namespace}}]}
+
+
+def quoted_yaml(doc, quote):
+    """Block YAML whose every scalar (keys too) is quoted with `quote`."""
+    def q(s):
+        s = str(s)
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"' if quote == '"' \
+            else "'" + s.replace("'", "''") + "'"
+
+    def emit(v, indent):
+        pad = "  " * indent
+        if isinstance(v, dict):
+            if not v:
+                return [pad + "{}"]
+            out = []
+            for k, x in v.items():
+                if isinstance(x, (dict, list)) and x:
+                    out.append(f"{pad}{q(k)}:")
+                    out.extend(emit(x, indent + 1))
+                else:
+                    out.append(f"{pad}{q(k)}: {emit(x, 0)[0].strip()}")
+            return out
+        if isinstance(v, list):
+            out = []
+            for x in v:
+                sub = emit(x, indent + 1)
+                out.append(pad + "- " + sub[0].strip())
+                out.extend(sub[1:])
+            return out
+        return [pad + q(v)]
+    return "\n".join(emit(doc, 0)) + "\n"
+
+
+def kubeconfig_forms(stub):
+    doc = kubeconfig_doc(stub)
+    block = yaml.safe_dump(doc, sort_keys=False)
+    commented = "# written by a tool\n" + "".join(
+        line + ("  # a comment\n" if ":" in line and not line.rstrip().endswith(":") else "\n")
+        for line in block.splitlines())
+    return {
+        "json-one-line": json.dumps(doc),
+        "json-indented": json.dumps(doc, indent=4) + "\n",
+        "flow": yaml.safe_dump(doc, default_flow_style=True, width=4096),
+        "double-quoted": quoted_yaml(doc, '"'),
+        "single-quoted": quoted_yaml(doc, "'"),
+        "current-context-quoted": block.replace("current-context: prod",
+                                                'current-context: "prod"'),
+        "crlf": block.replace("\n", "\r\n"),
+        "crlf-quoted": quoted_yaml(doc, '"').replace("\n", "\r\n"),
+        "comments": commented,
+    }
+
+
+FORMS = ["json-one-line", "json-indented", "flow", "double-quoted", "single-quoted",
+         "current-context-quoted", "crlf", "crlf-quoted", "comments"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_kubeconfig_in_every_form_kubectl_reads(tmp_path, stub, pki, form):
+    kube = tmp_path / "kube"
+    (kube / "pki").mkdir(parents=True)
+    shutil.copy(pki / "ca.crt", kube / "pki" / "ca.crt")
+    path = kube / "config"
+    path.write_text(kubeconfig_forms(stub)[form], newline="")
+    # kubectl itself reads it as the same configuration
+    seen = json.loads(subprocess.run(
+        [KUBECTL, "--kubeconfig", str(path), "config", "view", "-o", "json"],
+        capture_output=True, text=True, check=True).stdout)
+    assert seen["current-context"] == "prod"
+    assert seen["contexts"][0]["context"]["namespace"] == "forms-ns"
+    cli = run_cli(["info", f"get {PODS}"], {"KUBECONFIG": str(path)})
+    assert not cli.errors(), cli.err
+    assert cli.value("namespace") == "forms-ns"
+    assert cli.value("server") == stub.url
+    assert cli.value("origin") == f"{path}, context prod"
+    assert [r["auth"] for r in stub.seen(PODS)] == ["Bearer t0ken-forms"]
+
+
+def test_kubeconfig_as_kubectl_flattens_it_to_json(tmp_path, stub, pki):
+    """`kubectl config view --flatten -o json`: the CA inlined as data, every value quoted."""
+    src = write_kubeconfig(tmp_path, stub, pki, {"token": "flat-token"}, namespace="flat")
+    flat = subprocess.run([KUBECTL, "--kubeconfig", str(src), "config", "view", "--flatten",
+                           "-o", "json"], capture_output=True, text=True, check=True).stdout
+    assert '"certificate-authority-data": "' in flat
+    path = tmp_path / "flat.json"
+    path.write_text(flat)
+    cli = run_cli(["info", f"get {PODS}"], {"KUBECONFIG": str(path)})
+    assert not cli.errors(), cli.err
+    assert cli.value("namespace") == "flat"
+    assert [r["auth"] for r in stub.seen(PODS)] == ["Bearer flat-token"]
+
+
+def test_kubeconfig_list_of_files_in_other_forms(tmp_path, stub, pki):
+    """KUBECONFIG with a JSON file first (its quoted current-context wins) and YAML after."""
+    kube = tmp_path / "kube"
+    (kube / "pki").mkdir(parents=True)
+    shutil.copy(pki / "ca.crt", kube / "pki" / "ca.crt")
+    first = kube / "first.json"
+    first.write_text(json.dumps({"current-context": "prod",
+                                 "users": [{"name": "prod-user", "user": {"token": "first"}}]}))
+    second = kube / "second"
+    second.write_text(kubeconfig_forms(stub)["crlf-quoted"], newline="")
+    env = {"KUBECONFIG": f"{first}:{second}"}
+    merged = json.loads(subprocess.run([KUBECTL, "config", "view", "-o", "json"], env=dict(
+        os.environ, **env), capture_output=True, text=True, check=True).stdout)
+    assert merged["current-context"] == "prod"
+    cli = run_cli(["info", f"get {PODS}"], env)
+    assert not cli.errors(), cli.err
+    assert cli.value("origin") == f"{second}, context prod"
+    assert [r["auth"] for r in stub.seen(PODS)] == ["Bearer first"]

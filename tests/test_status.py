@@ -488,6 +488,25 @@ def test_kube_context_option(release, setup, tmp_path):
     assert r.rc == 0
 
 
+def test_kubeconfig_as_kubectl_writes_it_in_json(release, setup, tmp_path):
+    """`kubectl config view --flatten -o json` (every value double-quoted): status and
+    restore read it as the YAML kubeconfig it came from."""
+    from conftest import REPO
+    import subprocess
+    setup.migrate()
+    flat = subprocess.run([str(REPO / ".cache" / "helm" / "v4" / "kubectl"), "config", "view",
+                           "--flatten", "-o", "json", "--kubeconfig", str(setup.kubeconfig)],
+                          capture_output=True, text=True, check=True).stdout
+    kc = tmp_path / "kubeconfig.json"
+    kc.write_text(flat)
+    r, data = setup.json("--kubeconfig", str(kc))
+    assert r.rc == 0, r.err_lines
+    assert len(data["deployments"]) == 3
+    r = run(["restore", "--release", RELEASE, "--namespace", "default", "--kubeconfig",
+             str(kc)], timeout=120)
+    assert r.rc == 0, r.err_lines
+
+
 def test_unreachable_cluster_is_exit_3(setup, tmp_path, k8s):
     setup.migrate()
     from pgserver import free_port

@@ -13,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -191,6 +193,15 @@ users: [{name: admin, user: {client-certificate-data: %s, client-key-data: %s}}]
         "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
         "clusters: [{name: k, cluster: {server: https://k}}]\n"
         "users: [{name: u, user: {auth-provider: {name: gcp}}}]\n")
+    # The forms other tools write: kubectl's JSON (every value double-quoted), quoted
+    # scalars, CRLF line ends (a quoted scalar once ran to the end of the file).
+    as_yaml = yaml.safe_load(token)
+    put("kubeconfig", "kubectl_json.json", json.dumps(as_yaml, indent=4) + "\n")
+    put("kubeconfig", "quoted_crlf.yaml", (token.replace("current-context: sim",
+                                                         "current-context: 'sim'")
+                                           .replace("token: s3cr3t-token",
+                                                    'token: "s3cr3t-token"')
+                                           .replace("\n", "\r\n")))
 
 
 def k8s_json():

@@ -95,3 +95,27 @@ TEST(keys_are_matched_as_text_not_as_yaml)
 	CHECK(fy_node_mapping_item_count(root) == 4);
 	fy_document_destroy(d);
 }
+
+/* A quoted scalar's text is not NUL-terminated where it ends: it points into the source,
+ * which goes on after the closing quote. Only its length says where it stops. */
+TEST(quoted_scalar_ends_at_its_length)
+{
+	static const char src[] = "{\"current-context\": \"prod\", 'b': 'x''y', c: plain}\n";
+	struct fy_document *d = yt_parse(src, sizeof(src) - 1, "test", 0);
+	CHECK(d != NULL);
+	struct fy_node *root = d ? fy_document_root(d) : NULL;
+	size_t len;
+	const char *s = yt_scalar(yt_get(root, "current-context"), &len);
+	CHECK(s && len == 4 && !memcmp(s, "prod", 4));
+	CHECK(yt_scalar_is(yt_get(root, "current-context"), "prod"));
+	CHECK(!yt_scalar_is(yt_get(root, "current-context"), "pro"));
+	CHECK(!yt_scalar_is(yt_get(root, "current-context"), "prod\""));
+	CHECK(yt_scalar_is(yt_get(root, "b"), "x'y"));
+	CHECK(yt_scalar_is(yt_get(root, "c"), "plain"));
+	CHECK(!yt_scalar_is(root, "plain"));
+	char *b = yt_strdup(yt_get(root, "b"));
+	CHECK_STR(b, "x'y");
+	free(b);
+	if (d)
+		fy_document_destroy(d);
+}
