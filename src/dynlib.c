@@ -131,13 +131,6 @@ CURL_FN(CURLcode, curl_easy_perform, (CURL * h), (h))
 CURL_FN(const char *, curl_easy_strerror, (CURLcode c), (c))
 CURL_FN(struct curl_slist *, curl_slist_append, (struct curl_slist * l, const char *s), (l, s))
 CURL_VOID(curl_slist_free_all, (struct curl_slist * l), (l))
-CURL_VOID(curl_free, (void *p), (p))
-CURL_FN(CURLU *, curl_url, (void), ())
-CURL_VOID(curl_url_cleanup, (CURLU * u), (u))
-CURL_FN(CURLUcode, curl_url_get, (CURLU * u, CURLUPart what, char **part, unsigned int flags),
-	(u, what, part, flags))
-CURL_FN(CURLUcode, curl_url_set, (CURLU * u, CURLUPart what, const char *part, unsigned int flags),
-	(u, what, part, flags))
 
 /* The variadic two read their one argument by the type the option number says, as libcurl
  * itself does. */

@@ -1,6 +1,7 @@
 #include "es.h"
 #include "log.h"
 #include "proc.h"
+#include "url.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -63,12 +64,18 @@ static bool cluster_ready(CURL *curl, const char *health_url, char **why)
 	return ready;
 }
 
+/* libcurl gets the URL with its userinfo encoded, as the URL module reads it. */
 static char *health_url_of(const char *url)
 {
-	size_t n = strlen(url);
-	while (n && url[n - 1] == '/')
+	char *same = cr_url_normalized(url, NULL);
+	size_t n = strlen(same);
+	while (n && same[n - 1] == '/')
 		n--;
-	return xasprintf("%.*s/_cluster/health?wait_for_status=yellow&timeout=5s", (int)n, url);
+	char *health = xasprintf("%.*s/_cluster/health?wait_for_status=yellow&timeout=5s",
+				 (int)n, same);
+	explicit_bzero(same, strlen(same));
+	free(same);
+	return health;
 }
 
 int cr_es_wait(const char *url, int timeout_s)
@@ -78,6 +85,7 @@ int cr_es_wait(const char *url, int timeout_s)
 		cr_error("elasticsearch: cannot start libcurl");
 		return -1;
 	}
+	cr_secret_add_url_password(url);
 	char *health = health_url_of(url);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);

@@ -10,7 +10,6 @@
 #include "util.h"
 #include "ytree.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,21 +61,8 @@ static void register_passwords(const char *urls)
 {
 	char *copy = xstrdup(urls);
 	char *save = NULL;
-	for (char *u = strtok_r(copy, ", \t", &save); u; u = strtok_r(NULL, ", \t", &save)) {
-		CURLU *h = curl_url();
-		if (h && curl_url_set(h, CURLUPART_URL, u,
-				      CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE) == CURLUE_OK) {
-			char *pw = NULL;
-			if (curl_url_get(h, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK)
-				cr_secret_add(pw);
-			curl_free(pw);
-			pw = NULL;
-			if (curl_url_get(h, CURLUPART_PASSWORD, &pw, CURLU_URLDECODE) == CURLUE_OK)
-				cr_secret_add(pw);
-			curl_free(pw);
-		}
-		curl_url_cleanup(h);
-	}
+	for (char *u = strtok_r(copy, ", \t", &save); u; u = strtok_r(NULL, ", \t", &save))
+		cr_secret_add_url_password(u);
 	explicit_bzero(copy, strlen(copy));
 	free(copy);
 }

@@ -2,6 +2,7 @@
 #include "json.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "url.h"
 #include "util.h"
 #include "ytree.h"
 

@@ -3,6 +3,7 @@
 #include "k8s.h"
 #include "log.h"
 #include "proc.h"
+#include "url.h"
 #include "ytree.h"
 
 #include <ctype.h>
@@ -144,8 +145,10 @@ int cr_kcfg_in_cluster(const char *dir, const char *namespace, struct cr_kcfg *c
 	}
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->origin = xstrdup("in-cluster");
-	bool v6 = strchr(host, ':') != NULL;
-	cfg->server = xasprintf("https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port);
+	struct cr_buf server = { 0 };
+	cr_buf_adds(&server, "https://");
+	cr_url_add_host(&server, host, port);
+	cfg->server = cr_buf_detach(&server, NULL);
 	cfg->token_file = xasprintf("%s/token", dir);
 	cfg->ca_file = xasprintf("%s/ca.crt", dir);
 	for (char **f = (char *[]){ cfg->token_file, cfg->ca_file, NULL }; *f; f++)

@@ -1,4 +1,5 @@
 #include "log.h"
+#include "url.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -35,6 +36,22 @@ void cr_secret_add(const char *secret)
 	pthread_mutex_unlock(&secrets_lock);
 }
 
+static void add_wiped(char *secret)
+{
+	cr_secret_add(secret);
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+}
+
+void cr_secret_add_url_password(const char *url)
+{
+	struct cr_url u;
+	if (!cr_url_split(url, strlen(url), &u) || !u.has_password)
+		return;
+	add_wiped(xstrndup(url + u.pw_off, u.pw_len));
+	add_wiped(cr_url_password(url, &u));
+}
+
 void cr_secrets_clear(void)
 {
 	pthread_mutex_lock(&secrets_lock);
@@ -65,24 +82,18 @@ static size_t secret_at(const char *s, bool after_alnum)
 	return best;
 }
 
-/* At "://", the userinfo's password (up to the '@' that ends the authority) is masked. */
+/* At "://", the password of the URL, read as far as the next blank (where a URL in a
+ * message ends): its range from s, or 0. */
 static size_t url_password_at(const char *s, size_t *pw_start)
 {
 	if (strncmp(s, "://", 3) != 0)
 		return 0;
-	const char *auth = s + 3;
-	size_t end = strcspn(auth, "/?# \t\n");
-	const char *at = NULL;
-	for (size_t i = 0; i < end; i++)
-		if (auth[i] == '@')
-			at = auth + i;
-	if (!at)
+	struct cr_url u;
+	cr_url_split_after(s, strcspn(s, " \t\n"), 0, &u);
+	if (!u.has_password)
 		return 0;
-	const char *colon = memchr(auth, ':', (size_t)(at - auth));
-	if (!colon)
-		return 0;
-	*pw_start = (size_t)(colon + 1 - s);
-	return (size_t)(at - s);
+	*pw_start = u.pw_off;
+	return u.pw_off + u.pw_len;
 }
 
 /* Every byte goes through the same loop, the user part of a URL too (it may hold a secret

@@ -23,6 +23,8 @@ void cr_log_mute(bool on);
 
 /* A string that must never appear in output. Copies it; lives until cr_secrets_clear(). */
 void cr_secret_add(const char *secret);
+/* The password of url, as written and percent-decoded (url.h reads it). */
+void cr_secret_add_url_password(const char *url);
 void cr_secrets_clear(void);
 
 /* Appends `s` to `out` with secrets and URL passwords replaced by "***", and line breaks

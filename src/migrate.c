@@ -8,6 +8,7 @@
 #include "pods.h"
 #include "proc.h"
 #include "render.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +45,12 @@ char *cr_migrate_database_url(const struct cr_config *cfg, size_t i)
 	const char *password = cr_nonempty(env_pw) ? env_pw : db->password;
 	char *url = NULL;
 	if (cr_nonempty(env_url))
-		url = cr_url_add_password(env_url, password);
+		url = cr_url_normalized(env_url, password);
 	else if (cr_nonempty(db->url))
-		url = cr_url_add_password(db->url, password);
+		url = cr_url_normalized(db->url, password);
 	else if (cr_nonempty(db->host) && cr_nonempty(db->user) && cr_nonempty(db->database)) {
 		char *bare = cr_database_url(db, false);
-		url = cr_url_add_password(bare, password);
+		url = cr_url_normalized(bare, password);
 		free(bare);
 	} else
 		cr_error("database %s: no URL: set %s (the Job gets it from its Secret), url, or "

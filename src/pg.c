@@ -4,6 +4,7 @@
 #include "pg.h"
 #include "log.h"
 #include "proc.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -66,27 +67,6 @@ static int progress_due(struct progress *p)
 
 /* --- URLs ------------------------------------------------------------------------------ */
 
-/* The userinfo of a URL ("user:password" before the '@' that ends it), as offsets into
- * url: false when the URL has none. The last '@' of the authority counts, as in log.c's
- * masking, so that an unencoded '@' in a password stays in the password. */
-static bool url_userinfo(const char *url, size_t *start, size_t *len)
-{
-	const char *sep = strstr(url, "://");
-	if (!sep)
-		return false;
-	const char *auth = sep + 3;
-	size_t end = strcspn(auth, "/?#");
-	const char *at = NULL;
-	for (size_t i = 0; i < end; i++)
-		if (auth[i] == '@')
-			at = auth + i;
-	if (!at)
-		return false;
-	*start = (size_t)(auth - url);
-	*len = (size_t)(at - auth);
-	return true;
-}
-
 static bool scheme_is_postgres(const char *url, size_t scheme_len)
 {
 	const char *plus = memchr(url, '+', scheme_len); /* "+driver" is SQLAlchemy's */
@@ -97,42 +77,21 @@ static bool scheme_is_postgres(const char *url, size_t scheme_len)
 
 char *cr_pg_libpq_url(const char *url)
 {
-	const char *sep = strstr(url, "://");
-	if (!sep || !scheme_is_postgres(url, (size_t)(sep - url)))
+	struct cr_url u;
+	if (!cr_url_split(url, strlen(url), &u) || !scheme_is_postgres(url, u.scheme_len))
 		return NULL;
-	struct cr_buf b = { 0 };
-	cr_buf_adds(&b, "postgresql");
-	size_t start, len;
-	if (!url_userinfo(url, &start, &len)) {
-		cr_buf_adds(&b, sep);
-		return cr_buf_detach(&b, NULL);
-	}
-	/* libpq ends the userinfo at its first '@', SQLAlchemy at its last: encode the others
-	 * so that both read the same user and password. */
-	cr_buf_add(&b, sep, (size_t)(url + start - sep));
-	for (size_t i = start; i < start + len; i++) {
-		if (url[i] == '@')
-			cr_buf_adds(&b, "%40");
-		else
-			cr_buf_addc(&b, url[i]);
-	}
-	cr_buf_adds(&b, url + start + len);
-	return cr_buf_detach(&b, NULL);
+	char *same = cr_url_normalized(url, NULL);
+	char *libpq = xasprintf("postgresql%s", same + u.scheme_len);
+	explicit_bzero(same, strlen(same));
+	free(same);
+	return libpq;
 }
 
-/* Registers the URL's password as a secret, both as written and as libpq decodes it,
+/* Registers the URL's password as a secret, as written, decoded and as libpq reads it,
  * before anything (libpq's own messages included) can print it. */
 static void register_password(const char *url, const char *libpq_url)
 {
-	size_t start, len;
-	if (url_userinfo(url, &start, &len)) {
-		const char *colon = memchr(url + start, ':', len);
-		if (colon) {
-			char *raw = xstrndup(colon + 1, (size_t)(url + start + len - colon - 1));
-			cr_secret_add(raw);
-			free(raw);
-		}
-	}
+	cr_secret_add_url_password(url);
 	PQconninfoOption *opts = libpq_url ? PQconninfoParse(libpq_url, NULL) : NULL;
 	for (PQconninfoOption *o = opts; o && o->keyword; o++)
 		if (!strcmp(o->keyword, "password"))
@@ -149,13 +108,13 @@ static char *checked_libpq_url(const char *name, const char *url)
 	register_password(url, libpq_url);
 	if (libpq_url)
 		return libpq_url;
-	const char *sep = strstr(url, "://");
-	if (!sep)
+	struct cr_url u;
+	if (!cr_url_split(url, strlen(url), &u))
 		cr_error("database %s: the URL is not a PostgreSQL URL (postgresql://... expected)",
 			 name);
 	else
 		cr_error("database %s (%s): not a PostgreSQL URL (scheme '%.*s')", name, url,
-			 (int)(sep - url), url);
+			 (int)u.scheme_len, url);
 	return NULL;
 }
 

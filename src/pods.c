@@ -5,6 +5,7 @@
 #include "labels.h"
 #include "log.h"
 #include "proc.h"
+#include "url.h"
 #include "util.h"
 #include "ytree.h"
 

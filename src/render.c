@@ -2,6 +2,7 @@
 #include "config.h"
 #include "log.h"
 #include "templates.h"
+#include "url.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -69,11 +70,10 @@ char *cr_database_url(const struct cr_database *db, bool with_password)
 		cr_percent_encode(&b, db->password);
 	}
 	cr_buf_addc(&b, '@');
-	if (strchr(db->host, ':'))
-		cr_buf_printf(&b, "[%s]", db->host); /* IPv6 literal */
-	else
-		cr_buf_adds(&b, db->host);
-	cr_buf_printf(&b, ":%ld/", db->port);
+	char *port = xasprintf("%ld", db->port);
+	cr_url_add_host(&b, db->host, port);
+	free(port);
+	cr_buf_addc(&b, '/');
 	cr_percent_encode(&b, db->database);
 	return cr_buf_detach(&b, NULL);
 }

@@ -278,35 +278,6 @@ unsigned cr_fnv1a(const char *s, size_t len)
 	return h;
 }
 
-void cr_percent_encode(struct cr_buf *out, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-			cr_buf_addc(out, (char)c);
-		else
-			cr_buf_printf(out, "%%%02X", c);
-	}
-}
-
-char *cr_url_add_password(const char *url, const char *password)
-{
-	const char *auth = strstr(url, "://");
-	if (!auth || !password || !*password)
-		return xstrdup(url);
-	auth += 3;
-	size_t auth_len = strcspn(auth, "/?#");
-	const char *at = memchr(auth, '@', auth_len);
-	if (!at || memchr(auth, ':', (size_t)(at - auth)))
-		return xstrdup(url);
-	struct cr_buf b = { 0 };
-	cr_buf_add(&b, url, (size_t)(at - url));
-	cr_buf_addc(&b, ':');
-	cr_percent_encode(&b, password);
-	cr_buf_adds(&b, at);
-	return cr_buf_detach(&b, NULL);
-}
-
 void cr_base64(struct cr_buf *out, const char *data, size_t len)
 {
 	static const char tbl[] =

@@ -72,10 +72,5 @@ size_t cr_utf8_invalid_at(const char *s, size_t len);
 /* 32-bit FNV-1a, used for stable short suffixes in generated names. */
 unsigned cr_fnv1a(const char *s, size_t len);
 void cr_base64(struct cr_buf *out, const char *data, size_t len);
-/* Appends s with every byte outside RFC 3986's unreserved set as %XX. */
-void cr_percent_encode(struct cr_buf *out, const char *s);
-/* url ("scheme://user@host...") with password, percent-encoded, added to its userinfo;
- * a copy of url when it has a password already or no user. Caller frees. */
-char *cr_url_add_password(const char *url, const char *password);
 
 #endif

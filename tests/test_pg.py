@@ -205,3 +205,45 @@ def test_pg_lock_contention(db):
         "chartreuse: warning: database live: you don't own a lock of type ExclusiveLock",
         "chartreuse: error: database live: advisory lock 426952979060 was not held",
     ]
+
+
+# --- URLs as users write them ---------------------------------------------------------------
+
+# SQLAlchemy reads a password unencoded up to the '@' before the host (SPEC §6): these are
+# such passwords, each as a user would paste it into a URL.
+UNENCODED = ["pa/ss:w#r?d%zz 'q\"", "p@ss/w:rd#1"]
+
+
+@pytest.mark.parametrize("password", UNENCODED, ids=["slash-query-hash", "at-slash"])
+def test_a_password_written_unencoded_connects_migrates_and_stays_hidden(pg, tmp_path,
+                                                                          password):
+    import alembic_projects as ap
+    import yaml
+    from sqlalchemy.engine import make_url
+    n = next(_ids)
+    name, owner = f"unenc_{n}", f"unenc_owner_{n}"
+    pg.create_database(name, owner=owner, owner_password=password)
+    try:
+        url = f"postgresql+psycopg2://{owner}:{password}@{pg.host}:{pg.port}/{name}"
+        if "@" not in password:  # what Alembic itself reads from the URL as written
+            assert make_url(url).password == password
+        r = wait("--url", url, "--timeout", "5")
+        assert r.rc == 0, r.err_lines
+        project = ap.linear(tmp_path / "project")
+        cfg = tmp_path / "config.yaml"
+        cfg.write_text(yaml.safe_dump({"release": "demo", "stopPods": False, "databases": [
+            {"name": "main", "alembicDirectory": str(project.path)}]}))
+        r = run(["migrate", "--config", str(cfg)], env={"CHARTREUSE_DB_0_URL": url},
+                timeout=180)
+        assert r.rc == 0, r.err_lines
+        assert_hidden(r, password)
+        applied = pg.psql(name, "SELECT version_num FROM alembic_version")
+        assert [row[0] for row in applied] == [project.revisions[-1]]
+        # a connection that fails shows the URL with its password masked, whole
+        r = run(["migrate", "--config", str(cfg)],
+                env={"CHARTREUSE_DB_0_URL": url.replace(name, "no_such_db")}, timeout=180)
+        assert r.rc != 0
+        assert_hidden(r, password)
+        assert f"{owner}:***@{pg.host}" in r.err.decode()
+    finally:
+        pg.drop_database(name, owner=owner)

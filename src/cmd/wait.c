@@ -4,8 +4,9 @@
 #include "cmd.h"
 #include "es.h"
 #include "log.h"
-#include "proc.h"
 #include "pg.h"
+#include "proc.h"
+#include "url.h"
 #include "util.h"
 
 #include <errno.h>
@@ -91,7 +92,7 @@ static char *url_from(const struct wait_opts *o, const char *service)
 		return NULL;
 	}
 	char *pw_env = password_env_name(o->url_env);
-	char *full = cr_url_add_password(url, getenv(pw_env));
+	char *full = cr_url_normalized(url, getenv(pw_env));
 	free(pw_env);
 	return full;
 }

@@ -19,6 +19,17 @@ TEST(mask_hides_registered_secrets_and_url_passwords)
 	cr_secrets_clear();
 }
 
+/* A password written unencoded, as SQLAlchemy reads it (src/url.h): '/', '#', '?', '@'. */
+TEST(mask_hides_an_unencoded_password_whole)
+{
+	char *m = cr_mask("database main (postgresql://u:pa/ss#x?y@db:5432/x): cannot connect");
+	CHECK_STR(m, "database main (postgresql://u:***@db:5432/x): cannot connect");
+	free(m);
+	m = cr_mask("at https://elastic:s/cr@t@es:9200/_cluster and x://a:b@c/d?e=f@g");
+	CHECK_STR(m, "at https://elastic:***@es:9200/_cluster and x://a:***@c/d?e=f@g");
+	free(m);
+}
+
 /* Found by tests/fuzz/fuzz_log_mask: the user part of a URL was copied unmasked, so a
  * secret or a carriage return there went out as it was. */
 TEST(the_user_part_of_a_url_is_masked_too)

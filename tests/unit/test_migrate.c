@@ -30,19 +30,3 @@ TEST(decide_applies_the_empty_database_rule_first)
 	cr_strlist_free(&t2);
 	cr_strlist_free(&missing);
 }
-
-TEST(url_add_password_percent_encodes_and_keeps_existing_ones)
-{
-	char *u = cr_url_add_password("postgresql://app@db:5432/x?sslmode=require", "p@ss:/ w");
-	CHECK_STR(u, "postgresql://app:p%40ss%3A%2F%20w@db:5432/x?sslmode=require");
-	free(u);
-	u = cr_url_add_password("postgresql://app:old@db/x", "new");
-	CHECK_STR(u, "postgresql://app:old@db/x");
-	free(u);
-	u = cr_url_add_password("postgresql://db/x", "pw");
-	CHECK_STR(u, "postgresql://db/x");
-	free(u);
-	u = cr_url_add_password("postgresql://app@db/x", NULL);
-	CHECK_STR(u, "postgresql://app@db/x");
-	free(u);
-}
