@@ -1,4 +1,5 @@
 #include "es.h"
+#include "http.h"
 #include "log.h"
 #include "proc.h"
 #include "url.h"
@@ -80,18 +81,14 @@ static char *health_url_of(const char *url)
 
 int cr_es_wait(const char *url, int timeout_s)
 {
-	CURL *curl = curl_easy_init();
-	if (!curl) {
-		cr_error("elasticsearch: cannot start libcurl");
-		return -1;
-	}
 	cr_secret_add_url_password(url);
+	struct cr_http_options o = { "elasticsearch", NULL, 5000, NULL, NULL };
+	CURL *curl = cr_http_new(&o);
+	if (!curl)
+		return -1;
 	char *health = health_url_of(url);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "chartreuse/" CHARTREUSE_VERSION);
 	double start = now_s(), noted = start;
 	char *why = NULL;
 	int rc = -1;
@@ -119,7 +116,8 @@ int cr_es_wait(const char *url, int timeout_s)
 		sleep(1);
 	}
 	free(why);
+	explicit_bzero(health, strlen(health));
 	free(health);
-	curl_easy_cleanup(curl);
+	cr_http_free(curl);
 	return rc;
 }

@@ -1,4 +1,5 @@
 #include "k8s.h"
+#include "http.h"
 #include "json.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -43,74 +44,28 @@ struct cr_k8s {
 
 /* --- set-up ------------------------------------------------------------------------------ */
 
-static bool set_ok(CURLcode rc, const char *what)
-{
-	if (rc == CURLE_OK)
-		return true;
-	cr_error("kubernetes: libcurl cannot %s: %s", what, curl_easy_strerror(rc));
-	return false;
-}
-
-static bool set_blob(CURL *c, CURLoption opt, const struct cr_buf *b, const char *what)
-{
-	struct curl_blob blob = { b->data, b->len, CURL_BLOB_COPY };
-	return set_ok(curl_easy_setopt(c, opt, &blob), what);
-}
-
-/* TLS and proxy settings that hold for every request of this client. */
-static bool setup_tls(struct cr_k8s *k)
-{
-	const struct cr_kcfg *cfg = &k->cfg;
-	CURL *c = k->curl;
-	bool ok = true;
-	if (cfg->insecure) {
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	} else if (cfg->ca_data.len)
-		ok = set_blob(c, CURLOPT_CAINFO_BLOB, &cfg->ca_data, "use inline CA data");
-	else if (cfg->ca_file)
-		ok = set_ok(curl_easy_setopt(c, CURLOPT_CAINFO, cfg->ca_file), "use a CA file");
-	if (ok && cfg->cert_data.len)
-		ok = set_blob(c, CURLOPT_SSLCERT_BLOB, &cfg->cert_data,
-			      "use inline client certificates");
-	else if (ok && cfg->cert_file)
-		ok = set_ok(curl_easy_setopt(c, CURLOPT_SSLCERT, cfg->cert_file),
-			    "use a client certificate");
-	if (ok && cfg->key_data.len)
-		ok = set_blob(c, CURLOPT_SSLKEY_BLOB, &cfg->key_data, "use inline client keys");
-	else if (ok && cfg->key_file)
-		ok = set_ok(curl_easy_setopt(c, CURLOPT_SSLKEY, cfg->key_file), "use a client key");
-	if (ok && cfg->proxy)
-		ok = set_ok(curl_easy_setopt(c, CURLOPT_PROXY, cfg->proxy), "use a proxy");
-	if (ok && cfg->username) {
-		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(c, CURLOPT_USERNAME, cfg->username);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, cfg->password ? cfg->password : "");
-	}
-	return ok;
-}
-
 static size_t on_body(char *data, size_t size, size_t n, void *user);
 static size_t on_header(char *data, size_t size, size_t n, void *user);
 
 static bool setup_handle(struct cr_k8s *k)
 {
-	CURL *c = k->curl = curl_easy_init();
-	if (!c) {
-		cr_error("kubernetes: cannot start libcurl");
+	const struct cr_kcfg *cfg = &k->cfg;
+	struct cr_http_tls tls = {
+		.ca_file = cfg->ca_file, .ca_data = &cfg->ca_data, .insecure = cfg->insecure,
+		.cert_file = cfg->cert_file, .key_file = cfg->key_file,
+		.cert_data = &cfg->cert_data, .key_data = &cfg->key_data,
+		.proxy = cfg->proxy, .username = cfg->username, .password = cfg->password,
+	};
+	struct cr_http_options o = { "kubernetes", cfg->origin, k->connect_timeout_ms, &tls,
+				     k->errbuf };
+	CURL *c = k->curl = cr_http_new(&o);
+	if (!c)
 		return false;
-	}
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "chartreuse/" CHARTREUSE_VERSION);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, k->connect_timeout_ms);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, k->errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, k);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, k);
-	return setup_tls(k);
+	return true;
 }
 
 /* $CHARTREUSE_KUBE_REQUEST_TIMEOUT (seconds, like kubectl's --request-timeout): a slow
@@ -154,7 +109,6 @@ static struct cr_k8s *client_new(const struct cr_k8s_options *o)
 struct cr_k8s *cr_k8s_new(const struct cr_k8s_options *opts)
 {
 	struct cr_k8s *k = client_new(opts);
-	curl_global_init(CURL_GLOBAL_DEFAULT); /* counted: cr_k8s_free undoes it */
 	if (cr_kcfg_load(opts, &k->cfg) || !setup_handle(k)) {
 		cr_k8s_free(k);
 		return NULL;
@@ -170,7 +124,6 @@ struct cr_k8s *cr_k8s_dup(const struct cr_k8s *src)
 	k->tries = src->tries;
 	k->base_ms = src->base_ms;
 	k->cap_ms = src->cap_ms;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	cr_kcfg_copy(&k->cfg, &src->cfg);
 	/* The credential is shared so that an exec plugin does not run once per thread. */
 	if (src->have_cred) {
@@ -188,9 +141,7 @@ void cr_k8s_free(struct cr_k8s *k)
 {
 	if (!k)
 		return;
-	if (k->curl)
-		curl_easy_cleanup(k->curl);
-	curl_global_cleanup();
+	cr_http_free(k->curl);
 	cr_kcfg_free(&k->cfg);
 	free(k->file_token);
 	cr_exec_cred_free(&k->cred);
@@ -279,9 +230,7 @@ static int apply_exec_cert(struct cr_k8s *k)
 {
 	if (k->cred_cert_set || !k->cred.cert.len)
 		return 0;
-	if (!set_blob(k->curl, CURLOPT_SSLCERT_BLOB, &k->cred.cert,
-		      "use inline client certificates") ||
-	    !set_blob(k->curl, CURLOPT_SSLKEY_BLOB, &k->cred.key, "use inline client keys"))
+	if (!cr_http_client_cert(k->curl, &k->cred.cert, &k->cred.key, "kubernetes"))
 		return -1;
 	k->cred_cert_set = true;
 	return 0;

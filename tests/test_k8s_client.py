@@ -269,13 +269,13 @@ CLEAN_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT",
              "http_proxy", "ALL_PROXY", "all_proxy")
 
 
-def run_cli(ops, env=None, timeout=120, client_ok=True):
+def run_cli(ops, env=None, timeout=120, client_ok=True, prefix=()):
     full = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     full.update(env or {})
     if ops is not None:
         full["CR_K8S_TEST_OPS"] = "\n".join(ops)
     t0 = time.monotonic()
-    proc = subprocess.run(WRAPPER + [UNIT, "k8s_cli"], env=full, capture_output=True,
+    proc = subprocess.run([*prefix, *WRAPPER, UNIT, "k8s_cli"], env=full, capture_output=True,
                           text=True, timeout=timeout, cwd="/")
     cli = Cli(proc, time.monotonic() - t0)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -345,6 +345,72 @@ def test_wrong_ca_fails_once_with_one_line(tmp_path, stub, pki):
     assert len(cli.errors()) == 1
     assert f"kubernetes: GET {PODS}: {stub.url}: SSL certificate problem" in cli.errors()[0]
     assert "retrying" not in cli.err
+    assert not stub.requests
+
+
+@pytest.fixture
+def system_store_trusting_the_stub(tmp_path, pki):
+    """A prefix that runs a command with a system CA store (/etc/ssl/certs, bind-mounted in
+    a private mount namespace, and OpenSSL's SSL_CERT_FILE/SSL_CERT_DIR) that trusts the CA
+    of the stub's certificate, as a corporate TLS-inspection CA is trusted by an image."""
+    store = tmp_path / "system-store"
+    store.mkdir()
+    shutil.copy(pki / "ca.crt", store / "inspection-ca.crt")
+    shutil.copy(pki / "ca.crt", store / "ca-certificates.crt")
+    subprocess.run(["openssl", "rehash", str(store)], check=True, capture_output=True)
+    env = {"SSL_CERT_FILE": str(store / "ca-certificates.crt"), "SSL_CERT_DIR": str(store)}
+    prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+              'mount --bind "$0" /etc/ssl/certs && exec "$@"', str(store)]
+    return prefix, env
+
+
+def test_the_system_store_is_trusted_when_no_ca_is_named(tmp_path, stub, pki,
+                                                         system_store_trusting_the_stub):
+    """The control for the pinning tests below: the prefix does put the stub's CA in the
+    system store."""
+    prefix, store_env = system_store_trusting_the_stub
+    env = token_env(tmp_path, stub, pki, cluster={"certificate-authority": None})
+    cli = run_cli([f"get {PODS}"], {**env, **store_env}, prefix=prefix)
+    assert cli.results()[0][1] == 0, cli.err
+
+
+@pytest.mark.parametrize("named", ["file", "data", "in-cluster"])
+def test_a_named_ca_is_the_only_trust_anchor(tmp_path, stub, pki, named,
+                                             system_store_trusting_the_stub):
+    """A CA the kubeconfig (or the in-cluster ca.crt) names pins the server: a certificate
+    from a CA that only the system store trusts is refused, as kubectl refuses it, and the
+    token is never sent."""
+    prefix, store_env = system_store_trusting_the_stub
+    if named == "in-cluster":
+        env, sa = in_cluster_env(tmp_path, stub, pki)
+        shutil.copy(pki / "other.crt", sa / "ca.crt")
+    elif named == "file":
+        env = token_env(tmp_path, stub, pki, cluster={"certificate-authority": "pki/other.crt"})
+    else:
+        other = base64.b64encode((pki / "other.crt").read_bytes()).decode()
+        env = token_env(tmp_path, stub, pki, cluster={"certificate-authority": None,
+                                                     "certificate-authority-data": other})
+    cli = run_cli([f"get {PODS}"], {**env, **store_env}, prefix=prefix)
+    assert cli.results() == [("get", -1, None)]
+    assert "SSL certificate problem" in cli.errors()[0]
+    assert not stub.requests
+
+
+@pytest.mark.parametrize("ca", ["certificate-authority", "certificate-authority-data"])
+def test_insecure_with_a_named_ca_is_refused_as_kubectl_refuses_it(tmp_path, stub, pki, ca):
+    value = "pki/ca.crt" if ca == "certificate-authority" else \
+        base64.b64encode((pki / "ca.crt").read_bytes()).decode()
+    env = token_env(tmp_path, stub, pki, cluster={"certificate-authority": None, ca: value,
+                                                 "insecure-skip-tls-verify": True})
+    kubectl = subprocess.run([str(REPO / ".cache" / "helm" / "v4" / "kubectl"), "get", "pods"],
+                             env={**os.environ, **env}, capture_output=True, text=True)
+    assert "specifying a root certificates file with the insecure flag is not allowed" in \
+        kubectl.stderr
+    cli = run_cli([f"get {PODS}"], env, client_ok=False)
+    assert cli.errors() == [
+        f"chartreuse: error: kubernetes: {env['KUBECONFIG']}, context test: specifying a root "
+        "certificates file with the insecure flag is not allowed (remove "
+        "insecure-skip-tls-verify or the certificate authority)"]
     assert not stub.requests
 
 
