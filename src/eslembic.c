@@ -454,8 +454,8 @@ static int create_secret(struct cr_eslembic_run *es, const char *name, const cha
 	if (b64.data)
 		explicit_bzero(b64.data, b64.len);
 	cr_buf_free(&b64);
-	char *path = xasprintf("/api/v1/namespaces/%s/secrets", es->ns);
-	int rc = cr_k8s_post(es->k, path, root, NULL);
+	char *path = cr_k8s_path("/api/v1", es->ns, "secrets", NULL, NULL);
+	int rc = cr_k8s_post(es->k, path, root, 0, NULL);
 	free(path);
 	fy_document_destroy(d);
 	return rc;
@@ -502,7 +502,7 @@ static int create_follow_up(struct cr_eslembic_run *es)
 	struct fy_document *job = job_document(es, secret);
 	char *path = jobs_path(es, NULL);
 	struct fy_document *made = NULL;
-	rc = cr_k8s_post(es->k, path, fy_document_root(job), &made);
+	rc = cr_k8s_post(es->k, path, fy_document_root(job), 0, &made);
 	free(path);
 	fy_document_destroy(job);
 	char *new_uid = made ? yt_strdup(yt_path(fy_document_root(made), "/metadata/uid")) : NULL;

@@ -30,8 +30,7 @@ static long number(struct fy_node *n)
 
 char *cr_job_path(const char *ns, const char *name)
 {
-	return xasprintf("/apis/batch/v1/namespaces/%s/jobs%s%s", ns, name ? "/" : "",
-			 name ? name : "");
+	return cr_k8s_path("/apis/batch/v1", ns, "jobs", name, NULL);
 }
 
 /* The True condition among Complete and Failed, NULL if none. */
@@ -84,24 +83,11 @@ int cr_job_delete(struct cr_k8s *k, const char *ns, const char *name, const char
 	yt_set_str(root, "propagationPolicy", "Background");
 	if (uid)
 		yt_set_str(yt_child_map(root, "preconditions"), "uid", uid);
-	char *body = cr_json_string(root);
-	fy_document_destroy(d);
 	char *path = cr_job_path(ns, name);
-	struct fy_document *resp = NULL;
-	long st = body ? cr_k8s_request(k, "DELETE", path, "application/json", body, 0, &resp)
-		       : -1;
-	int rc = 0;
-	if (st > 0 && st != 404 && (st < 200 || st > 299)) {
-		cr_k8s_report("DELETE", path, st, resp);
-		rc = -1;
-	} else if (st < 0) {
-		rc = -1;
-	}
-	if (resp)
-		fy_document_destroy(resp);
+	int rc = cr_k8s_delete(k, path, root, NULL);
+	fy_document_destroy(d);
 	free(path);
-	free(body);
-	return rc;
+	return rc == CR_K8S_OK || rc == CR_K8S_NOT_FOUND ? 0 : -1;
 }
 
 int cr_job_wait_gone(struct cr_k8s *k, const char *ns, const char *name, const char *uid,
@@ -222,12 +208,19 @@ static int watch_job(struct hook_run *h, long timeout_ms)
 				 h->name, h->ns);
 			return -1;
 		}
+		struct cr_buf path = { 0 };
 		char *base = cr_job_path(h->ns, NULL);
-		char *path = xasprintf("%s?fieldSelector=metadata.name%%3D%s&allowWatchBookmarks=true"
-				       "%s%s", base, h->name, h->rv ? "&resourceVersion=" : "",
-				       h->rv ? h->rv : "");
-		int rc = cr_k8s_watch(h->k, path, on_job_event, h, left);
-		free(path);
+		if (base) {
+			cr_buf_adds(&path, base);
+			char *field = xasprintf("metadata.name=%s", h->name);
+			cr_k8s_query_add(&path, "fieldSelector", field);
+			free(field);
+			cr_k8s_query_add(&path, "allowWatchBookmarks", "true");
+			if (h->rv)
+				cr_k8s_query_add(&path, "resourceVersion", h->rv);
+		}
+		int rc = cr_k8s_watch(h->k, path.data, on_job_event, h, left);
+		cr_buf_free(&path);
 		free(base);
 		if (rc < 0)
 			return -1;
@@ -245,7 +238,7 @@ static int watch_job(struct hook_run *h, long timeout_ms)
 /* The newest Pod of the Job, by the label the Job controller gives its Pods. */
 static char *pod_of(const struct hook_run *h)
 {
-	char *path = xasprintf("/api/v1/namespaces/%s/pods", h->ns);
+	char *path = cr_k8s_path("/api/v1", h->ns, "pods", NULL, NULL);
 	char *selector = xasprintf("job-name=%s", h->name);
 	struct fy_document *d = NULL;
 	cr_log_mute(true);
@@ -293,16 +286,17 @@ static void report_failure(const struct hook_run *h)
 {
 	char *pod = pod_of(h);
 	struct cr_buf log = { 0 };
-	long st = -1;
+	int st = CR_K8S_ERROR;
 	if (pod) {
-		char *path = xasprintf("/api/v1/namespaces/%s/pods/%s/log?tailLines=%d", h->ns, pod,
-				       LOG_TAIL_LINES);
+		char *pods = cr_k8s_path("/api/v1", h->ns, "pods", pod, "log");
+		char *path = pods ? xasprintf("%s?tailLines=%d", pods, LOG_TAIL_LINES) : NULL;
 		cr_log_mute(true);
 		st = cr_k8s_get_text(h->k, path, &log);
 		cr_log_mute(false);
 		free(path);
+		free(pods);
 	}
-	bool have_log = st >= 200 && st <= 299 && log.len;
+	bool have_log = st == CR_K8S_OK && log.len;
 	char *where = have_log ? xstrdup(", the end of its Pod's log follows")
 			       : xasprintf(": kubectl logs job/%s -n %s", h->name, h->ns);
 	cr_error("%s: the Job %s failed (%s); it is kept for inspection%s", h->what, h->name,
@@ -347,7 +341,7 @@ static int create(struct hook_run *h, struct fy_node *job, char **uid)
 {
 	char *path = cr_job_path(h->ns, NULL);
 	struct fy_document *made = NULL;
-	int rc = cr_k8s_post(h->k, path, job, &made);
+	int rc = cr_k8s_post(h->k, path, job, 0, &made);
 	free(path);
 	if (made) {
 		*uid = yt_strdup(yt_path(fy_document_root(made), "/metadata/uid"));

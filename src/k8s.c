@@ -3,6 +3,7 @@
 #include "json.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "names.h"
 #include "url.h"
 #include "util.h"
 #include "ytree.h"
@@ -38,7 +39,9 @@ struct cr_k8s {
 	/* One attempt's answer. */
 	struct cr_buf body;
 	long retry_after_s;
+	bool headers_ended; /* the blank line after the headers came */
 	struct watch *watch;
+	long last_status;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -313,6 +316,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *user)
 	struct cr_k8s *k = user;
 	size_t len = size * n;
 	static const char name[] = "retry-after:";
+	if ((len == 2 && data[0] == '\r' && data[1] == '\n') || (len == 1 && data[0] == '\n'))
+		k->headers_ended = true;
 	if (len > sizeof(name) - 1 && !strncasecmp(data, name, sizeof(name) - 1)) {
 		char *copy = xstrndup(data + sizeof(name) - 1, len - (sizeof(name) - 1));
 		char *end;
@@ -392,6 +397,7 @@ static int attempt(struct cr_k8s *k, struct req *r)
 		return -1;
 	cr_buf_reset(&k->body);
 	k->retry_after_s = -1;
+	k->headers_ended = false;
 	k->errbuf[0] = '\0';
 	char *url = xasprintf("%s%s%s", k->cfg.server, r->path[0] == '/' ? "" : "/", r->path);
 	struct curl_slist *h = request_headers(r->content_type, token, r->body != NULL);
@@ -401,6 +407,11 @@ static int attempt(struct cr_k8s *k, struct req *r)
 	set_method(k->curl, r->method, r->body);
 	r->rc = curl_easy_perform(k->curl);
 	r->status = response_code(k);
+	if (r->rc == CURLE_OK && !k->headers_ended) {
+		/* libcurl takes a connection closed inside the headers for an answer */
+		r->rc = CURLE_PARTIAL_FILE;
+		snprintf(k->errbuf, sizeof(k->errbuf), "the answer ended inside its headers");
+	}
 	r->tries++;
 	curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(h);
@@ -550,6 +561,38 @@ static void report_transport(struct cr_k8s *k, const struct req *r)
 
 /* --- requests ----------------------------------------------------------------------------- */
 
+char *cr_k8s_path(const char *api, const char *ns, const char *resource, const char *name,
+		  const char *sub)
+{
+	const char *why;
+	if (ns && (why = cr_name_label_error(ns))) {
+		cr_error("kubernetes: namespace \"%s\" %s", ns, why);
+		return NULL;
+	}
+	if (name && (why = cr_name_subdomain_error(name))) {
+		cr_error("kubernetes: %s name \"%s\" %s", resource, name, why);
+		return NULL;
+	}
+	struct cr_buf b = { 0 };
+	cr_buf_adds(&b, api);
+	if (ns)
+		cr_buf_printf(&b, "/namespaces/%s", ns);
+	cr_buf_printf(&b, "/%s", resource);
+	if (name)
+		cr_buf_printf(&b, "/%s", name);
+	if (name && sub)
+		cr_buf_printf(&b, "/%s", sub);
+	return cr_buf_detach(&b, NULL);
+}
+
+void cr_k8s_query_add(struct cr_buf *path, const char *key, const char *value)
+{
+	if (!path->data)
+		return;
+	cr_buf_printf(path, "%c%s=", strchr(path->data, '?') ? '&' : '?', key);
+	cr_percent_encode(path, value);
+}
+
 static const char *status_phrase(long status)
 {
 	static const struct {
@@ -631,16 +674,25 @@ static int parse_body(struct cr_k8s *k, const struct req *r, struct fy_document 
 	return ok && !*doc ? -1 : 0;
 }
 
-static long request(struct cr_k8s *k, struct req *r, struct fy_document **out)
+/* Performs r: its HTTP status (also kept as the client's last), or -1 when no answer came
+ * or a 2xx answer is not JSON (reported). *kind (if set) then says CR_K8S_TRANSIENT or
+ * CR_K8S_ERROR. */
+static long request(struct cr_k8s *k, struct req *r, struct fy_document **out, int *kind)
 {
 	if (out)
 		*out = NULL;
-	if (perform(k, r))
-		return -1;
+	if (kind)
+		*kind = CR_K8S_ERROR;
+	k->last_status = 0;
+	if (!r->path || perform(k, r))
+		return -1; /* no path: cr_k8s_path reported why */
 	if (r->rc != CURLE_OK) {
 		report_transport(k, r);
+		if (kind)
+			*kind = transient(r->rc) ? CR_K8S_TRANSIENT : CR_K8S_ERROR;
 		return -1;
 	}
+	k->last_status = r->status;
 	struct fy_document *doc;
 	if (parse_body(k, r, &doc))
 		return -1;
@@ -656,52 +708,111 @@ long cr_k8s_request(struct cr_k8s *k, const char *method, const char *path,
 		    struct fy_document **out)
 {
 	struct req r = { method, path, content_type, body, flags, k->timeout_ms, 0, 0, 0, 0 };
-	return request(k, &r, out);
+	return request(k, &r, out, NULL);
 }
 
-long cr_k8s_get_text(struct cr_k8s *k, const char *path, struct cr_buf *out)
+long cr_k8s_last_status(const struct cr_k8s *k)
+{
+	return k->last_status;
+}
+
+const char *cr_k8s_rc_name(int rc)
+{
+	switch (rc) {
+	case CR_K8S_OK:
+		return "ok";
+	case CR_K8S_NOT_FOUND:
+		return "not found";
+	case CR_K8S_CONFLICT:
+		return "conflict";
+	case CR_K8S_TEST_FAILED:
+		return "precondition test failed";
+	case CR_K8S_INVALID:
+		return "invalid";
+	case CR_K8S_FORBIDDEN:
+		return "forbidden";
+	case CR_K8S_TRANSIENT:
+		return "transient failure";
+	default:
+		return "error";
+	}
+}
+
+/* The kind of an HTTP failure. */
+static int kind_of(long status)
+{
+	switch (status) {
+	case 403:
+		return CR_K8S_FORBIDDEN;
+	case 404:
+		return CR_K8S_NOT_FOUND;
+	case 409:
+		return CR_K8S_CONFLICT;
+	case 422:
+		return CR_K8S_INVALID;
+	default:
+		return status == 429 || status >= 500 ? CR_K8S_TRANSIENT : CR_K8S_ERROR;
+	}
+}
+
+int cr_k8s_get_text(struct cr_k8s *k, const char *path, struct cr_buf *out)
 {
 	struct req r = { "GET", path, NULL, NULL, 0, k->timeout_ms, 0, 0, 0, 0 };
-	if (perform(k, &r))
-		return -1;
+	k->last_status = 0;
+	if (!path || perform(k, &r))
+		return CR_K8S_ERROR;
 	if (r.rc != CURLE_OK) {
 		report_transport(k, &r);
-		return -1;
+		return transient(r.rc) ? CR_K8S_TRANSIENT : CR_K8S_ERROR;
 	}
+	k->last_status = r.status;
 	if (k->body.len)
 		cr_buf_add(out, k->body.data, k->body.len);
-	return r.status;
+	return success(r.status) ? CR_K8S_OK : kind_of(r.status);
 }
 
-/* A convenience call: 0 on 2xx, CR_K8S_NOT_FOUND on 404 when absent_ok, else -1 after
- * reporting with the answer's Status. */
+static void report_answer(struct cr_k8s *k, const struct req *r, struct fy_document *doc)
+{
+	char *line = error_line(r->method, r->path, r->status,
+				doc ? fy_document_root(doc) : NULL, &k->body);
+	cr_error("%s", line);
+	free(line);
+}
+
+/* An answered failure: the expected outcomes (flags) silent, any other reported. */
+static int answered_failure(struct cr_k8s *k, const struct req *r, unsigned flags,
+			    struct fy_document *doc)
+{
+	int kind = kind_of(r->status);
+	if ((kind == CR_K8S_NOT_FOUND && (flags & CR_K8S_ABSENT_OK)) ||
+	    (kind == CR_K8S_CONFLICT && (flags & CR_K8S_CONFLICT_OK)))
+		return kind;
+	report_answer(k, r, doc);
+	return kind;
+}
+
 static int call(struct cr_k8s *k, const char *method, const char *path,
-		const char *content_type, struct fy_node *obj, unsigned flags, bool absent_ok,
+		const char *content_type, struct fy_node *obj, unsigned flags,
 		struct fy_document **out)
 {
 	char *body = NULL;
 	if (out)
 		*out = NULL;
 	if (obj && !(body = cr_json_string(obj)))
-		return -1;
+		return CR_K8S_ERROR;
 	struct fy_document *doc = NULL;
 	struct req r = { method, path, content_type, body, flags, k->timeout_ms, 0, 0, 0, 0 };
-	long status = request(k, &r, &doc);
+	int kind;
+	long status = request(k, &r, &doc, &kind);
+	if (body)
+		explicit_bzero(body, strlen(body)); /* a Secret's body holds its data */
 	free(body);
-	int rc = -1;
-	if (success(status)) {
-		rc = 0;
-		if (out) {
-			*out = doc;
-			doc = NULL;
-		}
-	} else if (status == 404 && absent_ok) {
-		rc = CR_K8S_NOT_FOUND;
-	} else if (status > 0) {
-		char *line = error_line(method, path, status, doc ? fy_document_root(doc) : NULL,
-					&k->body);
-		cr_error("%s", line);
-		free(line);
+	int rc = status < 0 ? kind : CR_K8S_OK;
+	if (status >= 0 && !success(status))
+		rc = answered_failure(k, &r, flags, doc);
+	if (!rc && out) {
+		*out = doc;
+		doc = NULL;
 	}
 	fy_document_destroy(doc);
 	return rc;
@@ -709,37 +820,117 @@ static int call(struct cr_k8s *k, const char *method, const char *path,
 
 int cr_k8s_get(struct cr_k8s *k, const char *path, struct fy_document **out)
 {
-	return call(k, "GET", path, NULL, NULL, 0, true, out);
+	return call(k, "GET", path, NULL, NULL, CR_K8S_ABSENT_OK, out);
 }
 
 int cr_k8s_list(struct cr_k8s *k, const char *path, const char *selector,
 		struct fy_document **out)
 {
-	if (!cr_nonempty(selector))
-		return call(k, "GET", path, NULL, NULL, 0, false, out);
+	if (!path || !cr_nonempty(selector))
+		return call(k, "GET", path, NULL, NULL, 0, out);
 	struct cr_buf p = { 0 };
-	cr_buf_printf(&p, "%s%slabelSelector=", path, strchr(path, '?') ? "&" : "?");
-	cr_percent_encode(&p, selector);
-	int rc = call(k, "GET", p.data, NULL, NULL, 0, false, out);
+	cr_buf_adds(&p, path);
+	cr_k8s_query_add(&p, "labelSelector", selector);
+	int rc = call(k, "GET", p.data, NULL, NULL, 0, out);
 	cr_buf_free(&p);
 	return rc;
 }
 
-int cr_k8s_post(struct cr_k8s *k, const char *path, struct fy_node *obj,
+int cr_k8s_post(struct cr_k8s *k, const char *path, struct fy_node *obj, unsigned flags,
 		struct fy_document **out)
 {
-	return call(k, "POST", path, "application/json", obj, 0, false, out);
+	return call(k, "POST", path, "application/json", obj, flags, out);
 }
 
 int cr_k8s_put(struct cr_k8s *k, const char *path, struct fy_node *obj,
 	       struct fy_document **out)
 {
-	return call(k, "PUT", path, "application/json", obj, 0, false, out);
+	return call(k, "PUT", path, "application/json", obj, 0, out);
 }
 
-int cr_k8s_delete(struct cr_k8s *k, const char *path, struct fy_document **out)
+int cr_k8s_delete(struct cr_k8s *k, const char *path, struct fy_node *options,
+		  struct fy_document **out)
 {
-	return call(k, "DELETE", path, NULL, NULL, 0, true, out);
+	return call(k, "DELETE", path, options ? "application/json" : NULL, options,
+		    CR_K8S_ABSENT_OK, out);
+}
+
+/* --- JSON patch preconditions ------------------------------------------------------------ */
+
+/* The node at an RFC 6901 pointer ("/metadata/annotations/a~1b"), NULL when absent. */
+static struct fy_node *at_pointer(struct fy_node *n, const char *pointer)
+{
+	if (!*pointer)
+		return n;
+	if (*pointer != '/')
+		return NULL;
+	struct cr_buf token = { 0 };
+	const char *p = pointer + 1;
+	for (; *p && *p != '/'; p++) {
+		if (p[0] == '~' && (p[1] == '0' || p[1] == '1'))
+			cr_buf_addc(&token, *++p == '1' ? '/' : '~');
+		else
+			cr_buf_addc(&token, *p);
+	}
+	cr_buf_add(&token, "", 0);
+	struct fy_node *next = NULL;
+	if (yt_is_map(n)) {
+		next = yt_get(n, token.data);
+	} else if (yt_is_seq(n)) {
+		char *end;
+		long i = strtol(token.data, &end, 10);
+		if (token.len && !*end && i >= 0 && token.data[0] != '-')
+			next = fy_node_sequence_get_by_index(n, (int)i);
+	}
+	cr_buf_free(&token);
+	return next ? at_pointer(next, p) : NULL;
+}
+
+static bool same_json(struct fy_node *a, struct fy_node *b)
+{
+	char *x = cr_json_string(a), *y = cr_json_string(b);
+	bool same = x && y && !strcmp(x, y);
+	free(x);
+	free(y);
+	return same;
+}
+
+/* Whether a "test" op of ops fails on obj (RFC 6902: the value must be there, and equal). */
+static bool a_test_fails(struct fy_node *ops, struct fy_node *obj)
+{
+	void *it = NULL;
+	struct fy_node *op;
+	while ((op = fy_node_sequence_iterate(ops, &it))) {
+		if (!yt_scalar_is(yt_get(op, "op"), "test"))
+			continue;
+		char *pointer = yt_strdup(yt_get(op, "path"));
+		struct fy_node *there = pointer ? at_pointer(obj, pointer) : NULL;
+		free(pointer);
+		if (!there || !same_json(there, yt_get(op, "value")))
+			return true;
+	}
+	return false;
+}
+
+/* A 422 to a JSON patch: a test that failed, or a refusal of the result (the Status does
+ * not tell them apart: SPEC §6). The object as it now is decides. */
+static int json_patch_refused(struct cr_k8s *k, const struct req *r, struct fy_node *ops,
+			      unsigned flags, struct fy_document *answer)
+{
+	cr_log_mute(true);
+	struct fy_document *now = NULL;
+	int rc = cr_k8s_get(k, r->path, &now);
+	cr_log_mute(false);
+	if (rc == CR_K8S_NOT_FOUND && (flags & CR_K8S_ABSENT_OK)) {
+		fy_document_destroy(now);
+		return CR_K8S_NOT_FOUND;
+	}
+	bool failed = !rc && a_test_fails(ops, fy_document_root(now));
+	fy_document_destroy(now);
+	if (failed)
+		return CR_K8S_TEST_FAILED;
+	report_answer(k, r, answer);
+	return CR_K8S_INVALID;
 }
 
 int cr_k8s_patch(struct cr_k8s *k, const char *path, enum cr_k8s_patch type,
@@ -750,12 +941,34 @@ int cr_k8s_patch(struct cr_k8s *k, const char *path, enum cr_k8s_patch type,
 		[CR_K8S_PATCH_STRATEGIC] = "application/strategic-merge-patch+json",
 		[CR_K8S_PATCH_JSON] = "application/json-patch+json",
 	};
-	return call(k, "PATCH", path, types[type], patch, flags, flags & CR_K8S_ABSENT_OK, out);
+	if (type != CR_K8S_PATCH_JSON)
+		return call(k, "PATCH", path, types[type], patch, flags, out);
+	if (out)
+		*out = NULL;
+	char *body = cr_json_string(patch);
+	if (!body)
+		return CR_K8S_ERROR;
+	struct fy_document *doc = NULL;
+	struct req r = { "PATCH", path, types[type], body, flags, k->timeout_ms, 0, 0, 0, 0 };
+	int kind;
+	long status = request(k, &r, &doc, &kind);
+	free(body);
+	int rc = status < 0 ? kind : CR_K8S_OK;
+	if (status == 422)
+		rc = json_patch_refused(k, &r, patch, flags, doc);
+	else if (status >= 0 && !success(status))
+		rc = answered_failure(k, &r, flags, doc);
+	if (!rc && out) {
+		*out = doc;
+		doc = NULL;
+	}
+	fy_document_destroy(doc);
+	return rc;
 }
 
 /* --- read-modify-write ------------------------------------------------------------------- */
 
-/* One round: 0 done, 1 conflict (go again), CR_K8S_NOT_FOUND or -1. */
+/* One round: CR_K8S_OK done, CR_K8S_CONFLICT (go again), or another failure. */
 static int update_once(struct cr_k8s *k, const char *path, cr_k8s_change_fn change,
 		       void *user, struct fy_document **out)
 {
@@ -764,30 +977,16 @@ static int update_once(struct cr_k8s *k, const char *path, cr_k8s_change_fn chan
 	if (rc)
 		return rc;
 	int changed = change(fy_document_root(cur), user);
-	char *body = changed == 0 ? cr_json_string(fy_document_root(cur)) : NULL;
-	if (changed != 0 || !body) {
+	if (changed != 0) {
 		if (changed > 0 && out)
 			*out = cur;
 		else
 			fy_document_destroy(cur);
-		return changed > 0 ? 0 : -1;
+		return changed > 0 ? CR_K8S_OK : CR_K8S_ERROR;
 	}
+	rc = call(k, "PUT", path, "application/json", fy_document_root(cur), CR_K8S_CONFLICT_OK,
+		  out);
 	fy_document_destroy(cur);
-	struct fy_document *doc;
-	struct req r = { "PUT", path, "application/json", body, 0, k->timeout_ms, 0, 0, 0, 0 };
-	long status = request(k, &r, &doc);
-	free(body);
-	rc = success(status) ? 0 : status == 409 ? 1 : -1;
-	if (status > 0 && rc < 0) {
-		char *line = error_line("PUT", path, status, doc ? fy_document_root(doc) : NULL,
-					&k->body);
-		cr_error("%s", line);
-		free(line);
-	}
-	if (rc == 0 && out)
-		*out = doc;
-	else
-		fy_document_destroy(doc);
 	return rc;
 }
 
@@ -798,13 +997,13 @@ int cr_k8s_update(struct cr_k8s *k, const char *path, cr_k8s_change_fn change, v
 		*out = NULL;
 	for (int i = 0; i < UPDATE_TRIES; i++) {
 		int rc = update_once(k, path, change, user, out);
-		if (rc != 1)
+		if (rc != CR_K8S_CONFLICT)
 			return rc;
 	}
 	cr_error("kubernetes: PUT %s: 409 Conflict %d times in a row: the object keeps "
 		 "changing under us",
 		 path, UPDATE_TRIES);
-	return -1;
+	return CR_K8S_CONFLICT;
 }
 
 /* --- watch ------------------------------------------------------------------------------- */
@@ -854,8 +1053,11 @@ static bool watch_line(struct watch *w, const char *line, size_t len)
 
 static int watch_outcome(struct cr_k8s *k, struct watch *w, const struct req *r)
 {
-	if (success(r->status) && !w->stopped && !w->gone && !w->failed && w->line.len)
-		watch_line(w, w->line.data, w->line.len); /* a last event without its newline */
+	/* A last event without its newline counts only when the stream ended cleanly: after a
+	 * transport error it is the start of an event that was cut. */
+	if (r->rc == CURLE_OK && success(r->status) && !w->stopped && !w->gone && !w->failed &&
+	    w->line.len)
+		watch_line(w, w->line.data, w->line.len);
 	if (w->failed)
 		return -1;
 	if (w->gone)
@@ -890,6 +1092,8 @@ static int watch_outcome(struct cr_k8s *k, struct watch *w, const struct req *r)
 int cr_k8s_watch(struct cr_k8s *k, const char *path, cr_k8s_event_fn event, void *user,
 		 long timeout_ms)
 {
+	if (!path)
+		return CR_K8S_ERROR; /* cr_k8s_path reported why */
 	const char *q = strchr(path, '?');
 	bool has_watch = q && (strstr(q, "?watch=") || strstr(q, "&watch="));
 	char *full = has_watch ? xstrdup(path) : xasprintf("%s%swatch=1", path, q ? "&" : "?");

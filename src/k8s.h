@@ -18,6 +18,7 @@
 #include <libfyaml.h>
 #include <stdbool.h>
 
+struct cr_buf;
 struct cr_k8s;
 
 /* Which configuration is used: `kubeconfig` if set; else $KUBECONFIG if set; else
@@ -47,12 +48,42 @@ const char *cr_k8s_server(const struct cr_k8s *k);
 /* "in-cluster" or "<kubeconfig>, context <name>". */
 const char *cr_k8s_origin(const struct cr_k8s *k);
 
-/* Flags for requests. */
-#define CR_K8S_IDEMPOTENT 1u /* repeating this PATCH/POST is harmless: retry it like a GET */
-#define CR_K8S_ABSENT_OK 2u  /* PATCH: a 404 returns CR_K8S_NOT_FOUND, unreported */
+/* What a call came to, as one value (curl's CURLcode, libgit2's expected errors): 0, or
+ * what went wrong. The expected outcomes a caller asked for with a flag (and NOT_FOUND of a
+ * get or delete) are returned silently; any other failure is reported as one line first
+ * and then returned as its kind, so that a caller may still act on it. The HTTP status is
+ * cr_k8s_last_status's. */
+enum cr_k8s_rc {
+	CR_K8S_OK = 0,
+	CR_K8S_ERROR = -1,	 /* anything else: an HTTP error, an answer that is not JSON */
+	CR_K8S_NOT_FOUND = -2,	 /* 404 */
+	CR_K8S_CONFLICT = -3,	 /* 409: a stale resourceVersion, or the name is taken */
+	CR_K8S_TEST_FAILED = -4, /* 422 to a JSON patch one of whose tests fails on the object */
+	CR_K8S_INVALID = -5,	 /* 422 otherwise: validation or admission refused the write */
+	CR_K8S_FORBIDDEN = -6,	 /* 403 */
+	CR_K8S_TRANSIENT = -7,	 /* no answer, 429 or 5xx, once the retries are spent */
+};
+/* "not found", "conflict", ...: for messages. */
+const char *cr_k8s_rc_name(int rc);
+/* The HTTP status of the client's last answer (0: none came). */
+long cr_k8s_last_status(const struct cr_k8s *k);
 
-/* Result codes of the conveniences (besides 0 and -1). */
-#define CR_K8S_NOT_FOUND 404 /* get/delete/update of something absent: not reported */
+/* Flags for requests. */
+#define CR_K8S_IDEMPOTENT 1u   /* repeating this PATCH/POST is harmless: retry it like a GET */
+#define CR_K8S_ABSENT_OK 2u    /* a 404 is CR_K8S_NOT_FOUND, unreported (get, delete: always) */
+#define CR_K8S_CONFLICT_OK 4u  /* a 409 is CR_K8S_CONFLICT, unreported */
+
+/* "<api>/namespaces/<ns>/<resource>[/<name>[/<sub>]]" (ns NULL: a cluster-scoped
+ * resource), api "/api/v1" or "/apis/<group>/<version>". The namespace must be a DNS label
+ * and the name a DNS subdomain: a name that is no Kubernetes name names nothing that can
+ * exist and must never reach a path ("../x" least of all). NULL after reporting; caller
+ * frees. Every call below fails (CR_K8S_ERROR, already reported) when given a NULL path. */
+char *cr_k8s_path(const char *api, const char *ns, const char *resource, const char *name,
+		  const char *sub);
+
+/* Appends "?key=value" (or "&key=value" when path has a query already) to path, value
+ * percent-encoded; nothing when path->data is NULL (cr_k8s_path refused it). */
+void cr_k8s_query_add(struct cr_buf *path, const char *key, const char *value);
 
 /* The raw call: path is "/api/..." with its query (already encoded); body may be NULL
  * (content_type NULL: application/json). Returns the final HTTP status, or -1 when no
@@ -64,9 +95,8 @@ long cr_k8s_request(struct cr_k8s *k, const char *method, const char *path,
 		    struct fy_document **out);
 
 /* A GET whose answer is text, not JSON (a Pod's log): the body is appended to out as it
- * came. Returns the HTTP status (errors not reported), or -1 when no answer came. */
-struct cr_buf;
-long cr_k8s_get_text(struct cr_k8s *k, const char *path, struct cr_buf *out);
+ * came. CR_K8S_OK on 2xx; a failure is not reported (a log is an extra). */
+int cr_k8s_get_text(struct cr_k8s *k, const char *path, struct cr_buf *out);
 
 /* Reports a failed call as one line (verb, path, status, the Status reason and message). */
 void cr_k8s_report(const char *method, const char *path, long status,
@@ -75,26 +105,33 @@ void cr_k8s_report(const char *method, const char *path, long status,
 char *cr_k8s_error_line(const char *method, const char *path, long status,
 			struct fy_document *response);
 
-/* Conveniences: 0 on 2xx with *out (if out is set) the returned object; otherwise -1
- * after reporting, except where CR_K8S_NOT_FOUND is mentioned. Bodies are trees written
- * as JSON (see json.h for how scalars are typed). */
-int cr_k8s_get(struct cr_k8s *k, const char *path, struct fy_document **out); /* NOT_FOUND */
+/* Conveniences: CR_K8S_OK on 2xx with *out (if out is set) the returned object, else an
+ * enum cr_k8s_rc as above. Bodies are trees written as JSON (see json.h for how scalars
+ * are typed). */
+int cr_k8s_get(struct cr_k8s *k, const char *path, struct fy_document **out);
 /* GET of a collection; selector (may be NULL) is added as labelSelector, URL-encoded. */
 int cr_k8s_list(struct cr_k8s *k, const char *path, const char *selector,
 		struct fy_document **out);
-int cr_k8s_post(struct cr_k8s *k, const char *path, struct fy_node *obj,
+int cr_k8s_post(struct cr_k8s *k, const char *path, struct fy_node *obj, unsigned flags,
 		struct fy_document **out);
 int cr_k8s_put(struct cr_k8s *k, const char *path, struct fy_node *obj,
 	       struct fy_document **out);
-/* NOT_FOUND. A Job's pods stay unless the path asks ?propagationPolicy=Background. */
-int cr_k8s_delete(struct cr_k8s *k, const char *path, struct fy_document **out);
+/* options (may be NULL): the DeleteOptions body (propagationPolicy, preconditions). A
+ * Job's Pods stay unless it asks propagationPolicy Background. */
+int cr_k8s_delete(struct cr_k8s *k, const char *path, struct fy_node *options,
+		  struct fy_document **out);
 
 enum cr_k8s_patch {
 	CR_K8S_PATCH_MERGE,     /* application/merge-patch+json (RFC 7386) */
 	CR_K8S_PATCH_STRATEGIC, /* application/strategic-merge-patch+json */
 	CR_K8S_PATCH_JSON,      /* application/json-patch+json (RFC 6902): a list of ops */
 };
-/* flags: CR_K8S_IDEMPOTENT when applying the patch twice gives the same object. */
+/* flags: CR_K8S_IDEMPOTENT when applying the patch twice gives the same object; with
+ * CR_K8S_CONFLICT_OK, a merge patch carrying metadata.resourceVersion is a precondition.
+ * A JSON patch's "test" ops are its preconditions: the API server answers 422 both when
+ * one fails and when validation or admission refuses the result, so on a 422 the object is
+ * read again and the tests are run on it: CR_K8S_TEST_FAILED (silent) when one fails,
+ * CR_K8S_INVALID (reported) when they all hold. */
 int cr_k8s_patch(struct cr_k8s *k, const char *path, enum cr_k8s_patch type,
 		 struct fy_node *patch, unsigned flags, struct fy_document **out);
 
@@ -102,8 +139,9 @@ int cr_k8s_patch(struct cr_k8s *k, const char *path, enum cr_k8s_patch type,
  * object in place, PUTs it (its metadata.resourceVersion makes the server refuse a stale
  * write) and on 409 Conflict starts again from a fresh GET, up to 10 times.
  * change returns 0 to write, 1 when the object needs no change (nothing is written), -1 to
- * give up (it reports why). Returns 0, CR_K8S_NOT_FOUND, or -1. *out: the object as it
- * now is. Works on subresources with GET and PUT, like .../deployments/x/scale. */
+ * give up (it reports why). Returns CR_K8S_OK, CR_K8S_NOT_FOUND, or a failure (reported).
+ * *out: the object as it now is. Works on subresources with GET and PUT, like
+ * .../deployments/x/scale. */
 typedef int (*cr_k8s_change_fn)(struct fy_node *obj, void *user);
 int cr_k8s_update(struct cr_k8s *k, const char *path, cr_k8s_change_fn change, void *user,
 		  struct fy_document **out);

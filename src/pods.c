@@ -4,6 +4,7 @@
 #include "k8s.h"
 #include "labels.h"
 #include "log.h"
+#include "names.h"
 #include "proc.h"
 #include "url.h"
 #include "util.h"
@@ -65,7 +66,14 @@ void cr_pods_targets_add(struct fy_node *list, struct cr_pods_target **t, size_t
 	while ((item = fy_node_sequence_iterate(yt_get(list, "items"), &it))) {
 		struct fy_node *spec = yt_get(item, "spec");
 		char *name = yt_strdup(yt_get(spec, "deploymentName"));
-		if (name && !known(*t, *n, name)) {
+		const char *why = name ? cr_name_subdomain_error(name) : NULL;
+		if (why) {
+			char *eds = yt_strdup(yt_path(item, "/metadata/name"));
+			cr_warn("ExpectedDeploymentScale %s: deploymentName \"%s\" %s, so no "
+				"Deployment has it: skipped", eds ? eds : "?", name, why);
+			free(eds);
+			free(name);
+		} else if (name && !known(*t, *n, name)) {
 			*t = xrealloc(*t, (*n + 1) * sizeof(**t));
 			(*t)[(*n)++] = (struct cr_pods_target){
 				name, number(yt_get(spec, "expectedScale"), 0),
@@ -81,7 +89,8 @@ void cr_pods_targets_add(struct fy_node *list, struct cr_pods_target **t, size_t
 static int add_targets(struct cr_k8s *k, const char *ns, const char *selector,
 		       struct cr_pods_target **t, size_t *n)
 {
-	char *path = xasprintf("/apis/wiremind.io/v1/namespaces/%s/expecteddeploymentscales", ns);
+	char *path = cr_k8s_path("/apis/wiremind.io/v1", ns, "expecteddeploymentscales", NULL,
+				 NULL);
 	struct fy_document *d = NULL;
 	int rc = cr_k8s_list(k, path, selector, &d);
 	free(path);
@@ -182,8 +191,7 @@ static int plan_load(struct plan *p, struct cr_pods *s)
 
 static char *deployment_path(const struct plan *p, const char *name, const char *sub)
 {
-	return xasprintf("/apis/apps/v1/namespaces/%s/deployments/%s%s%s", p->s->ns, name,
-			 sub ? "/" : "", sub ? sub : "");
+	return cr_k8s_path("/apis/apps/v1", p->s->ns, "deployments", name, sub);
 }
 
 static struct fy_document *new_patch(struct fy_node **root)
@@ -200,52 +208,24 @@ static struct fy_document *new_patch(struct fy_node **root)
  * leave a Deployment down and unmarked. So every write carries the resourceVersion of the
  * read it was decided from: the server refuses a stale one (409 Conflict), and the object
  * is read again and the write decided again. */
-#define CONFLICT 409
 #define WRITE_TRIES 10
 
-/* A patch (consumed) of the object at path whose precondition the server checks: 0 with
- * *out (if set) the object as it now is, `refused` (the status the server answers a failed
- * precondition with) when it did not hold, CR_K8S_NOT_FOUND, or -1 after reporting.
- * Idempotent: a resent patch that did land meets its own precondition and is refused. */
-static int guarded_patch(struct plan *p, const char *path, const char *content_type,
-			 long refused, struct fy_document *patch, struct fy_document **out)
-{
-	if (out)
-		*out = NULL;
-	char *body = cr_json_string(fy_document_root(patch));
-	fy_document_destroy(patch);
-	if (!body)
-		return -1;
-	struct fy_document *doc = NULL;
-	long status = cr_k8s_request(p->k, "PATCH", path, content_type, body, CR_K8S_IDEMPOTENT,
-				     &doc);
-	free(body);
-	int rc = -1;
-	if (status >= 200 && status < 300 && (doc || !out)) {
-		rc = 0;
-		if (out) {
-			*out = doc;
-			doc = NULL;
-		}
-	} else if (status >= 200 && status < 300) {
-		cr_error("kubernetes: PATCH %s: %ld with no object in the answer", path, status);
-	} else if (status == refused) {
-		rc = (int)refused;
-	} else if (status == 404) {
-		rc = CR_K8S_NOT_FOUND;
-	} else if (status > 0) {
-		cr_k8s_report("PATCH", path, status, doc);
-	}
-	if (doc)
-		fy_document_destroy(doc);
-	return rc;
-}
-
-/* A merge patch carrying a resourceVersion: CONFLICT when it is stale. */
+/* A merge patch (consumed) carrying a resourceVersion: CR_K8S_OK with *out (if set) the
+ * object as it now is, CR_K8S_CONFLICT when the resourceVersion is stale,
+ * CR_K8S_NOT_FOUND, or another failure (reported). Idempotent: a resent patch that did
+ * land meets its own precondition and is refused. */
 static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
 		    struct fy_document **out)
 {
-	return guarded_patch(p, path, "application/merge-patch+json", CONFLICT, patch, out);
+	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_MERGE, fy_document_root(patch),
+			      CR_K8S_IDEMPOTENT | CR_K8S_CONFLICT_OK | CR_K8S_ABSENT_OK, out);
+	fy_document_destroy(patch);
+	if (!rc && out && !*out) {
+		cr_error("kubernetes: PATCH %s: %ld with no object in the answer", path,
+			 cr_k8s_last_status(p->k));
+		rc = CR_K8S_ERROR;
+	}
+	return rc;
 }
 
 /* Fills the merge patch that makes obj as wanted; false when it already is. */
@@ -280,12 +260,12 @@ static int write_wanted(struct plan *p, const char *path, const struct want *w,
 		free(rv);
 		fy_document_destroy(cur);
 		rc = rv_patch(p, path, d, out);
-		if (rc != CONFLICT)
+		if (rc != CR_K8S_CONFLICT)
 			return rc;
 	}
 	cr_error("kubernetes: PATCH %s: 409 Conflict %d times in a row: the object keeps "
 		 "changing under us", path, WRITE_TRIES);
-	return -1;
+	return CR_K8S_CONFLICT;
 }
 
 static bool fill_replicas(const struct want *w, struct fy_node *scale, struct fy_document *d,
@@ -322,11 +302,14 @@ static void mark_op(struct fy_node *ops, const char *op, const char *value)
 	yt_append(ops, o);
 }
 
-/* A JSON patch (consumed) that tests before it changes: 1 when a test failed (422). */
+/* A JSON patch (consumed) that tests before it changes: CR_K8S_TEST_FAILED when a test
+ * does not hold on the object (k8s.h: a refusal of the result is CR_K8S_INVALID). */
 static int json_patch(struct plan *p, const char *path, struct fy_document *d)
 {
-	int rc = guarded_patch(p, path, "application/json-patch+json", 422, d, NULL);
-	return rc == 422 ? 1 : rc;
+	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_JSON, fy_document_root(d),
+			      CR_K8S_IDEMPOTENT | CR_K8S_ABSENT_OK, NULL);
+	fy_document_destroy(d);
+	return rc;
 }
 
 /* The stopped mark is conditioned on the Deployment's metadata.generation, which only its
@@ -370,12 +353,12 @@ static int mark(struct plan *p, const char *path)
 			yt_append(ops, add);
 		}
 		rc = json_patch(p, path, d);
-		if (rc != 1)
+		if (rc != CR_K8S_TEST_FAILED)
 			return rc;
 	}
 	cr_error("kubernetes: PATCH %s: the Deployment keeps changing under us (%d tries)", path,
 		 WRITE_TRIES);
-	return -1;
+	return CR_K8S_CONFLICT;
 }
 
 /* The stopped mark's removal is conditioned on the mark itself (a JSON patch that tests it
@@ -389,7 +372,7 @@ static int unmark(struct plan *p, const char *path)
 	mark_op(ops, "test", "true");
 	mark_op(ops, "remove", NULL);
 	int rc = json_patch(p, path, d);
-	return rc == 1 ? 0 : rc; /* no mark: nothing to remove */
+	return rc == CR_K8S_TEST_FAILED ? CR_K8S_OK : rc; /* no mark: nothing to remove */
 }
 
 /* --- HPAs ---------------------------------------------------------------------------------- */
@@ -462,8 +445,8 @@ static int hpa_read(struct fy_node *obj, struct hpa *h)
 
 static int hpas_load(struct plan *p, struct hpas *out)
 {
-	char *path = xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers",
-			       p->s->ns);
+	char *path = cr_k8s_path("/apis/autoscaling/v2", p->s->ns, "horizontalpodautoscalers",
+				 NULL, NULL);
 	struct fy_document *d = NULL;
 	int rc = cr_k8s_list(p->k, path, NULL, &d);
 	free(path);
@@ -486,8 +469,8 @@ static int hpas_load(struct plan *p, struct hpas *out)
 
 static char *hpa_path(const struct plan *p, const char *name)
 {
-	return xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/%s", p->s->ns,
-			 name ? name : "");
+	return cr_k8s_path("/apis/autoscaling/v2", p->s->ns, "horizontalpodautoscalers", name,
+			   NULL);
 }
 
 /* h (cleared first) as the HPA now is: 0, CR_K8S_NOT_FOUND, or -1 after reporting. Read
@@ -496,9 +479,14 @@ static int hpa_get(struct plan *p, const char *name, struct hpa *h)
 {
 	hpa_clear(h);
 	struct cr_buf path = { 0 };
-	cr_buf_printf(&path, "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers"
-			     "?fieldSelector=metadata.name%%3D", p->s->ns);
-	cr_percent_encode(&path, name);
+	char *base = hpa_path(p, NULL);
+	if (base) {
+		char *field = xasprintf("metadata.name=%s", name);
+		cr_buf_adds(&path, base);
+		cr_k8s_query_add(&path, "fieldSelector", field);
+		free(field);
+		free(base);
+	}
 	struct fy_document *d = NULL;
 	int rc = cr_k8s_list(p->k, path.data, NULL, &d);
 	cr_buf_free(&path);
@@ -697,16 +685,16 @@ static int hpa_retry(struct plan *p, const struct hpa *listed,
 {
 	int rc = once(p, listed);
 	struct hpa h = { 0 };
-	for (int i = 1; rc == CONFLICT && i < WRITE_TRIES; i++) {
+	for (int i = 1; rc == CR_K8S_CONFLICT && i < WRITE_TRIES; i++) {
 		rc = hpa_get(p, listed->name, &h);
 		if (!rc)
 			rc = once(p, &h);
 	}
 	hpa_clear(&h);
-	if (rc == CONFLICT) {
+	if (rc == CR_K8S_CONFLICT) {
 		cr_error("kubernetes: HorizontalPodAutoscaler %s: 409 Conflict %d times in a row: it "
 			 "keeps changing under us", listed->name, WRITE_TRIES);
-		return -1;
+		return rc;
 	}
 	return rc == CR_K8S_NOT_FOUND ? 0 : rc;
 }
@@ -945,7 +933,7 @@ static void note_pod(struct group_wait *w, bool deleted, struct fy_node *pod)
 
 static int list_pods(struct plan *p, struct group_wait *w)
 {
-	char *path = xasprintf("/api/v1/namespaces/%s/pods", p->s->ns);
+	char *path = cr_k8s_path("/api/v1", p->s->ns, "pods", NULL, NULL);
 	struct fy_document *d = NULL;
 	int rc = cr_k8s_list(p->k, path, NULL, &d);
 	free(path);
@@ -979,10 +967,16 @@ static int on_pod_event(const char *type, struct fy_node *pod, void *user)
 
 static int watch_pods(struct plan *p, struct group_wait *w, long timeout_ms)
 {
-	char *path = xasprintf("/api/v1/namespaces/%s/pods?allowWatchBookmarks=true&"
-			       "resourceVersion=%s", p->s->ns, w->rv ? w->rv : "0");
-	int rc = cr_k8s_watch(p->k, path, on_pod_event, w, timeout_ms);
-	free(path);
+	struct cr_buf path = { 0 };
+	char *base = cr_k8s_path("/api/v1", p->s->ns, "pods", NULL, NULL);
+	if (base) {
+		cr_buf_adds(&path, base);
+		cr_k8s_query_add(&path, "allowWatchBookmarks", "true");
+		cr_k8s_query_add(&path, "resourceVersion", w->rv ? w->rv : "0");
+		free(base);
+	}
+	int rc = cr_k8s_watch(p->k, path.data, on_pod_event, w, timeout_ms);
+	cr_buf_free(&path);
 	if (rc == CR_K8S_WATCH_GONE)
 		w->relist = true;
 	return rc < 0 ? -1 : 0;

@@ -335,7 +335,7 @@ static enum dep_state dep_state_of(const struct deployment *d)
 
 static int read_deployment(struct cr_k8s *k, const char *ns, struct deployment *d)
 {
-	char *path = xasprintf("/apis/apps/v1/namespaces/%s/deployments/%s", ns, d->name);
+	char *path = cr_k8s_path("/apis/apps/v1", ns, "deployments", d->name, NULL);
 	struct fy_document *doc = NULL;
 	int rc = cr_k8s_get(k, path, &doc);
 	free(path);
@@ -363,8 +363,8 @@ static struct deployment *deployment_named(struct cr_status *s, const char *name
 /* One list of the namespace's HPAs, each matched to the Deployment it targets. */
 static int read_hpas(struct cr_status *s, struct cr_k8s *k)
 {
-	char *path = xasprintf("/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers",
-			       s->namespace);
+	char *path = cr_k8s_path("/apis/autoscaling/v2", s->namespace, "horizontalpodautoscalers",
+				 NULL, NULL);
 	struct fy_document *doc = NULL;
 	int rc = cr_k8s_list(k, path, NULL, &doc);
 	free(path);
@@ -566,7 +566,7 @@ static void job_problem(struct cr_status *s, const struct job *j)
 
 static int read_jobs(struct cr_status *s, struct cr_k8s *k)
 {
-	char *path = xasprintf("/apis/batch/v1/namespaces/%s/jobs", s->namespace);
+	char *path = cr_k8s_path("/apis/batch/v1", s->namespace, "jobs", NULL, NULL);
 	char *selector = xasprintf("app.kubernetes.io/name=chartreuse,"
 				   "app.kubernetes.io/instance=%s", s->release);
 	struct fy_document *doc = NULL;

@@ -18,10 +18,11 @@ def deployment(name, replicas, release, annotations=None):
                                   "spec": {"containers": [{"name": name, "image": "app:1"}]}}}}
 
 
-def eds(name, scale, release, priority=0, label="app.kubernetes.io/instance"):
+def eds(name, scale, release, priority=0, label="app.kubernetes.io/instance", deployment=None):
     return {"apiVersion": "wiremind.io/v1", "kind": "ExpectedDeploymentScale",
             "metadata": {"name": name, "namespace": "default", "labels": {label: release}},
-            "spec": {"deploymentName": name, "expectedScale": scale, "priority": priority}}
+            "spec": {"deploymentName": deployment or name, "expectedScale": scale,
+                     "priority": priority}}
 
 
 def hpa(target, behavior=None, name=None):

@@ -23,6 +23,9 @@ import yaml
 from conftest import REPO, UNIT, WRAPPER
 
 VERSION = (REPO / "VERSION").read_text().strip()
+# enum cr_k8s_rc (src/k8s.h): what k8s_cli prints as a call's result
+OK, ERROR, NOT_FOUND, CONFLICT, TEST_FAILED, INVALID, FORBIDDEN, TRANSIENT = \
+    0, -1, -2, -3, -4, -5, -6, -7
 PODS = "/api/v1/namespaces/default/pods"
 CM = "/api/v1/namespaces/default/configmaps/cm"
 
@@ -79,6 +82,18 @@ def drop():
     return act
 
 
+def cut_headers():
+    """Closes the connection inside the answer's headers (a proxy cut: libcurl alone would
+    take what came for a complete answer without a body)."""
+    def act(h, rec):
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: appl")
+        h.wfile.flush()
+        h.connection.shutdown(socket.SHUT_RDWR)
+        h.close_connection = True
+        return True
+    return act
+
+
 def call(fn):
     """Runs fn(rec), then the request is answered as usual."""
     def act(h, rec):
@@ -94,8 +109,11 @@ def slow(seconds):
     return act
 
 
-def stream(chunks, delay=0.05, hold=0.0):
-    """A chunked watch answer: the chunks as written (events may be cut anywhere)."""
+def stream(chunks, delay=0.05, hold=0.0, cut=None):
+    """A chunked watch answer: the chunks as written (events may be cut anywhere). cut:
+    the connection then closes without the last chunk: "event" after the chunks as they
+    are (the last may end inside an event), "chunk" inside a further chunk announced
+    whole, of which half comes."""
     def act(h, rec):
         h.send_response(200)
         h.send_header("Content-Type", "application/json")
@@ -108,8 +126,13 @@ def stream(chunks, delay=0.05, hold=0.0):
                 h.wfile.flush()
                 time.sleep(delay)
             time.sleep(hold)
-            h.wfile.write(b"0\r\n\r\n")
+            if cut == "chunk":
+                h.wfile.write(b"40\r\n" + b'{"type": "ADDED", "obj')
+            if not cut:
+                h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
+            if cut:
+                h.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         h.close_connection = True
@@ -642,7 +665,7 @@ def test_retries_run_out_with_an_error_line(tmp_path, stub, pki):
     stub.on("GET", PODS, *[reply(503, status_body(503, "ServiceUnavailable", "busy"))] * 5)
     env = dict(token_env(tmp_path, stub, pki), CR_K8S_TEST_TRIES="3", CR_K8S_TEST_BASE_MS="20")
     cli = run_cli([f"get {PODS}"], env)
-    assert cli.results() == [("get", -1, None)]
+    assert cli.results() == [("get", TRANSIENT, None)]
     assert len(stub.requests) == 3
     assert cli.errors() == [f"chartreuse: error: kubernetes: GET {PODS}: 503 "
                             "ServiceUnavailable: busy"]
@@ -675,7 +698,7 @@ def test_post_is_not_retried_on_500(tmp_path, stub, pki):
             reply(500, status_body(500, "InternalError", "etcd timeout")))
     cli = run_cli(['post /api/v1/namespaces/default/configmaps {"metadata": {"name": "x"}}'],
                   token_env(tmp_path, stub, pki))
-    assert cli.results() == [("post", -1, None)]
+    assert cli.results() == [("post", TRANSIENT, None)]
     assert len(stub.requests) == 1
     assert cli.errors() == ["chartreuse: error: kubernetes: POST "
                             "/api/v1/namespaces/default/configmaps: 500 InternalError: "
@@ -689,7 +712,7 @@ def test_patch_retried_only_when_marked_idempotent(tmp_path, stub, pki):
     cli = run_cli([f'merge {path} {{"spec": {{"replicas": 0}}}}',
                    f'merge-idem {path} {{"spec": {{"replicas": 0}}}}'],
                   token_env(tmp_path, stub, pki))
-    assert [r[1] for r in cli.results()] == [-1, 0]
+    assert [r[1] for r in cli.results()] == [TRANSIENT, OK]
     assert len(stub.requests) == 3
 
 
@@ -702,9 +725,23 @@ def test_dropped_connection_retried_for_get_not_for_post(tmp_path, stub, pki):
     stub.on("POST", PODS, drop())
     cli = run_cli([f'post {PODS} {{"metadata": {{"name": "p"}}}}'],
                   token_env(tmp_path, stub, pki))
-    assert cli.results() == [("post", -1, None)]
+    assert cli.results() == [("post", TRANSIENT, None)]
     assert len(stub.requests) == 1
     assert cli.errors()[0].startswith(f"chartreuse: error: kubernetes: POST {PODS}: {stub.url}: ")
+
+
+def test_an_answer_cut_inside_its_headers_is_no_answer(tmp_path, stub, pki):
+    dep = "/apis/apps/v1/namespaces/default/deployments/web"
+    stub.on("GET", PODS, cut_headers())
+    stub.on("PATCH", dep, cut_headers())
+    stub.on("POST", PODS, cut_headers())
+    cli = run_cli([f"get {PODS}", f'merge-idem {dep} {{"spec": {{}}}}',
+                   f'post {PODS} {{"metadata": {{"name": "p"}}}}'],
+                  token_env(tmp_path, stub, pki))
+    assert [r[:2] for r in cli.results()] == [("get", OK), ("patch", OK), ("post", TRANSIENT)]
+    assert [r["method"] for r in stub.requests] == ["GET", "GET", "PATCH", "PATCH", "POST"]
+    assert cli.errors() == [f"chartreuse: error: kubernetes: POST {PODS}: {stub.url}: the "
+                            "answer ended inside its headers"]
 
 
 def test_timeout_is_retried_for_get(tmp_path, stub, pki):
@@ -725,7 +762,7 @@ def test_connection_refused_is_retried_even_for_post(tmp_path, stub, pki):
     Path(env["KUBECONFIG"]).write_text(text)
     env.update(CR_K8S_TEST_TRIES="3", CR_K8S_TEST_BASE_MS="20")
     cli = run_cli([f'post {PODS} {{"metadata": {{"name": "p"}}}}'], env)
-    assert cli.results() == [("post", -1, None)]
+    assert cli.results() == [("post", TRANSIENT, None)]
     assert len([l for l in cli.err_lines if "retrying" in l]) == 2
     assert cli.errors()[0].startswith(
         f"chartreuse: error: kubernetes: POST {PODS}: https://127.0.0.1:{port}: ")
@@ -775,10 +812,55 @@ def test_not_found_is_a_result_for_get_and_delete(tmp_path, stub, pki):
     stub.on("GET", PODS, gone)
     cli = run_cli([f"get {CM}", f"delete {CM}", f"list {PODS}", f"request GET {CM}"],
                   token_env(tmp_path, stub, pki))
-    assert [r[:2] for r in cli.results()] == [("get", 404), ("delete", 404), ("list", -1),
-                                              ("status", 200)]
+    assert [r[:2] for r in cli.results()] == [("get", NOT_FOUND), ("delete", NOT_FOUND),
+                                              ("list", NOT_FOUND), ("status", 200)]
     assert cli.errors() == [f"chartreuse: error: kubernetes: GET {PODS}: 404 NotFound: "
                             'configmaps "cm" not found']
+
+
+def test_each_failure_has_its_result_and_only_the_unexpected_are_reported(tmp_path, stub,
+                                                                          pki):
+    dep = "/apis/apps/v1/namespaces/default/deployments/web"
+    stale = reply(409, status_body(409, "Conflict", "the object has been modified"))
+    stub.on("PATCH", dep, stale, stale,
+            reply(403, status_body(403, "Forbidden", "cannot patch deployments")))
+    cli = run_cli([f'merge-guard {dep} {{"metadata": {{"resourceVersion": "1"}}}}',
+                   f'merge {dep} {{"metadata": {{"resourceVersion": "1"}}}}',
+                   f'merge {dep} {{"spec": {{}}}}'], token_env(tmp_path, stub, pki))
+    assert [r[1] for r in cli.results()] == [CONFLICT, CONFLICT, FORBIDDEN]
+    assert cli.errors() == [
+        f"chartreuse: error: kubernetes: PATCH {dep}: 409 Conflict: the object has been modified",
+        f"chartreuse: error: kubernetes: PATCH {dep}: 403 Forbidden: cannot patch deployments"]
+
+
+MARKED = {"apiVersion": "apps/v1", "kind": "Deployment",
+          "metadata": {"name": "web", "resourceVersion": "7", "generation": 3,
+                       "annotations": {"chartreuse.wiremind.io/stopped": "true"}}}
+UNMARK = json.dumps([{"op": "test", "path": "/metadata/annotations/chartreuse.wiremind.io~1stopped",
+                      "value": "true"},
+                     {"op": "remove", "path": "/metadata/annotations/chartreuse.wiremind.io~1stopped"}])
+
+
+@pytest.mark.parametrize("mark_there", [True, False], ids=["refused", "test-failed"])
+def test_a_422_to_a_json_patch_is_told_apart_by_reading_the_object(tmp_path, stub, pki,
+                                                                   mark_there):
+    """The API server answers 422 Invalid both when a test op fails and when validation or
+    admission refuses the result (SPEC §6): the object read again tells which."""
+    dep = "/apis/apps/v1/namespaces/default/deployments/web"
+    obj = json.loads(json.dumps(MARKED))
+    if not mark_there:
+        obj["metadata"]["annotations"] = {"other": "x"}
+    stub.store[dep] = obj
+    msg = ('ValidatingAdmissionPolicy \'keep-marks\' with binding \'b\' denied request: '
+           'annotations are frozen')
+    stub.on("PATCH", dep, reply(422, status_body(422, "Invalid", msg)))
+    cli = run_cli([f"jsonpatch-idem-absent {dep} {UNMARK}"], token_env(tmp_path, stub, pki))
+    assert [r[1] for r in cli.results()] == [INVALID if mark_there else TEST_FAILED]
+    assert [r["method"] for r in stub.requests] == ["PATCH", "GET"]
+    if mark_there:
+        assert cli.errors() == [f"chartreuse: error: kubernetes: PATCH {dep}: 422 Invalid: {msg}"]
+    else:
+        assert not cli.errors()
 
 
 def test_secrets_never_printed(tmp_path, stub, pki):
@@ -853,6 +935,20 @@ def test_watch_events_cut_across_chunks(tmp_path, stub, pki):
     assert cli.value("watch") == "2", cli.err  # ended by the server
     assert cli.events() == [(json.loads(x)["type"], json.loads(x)["object"]) for x in e]
     assert stub.requests[0]["query"] == {"resourceVersion": ["10"], "watch": ["1"]}
+
+
+@pytest.mark.parametrize("cut", ["event", "chunk"])
+def test_a_watch_cut_midway_ends_for_the_caller_to_resume(tmp_path, stub, pki, cut):
+    """A stream that breaks inside an event (or inside a chunk) has delivered what came
+    whole: the watch ends (2) for the caller to resume from the last resourceVersion, and
+    the piece of an event is not read as one."""
+    e = [event("ADDED", pod("a", 11)), event("DELETED", pod("b", 12))]
+    chunks = [e[0] + "\n" + e[1][:25]] if cut == "event" else [e[0] + "\n"]
+    stub.on("GET", PODS, stream(chunks, cut=cut))
+    cli = run_cli([f"watch {PODS}?resourceVersion=10 10000 0"], token_env(tmp_path, stub, pki))
+    assert cli.value("watch") == "2", cli.err
+    assert cli.events() == [("ADDED", json.loads(e[0])["object"])]
+    assert not cli.errors(), cli.err
 
 
 def test_watch_stops_when_told(tmp_path, stub, pki):

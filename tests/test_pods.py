@@ -759,3 +759,79 @@ def test_a_change_between_the_read_and_the_pause_is_read_again(release, migratio
     api = k8s.get("horizontalpodautoscalers", "api")
     assert api["spec"]["behavior"] == changed
     assert not {RECORDED, PAUSED} & set(annotations(api))
+
+
+# --- streams cut midway, refusals that look like failed tests ----------------------------------
+
+@pytest.mark.parametrize("cut", ["event", "chunk", "header"])
+def test_a_pod_watch_cut_midway_is_resumed(release, migration, pg, cut):
+    """The Pod watch of the stop breaks inside its first event, inside a chunk, or inside
+    its headers: the wait resumes from what it had seen and the migration completes."""
+    k8s = release
+    cfg, env, db = migration
+    armed = k8s.fault("GET", r"/pods$", query="watch=", cut=cut)
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    assert armed.hits == 1
+    assert [rec.fault for rec in k8s.request_log if rec.fault] == [f"cut {cut}"]
+    watches = k8s.request_log.filter("GET", r"/pods$", watch=True)
+    assert len(watches) >= 2, "the cut watch was followed by another"
+    assert migrated(pg, db)
+    for name, scale in SCALES.items():
+        assert k8s.get("deployments", name)["spec"]["replicas"] == scale
+        assert STOPPED not in annotations(k8s.get("deployments", name))
+
+
+def test_an_admission_refusal_of_the_marks_removal_is_not_taken_for_no_mark(release,
+                                                                             migration, pg):
+    """A 422 to the JSON patch that removes the stopped mark is a refusal (a validating
+    admission policy here), not a failed test: the start fails, says so, keeps the mark,
+    and `restore` brings the rest back once the policy lets it."""
+    k8s = release
+    cfg, env, db = migration
+    k8s.admission_deny("PATCH", r"/deployments/api$", reason="annotations are frozen",
+                       query=None, times=None, after=1)  # the mark goes on, not off
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    err = r.err.decode()
+    assert r.rc != 0, err
+    assert "ValidatingAdmissionPolicy 'chartreuse-test-policy'" in err, err
+    assert "chartreuse restore --release" in err, err
+    d = k8s.get("deployments", "api")
+    assert d["spec"]["replicas"] == SCALES["api"], "started, only the mark stayed"
+    assert annotations(d).get(STOPPED) == "true"
+    k8s.clear_faults()
+    r = run(["restore", "--release", RELEASE, "--namespace", "default"],
+            env={"KUBECONFIG": env["KUBECONFIG"]}, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    assert STOPPED not in annotations(k8s.get("deployments", "api"))
+
+
+# --- names that go into paths -----------------------------------------------------------------
+
+def test_a_deployment_name_that_is_a_path_reaches_no_path(release, migration, pg):
+    """An ExpectedDeploymentScale's deploymentName goes into URL paths: one that is no
+    Deployment name ("../" and all) is skipped with a warning, and no request leaves the
+    release's own Deployments, HPAs and Pods."""
+    k8s = release
+    cfg, env, db = migration
+    k8s.put({"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "victim", "namespace": "default"}, "data": {"a": "b"}})
+    evil = "../../../../api/v1/namespaces/default/configmaps/victim"
+    k8s.put(eds("evil", 1, deployment=evil))
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    err = r.err.decode()
+    assert f'ExpectedDeploymentScale evil: deploymentName "{evil}" must consist of' in err
+    assert not [rec for rec in k8s.request_log if "configmaps" in rec.path or ".." in rec.path]
+    assert k8s.get("configmaps", "victim")["data"] == {"a": "b"}
+    assert migrated(pg, db)
+
+
+def test_a_namespace_that_is_no_namespace_name_is_refused_before_any_request(k8s, tmp_path):
+    r = run(["restore", "--release", RELEASE, "--namespace", "default/../kube-system"],
+            env={"KUBECONFIG": str(k8s.kubeconfig(tmp_path / "kc"))}, timeout=60)
+    assert r.rc != 0
+    assert r.err_lines == ['chartreuse: error: kubernetes: namespace "default/../kube-system" '
+                           "must consist of lower case alphanumeric characters or '-', and must "
+                           "start and end with an alphanumeric character (RFC 1123 label)"]
+    assert not [rec for rec in k8s.request_log if "/namespaces/" in rec.path]

@@ -130,8 +130,9 @@ bool cr_hooks_has(const struct cr_hooks *h, const char *phase)
 
 /* --- companions ---------------------------------------------------------------------------- */
 
-/* The collection path of the kinds render emits as companions; NULL for another. */
-static char *collection(const char *kind, const char *ns)
+/* The path of a companion (name NULL: its collection); NULL for a kind render does not
+ * emit (reported) or a name that is no Kubernetes name (reported). */
+static char *companion_path(const char *kind, const char *ns, const char *name)
 {
 	static const struct {
 		const char *kind, *prefix, *plural;
@@ -144,7 +145,8 @@ static char *collection(const char *kind, const char *ns)
 	};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); i++)
 		if (!strcmp(kinds[i].kind, kind))
-			return xasprintf("%s/namespaces/%s/%s", kinds[i].prefix, ns, kinds[i].plural);
+			return cr_k8s_path(kinds[i].prefix, ns, kinds[i].plural, name, NULL);
+	cr_error("helm hooks: cannot apply a %s (%s): not a kind chartreuse writes", kind, name);
 	return NULL;
 }
 
@@ -164,19 +166,18 @@ static int apply_one(struct cr_k8s *k, const struct hook_doc *d, const char *rel
 {
 	struct fy_node *obj = fy_document_root(d->doc);
 	char *obj_ns = yt_strdup(yt_path(obj, "/metadata/namespace"));
-	char *base = collection(d->kind, obj_ns ? obj_ns : ns);
+	char *base = companion_path(d->kind, obj_ns ? obj_ns : ns, NULL);
+	char *path = base ? companion_path(d->kind, obj_ns ? obj_ns : ns, d->name) : NULL;
 	free(obj_ns);
-	if (!base) {
-		cr_error("helm hooks: cannot apply a %s (%s): not a kind chartreuse writes", d->kind,
-			 d->name);
+	if (!path) {
+		free(base);
 		return -1;
 	}
 	mark_for_helm(obj, release, ns);
-	char *path = xasprintf("%s/%s", base, d->name);
 	struct fy_document *live = NULL;
 	int rc = cr_k8s_get(k, path, &live);
 	if (rc == CR_K8S_NOT_FOUND) {
-		rc = cr_k8s_post(k, base, obj, NULL);
+		rc = cr_k8s_post(k, base, obj, 0, NULL);
 	} else if (!rc) {
 		/* A replacement: the resourceVersion makes the server refuse a stale one. */
 		char *rv = yt_strdup(yt_path(fy_document_root(live), "/metadata/resourceVersion"));

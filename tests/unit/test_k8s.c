@@ -595,6 +595,33 @@ TEST(exec_plugin_runs_by_argv_with_exec_info)
 	cr_secrets_clear();
 }
 
+/* Names go into paths only when the API server could hold them: "../x" never gets there. */
+TEST(k8s_path_refuses_what_no_object_can_be_named)
+{
+	char *p = cr_k8s_path("/apis/apps/v1", "team-a", "deployments", "web.v2", "scale");
+	CHECK_STR(p, "/apis/apps/v1/namespaces/team-a/deployments/web.v2/scale");
+	free(p);
+	p = cr_k8s_path("/api/v1", "team-a", "pods", NULL, "ignored");
+	CHECK_STR(p, "/api/v1/namespaces/team-a/pods");
+	free(p);
+	p = cr_k8s_path("/apis/apiextensions.k8s.io/v1", NULL, "customresourcedefinitions",
+			"expecteddeploymentscales.wiremind.io", NULL);
+	CHECK_STR(p, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+		     "expecteddeploymentscales.wiremind.io");
+	free(p);
+	cr_log_mute(true);
+	static const char *const bad_names[] = { "../../../api/v1/namespaces/default/secrets",
+						 "a/b", "..", "web?watch=1", "web%2F", "Web", "",
+						 NULL };
+	for (const char *const *n = bad_names; *n; n++)
+		CHECK(!cr_k8s_path("/apis/apps/v1", "default", "deployments", *n, NULL));
+	static const char *const bad_ns[] = { "default/..", "a.b", "..", "", "kube system",
+					      NULL };
+	for (const char *const *n = bad_ns; *n; n++)
+		CHECK(!cr_k8s_path("/api/v1", *n, "pods", NULL, NULL));
+	cr_log_mute(false);
+}
+
 /* --- k8s_cli: requests for tests/test_k8s_client.py --------------------------------------- */
 
 struct cli_watch {
@@ -667,7 +694,9 @@ static char *cli_rest(char *rest)
 
 static int cli_patch_type(const char *verb, enum cr_k8s_patch *t, unsigned *flags)
 {
-	*flags = strstr(verb, "-idem") ? CR_K8S_IDEMPOTENT : 0;
+	*flags = (strstr(verb, "-idem") ? CR_K8S_IDEMPOTENT : 0) |
+		 (strstr(verb, "-guard") ? CR_K8S_CONFLICT_OK : 0) |
+		 (strstr(verb, "-absent") ? CR_K8S_ABSENT_OK : 0);
 	if (!strncmp(verb, "merge", 5))
 		*t = CR_K8S_PATCH_MERGE;
 	else if (!strncmp(verb, "strategic", 9))
@@ -693,11 +722,11 @@ static void cli_op(struct cr_k8s **kp, char *line)
 	} else if (!strcmp(verb, "list")) {
 		cli_print_doc("list", cr_k8s_list(k, path, cli_rest(line), &out), &out);
 	} else if (!strcmp(verb, "delete")) {
-		cli_print_doc("delete", cr_k8s_delete(k, path, &out), &out);
+		cli_print_doc("delete", cr_k8s_delete(k, path, NULL, &out), &out);
 	} else if (!strcmp(verb, "post") || !strcmp(verb, "put")) {
 		body = cli_body(cli_rest(line));
 		struct fy_node *obj = body ? fy_document_root(body) : NULL;
-		cli_print_doc(verb, verb[1] == 'o' ? cr_k8s_post(k, path, obj, &out)
+		cli_print_doc(verb, verb[1] == 'o' ? cr_k8s_post(k, path, obj, 0, &out)
 						   : cr_k8s_put(k, path, obj, &out),
 			      &out);
 	} else if (!cli_patch_type(verb, &pt, &flags)) {
@@ -714,7 +743,8 @@ static void cli_op(struct cr_k8s **kp, char *line)
 	} else if (!strcmp(verb, "text")) {
 		/* text PATH: a GET whose answer is text; prints text=STATUS "BODY" */
 		struct cr_buf b = { 0 };
-		long st = cr_k8s_get_text(k, path, &b);
+		cr_k8s_get_text(k, path, &b);
+		long st = cr_k8s_last_status(k);
 		struct fy_document *d = fy_document_create(NULL);
 		fy_document_set_root(d, yt_str(d, b.data ? b.data : ""));
 		char *json = cr_json_string(fy_document_root(d));
