@@ -2,8 +2,12 @@
 
 Steps: wait (the init container's `wait postgres`), lock, decide, stop group 1, stop group 2,
 Alembic, verify, start, restore. Faults: an API 500, a 429 with Retry-After, an API request
-that times out, a dropped connection, a PostgreSQL restart, SIGTERM, SIGKILL (of chartreuse
-and everything it started, as a container kill does).
+that times out, a dropped connection, an answer cut midway (the request carried out, then
+the connection closed inside the answer: in its headers for a write, in its body for a
+read, and for a watch in turn in its headers, inside a chunk and inside an event), a 422
+as a validating admission policy refuses a write (which a JSON patch's failed test also
+answers), a PostgreSQL restart, SIGTERM, SIGKILL (of chartreuse and everything it started,
+as a container kill does).
 
 The database is at lin0001 and the scripts go up to lin0004: one run applies three
 revisions in one transaction (Alembic's default), so "in between" (lin0002, lin0003, or
@@ -21,7 +25,8 @@ After each run the invariants must hold:
   HPA as it was.
 And a run that did not complete must say why on stderr (a SIGKILL aside).
 
-API faults are transient (once; the run must complete). A step's API cell is one run per
+API faults are transient (once; the run must complete, but for an admission refusal,
+which a run cannot get past: it must fail, saying so, with the invariants kept). A step's API cell is one run per
 API call the step makes, in turn (the calls and the steps they belong to are learnt from
 clean reference runs through the simulator's request log); each faulted run proves from
 its request log that the faulted request was that call, made by the faulted run inside
@@ -68,22 +73,32 @@ NEW_STATE = ([NEW], ["t_" + r for r in REVISIONS])
 
 STEPS = ["wait", "lock", "decide", "stop group 1", "stop group 2", "alembic", "verify",
          "start", "restore"]
-FAULTS = ["API 500", "API 429", "API timeout", "dropped connection", "PostgreSQL restart",
-          "SIGTERM", "SIGKILL"]
+FAULTS = ["API 500", "API 429", "API timeout", "dropped connection", "stream cut",
+          "admission 422", "PostgreSQL restart", "SIGTERM", "SIGKILL"]
 API_FAULTS = {"API 500": dict(status=500, times=1),
               "API 429": dict(status=429, retry_after=1, times=1),
               # no answer: the server holds the request 2.5 s (the client gives up after
               # 1 s), then closes the connection without having applied it
               "API timeout": dict(delay=2.5, drop=True, times=1),
-              "dropped connection": dict(drop=True, times=1)}
+              "dropped connection": dict(drop=True, times=1),
+              "stream cut": dict(times=1),  # cut=, by the kind of call: CUTS
+              "admission 422": dict(status=422, times=1, message=(
+                  "ValidatingAdmissionPolicy 'matrix-policy' with binding 'matrix-binding' "
+                  "denied request: refused by the fault matrix"))}
+# Where "stream cut" cuts each kind of call: a write once applied, in its answer's headers
+# (the client cannot know it landed); a read in its body; a watch in each place in turn.
+CUTS = {"write": ["header"], "read": ["body"], "watch": ["header", "chunk", "event"]}
+# Faults that only writes can meet.
+WRITES_ONLY = {"admission 422"}
 # A Pod watch has no 1 s limit (it may rightly wait for events): it gives up when its slice
 # of the wait is over (5 s in src/pods.c), so a watch is held for longer.
 WATCH_DELAY = 6.0
 # How the simulator's request log marks a request that the fault answered, and the status
 # it logs (0: no answer).
 FAULT_MARK = {"API 500": "status 500", "API 429": "status 429", "API timeout": "drop",
-              "dropped connection": "drop"}
-FAULT_STATUS = {"API 500": 500, "API 429": 429, "API timeout": 0, "dropped connection": 0}
+              "dropped connection": "drop", "admission 422": "status 422"}  # cut: "cut <where>"
+FAULT_STATUS = {"API 500": 500, "API 429": 429, "API timeout": 0, "dropped connection": 0,
+                "stream cut": 0, "admission 422": 422}
 # test_a_stop_write_applied_after_its_timeout: the request is held this long, then applied.
 LATE = 8.0
 # API runs touch only their own simulator and database: they run this many at a time
@@ -91,7 +106,8 @@ LATE = 8.0
 API_WORKERS = 4
 API_STEPS = ["stop group 1", "stop group 2", "start", "restore"]
 # Cells where nothing is lost by the fault, so the run itself must complete (exit 0).
-MUST_COMPLETE = {(step, f) for step in API_STEPS for f in API_FAULTS} | {
+MUST_COMPLETE = {(step, f) for step in API_STEPS for f in API_FAULTS
+                 if f not in WRITES_ONLY} | {
     ("wait", "PostgreSQL restart"), ("stop group 1", "PostgreSQL restart"),
     ("stop group 2", "PostgreSQL restart"), ("verify", "PostgreSQL restart"),
     ("start", "PostgreSQL restart"), ("restore", "PostgreSQL restart"),
@@ -374,12 +390,21 @@ def learn_calls(pg, tmp):
     return found
 
 
-def api_fault(fault, call):
-    """The fault's parameters for that call."""
+def call_class(call):
+    method, _, watch = call[:3]
+    return "watch" if watch else ("read" if method == "GET" else "write")
+
+
+def fault_variants(fault, call):
+    """The runs a fault makes of one call: [(name suffix, the fault's parameters)]."""
     f = dict(API_FAULTS[fault])
+    if fault in WRITES_ONLY and call_class(call) != "write":
+        return []
+    if fault == "stream cut":
+        return [(f" cut {where}", dict(f, cut=where)) for where in CUTS[call_class(call)]]
     if "delay" in f and call[2]:
         f["delay"] = WATCH_DELAY
-    return f
+    return [("", f)]
 
 
 def arm(sim, call, **fault):
@@ -439,16 +464,21 @@ def run_prelude(cell):
     return len(cell.sim.request_log)
 
 
-def run_api(cell, step, fault, call):
-    """The run of an API cell for one kind of call; returns (exit status, problems)."""
+def run_api(cell, step, fault, call, f):
+    """The run of an API cell for one kind of call, with the fault's parameters f; returns
+    (exit status, problems)."""
     first = run_prelude(cell) if step == "restore" else 0
-    f = api_fault(fault, call)
     armed = arm(cell.sim, call, **f)
     began = time.monotonic()
     p = cell.restore() if step == "restore" else cell.migrate()
     rc = cell.finish("faulted " + ("restore" if step == "restore" else "migrate"), p)
-    _, problems = prove_hit(cell, step, call, armed, first, began, FAULT_MARK[fault],
+    mark = f"cut {f['cut']}" if f.get("cut") else FAULT_MARK[fault]
+    _, problems = prove_hit(cell, step, call, armed, first, began, mark,
                             FAULT_STATUS[fault], f.get("delay"))
+    if fault in WRITES_ONLY and rc == 0:
+        problems.append("the refused write was taken for a success: the run completed")
+    if fault in WRITES_ONLY and "matrix-policy" not in cell.runs[-1][2]:
+        problems.append("the refusal is not reported: " + cell.runs[-1][2][-300:])
     return rc, problems
 
 
@@ -621,7 +651,7 @@ def outcome(rc):
     return f"failed ({rc})"
 
 
-def one_run(pg, tmp, name, step, fault, which=None, call=None):
+def one_run(pg, tmp, name, step, fault, which=None, call=None, f=None):
     """(exit status, problems) of one faulted run and the invariants after it."""
     api = which is not None
     print(f"cell: {step} × {fault}" + (f" × {which}" if which else ""), flush=True)
@@ -629,7 +659,7 @@ def one_run(pg, tmp, name, step, fault, which=None, call=None):
                 alembic_sleep=1.5 if step == "alembic" else 0.0)
     try:
         if api:
-            rc, problems = run_api(cell, step, fault, call)
+            rc, problems = run_api(cell, step, fault, call, f)
         else:
             rc, problems = run_step(cell, step, fault), []
         problems += judge(cell, step, fault, rc)
@@ -686,14 +716,16 @@ def test_fault_matrix(pg, tmp_path, calls):
                     fault in API_FAULTS and step not in API_STEPS):
                 table[step, fault] = "n/a"
             elif fault in API_FAULTS:
-                api_jobs += [(step, fault, which, call) for which, call in calls[step].items()
-                             if not (only and only[2]) or which == only[2]]
+                api_jobs += [(step, fault, which + suffix, call, f)
+                             for which, call in calls[step].items()
+                             for suffix, f in fault_variants(fault, call)
+                             if not (only and only[2]) or which + suffix == only[2]]
             else:  # one at a time: these restart PostgreSQL or time their signals
                 rc, problems = one_run(pg, tmp_path, cell_name(step, fault), step, fault)
                 results[step, fault] = [(None, rc, problems)]
-    outcomes = in_parallel(api_jobs, lambda step, fault, which, call: one_run(
-        pg, tmp_path, cell_name(step, fault, which), step, fault, which, call))
-    for (step, fault, which, _), (rc, problems) in zip(api_jobs, outcomes):
+    outcomes = in_parallel(api_jobs, lambda step, fault, which, call, f: one_run(
+        pg, tmp_path, cell_name(step, fault, which), step, fault, which, call, f))
+    for (step, fault, which, _, _), (rc, problems) in zip(api_jobs, outcomes):
         results.setdefault((step, fault), []).append((which, rc, problems))
     injected = 0
     for (step, fault), runs in results.items():

@@ -277,6 +277,80 @@ def test_kubectl_sees_injected_faults(sim, kubectl132):
     assert [r.status for r in sim.request_log.filter("PATCH", r"/scale$")] == [0]
 
 
+def raw_exchange(sim, method, path, body=None):
+    """The raw bytes of one answer, read until the server closes: what a cut leaves."""
+    import socket
+    import ssl
+    ctx = ssl.create_default_context(cafile=sim.ca_path)
+    with socket.create_connection((sim.host, sim.port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname=sim.host) as t:
+            data = json.dumps(body).encode() if body is not None else b""
+            t.sendall(f"{method} {path} HTTP/1.1\r\nHost: {sim.host}\r\n"
+                      f"Authorization: Bearer {sim.token}\r\nContent-Type: "
+                      f"application/merge-patch+json\r\nContent-Length: {len(data)}\r\n"
+                      f"\r\n".encode() + data)
+            out = b""
+            while True:
+                try:
+                    chunk = t.recv(65536)
+                except (ssl.SSLError, OSError):
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out
+
+
+def test_cut_answers_are_cut_where_asked_after_the_write_applied(sim):
+    sim.put(deployment("web", 2))
+    scale = "/apis/apps/v1/namespaces/default/deployments/web/scale"
+    sim.fault("PATCH", scale + "$", cut="header")
+    out = raw_exchange(sim, "PATCH", scale, {"spec": {"replicas": 1}})
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\n\r\n" not in out
+    assert sim.get("deploy", "web")["spec"]["replicas"] == 1, "carried out, then cut"
+    sim.fault("GET", r"/deployments/web$", cut="body")
+    out = raw_exchange(sim, "GET", "/apis/apps/v1/namespaces/default/deployments/web")
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = int(dict(l.split(b": ", 1) for l in head.split(b"\r\n")[1:])[b"Content-Length"])
+    assert 0 < len(body) < length
+    assert [r.fault for r in sim.request_log if r.fault] == ["cut header", "cut body"]
+    assert [r.status for r in sim.request_log if r.fault] == [0, 0]
+
+
+@pytest.mark.parametrize("cut", ["header", "chunk", "event"])
+def test_a_watch_is_cut_where_asked(sim, cut):
+    sim.put(deployment("web", 1))
+    sim.fault("GET", "/pods", query="watch=", cut=cut, cut_after=1)
+    out = raw_exchange(sim, "GET", "/api/v1/namespaces/default/pods?watch=1&"
+                       "resourceVersion=0&allowWatchBookmarks=true")
+    head, _, body = out.partition(b"\r\n\r\n")
+    if cut == "header":
+        assert not body and b"Transfer-Encoding: chunked" not in head
+        return
+    size, _, rest = body.partition(b"\r\n")  # the first chunk: one whole event
+    first = rest[:int(size, 16)]
+    assert json.loads(first)["type"] == "ADDED"
+    size2, _, rest2 = rest[int(size, 16) + 2:].partition(b"\r\n")
+    if cut == "chunk":
+        assert len(rest2) < int(size2, 16), "the chunk is announced whole, half of it comes"
+    else:
+        part = rest2[:int(size2, 16)]
+        assert rest2[int(size2, 16):] == b"\r\n", "a whole chunk, no end of stream"
+        assert part and not part.endswith(b"\n"), "holding half an event line"
+
+
+def test_admission_denial_is_a_422_and_changes_nothing(sim, kubectl132):
+    sim.put(deployment("web", 2))
+    sim.admission_deny("PATCH", r"/deployments/web$", policy="freeze",
+                       reason="annotations are frozen")
+    res = kubectl132("annotate", "deploy/web", "x=y", check=False)
+    assert res.returncode != 0
+    assert ("ValidatingAdmissionPolicy 'freeze' with binding 'freeze-binding' denied "
+            "request: annotations are frozen") in res.stderr
+    assert "x" not in (sim.get("deploy", "web")["metadata"].get("annotations") or {})
+    assert [r.status for r in sim.request_log.filter("PATCH", "/deployments/web$")] == [422]
+
+
 @pytest.mark.parametrize("user,ca", [("token", "data"), ("token-file", "file"),
                                      ("cert", "data"), ("cert-file", "file"),
                                      ("exec", "data"), ("token", "insecure")])

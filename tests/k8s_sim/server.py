@@ -16,7 +16,10 @@ Test hooks (all thread-safe):
   status, user, user agent and timing (see `RequestRecord`), logged when its answer starts.
 - `sim.history(kind, name)`: every state an object went through (a deleted hook Job too).
 - `sim.fault(...)`: make matching requests fail N times (any status, 429 with
-  Retry-After), answer slowly, or drop the connection without answering.
+  Retry-After), answer slowly, drop the connection without answering, or cut the answer
+  midway (`cut=`: in its headers, in its body; a watch in a chunk or in an event) after
+  the request was carried out; `sim.admission_deny(...)`: a 422 as a validating admission
+  policy refuses a write.
 - `sim.put/get/objects/delete/patch/set_pod_phase/wait_for`: direct store access.
 - `sim.kubeconfig(path, user=...)`: a kubeconfig for kubectl, Helm or chartreuse.
 
@@ -155,12 +158,18 @@ class RequestLog:
 
 # --- fault injection ------------------------------------------------------------------
 
+CUTS = ("header", "body", "chunk", "event")
+
+
 @dataclass
 class Fault:
     """Matching requests (method or "*", path regex, optional query regex), after the first
     `after` of them went through untouched, get `times` times (None = always): a `status`
     answer (with Retry-After when `retry_after`), or only a `delay` before being served
-    normally, or a dropped connection (`drop`)."""
+    normally, or a dropped connection (`drop`), or an answer cut midway (`cut`, one of
+    CUTS): the request is carried out (a write is applied), then the connection closes
+    inside the answer's headers, inside its body, or, for a watch, inside the chunk or the
+    event line that carries event number `cut_after` (0: the first)."""
     method: str
     path: re.Pattern
     query: re.Pattern = None
@@ -171,6 +180,8 @@ class Fault:
     drop: bool = False
     message: str = ""
     after: int = 0
+    cut: str = None
+    cut_after: int = 0
     hits: int = 0
     passed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -307,6 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(body).encode()
         elif isinstance(body, str):
             body = body.encode()
+        if self._cut and self._cut.cut == "header":
+            self._cut_now(b"HTTP/1.1 %d OK\r\nContent-Type: appl" % code)
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -323,8 +336,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._rec.logged = True
             self.sim.request_log.append(self._rec)
         self.end_headers()
+        if self._cut and body:  # "body", or a watch cut aimed at an answer that is none
+            self._cut_now(body[:len(body) // 2])
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _cut_now(self, partial):
+        """Sends `partial` and closes the connection: an answer cut midway."""
+        self._rec.fault = f"cut {self._cut.cut}"
+        try:
+            self.wfile.write(partial)
+            self.wfile.flush()
+        except OSError:
+            pass
+        self._drop()
 
     def _send_error(self, err):
         self._send(err.code, err.status(), headers=err.headers)
@@ -366,6 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in qs.items()}
         self._audit_id = os.urandom(8).hex()
         self._ctx_obj = None
+        self._cut = None
         try:
             body = self._read_body()
         except (OSError, ValueError):
@@ -386,6 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if fault.drop:
                     rec.fault = "drop"
                     self._drop()
+                if fault.cut:
+                    self._cut = fault  # carried out, then cut (_send, _watch)
                 if fault.status:
                     rec.fault = f"status {fault.status}"
                     headers = {}
@@ -711,6 +739,9 @@ class _Handler(BaseHTTPRequestHandler):
             w = Watch(sim, rt, ns if rt.namespaced else None, lsel, fsel, query, self._alive)
         except WatchError as e:
             raise bad_request(str(e))
+        cut = self._cut.cut if self._cut else None
+        if cut == "header":
+            self._cut_now(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransf")
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
@@ -723,13 +754,18 @@ class _Handler(BaseHTTPRequestHandler):
         # its duration is filled in when it ends
         self._rec.logged = True
         sim.request_log.append(self._rec)
-        for ev in w.events():
+        for n, ev in enumerate(w.events()):
             if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 obj = ev["object"]
                 ev = {"type": ev["type"],
                       "object": tables.table(rt, [obj], obj["metadata"]["resourceVersion"],
                                              include)}
             data = json.dumps(ev).encode() + b"\n"
+            if cut in ("body", "event", "chunk") and n == self._cut.cut_after:
+                half = data[:len(data) // 2]
+                if cut == "chunk":  # the chunk announces the whole event; half of it comes
+                    self._cut_now(b"%x\r\n%s" % (len(data), half))
+                self._cut_now(b"%x\r\n%s\r\n" % (len(half), half))  # a whole chunk, half
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
@@ -873,18 +909,29 @@ class K8sSim:
     # --- faults -------------------------------------------------------------------------
 
     def fault(self, method="*", path=".*", *, status=None, times=1, retry_after=None,
-              delay=0.0, drop=False, query=None, message="", after=0):
+              delay=0.0, drop=False, query=None, message="", after=0, cut=None, cut_after=0):
         """Inject a fault; returns it (`.hits` counts the requests it answered).
         Examples: fault("PATCH", r"/scale$", status=500, times=2);
         fault("GET", "/pods", query="watch=", drop=True);
         fault("*", ".*", status=429, retry_after=1); fault("GET", ".*", delay=2);
         fault("PATCH", "/deployments/api$", status=403, times=None, after=1): the second
-        and later PATCHes of api."""
+        and later PATCHes of api; fault("GET", "/pods", query="watch=", cut="event"): a
+        watch whose first event line is cut in two."""
+        if cut not in (None,) + CUTS:
+            raise ValueError(f"cut must be one of {CUTS}")
         f = Fault(method.upper(), re.compile(path), re.compile(query) if query else None,
-                  times, status, retry_after, delay, drop, message, after)
+                  times, status, retry_after, delay, drop, message, after, cut, cut_after)
         with self._fault_lock:
             self._faults.append(f)
         return f
+
+    def admission_deny(self, method, path, *, policy="chartreuse-test-policy",
+                       reason="denied by the test", **kw):
+        """A write refused as a ValidatingAdmissionPolicy refuses it: 422 Invalid, nothing
+        applied (the same answer as a JSON patch whose test fails: SPEC §6)."""
+        return self.fault(method, path, status=422, message=(
+            f"{method.lower()} request denied: ValidatingAdmissionPolicy '{policy}' with "
+            f"binding '{policy}-binding' denied request: {reason}"), **kw)
 
     def clear_faults(self):
         with self._fault_lock:
