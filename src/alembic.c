@@ -633,17 +633,16 @@ int cr_alembic_load(const char *directory, const char *config_file, const char *
 		    struct cr_alembic_project *out)
 {
 	memset(out, 0, sizeof(*out));
-	char *dir = absolute_dir(directory);
-	if (!dir)
+	out->directory = absolute_dir(directory);
+	if (!out->directory)
 		return -1;
-	out->ini_path = abspath_in(dir, config_file ? config_file : "alembic.ini");
+	out->ini_path = abspath_in(out->directory, config_file ? config_file : "alembic.ini");
 	out->section = xstrdup(section ? section : "alembic");
 	struct ini ini;
 	int rc = ini_load(&ini, out->ini_path);
 	if (rc == 0)
-		rc = read_project(&ini, dir, out);
+		rc = read_project(&ini, out->directory, out);
 	ini_free(&ini);
-	free(dir);
 	if (rc < 0)
 		cr_alembic_free(out);
 	return rc;
@@ -651,6 +650,7 @@ int cr_alembic_load(const char *directory, const char *config_file, const char *
 
 void cr_alembic_free(struct cr_alembic_project *p)
 {
+	free(p->directory);
 	free(p->ini_path);
 	free(p->section);
 	free(p->script_location);

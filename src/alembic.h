@@ -11,7 +11,12 @@
 #include "util.h"
 
 struct cr_alembic_project {
-	char *ini_path;		    /* absolute path of the config file */
+	/* Absolute: the directory Alembic runs in (alembicDirectory). Alembic resolves a
+	 * relative script_location, version location or prepend_sys_path entry against its
+	 * working directory, not against the ini's folder: the reader resolves them against
+	 * this, and cr_alembic_cli starts Alembic here, so both see the same scripts. */
+	char *directory;
+	char *ini_path;		    /* absolute path of the config file; %(here)s is its folder */
 	char *section;		    /* "alembic" unless -n names another */
 	char *script_location;	    /* absolute, %(here)s resolved */
 	struct cr_strlist version_locations; /* absolute directories holding revision scripts */
@@ -25,7 +30,8 @@ struct cr_alembic_project {
 };
 
 /* Reads <directory>/<config_file> (config_file may be absolute), section `section` (NULL:
- * "alembic"). Errors name the file and the key; on error *out is left zeroed. */
+ * "alembic"), as `alembic -c <config_file>` run in `directory` reads it. Errors name the
+ * file and the key; on error *out is left zeroed. */
 int cr_alembic_load(const char *directory, const char *config_file, const char *section,
 		    struct cr_alembic_project *out);
 void cr_alembic_free(struct cr_alembic_project *p);

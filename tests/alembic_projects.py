@@ -238,16 +238,21 @@ def missing_down_revision(root):
     return _project(root, specs, ["mis03"], broken=True)
 
 
+def add_computed(p, rev, down, versions=None):
+    """Adds a revision whose id is built by an expression: valid for Alembic, not readable
+    natively, so p becomes uncertain."""
+    extra = f'revision = "{rev[:-2]}" + "{rev[-2:]}"\n'
+    script = revision_script(rev, down).replace(f"revision = {rev!r}\n", extra)
+    path = Path(versions or p.path / "migrations" / "versions") / f"9999_{rev}_create.py"
+    path.write_text(script)
+    p.heads, p.revisions, p.uncertain = [rev], p.revisions + [rev], True
+    p.files[rev] = path
+    return p
+
+
 def computed(root):
     """Valid for Alembic, not readable natively: a revision id built by an expression."""
-    p = linear(root, 2)
-    extra = 'revision = "comp" + "03"\n'
-    script = revision_script("comp03", "lin0002").replace("revision = 'comp03'\n", extra)
-    path = p.path / "migrations" / "versions" / "0002_comp03_create.py"
-    path.write_text(script)
-    p.heads, p.revisions, p.uncertain = ["comp03"], p.revisions + ["comp03"], True
-    p.files["comp03"] = path
-    return p
+    return add_computed(linear(root, 2), "comp03", "lin0002")
 
 
 def failing(root):
@@ -287,12 +292,31 @@ def named_section(root):
     return Project(root, ["sec02"], ["sec01", "sec02"], section="second", files=files)
 
 
+def ini_in_subfolder(root):
+    """alembicConfigFile conf/alembic.ini with script_location = migrations: relative to
+    the directory Alembic runs in, not to the ini's folder; version_locations mixes
+    %(here)s (the ini's folder) and a relative path."""
+    root = Path(root)
+    write_env(root)
+    (root / "conf").mkdir()
+    (root / "conf" / "alembic.ini").write_text(
+        "[alembic]\nscript_location = migrations\n"
+        "version_locations = %(here)s/../migrations/versions more\n"
+        "sqlalchemy.url = driver://user:pass@localhost/dbname\n")
+    more = root / "more"
+    more.mkdir()
+    files = write_revisions(root, [("sub01", None, {}), ("sub02", "sub01", {})])
+    files.update(write_revisions(root, [("sub03", "sub02", {})], versions=more))
+    return Project(root, ["sub03"], ["sub01", "sub02", "sub03"], ini="conf/alembic.ini",
+                   files=files)
+
+
 # Every project `alembic heads` can read, by name; the broken and uncertain ones apart.
 PROJECTS = {
     "linear": linear, "branches": branches, "merged": merged, "depends_on": depends_on,
     "annotated": annotated, "lying_docstring": lying_docstring,
     "commented_out": commented_out, "multi_location": multi_location,
-    "named_section": named_section, "failing": failing,
+    "named_section": named_section, "failing": failing, "ini_in_subfolder": ini_in_subfolder,
 }
 SPECIAL = {"missing_down_revision": missing_down_revision, "computed": computed}
 

@@ -129,6 +129,7 @@ def upgrade(project, ini, target):
     ("depends_on", ["a1"]), ("depends_on", ["a2"]), ("depends_on", ["b1"]),
     ("depends_on", ["heads"]),
     ("annotated", ["ann02"]), ("multi_location", ["loc03"]), ("named_section", ["sec01"]),
+    ("ini_in_subfolder", ["sub01"]),
 ])
 def test_missing_is_what_alembic_applies(tmp_path, name, targets):
     project = ap.PROJECTS[name](tmp_path / name)
