@@ -1,6 +1,8 @@
 /* alembic: an Alembic project read the way Alembic reads it — the ini through
  * ConfigParser's rules, the revision scripts through a small tokenizer that accepts only
  * what it can evaluate with certainty — and the revision graph built from them. */
+/* memmem is a GNU extension. */
+#define _GNU_SOURCE
 #include "alembic.h"
 #include "log.h"
 #include "util.h"
@@ -454,55 +456,354 @@ static int separator_of(const char *name, char *sep)
 	return -1;
 }
 
-static void add_version_location(struct cr_alembic_project *p, const char *ini_path,
-				 const char *dir, const char *loc, size_t len)
-{
-	char *s = xstrndup(loc, len);
-	if (is_package_resource(s)) {
-		set_unsupported(p, "%s: version location %s names a package resource, which "
-				   "chartreuse does not resolve", ini_path, s);
-	} else {
-		char *abs = abspath_in(dir, s);
-		cr_strlist_add(&p->version_locations, abs);
-		free(abs);
-	}
-	free(s);
-}
-
-/* The legacy split, re.split(r", *|(?: +)"): a comma and the spaces after it, or a run of
- * spaces; empty parts stay (Alembic then lists the current directory, as abspath("")). */
-static void split_legacy(struct cr_alembic_project *p, const char *ini_path, const char *dir,
-			 const char *s)
+/* Alembic's legacy split, re.split(r", *|(?: +)") (and "|:" for prepend_sys_path): a comma
+ * and the spaces after it, a run of spaces, or a colon; empty parts stay (Alembic then
+ * uses the working directory, as abspath("")). */
+static void split_legacy(const char *s, bool on_colon, struct cr_strlist *out)
 {
 	const char *start = s;
 	while (*s) {
-		if (*s != ',' && *s != ' ') {
+		if (*s != ',' && *s != ' ' && !(on_colon && *s == ':')) {
 			s++;
 			continue;
 		}
-		add_version_location(p, ini_path, dir, start, (size_t)(s - start));
-		s += *s == ',';
-		while (*s == ' ')
+		char *part = xstrndup(start, (size_t)(s - start));
+		cr_strlist_add(out, part);
+		free(part);
+		if (*s == ':')
 			s++;
+		else
+			for (s += *s == ','; *s == ' '; s++)
+				;
 		start = s;
 	}
-	add_version_location(p, ini_path, dir, start, (size_t)(s - start));
+	cr_strlist_add(out, start);
 }
 
 /* [x.strip() for x in s.split(sep) if x] */
-static void split_on(struct cr_alembic_project *p, const char *ini_path, const char *dir,
-		     const char *s, char sep)
+static void split_on(const char *s, char sep, struct cr_strlist *out)
 {
 	for (;;) {
 		const char *e = strchr(s, sep);
 		size_t n = e ? (size_t)(e - s) : strlen(s);
 		if (n) {
 			size_t lead = indent_of(s, n);
-			add_version_location(p, ini_path, dir, s + lead, rstrip_len(s + lead, n - lead));
+			char *part = xstrndup(s + lead, rstrip_len(s + lead, n - lead));
+			cr_strlist_add(out, part);
+			free(part);
 		}
 		if (!e)
 			return;
 		s = e + 1;
+	}
+}
+
+/* What locating the scripts needs besides the option's value: the section, the directory
+ * Alembic runs in, and prepend_sys_path, which importlib searches first for a package. */
+struct locator {
+	const struct ini *ini;
+	int sec;
+	const char *dir;
+	struct cr_strlist sys_path; /* absolute, in order */
+	char *sys_path_doubt;	    /* why the entries are not known for sure, or NULL */
+};
+
+static bool same_lists(const struct cr_strlist *a, const struct cr_strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->items[i], b->items[i]) != 0)
+			return false;
+	return true;
+}
+
+/* prepend_sys_path as Alembic 1.8 splits it (legacy, with colons); Alembic >= 1.16 splits
+ * it on path_separator when that is set, and then the two readings must agree. */
+static int read_sys_path(struct locator *l)
+{
+	char *s = NULL, *sep_name = NULL;
+	if (ini_get(l->ini, l->sec, "prepend_sys_path", &s) < 0 ||
+	    (s && ini_get(l->ini, l->sec, "path_separator", &sep_name) < 0)) {
+		free(s);
+		return -1;
+	}
+	struct cr_strlist legacy = { 0 }, newer = { 0 };
+	if (s && *s)
+		split_legacy(s, true, &legacy);
+	char sep;
+	if (s && *s && sep_name) {
+		bool known = separator_of(sep_name, &sep) == 0;
+		if (known)
+			split_on(s, sep, &newer);
+		if (!known || !same_lists(&legacy, &newer))
+			l->sys_path_doubt = xasprintf("prepend_sys_path = %s is split one way by "
+						      "Alembic 1.8 and another by path_separator = "
+						      "%s in newer versions", s, sep_name);
+	}
+	for (size_t i = 0; i < legacy.n; i++) {
+		char *abs = abspath_in(l->dir, legacy.items[i]);
+		cr_strlist_add(&l->sys_path, abs);
+		free(abs);
+	}
+	cr_strlist_free(&legacy);
+	cr_strlist_free(&newer);
+	free(s);
+	free(sep_name);
+	return 0;
+}
+
+/* Top-level names a project's package must not have for its folder to be certain: the
+ * standard library (Python 3.10 to 3.13) and what the alembic command imports. Such a
+ * module may already be imported when the location is resolved, and then it wins. */
+static const char *const preloaded_modules[] = {
+	"abc", "aifc", "alembic", "antigravity", "argparse", "array", "ast", "asynchat",
+	"asyncio", "asyncore", "atexit", "audioop", "base64", "bdb", "binascii", "binhex",
+	"bisect", "builtins", "bz2", "cProfile", "calendar", "cgi", "cgitb", "chunk", "cmath",
+	"cmd", "code", "codecs", "codeop", "collections", "colorsys", "compileall", "concurrent",
+	"configparser", "contextlib", "contextvars", "copy", "copyreg", "crypt", "csv", "ctypes",
+	"curses", "dataclasses", "datetime", "dbm", "decimal", "difflib", "dis", "distutils",
+	"doctest", "email", "encodings", "ensurepip", "enum", "errno", "faulthandler", "fcntl",
+	"filecmp", "fileinput", "fnmatch", "fractions", "ftplib", "functools", "gc",
+	"genericpath", "getopt", "getpass", "gettext", "glob", "graphlib", "greenlet", "grp",
+	"gzip", "hashlib", "heapq", "hmac", "html", "http", "idlelib", "imaplib", "imghdr", "imp",
+	"importlib", "importlib_metadata", "importlib_resources", "inspect", "io", "ipaddress",
+	"itertools", "json", "keyword", "lib2to3", "linecache", "locale", "logging", "lzma",
+	"mailbox", "mailcap", "mako", "markupsafe", "marshal", "math", "mimetypes", "mmap",
+	"modulefinder", "msilib", "msvcrt", "multiprocessing", "netrc", "nis", "nntplib", "nt",
+	"ntpath", "nturl2path", "numbers", "opcode", "operator", "optparse", "os", "ossaudiodev",
+	"pathlib", "pdb", "pickle", "pickletools", "pipes", "pkg_resources", "pkgutil",
+	"platform", "plistlib", "poplib", "posix", "posixpath", "pprint", "profile", "pstats",
+	"pty", "pwd", "py_compile", "pyclbr", "pydoc", "pydoc_data", "pyexpat", "pygments",
+	"queue", "quopri", "random", "re", "readline", "reprlib", "resource", "rlcompleter",
+	"runpy", "sched", "secrets", "select", "selectors", "setuptools", "shelve", "shlex",
+	"shutil", "signal", "site", "sitecustomize", "smtpd", "smtplib", "sndhdr", "socket",
+	"socketserver", "spwd", "sqlalchemy", "sqlite3", "sre_compile", "sre_constants",
+	"sre_parse", "ssl", "stat", "statistics", "string", "stringprep", "struct", "subprocess",
+	"sunau", "symtable", "sys", "sysconfig", "syslog", "tabnanny", "tarfile", "telnetlib",
+	"tempfile", "termios", "textwrap", "this", "threading", "time", "timeit", "tkinter",
+	"token", "tokenize", "tomli", "tomllib", "trace", "traceback", "tracemalloc", "tty",
+	"turtle", "turtledemo", "types", "typing", "typing_extensions", "unicodedata", "unittest",
+	"urllib", "usercustomize", "uu", "uuid", "venv", "warnings", "wave", "weakref",
+	"webbrowser", "winreg", "winsound", "wsgiref", "xdrlib", "xml", "xmlrpc", "zipapp",
+	"zipfile", "zipimport", "zipp", "zlib", "zoneinfo"
+};
+
+static int cmp_name(const void *key, const void *item)
+{
+	return strcmp(key, *(const char *const *)item);
+}
+
+static bool may_be_preloaded(const char *top)
+{
+	return top[0] == '_' ||
+	       bsearch(top, preloaded_modules, sizeof(preloaded_modules) / sizeof(*preloaded_modules),
+		       sizeof(*preloaded_modules), cmp_name);
+}
+
+/* A dotted name of ASCII identifiers (importlib accepts more; chartreuse looks up these). */
+static bool is_dotted_name(const char *s)
+{
+	bool start = true;
+	for (; *s; s++) {
+		bool letter = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_';
+		if (*s == '.' && !start)
+			start = true;
+		else if (letter || (!start && *s >= '0' && *s <= '9'))
+			start = false;
+		else
+			return false;
+	}
+	return !start;
+}
+
+static bool is_kind(const char *path, mode_t kind)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == kind;
+}
+
+/* What Python's path finder makes of `name` in the sys.path entry `entry`, in its order: a
+ * folder with __init__.py is a package, else a name.py / .pyc / .so a module, else a
+ * folder a namespace portion. A file entry is an archive chartreuse does not look into. */
+enum found { F_NONE, F_PACKAGE, F_MODULE, F_NAMESPACE, F_ARCHIVE };
+
+static bool has_module_file(const char *entry, const char *name)
+{
+	DIR *d = opendir(entry);
+	if (!d)
+		return false;
+	size_t n = strlen(name);
+	bool found = false;
+	for (struct dirent *e; !found && (e = readdir(d));)
+		found = strncmp(e->d_name, name, n) == 0 && e->d_name[n] == '.' &&
+			(ends_with(e->d_name, ".py") || ends_with(e->d_name, ".pyc") ||
+			 ends_with(e->d_name, ".so"));
+	closedir(d);
+	return found;
+}
+
+static enum found find_in(const char *entry, const char *name)
+{
+	if (is_kind(entry, S_IFREG))
+		return F_ARCHIVE;
+	if (!is_kind(entry, S_IFDIR))
+		return F_NONE; /* Python skips an entry that does not exist */
+	char *base = xasprintf("%s/%s", entry, name), *init = xasprintf("%s/__init__.py", base);
+	enum found f = is_kind(init, S_IFREG)	    ? F_PACKAGE
+		       : has_module_file(entry, name) ? F_MODULE
+		       : is_kind(base, S_IFDIR)	    ? F_NAMESPACE
+						    : F_NONE;
+	free(base);
+	free(init);
+	return f;
+}
+
+/* The folder of the top-level package `top`: found in exactly one prepend_sys_path entry,
+ * as a regular package. */
+static char *find_top_package(const struct locator *l, const char *top, char **why)
+{
+	enum found kind = F_NONE;
+	const char *where = NULL, *archive = NULL;
+	size_t places = 0;
+	for (size_t i = 0; i < l->sys_path.n; i++) {
+		const char *entry = l->sys_path.items[i];
+		bool again = false;
+		for (size_t k = 0; k < i && !again; k++)
+			again = strcmp(l->sys_path.items[k], entry) == 0;
+		enum found f = again ? F_NONE : find_in(entry, top);
+		if (f == F_ARCHIVE && !archive)
+			archive = entry;
+		if (f != F_NONE && places++ == 0) {
+			kind = f;
+			where = entry;
+		}
+	}
+	if (archive)
+		*why = xasprintf("%s may be in the prepend_sys_path file %s (a zip archive?), "
+				 "which chartreuse does not look into", top, archive);
+	else if (places == 0)
+		*why = xasprintf("%s is not under prepend_sys_path: Python finds it elsewhere on "
+				 "sys.path (an installed package?)", top);
+	else if (places > 1)
+		*why = xasprintf("%s is found in several prepend_sys_path folders", top);
+	else if (kind == F_MODULE)
+		*why = xasprintf("%s is a module, not a package", top);
+	else if (kind == F_NAMESPACE)
+		*why = xasprintf("%s has no __init__.py: a namespace package, whose portions may "
+				 "lie anywhere on sys.path", top);
+	else
+		return xasprintf("%s/%s", where, top);
+	return NULL;
+}
+
+/* An __init__.py that touches __path__, __spec__ or sys.modules (pkgutil.extend_path,
+ * lazy-module tricks) can make Python take the package, or its subpackages, elsewhere. */
+static bool init_is_plain(const char *pkg_dir, char **why)
+{
+	static const char *const words[] = { "__path__", "__spec__", "modules" };
+	char *init = xasprintf("%s/__init__.py", pkg_dir);
+	struct cr_buf text = { 0 };
+	int fd = open(init, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || cr_read_fd(fd, &text, init) < 0)
+		*why = xasprintf("cannot read %s", init);
+	for (size_t i = 0; !*why && i < sizeof(words) / sizeof(*words); i++)
+		if (memmem(text.data, text.len, words[i], strlen(words[i])))
+			*why = xasprintf("%s mentions %s, so the package may be found elsewhere",
+					 init, words[i]);
+	if (fd >= 0)
+		close(fd);
+	cr_buf_free(&text);
+	free(init);
+	return !*why;
+}
+
+/* The folder of the dotted package `pkg`, each level a regular package with a plain
+ * __init__.py. */
+static char *find_package(const struct locator *l, const char *pkg, char **why)
+{
+	size_t n = strcspn(pkg, ".");
+	char *top = xstrndup(pkg, n);
+	char *dir = NULL;
+	if (l->sys_path_doubt)
+		*why = xstrdup(l->sys_path_doubt);
+	else if (!l->sys_path.n)
+		*why = xstrdup("without prepend_sys_path the package comes from sys.path, which "
+			       "chartreuse does not know");
+	else if (may_be_preloaded(top))
+		*why = xasprintf("%s may name a module the alembic command has already imported",
+				 top);
+	else
+		dir = find_top_package(l, top, why);
+	free(top);
+	while (dir && init_is_plain(dir, why) && pkg[n]) {
+		const char *sub = pkg + n + 1;
+		n += 1 + strcspn(sub, ".");
+		char *next = xasprintf("%s/%.*s", dir, (int)(pkg + n - sub), sub);
+		char *init = xasprintf("%s/__init__.py", next);
+		free(dir);
+		dir = next;
+		if (!is_kind(init, S_IFREG)) {
+			*why = xasprintf("%.*s is not a regular package (no %s)", (int)n, pkg, init);
+			free(dir);
+			dir = NULL;
+		}
+		free(init);
+	}
+	if (dir && *why) {
+		free(dir);
+		dir = NULL;
+	}
+	return dir;
+}
+
+/* "package:path[:more]" as importlib.resources.files(package) / path / more, or NULL with
+ * *why when the folder is not certain. */
+static char *resolve_resource(const struct locator *l, const char *loc, char **why)
+{
+	*why = NULL;
+	const char *colon = strchr(loc, ':');
+	char *pkg = xstrndup(loc, (size_t)(colon - loc));
+	char *dir = NULL;
+	if (!is_dotted_name(pkg))
+		*why = xasprintf("%s is not a package name chartreuse looks up", pkg);
+	else
+		dir = find_package(l, pkg, why);
+	free(pkg);
+	for (const char *s = colon + 1; dir; s += strcspn(s, ":") + 1) {
+		char *part = xstrndup(s, strcspn(s, ":"));
+		char *next = abspath_in(dir, part);
+		free(part);
+		free(dir);
+		dir = next;
+		if (!strchr(s, ':'))
+			break;
+	}
+	return dir;
+}
+
+/* `loc` as Alembic makes it a folder, or NULL (p->unsupported says why). */
+static char *locate(const struct locator *l, struct cr_alembic_project *p, const char *key,
+		    const char *loc)
+{
+	if (!is_package_resource(loc))
+		return abspath_in(l->dir, loc);
+	char *why = NULL, *dir = resolve_resource(l, loc, &why);
+	if (!dir)
+		set_unsupported(p, "%s: %s %s names a package resource that chartreuse cannot "
+				   "find with certainty: %s", l->ini->path, key, loc, why);
+	free(why);
+	return dir;
+}
+
+static void add_version_locations(const struct locator *l, struct cr_alembic_project *p,
+				  const struct cr_strlist *locs)
+{
+	for (size_t i = 0; i < locs->n; i++) {
+		char *abs = locate(l, p, "version location", locs->items[i]);
+		if (abs)
+			cr_strlist_add(&p->version_locations, abs);
+		free(abs);
 	}
 }
 
@@ -527,11 +828,10 @@ static int read_separator(const struct ini *ini, int sec, char *sep, bool *legac
 	return 0;
 }
 
-static int read_version_locations(const struct ini *ini, int sec, const char *dir,
-				  struct cr_alembic_project *p)
+static int read_version_locations(const struct locator *l, struct cr_alembic_project *p)
 {
 	char *locs;
-	if (ini_get(ini, sec, "version_locations", &locs) < 0)
+	if (ini_get(l->ini, l->sec, "version_locations", &locs) < 0)
 		return -1;
 	if (!locs || !*locs) {
 		free(locs);
@@ -542,37 +842,35 @@ static int read_version_locations(const struct ini *ini, int sec, const char *di
 	}
 	char sep;
 	bool legacy;
-	int rc = read_separator(ini, sec, &sep, &legacy);
+	struct cr_strlist parts = { 0 };
+	int rc = read_separator(l->ini, l->sec, &sep, &legacy);
 	if (rc == 0 && legacy)
-		split_legacy(p, ini->path, dir, locs);
+		split_legacy(locs, false, &parts);
 	else if (rc == 0)
-		split_on(p, ini->path, dir, locs, sep);
+		split_on(locs, sep, &parts);
+	add_version_locations(l, p, &parts);
+	cr_strlist_free(&parts);
 	free(locs);
 	return rc;
 }
 
-static int read_script_location(const struct ini *ini, int sec, const char *dir,
-				struct cr_alembic_project *p)
+static int read_script_location(const struct locator *l, struct cr_alembic_project *p)
 {
 	char *loc;
-	if (ini_get(ini, sec, "script_location", &loc) < 0)
+	if (ini_get(l->ini, l->sec, "script_location", &loc) < 0)
 		return -1;
 	if (!loc) {
-		cr_error("%s: [%s] has no script_location", ini->path, p->section);
+		cr_error("%s: [%s] has no script_location", l->ini->path, p->section);
 		return -1;
 	}
 	int rc = 0;
-	if (is_package_resource(loc)) {
-		p->script_location = xstrdup(loc);
-		set_unsupported(p, "%s: script_location %s names a package resource, which "
-				   "chartreuse does not resolve", ini->path, loc);
-	} else {
-		p->script_location = abspath_in(dir, loc);
-		if (!*loc || access(p->script_location, F_OK) != 0) {
-			cr_error("%s: [%s] script_location %s does not exist", ini->path,
-				 p->section, p->script_location);
-			rc = -1;
-		}
+	p->script_location = locate(l, p, "script_location", loc);
+	if (!p->script_location) {
+		p->script_location = xstrdup(loc); /* for messages: the scripts are not read */
+	} else if (!*loc || access(p->script_location, F_OK) != 0) {
+		cr_error("%s: [%s] script_location %s does not exist", l->ini->path, p->section,
+			 p->script_location);
+		rc = -1;
 	}
 	free(loc);
 	return rc;
@@ -608,25 +906,28 @@ static int read_version_table(const struct ini *ini, int sec, struct cr_alembic_
 	return 0;
 }
 
-static int read_project(const struct ini *ini, const char *dir, struct cr_alembic_project *p)
+static int read_project(const struct ini *ini, struct cr_alembic_project *p)
 {
-	int sec = ini_find_section(ini, p->section);
-	if (sec < 0) {
+	struct locator l = { ini, ini_find_section(ini, p->section), p->directory, { 0 }, NULL };
+	if (l.sec < 0) {
 		cr_error("%s has no [%s] section", ini->path, p->section);
 		return -1;
 	}
 	bool sourceless;
-	if (read_version_table(ini, sec, p) < 0 ||
-	    read_flag(ini, sec, "recursive_version_locations", &p->recursive_version_locations) < 0 ||
-	    read_flag(ini, sec, "sourceless", &sourceless) < 0 ||
-	    read_script_location(ini, sec, dir, p) < 0)
-		return -1;
-	if (sourceless)
-		set_unsupported(p, "%s: sourceless = true (revisions may exist only as .pyc files)",
-				ini->path);
-	if (p->unsupported)
-		return 0;
-	return read_version_locations(ini, sec, dir, p);
+	int rc = -1;
+	if (read_version_table(ini, l.sec, p) == 0 &&
+	    read_flag(ini, l.sec, "recursive_version_locations",
+		      &p->recursive_version_locations) == 0 &&
+	    read_flag(ini, l.sec, "sourceless", &sourceless) == 0 && read_sys_path(&l) == 0 &&
+	    read_script_location(&l, p) == 0) {
+		if (sourceless)
+			set_unsupported(p, "%s: sourceless = true (revisions may exist only as "
+					   ".pyc files)", ini->path);
+		rc = p->unsupported ? 0 : read_version_locations(&l, p);
+	}
+	cr_strlist_free(&l.sys_path);
+	free(l.sys_path_doubt);
+	return rc;
 }
 
 int cr_alembic_load(const char *directory, const char *config_file, const char *section,
@@ -641,7 +942,7 @@ int cr_alembic_load(const char *directory, const char *config_file, const char *
 	struct ini ini;
 	int rc = ini_load(&ini, out->ini_path);
 	if (rc == 0)
-		rc = read_project(&ini, out->directory, out);
+		rc = read_project(&ini, out);
 	ini_free(&ini);
 	if (rc < 0)
 		cr_alembic_free(out);

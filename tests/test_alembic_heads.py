@@ -129,7 +129,8 @@ def upgrade(project, ini, target):
     ("depends_on", ["a1"]), ("depends_on", ["a2"]), ("depends_on", ["b1"]),
     ("depends_on", ["heads"]),
     ("annotated", ["ann02"]), ("multi_location", ["loc03"]), ("named_section", ["sec01"]),
-    ("ini_in_subfolder", ["sub01"]),
+    ("ini_in_subfolder", ["sub01"]), ("package_location", ["pkg02"]),
+    ("package_version_locations", ["res01"]),
 ])
 def test_missing_is_what_alembic_applies(tmp_path, name, targets):
     project = ap.PROJECTS[name](tmp_path / name)
@@ -228,3 +229,31 @@ def test_alembic_reads_the_copy_like_the_original(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["sec02", "(head)"]
+
+
+# --- package:path locations -------------------------------------------------------------
+
+@pytest.mark.parametrize("name,reason", [
+    ("namespace_package", "nspkg has no __init__.py"),
+    ("package_twice", "twice is found in several prepend_sys_path folders"),
+    ("extended_path_package", "mentions __path__"),
+])
+def test_package_location_in_doubt_falls_back(tmp_path, name, reason):
+    project = ap.UNCERTAIN_PACKAGES[name](tmp_path / name)
+    got, err = native(project)
+    assert not got["HEAD"] and not got["ERROR"] and not err
+    assert len(got["UNCERTAIN"]) == 1 and reason in got["UNCERTAIN"][0], got["UNCERTAIN"]
+    assert str(project.path / "alembic.ini") in got["UNCERTAIN"][0]
+    assert alembic_heads(project) == project.heads  # what the fallback asks
+
+
+def test_package_location_without_prepend_sys_path(tmp_path):
+    """Without prepend_sys_path the package comes from sys.path: the alembic command does
+    not find the project's own folder there, so Alembic itself fails."""
+    project = ap.package_location(tmp_path / "p")
+    ini = project.path / "alembic.ini"
+    ini.write_text(ini.read_text().replace("prepend_sys_path = .\n", ""))
+    got, err = native(project)
+    assert "without prepend_sys_path" in got["UNCERTAIN"][0], got
+    proc = alembic(project, "heads")
+    assert proc.returncode != 0 and "No module named 'myapp'" in proc.stderr

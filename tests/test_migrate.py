@@ -96,7 +96,8 @@ def no_secret(result):
 
 @pytest.mark.parametrize("builder", ["linear", "branches", "merged", "depends_on",
                                      "annotated", "lying_docstring", "commented_out",
-                                     "multi_location", "named_section", "ini_in_subfolder"])
+                                     "multi_location", "named_section", "ini_in_subfolder",
+                                     "package_location", "package_version_locations"])
 def test_fresh_database_is_migrated_to_the_heads_then_left_alone(
         builder, pg, database, tmp_path, alembic_log):
     project = ap.PROJECTS[builder](tmp_path / "project")

@@ -303,24 +303,177 @@ TEST(alembic_named_section_and_relative_config)
 	unit_drop_dir(dir);
 }
 
-TEST(alembic_package_locations_are_left_to_alembic)
+TEST(alembic_sourceless_is_left_to_alembic)
 {
 	char *dir = unit_tmpdir("cr-alembic");
-	put(dir, "alembic.ini", "[alembic]\nscript_location = myapp:migrations\n");
+	put(dir, "alembic.ini", "[alembic]\nscript_location = .\nsourceless = true\n");
 	struct cr_alembic_project p;
 	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
-	CHECK(p.unsupported && strstr(p.unsupported, "myapp:migrations"));
+	CHECK(p.unsupported && strstr(p.unsupported, "sourceless"));
 	struct cr_revgraph g;
 	char *why = NULL;
 	CHECK(cr_revgraph_load(&p, &g, &why) == 1);
-	CHECK(why && strstr(why, "package"));
+	CHECK(why && strstr(why, "sourceless"));
 	free(why);
 	cr_revgraph_free(&g);
 	cr_alembic_free(&p);
-	put(dir, "alembic.ini", "[alembic]\nscript_location = .\nsourceless = true\n");
+	unit_drop_dir(dir);
+}
+
+/* Writes the files named in `files` (space-separated, relative; "x/" makes a folder). */
+static void put_files(const char *dir, const char *files)
+{
+	for (const char *f = files; *f;) {
+		size_t n = strcspn(f, " ");
+		char *rel = f[n - 1] == '/' ? xasprintf("%.*skeep", (int)n, f) : xstrndup(f, n);
+		put(dir, rel, "");
+		free(rel);
+		f += n + (f[n] == ' ');
+	}
+}
+
+/* "a,b" -> "<dir>/a,<dir>/b" */
+static char *under(const char *dir, const char *rels)
+{
+	struct cr_buf b = { 0 };
+	for (const char *s = rels; *s;) {
+		size_t n = strcspn(s, ",");
+		cr_buf_printf(&b, "%s%s/%.*s", b.len ? "," : "", dir, (int)n, s);
+		s += n + (s[n] == ',');
+	}
+	return cr_buf_detach(&b, NULL);
+}
+
+/* A project whose [alembic] section holds `options`, with `files`: script_location must be
+ * <dir>/<want> and the version locations want_versions (NULL: <want>/versions), or, with
+ * want NULL, the project unsupported for a reason containing `reason`. */
+static void check_package(const char *options, const char *files, const char *want,
+			  const char *want_versions, const char *reason)
+{
+	char *dir = unit_tmpdir("cr-alembic");
+	char *ini = xasprintf("[alembic]\n%s", options);
+	put(dir, "alembic.ini", ini);
+	put_files(dir, files);
+	struct cr_alembic_project p;
 	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
-	CHECK(p.unsupported && strstr(p.unsupported, "sourceless"));
+	if (want) {
+		char *abs = under(dir, want);
+		CHECK_STR(p.script_location, abs);
+		free(abs);
+		char *versions = want_versions ? xstrdup(want_versions)
+					       : xasprintf("%s/versions", want);
+		abs = under(dir, versions);
+		CHECK_STR(joined(&p.version_locations), abs);
+		free(abs);
+		free(versions);
+		CHECK(p.unsupported == NULL);
+		if (p.unsupported)
+			fprintf(stderr, "  unsupported: %s\n", p.unsupported);
+	} else {
+		bool ok = p.unsupported && strstr(p.unsupported, reason) &&
+			  strstr(p.unsupported, "package resource");
+		CHECK(ok);
+		if (!ok)
+			fprintf(stderr, "  options: %s  unsupported: %s\n", options,
+				p.unsupported ? p.unsupported : "(none)");
+	}
 	cr_alembic_free(&p);
+	free(ini);
+	unit_drop_dir(dir);
+}
+
+TEST(alembic_package_locations_found_without_doubt)
+{
+	const char *app = "myapp/__init__.py myapp/migrations/";
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n", app,
+		      "myapp/migrations", NULL, NULL);
+	/* the legacy split of prepend_sys_path: spaces, commas, colons; entries that do not
+	 * exist are skipped, as Python does */
+	check_package("script_location = myapp:migrations\nprepend_sys_path = a, b:.\n", app,
+		      "myapp/migrations", NULL, NULL);
+	check_package("script_location = myapp:migrations\nprepend_sys_path = a:.\n"
+		      "path_separator = os\n", app, "myapp/migrations", NULL, NULL);
+	check_package("script_location = a.b:mig\nprepend_sys_path = src\n",
+		      "src/a/__init__.py src/a/b/__init__.py src/a/b/mig/", "src/a/b/mig", NULL,
+		      NULL);
+	check_package("script_location = a:x:y\nprepend_sys_path = %(here)s\n",
+		      "a/__init__.py a/x/y/", "a/x/y", NULL, NULL);
+	/* pathlib's "/": an absolute part replaces what comes before it */
+	check_package("script_location = a:%(here)s/elsewhere\nprepend_sys_path = .\n",
+		      "a/__init__.py elsewhere/", "elsewhere", NULL, NULL);
+	check_package("script_location = mig\nprepend_sys_path = .\n"
+		      "version_locations = a:v1 a:v2 mig/versions\n",
+		      "a/__init__.py mig/", "mig", "a/v1,a/v2,mig/versions", NULL);
+}
+
+TEST(alembic_package_locations_in_doubt_are_left_to_alembic)
+{
+	const char *app = "myapp/__init__.py myapp/migrations/";
+	check_package("script_location = myapp:migrations\n", app, NULL, NULL,
+		      "without prepend_sys_path");
+	check_package("script_location = email:migrations\nprepend_sys_path = .\n",
+		      "email/__init__.py email/migrations/", NULL, NULL,
+		      "email may name a module the alembic command has already imported");
+	check_package("script_location = _app:migrations\nprepend_sys_path = .\n",
+		      "_app/__init__.py _app/migrations/", NULL, NULL, "may name a module");
+	check_package("script_location = sqlalchemy:migrations\nprepend_sys_path = .\n",
+		      "sqlalchemy/__init__.py", NULL, NULL, "may name a module");
+	check_package("script_location = my-app:migrations\nprepend_sys_path = .\n", "", NULL,
+		      NULL, "my-app is not a package name");
+	check_package("script_location = :migrations\nprepend_sys_path = .\n", "", NULL, NULL,
+		      "is not a package name");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n", "", NULL,
+		      NULL, "myapp is not under prepend_sys_path");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n",
+		      "myapp.py myapp/migrations/", NULL, NULL, "myapp is a module");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n",
+		      "myapp/migrations/", NULL, NULL, "myapp has no __init__.py");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = . b\n",
+		      "myapp/__init__.py myapp/migrations/ b/myapp.py", NULL, NULL,
+		      "found in several prepend_sys_path folders");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = app.zip .\n",
+		      "app.zip myapp/__init__.py myapp/migrations/", NULL, NULL, "zip");
+	check_package("script_location = a.b:migrations\nprepend_sys_path = .\n",
+		      "a/__init__.py a/b/migrations/", NULL, NULL, "a.b is not a regular package");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = a b\n"
+		      "path_separator = os\n", "a/myapp/__init__.py a/myapp/migrations/", NULL,
+		      NULL, "is split one way by Alembic 1.8 and another");
+	check_package("script_location = mig\nprepend_sys_path = .\nversion_locations = x:v\n",
+		      "mig/", NULL, NULL, "version location x:v");
+}
+
+TEST(alembic_package_init_that_moves_the_package_is_in_doubt)
+{
+	static const char *const inits[] = {
+		"__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n",
+		"import sys\nsys.modules[__name__] = object()\n",
+		"__spec__ = None\n",
+	};
+	for (size_t i = 0; i < sizeof(inits) / sizeof(*inits); i++) {
+		char *dir = unit_tmpdir("cr-alembic");
+		put(dir, "alembic.ini", "[alembic]\nscript_location = a.b:migrations\n"
+					"prepend_sys_path = .\n");
+		put(dir, "a/__init__.py", i ? "" : inits[i]);
+		put(dir, "a/b/__init__.py", inits[i]);
+		put(dir, "a/b/migrations/versions/x.txt", "");
+		struct cr_alembic_project p;
+		CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+		CHECK(p.unsupported && strstr(p.unsupported, "mentions"));
+		cr_alembic_free(&p);
+		unit_drop_dir(dir);
+	}
+}
+
+TEST(alembic_package_location_that_does_not_exist_is_an_error)
+{
+	char *dir = unit_tmpdir("cr-alembic");
+	put(dir, "alembic.ini", "[alembic]\nscript_location = a:nowhere\nprepend_sys_path = .\n");
+	put(dir, "a/__init__.py", "");
+	struct cr_alembic_project p;
+	cr_log_mute(true);
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == -1);
+	cr_log_mute(false);
+	CHECK(p.script_location == NULL);
 	unit_drop_dir(dir);
 }
 
