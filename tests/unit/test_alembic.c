@@ -530,15 +530,137 @@ TEST(alembic_script_ignores_docstrings_comments_and_bodies)
 	check_script("revision = 'a'\ndown_revision = None\n\n"
 		     "def upgrade():\n    revision = 'local'\n    down_revision = 1\n\n"
 		     "async def f(): revision = 2\n"
-		     "class K:\n    revision = 'attr'\n"
+		     "class K:\n    x = 1\n    def m(self, revision=None):\n"
+		     "        return revision\n"
 		     "@decorate(revision='kw')\ndef g():\n    pass\n"
 		     "op.revision = 'attribute'\n"
 		     "print(f(depends_on='keyword'))\n",
+		     "a", "", "", "");
+	/* function bodies run only when called, and without `global` rebind only locals;
+	 * nonlocal never reaches the module */
+	check_script("revision = 'a'\ndown_revision = None\n"
+		     "def f():\n    global other\n    other = revision = 1\n"
+		     "    class K:\n        depends_on = 2\n"
+		     "    def g():\n        nonlocal revision\n        revision = 3\n"
+		     "    for branch_labels in []:\n        pass\n"
+		     "    return f\"{revision}\"\n"
+		     "f()\n",
 		     "a", "", "", "");
 	check_script("import sqlalchemy as sa\nfrom alembic import op\n"
 		     "if TYPE_CHECKING:\n    from x import y\n"
 		     "revision = 'a'\ndown_revision = None\n",
 		     "a", "", "", "");
+}
+
+/* The script, after `revision = 'a'` and `down_revision = None`, must be uncertain. */
+static void check_rebinding(const char *code, const char *reason)
+{
+	char *text = xasprintf("revision = 'a'\ndown_revision = None\n%s", code);
+	check_uncertain(text, reason);
+	free(text);
+}
+
+TEST(alembic_script_code_that_runs_at_import_is_uncertain)
+{
+	/* class bodies run at import */
+	check_rebinding("class K:\n    global revision\n    revision = 'b'\n",
+			"revision is set or used in a class body, which runs at import");
+	check_rebinding("class K:\n    revision = 'attr'\n", "in a class body");
+	check_rebinding("class K: revision = 'attr'\n", "in a class body");
+	check_rebinding("class K:\n    if x:\n        globals()['revision'] = 'b'\n",
+			"globals can change module variables (used in a class body");
+	check_rebinding("class K((revision := 'b').__class__):\n    pass\n",
+			"in a class's bases");
+	check_rebinding("class depends_on:\n    pass\n", "depends_on is rebound by a class");
+	/* decorators, default values and annotations run at import */
+	check_rebinding("@(lambda f: globals().update(revision='b') or f)\ndef g():\n    pass\n",
+			"globals can change module variables (used in a decorator");
+	check_rebinding("@register(revision := 'b')\nclass K:\n    pass\n",
+			"revision is set or used in a decorator");
+	check_rebinding("def f(x=(revision := 'b')):\n    pass\n", "in a def's defaults");
+	check_rebinding("async def f(x: (down_revision := None)) -> None: pass\n",
+			"down_revision is set or used in a def's defaults or annotations");
+	check_rebinding("def f(\n    x=vars(),\n):\n    pass\n", "vars can change");
+	check_rebinding("def revision():\n    pass\n", "revision is rebound by a def");
+	check_rebinding("if True:\n    def __getattr__(name):\n        return 'b'\n",
+			"__getattr__");
+	check_rebinding("f = lambda x=(revision := 'b'): x\n", "revision is set or used");
+	/* global in a function that may be called at import */
+	check_rebinding("def f():\n    global revision\n    revision = 'b'\nf()\n",
+			"a function declares revision global");
+	check_rebinding("def f(): global x, branch_labels; branch_labels = 'b'\n",
+			"a function declares branch_labels global");
+	check_rebinding("def f():\n    def g():\n        if x:\n            global depends_on\n",
+			"a function declares depends_on global");
+	check_rebinding("def f():\n    globals()['revision'] = 'b'\nf()\n",
+			"globals can change module variables (used in a function");
+	check_rebinding("def f():\n    exec('revision = 1')\n", "exec can change");
+	check_rebinding("def f():\n    sys._getframe().f_globals['revision'] = 2\n",
+			"f_globals can change");
+	/* every other statement that binds a name */
+	check_rebinding("print(revision := 'b')\n", "revision is set or used");
+	check_rebinding("(revision := 'b')\n", "revision is set or used");
+	check_rebinding("[revision := c for c in 'b']\n", "revision is set or used");
+	check_rebinding("with open('x') as revision:\n    pass\n",
+			"revision is set or used in a block that runs at import");
+	check_rebinding("import os as revision\n", "revision is set or used");
+	check_rebinding("from os import path as depends_on\n", "depends_on is set or used");
+	check_rebinding("exec('revision = 1')\n", "exec can change module variables");
+	check_rebinding("a, revision = 1, 'b'\n", "revision is set or used");
+	check_rebinding("[revision] = ['b']\n", "revision is set or used");
+	check_rebinding("del revision\n", "revision is set or used");
+	check_rebinding("type revision = str\n", "revision is set or used");
+	check_rebinding("try:\n    pass\nfinally:\n    revision = 'b'\n",
+			"revision is set or used in a block that runs at import");
+	check_rebinding("while x:\n    down_revision = 'b'\n", "down_revision is set or used");
+	check_rebinding("match x:\n    case revision:\n        pass\n", "revision is set or used");
+	check_rebinding("vars()['revision'] = 'b'\n", "vars can change");
+	check_rebinding("locals()['revision'] = 'b'\n", "locals can change");
+	check_rebinding("setattr(m, 'revision', 'b')\n", "setattr can change");
+	check_rebinding("delattr(m, 'revision')\n", "delattr can change");
+	check_rebinding("m.__dict__['revision'] = 'b'\n", "__dict__ can change");
+	check_rebinding("eval('0')\n", "eval can change");
+	check_rebinding("(lambda: 0).__globals__['revision'] = 'b'\n", "__globals__ can change");
+	check_rebinding("sys._getframe().f_locals['revision'] = 'b'\n", "f_locals can change");
+	check_rebinding("sys.modules[__name__].revision = 'b'\n", "modules can change");
+	check_rebinding("__getattr__ = lambda name: 'b'\n", "__getattr__ can change");
+	check_rebinding("x = f'{(revision := \"b\")}'\n",
+			"revision is set or used in an f-string's replacement field");
+	check_rebinding("x = f'''{\n  f\"{globals()}\"}'''\n", "globals can change");
+	/* Python 3.12 nests same quotes: the assignment after the f-string is code */
+	check_rebinding("x = f\"{\"#\"}\"; revision = 'b'\n", "revision is assigned twice");
+	/* what Python refuses */
+	check_rebinding("  x = 1\n", "unexpected indentation");
+	check_rebinding("if x:\nrevision = 'b'\n", "no indented body");
+	check_rebinding("if x:\n", "no indented body");
+	check_rebinding("x = f'{1:'\n", "not closed");
+	check_rebinding("x = f'a}b'\n", "single '}'");
+	check_rebinding("x = f'{\\x}'\n", "backslash");
+	check_rebinding("x = f'{)}'\n", "closes a bracket");
+}
+
+/* PEP 701 f-strings (Python 3.12) read right: what follows them is read as code. */
+TEST(alembic_script_fstrings)
+{
+	static const char *const fstrings[] = {
+		"f\"{f'{x}'}\"",
+		"f\"{x!r:>{w}}\"",
+		"f\"{x!r}\" f'{x=}' f'{x = !s:^10}' f\"{x!=y}\"",
+		"f'''{x:{w}.{p}}''' F\"\"\"{'''\"'''}\"\"\"",
+		"f\"{\"a\" + f\"{x}\" + f\"{f\"{y}\"}\"}\"",
+		"rf\"\\N{x}\" f\"\\N{BULLET} {x}\" f\"\\{x}\" f'{{revision}}'",
+		"f\"{x:'>10}\" f'{x:\"^5}' f\"{x:{{w}}}\"",
+		"f\"{ {'a': 1}['a'] }\" f'{(lambda: 1)()}' f'{a[1:2]}'",
+		"f\"{x # revision = 'fake'\n}\"",
+		"f\"\"\"{\n  x\n}\n\"\"\"",
+		"(Rb'{', BR\"}\", '{' + r\"}\")",
+	};
+	for (size_t i = 0; i < sizeof(fstrings) / sizeof(*fstrings); i++) {
+		char *text = xasprintf("s = %s\nrevision = 'a'\ndown_revision = 'b'\n",
+				       fstrings[i]);
+		check_script(text, "a", "b", "", "");
+		free(text);
+	}
 }
 
 TEST(alembic_script_uncertain_values)
