@@ -596,9 +596,9 @@ static int cmp_name(const void *key, const void *item)
 
 static bool may_be_preloaded(const char *top)
 {
-	return top[0] == '_' ||
-	       bsearch(top, preloaded_modules, sizeof(preloaded_modules) / sizeof(*preloaded_modules),
-		       sizeof(*preloaded_modules), cmp_name);
+	size_t n = sizeof(preloaded_modules) / sizeof(*preloaded_modules);
+	return top[0] == '_' || bsearch(top, preloaded_modules, n, sizeof(*preloaded_modules),
+					cmp_name);
 }
 
 /* A dotted name of ASCII identifiers (importlib accepts more; chartreuse looks up these). */
@@ -744,7 +744,8 @@ static char *find_package(const struct locator *l, const char *pkg, char **why)
 		free(dir);
 		dir = next;
 		if (!is_kind(init, S_IFREG)) {
-			*why = xasprintf("%.*s is not a regular package (no %s)", (int)n, pkg, init);
+			*why = xasprintf("%.*s is not a regular package (no %s)", (int)n, pkg,
+					 init);
 			free(dir);
 			dir = NULL;
 		}
@@ -1330,7 +1331,8 @@ static int skip_string(struct lexer *lx, struct token *t, int prefix, int nest,
 {
 	struct quote o = open_string(lx, prefix);
 	bool escapes;
-	int rc = o.fmt ? fstring_body(lx, t, &o, nest + 1, err) : string_body(lx, &o, &escapes, err);
+	int rc = o.fmt ? fstring_body(lx, t, &o, nest + 1, err)
+		       : string_body(lx, &o, &escapes, err);
 	lx->p += o.ql;
 	return rc;
 }
@@ -1396,9 +1398,11 @@ static int fstring_field(struct lexer *lx, struct token *t, const struct quote *
 			if (skip_string(lx, t, prefix, nest, err) < 0)
 				return -1;
 		} else if (is_name_char(c)) {
-			while (lx->p < lx->end && (is_name_char(*lx->p) || (is_digit(c) && *lx->p == '.')))
+			bool number = is_digit(c);
+			while (lx->p < lx->end &&
+			       (is_name_char(*lx->p) || (number && *lx->p == '.')))
 				lx->p++;
-			if (!is_digit(c))
+			if (!number)
 				note_code(t, p, (size_t)(lx->p - p));
 		} else if (depth == 0 && (c == '}' || c == ':')) {
 			lx->p++;
@@ -1406,9 +1410,10 @@ static int fstring_field(struct lexer *lx, struct token *t, const struct quote *
 		} else if (depth == 0 && c == '!' && !(p + 1 < lx->end && p[1] == '=')) {
 			lx->p++; /* the conversion's name follows, then ":" or "}" */
 		} else {
-			depth += (c == '(' || c == '[' || c == '{') - (c == ')' || c == ']' || c == '}');
+			depth += (c == '(' || c == '[' || c == '{') -
+				 (c == ')' || c == ']' || c == '}');
 			if (depth < 0) {
-				*err = "an f-string's replacement field closes a bracket it did not open";
+				*err = "an f-string's field closes a bracket it did not open";
 				return -1;
 			}
 			lx->p++;
@@ -1658,7 +1663,8 @@ static void check_import_time(struct script_vars *sv, const struct token *t, siz
 		if (is_op(&t[i], "*") && i > s && tok_is(&t[i - 1], TK_NAME, "import"))
 			uncertain(sv, t[i].line, "a star import may define the revision variables");
 		if (t[i].kind == TK_STRING && t[i].code)
-			watched_use(sv, watched(t[i].code, t[i].code_len), line_of(&t[i], t[i].code),
+			watched_use(sv, watched(t[i].code, t[i].code_len),
+				    line_of(&t[i], t[i].code),
 				    where ? where : "in an f-string's replacement field");
 		const struct watched *w = t[i].kind == TK_NAME ? watched(t[i].s, t[i].len) : NULL;
 		if (!w)
@@ -1680,8 +1686,8 @@ static void check_function_code(struct script_vars *sv, const struct token *t, s
 	for (size_t i = s; i < e && !sv->why; i++) {
 		if (t[i].kind == TK_STRING && t[i].code &&
 		    watched(t[i].code, t[i].code_len)->kind == W_ALWAYS)
-			watched_use(sv, watched(t[i].code, t[i].code_len), line_of(&t[i], t[i].code),
-				    in_function);
+			watched_use(sv, watched(t[i].code, t[i].code_len),
+				    line_of(&t[i], t[i].code), in_function);
 		if (t[i].kind != TK_NAME) {
 			in_global &= !(is_op(&t[i], ";") && t[i].depth == 0);
 			continue;
@@ -1811,7 +1817,8 @@ static const struct block *enter_block(struct script_vars *sv, size_t indent, si
 	if (sv->opening) {
 		sv->opening = false;
 		if (indent <= sv->header_indent) {
-			uncertain(sv, line, "a block has no indented body (Python refuses the script)");
+			uncertain(sv, line, "a block has no indented body (Python refuses the "
+					    "script)");
 			return NULL;
 		}
 		XGROW(sv->blocks, sv->n_blocks + 1, sv->cap_blocks);

@@ -16,7 +16,7 @@ struct cr_alembic_project {
 	 * working directory, not against the ini's folder: the reader resolves them against
 	 * this, and cr_alembic_cli starts Alembic here, so both see the same scripts. */
 	char *directory;
-	char *ini_path;		    /* absolute path of the config file; %(here)s is its folder */
+	char *ini_path;		    /* absolute; %(here)s is its folder */
 	char *section;		    /* "alembic" unless -n names another */
 	char *script_location;	    /* absolute, %(here)s resolved, a package:path found */
 	struct cr_strlist version_locations; /* absolute directories holding revision scripts */
