@@ -1090,19 +1090,20 @@ int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, co
 
 enum tok_kind { TK_NAME, TK_STRING, TK_NUMBER, TK_OP };
 
+/* 64 bytes: a logical line's tokens are copied on the hot path. */
 struct token {
-	enum tok_kind kind;
 	const char *s;
 	size_t len;
 	size_t line;
-	int depth;	  /* bracket depth before the token */
 	const char *body; /* TK_STRING: between the quotes */
 	size_t body_len;
-	bool plain;	  /* TK_STRING: a str whose value is its body as written */
 	/* TK_STRING: a watched name (see watched()) used in an f-string's replacement
 	 * fields, one of W_ALWAYS if there is one, or NULL. */
 	const char *code;
-	size_t code_len;
+	int depth;	  /* bracket depth before the token */
+	enum tok_kind kind;
+	bool plain;	  /* TK_STRING: a str whose value is its body as written */
+	unsigned char code_len;
 };
 
 struct lexer {
@@ -1321,7 +1322,7 @@ static void note_code(struct token *t, const char *s, size_t n)
 		return;
 	if (!t->code || w->kind == W_ALWAYS) {
 		t->code = s;
-		t->code_len = n;
+		t->code_len = (unsigned char)n; /* a watched name is short */
 	}
 }
 
@@ -1575,6 +1576,8 @@ static int lex_line(struct lexer *lx, struct logical_line *ll, const char **err)
 
 enum ctx { C_TOP, C_RUNS, C_FUNC };
 
+#define MAX_INDENT 100 /* Python's tokenizer refuses more levels */
+
 /* An open block: the indentation of its body, and what runs there (where: for messages). */
 struct block {
 	size_t indent;
@@ -1588,8 +1591,8 @@ struct script_vars {
 	bool is_none[N_VARS];
 	bool is_list[N_VARS];
 	struct cr_strlist val[N_VARS];
-	struct block *blocks; /* [0] is the module */
-	size_t n_blocks, cap_blocks;
+	struct block *blocks; /* MAX_INDENT of them; [0] is the module */
+	size_t n_blocks;
 	bool opening;	      /* the last line was a block header: its body comes next */
 	size_t header_indent;
 	struct block next;
@@ -1821,7 +1824,10 @@ static const struct block *enter_block(struct script_vars *sv, size_t indent, si
 					    "script)");
 			return NULL;
 		}
-		XGROW(sv->blocks, sv->n_blocks + 1, sv->cap_blocks);
+		if (sv->n_blocks == MAX_INDENT) {
+			uncertain(sv, line, "blocks nest too deeply (Python refuses the script)");
+			return NULL;
+		}
 		sv->next.indent = indent;
 		sv->blocks[sv->n_blocks++] = sv->next;
 	}
@@ -1901,7 +1907,6 @@ static void script_vars_free(struct script_vars *sv)
 {
 	for (int v = 0; v < N_VARS; v++)
 		cr_strlist_free(&sv->val[v]);
-	free(sv->blocks);
 	free(sv->why);
 }
 
@@ -1947,31 +1952,40 @@ static int make_revision(struct script_vars *sv, struct cr_revision *rev, char *
 	return 0;
 }
 
-static int read_script(const char *path, struct cr_revision *rev, char **why)
+/* What reading scripts needs, kept from one script to the next (thousands of them). */
+struct script_reader {
+	struct cr_buf text;
+	struct logical_line ll;
+	struct block blocks[MAX_INDENT];
+};
+
+static void script_reader_free(struct script_reader *r)
 {
-	struct cr_buf text = { 0 };
-	if (cr_read_file(path, &text) < 0) {
-		cr_buf_free(&text);
+	cr_buf_free(&r->text);
+	free(r->ll.t);
+}
+
+static int read_script(struct script_reader *r, const char *path, struct cr_revision *rev,
+		       char **why)
+{
+	r->text.len = 0;
+	if (cr_read_file(path, &r->text) < 0)
 		return -1;
-	}
-	struct script_vars sv = { .path = path };
-	XGROW(sv.blocks, 1, sv.cap_blocks);
-	sv.blocks[sv.n_blocks++] = (struct block){ 0, C_TOP, NULL };
-	struct lexer lx = { text.data, text.data + text.len, text.data, 1, 0 };
-	if (text.len >= 3 && memcmp(text.data, "\xef\xbb\xbf", 3) == 0)
-		lx.p = lx.line_start = text.data + 3; /* a UTF-8 byte order mark */
-	struct logical_line ll = { 0 };
+	const char *text = r->text.data;
+	r->blocks[0] = (struct block){ 0, C_TOP, NULL };
+	struct script_vars sv = { .path = path, .blocks = r->blocks, .n_blocks = 1 };
+	struct lexer lx = { text, text + r->text.len, text, 1, 0 };
+	if (r->text.len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		lx.p = lx.line_start = text + 3; /* a UTF-8 byte order mark */
 	const char *err = NULL;
-	while (!sv.why && lex_line(&lx, &ll, &err) > 0)
-		read_line(&sv, &ll);
+	while (!sv.why && lex_line(&lx, &r->ll, &err) > 0)
+		read_line(&sv, &r->ll);
 	if (err)
 		uncertain(&sv, lx.line, "%s", err);
 	else if (sv.opening)
 		uncertain(&sv, lx.line, "a block has no indented body (Python refuses the script)");
 	int rc = make_revision(&sv, rev, why);
-	free(ll.t);
 	script_vars_free(&sv);
-	cr_buf_free(&text);
 	return rc;
 }
 
@@ -2377,13 +2391,14 @@ static int link_graph(struct cr_revgraph *g, char **why)
 static int read_scripts(const struct cr_strlist *files, struct cr_revgraph *g, char **why)
 {
 	g->revs = xcalloc(files->n + 1, sizeof(*g->revs));
-	for (size_t i = 0; i < files->n; i++) {
-		int rc = read_script(files->items[i], &g->revs[g->n], why);
-		if (rc)
-			return rc;
-		g->n++;
-	}
-	return 0;
+	struct script_reader *r = xcalloc(1, sizeof(*r));
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < files->n; i++)
+		if ((rc = read_script(r, files->items[i], &g->revs[g->n], why)) == 0)
+			g->n++;
+	script_reader_free(r);
+	free(r);
+	return rc;
 }
 
 int cr_revgraph_load(const struct cr_alembic_project *p, struct cr_revgraph *g, char **why)

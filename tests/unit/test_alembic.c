@@ -637,6 +637,12 @@ TEST(alembic_script_code_that_runs_at_import_is_uncertain)
 	check_rebinding("x = f'a}b'\n", "single '}'");
 	check_rebinding("x = f'{\\x}'\n", "backslash");
 	check_rebinding("x = f'{)}'\n", "closes a bracket");
+	struct cr_buf deep = { 0 };
+	for (int i = 0; i < 100; i++)
+		cr_buf_printf(&deep, "%*sif x:\n", i, "");
+	cr_buf_printf(&deep, "%*spass\n", 100, "");
+	check_rebinding(deep.data, "nest too deeply");
+	cr_buf_free(&deep);
 }
 
 /* PEP 701 f-strings (Python 3.12) read right: what follows them is read as code. */
