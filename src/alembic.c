@@ -1,6 +1,8 @@
 /* alembic: an Alembic project read the way Alembic reads it — the ini through
  * ConfigParser's rules, the revision scripts through a small tokenizer that accepts only
  * what it can evaluate with certainty — and the revision graph built from them. */
+/* memmem is a GNU extension. */
+#define _GNU_SOURCE
 #include "alembic.h"
 #include "log.h"
 #include "util.h"
@@ -454,55 +456,355 @@ static int separator_of(const char *name, char *sep)
 	return -1;
 }
 
-static void add_version_location(struct cr_alembic_project *p, const char *ini_path,
-				 const char *dir, const char *loc, size_t len)
-{
-	char *s = xstrndup(loc, len);
-	if (is_package_resource(s)) {
-		set_unsupported(p, "%s: version location %s names a package resource, which "
-				   "chartreuse does not resolve", ini_path, s);
-	} else {
-		char *abs = abspath_in(dir, s);
-		cr_strlist_add(&p->version_locations, abs);
-		free(abs);
-	}
-	free(s);
-}
-
-/* The legacy split, re.split(r", *|(?: +)"): a comma and the spaces after it, or a run of
- * spaces; empty parts stay (Alembic then lists the current directory, as abspath("")). */
-static void split_legacy(struct cr_alembic_project *p, const char *ini_path, const char *dir,
-			 const char *s)
+/* Alembic's legacy split, re.split(r", *|(?: +)") (and "|:" for prepend_sys_path): a comma
+ * and the spaces after it, a run of spaces, or a colon; empty parts stay (Alembic then
+ * uses the working directory, as abspath("")). */
+static void split_legacy(const char *s, bool on_colon, struct cr_strlist *out)
 {
 	const char *start = s;
 	while (*s) {
-		if (*s != ',' && *s != ' ') {
+		if (*s != ',' && *s != ' ' && !(on_colon && *s == ':')) {
 			s++;
 			continue;
 		}
-		add_version_location(p, ini_path, dir, start, (size_t)(s - start));
-		s += *s == ',';
-		while (*s == ' ')
+		char *part = xstrndup(start, (size_t)(s - start));
+		cr_strlist_add(out, part);
+		free(part);
+		if (*s == ':')
 			s++;
+		else
+			for (s += *s == ','; *s == ' '; s++)
+				;
 		start = s;
 	}
-	add_version_location(p, ini_path, dir, start, (size_t)(s - start));
+	cr_strlist_add(out, start);
 }
 
 /* [x.strip() for x in s.split(sep) if x] */
-static void split_on(struct cr_alembic_project *p, const char *ini_path, const char *dir,
-		     const char *s, char sep)
+static void split_on(const char *s, char sep, struct cr_strlist *out)
 {
 	for (;;) {
 		const char *e = strchr(s, sep);
 		size_t n = e ? (size_t)(e - s) : strlen(s);
 		if (n) {
 			size_t lead = indent_of(s, n);
-			add_version_location(p, ini_path, dir, s + lead, rstrip_len(s + lead, n - lead));
+			char *part = xstrndup(s + lead, rstrip_len(s + lead, n - lead));
+			cr_strlist_add(out, part);
+			free(part);
 		}
 		if (!e)
 			return;
 		s = e + 1;
+	}
+}
+
+/* What locating the scripts needs besides the option's value: the section, the directory
+ * Alembic runs in, and prepend_sys_path, which importlib searches first for a package. */
+struct locator {
+	const struct ini *ini;
+	int sec;
+	const char *dir;
+	struct cr_strlist sys_path; /* absolute, in order */
+	char *sys_path_doubt;	    /* why the entries are not known for sure, or NULL */
+};
+
+static bool same_lists(const struct cr_strlist *a, const struct cr_strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->items[i], b->items[i]) != 0)
+			return false;
+	return true;
+}
+
+/* prepend_sys_path as Alembic 1.8 splits it (legacy, with colons); Alembic >= 1.16 splits
+ * it on path_separator when that is set, and then the two readings must agree. */
+static int read_sys_path(struct locator *l)
+{
+	char *s = NULL, *sep_name = NULL;
+	if (ini_get(l->ini, l->sec, "prepend_sys_path", &s) < 0 ||
+	    (s && ini_get(l->ini, l->sec, "path_separator", &sep_name) < 0)) {
+		free(s);
+		return -1;
+	}
+	struct cr_strlist legacy = { 0 }, newer = { 0 };
+	if (s && *s)
+		split_legacy(s, true, &legacy);
+	char sep;
+	if (s && *s && sep_name) {
+		bool known = separator_of(sep_name, &sep) == 0;
+		if (known)
+			split_on(s, sep, &newer);
+		if (!known || !same_lists(&legacy, &newer))
+			l->sys_path_doubt = xasprintf("prepend_sys_path = %s is split one way by "
+						      "Alembic 1.8 and another by path_separator = "
+						      "%s in newer versions", s, sep_name);
+	}
+	for (size_t i = 0; i < legacy.n; i++) {
+		char *abs = abspath_in(l->dir, legacy.items[i]);
+		cr_strlist_add(&l->sys_path, abs);
+		free(abs);
+	}
+	cr_strlist_free(&legacy);
+	cr_strlist_free(&newer);
+	free(s);
+	free(sep_name);
+	return 0;
+}
+
+/* Top-level names a project's package must not have for its folder to be certain: the
+ * standard library (Python 3.10 to 3.13) and what the alembic command imports. Such a
+ * module may already be imported when the location is resolved, and then it wins. */
+static const char *const preloaded_modules[] = {
+	"abc", "aifc", "alembic", "antigravity", "argparse", "array", "ast", "asynchat",
+	"asyncio", "asyncore", "atexit", "audioop", "base64", "bdb", "binascii", "binhex",
+	"bisect", "builtins", "bz2", "cProfile", "calendar", "cgi", "cgitb", "chunk", "cmath",
+	"cmd", "code", "codecs", "codeop", "collections", "colorsys", "compileall", "concurrent",
+	"configparser", "contextlib", "contextvars", "copy", "copyreg", "crypt", "csv", "ctypes",
+	"curses", "dataclasses", "datetime", "dbm", "decimal", "difflib", "dis", "distutils",
+	"doctest", "email", "encodings", "ensurepip", "enum", "errno", "faulthandler", "fcntl",
+	"filecmp", "fileinput", "fnmatch", "fractions", "ftplib", "functools", "gc",
+	"genericpath", "getopt", "getpass", "gettext", "glob", "graphlib", "greenlet", "grp",
+	"gzip", "hashlib", "heapq", "hmac", "html", "http", "idlelib", "imaplib", "imghdr", "imp",
+	"importlib", "importlib_metadata", "importlib_resources", "inspect", "io", "ipaddress",
+	"itertools", "json", "keyword", "lib2to3", "linecache", "locale", "logging", "lzma",
+	"mailbox", "mailcap", "mako", "markupsafe", "marshal", "math", "mimetypes", "mmap",
+	"modulefinder", "msilib", "msvcrt", "multiprocessing", "netrc", "nis", "nntplib", "nt",
+	"ntpath", "nturl2path", "numbers", "opcode", "operator", "optparse", "os", "ossaudiodev",
+	"pathlib", "pdb", "pickle", "pickletools", "pipes", "pkg_resources", "pkgutil",
+	"platform", "plistlib", "poplib", "posix", "posixpath", "pprint", "profile", "pstats",
+	"pty", "pwd", "py_compile", "pyclbr", "pydoc", "pydoc_data", "pyexpat", "pygments",
+	"queue", "quopri", "random", "re", "readline", "reprlib", "resource", "rlcompleter",
+	"runpy", "sched", "secrets", "select", "selectors", "setuptools", "shelve", "shlex",
+	"shutil", "signal", "site", "sitecustomize", "smtpd", "smtplib", "sndhdr", "socket",
+	"socketserver", "spwd", "sqlalchemy", "sqlite3", "sre_compile", "sre_constants",
+	"sre_parse", "ssl", "stat", "statistics", "string", "stringprep", "struct", "subprocess",
+	"sunau", "symtable", "sys", "sysconfig", "syslog", "tabnanny", "tarfile", "telnetlib",
+	"tempfile", "termios", "textwrap", "this", "threading", "time", "timeit", "tkinter",
+	"token", "tokenize", "tomli", "tomllib", "trace", "traceback", "tracemalloc", "tty",
+	"turtle", "turtledemo", "types", "typing", "typing_extensions", "unicodedata", "unittest",
+	"urllib", "usercustomize", "uu", "uuid", "venv", "warnings", "wave", "weakref",
+	"webbrowser", "winreg", "winsound", "wsgiref", "xdrlib", "xml", "xmlrpc", "zipapp",
+	"zipfile", "zipimport", "zipp", "zlib", "zoneinfo"
+};
+
+static int cmp_name(const void *key, const void *item)
+{
+	return strcmp(key, *(const char *const *)item);
+}
+
+static bool may_be_preloaded(const char *top)
+{
+	size_t n = sizeof(preloaded_modules) / sizeof(*preloaded_modules);
+	return top[0] == '_' || bsearch(top, preloaded_modules, n, sizeof(*preloaded_modules),
+					cmp_name);
+}
+
+/* A dotted name of ASCII identifiers (importlib accepts more; chartreuse looks up these). */
+static bool is_dotted_name(const char *s)
+{
+	bool start = true;
+	for (; *s; s++) {
+		bool letter = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_';
+		if (*s == '.' && !start)
+			start = true;
+		else if (letter || (!start && *s >= '0' && *s <= '9'))
+			start = false;
+		else
+			return false;
+	}
+	return !start;
+}
+
+static bool is_kind(const char *path, mode_t kind)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == kind;
+}
+
+/* What Python's path finder makes of `name` in the sys.path entry `entry`, in its order: a
+ * folder with __init__.py is a package, else a name.py / .pyc / .so a module, else a
+ * folder a namespace portion. A file entry is an archive chartreuse does not look into. */
+enum found { F_NONE, F_PACKAGE, F_MODULE, F_NAMESPACE, F_ARCHIVE };
+
+static bool has_module_file(const char *entry, const char *name)
+{
+	DIR *d = opendir(entry);
+	if (!d)
+		return false;
+	size_t n = strlen(name);
+	bool found = false;
+	for (struct dirent *e; !found && (e = readdir(d));)
+		found = strncmp(e->d_name, name, n) == 0 && e->d_name[n] == '.' &&
+			(ends_with(e->d_name, ".py") || ends_with(e->d_name, ".pyc") ||
+			 ends_with(e->d_name, ".so"));
+	closedir(d);
+	return found;
+}
+
+static enum found find_in(const char *entry, const char *name)
+{
+	if (is_kind(entry, S_IFREG))
+		return F_ARCHIVE;
+	if (!is_kind(entry, S_IFDIR))
+		return F_NONE; /* Python skips an entry that does not exist */
+	char *base = xasprintf("%s/%s", entry, name), *init = xasprintf("%s/__init__.py", base);
+	enum found f = is_kind(init, S_IFREG)	    ? F_PACKAGE
+		       : has_module_file(entry, name) ? F_MODULE
+		       : is_kind(base, S_IFDIR)	    ? F_NAMESPACE
+						    : F_NONE;
+	free(base);
+	free(init);
+	return f;
+}
+
+/* The folder of the top-level package `top`: found in exactly one prepend_sys_path entry,
+ * as a regular package. */
+static char *find_top_package(const struct locator *l, const char *top, char **why)
+{
+	enum found kind = F_NONE;
+	const char *where = NULL, *archive = NULL;
+	size_t places = 0;
+	for (size_t i = 0; i < l->sys_path.n; i++) {
+		const char *entry = l->sys_path.items[i];
+		bool again = false;
+		for (size_t k = 0; k < i && !again; k++)
+			again = strcmp(l->sys_path.items[k], entry) == 0;
+		enum found f = again ? F_NONE : find_in(entry, top);
+		if (f == F_ARCHIVE && !archive)
+			archive = entry;
+		if (f != F_NONE && places++ == 0) {
+			kind = f;
+			where = entry;
+		}
+	}
+	if (archive)
+		*why = xasprintf("%s may be in the prepend_sys_path file %s (a zip archive?), "
+				 "which chartreuse does not look into", top, archive);
+	else if (places == 0)
+		*why = xasprintf("%s is not under prepend_sys_path: Python finds it elsewhere on "
+				 "sys.path (an installed package?)", top);
+	else if (places > 1)
+		*why = xasprintf("%s is found in several prepend_sys_path folders", top);
+	else if (kind == F_MODULE)
+		*why = xasprintf("%s is a module, not a package", top);
+	else if (kind == F_NAMESPACE)
+		*why = xasprintf("%s has no __init__.py: a namespace package, whose portions may "
+				 "lie anywhere on sys.path", top);
+	else
+		return xasprintf("%s/%s", where, top);
+	return NULL;
+}
+
+/* An __init__.py that touches __path__, __spec__ or sys.modules (pkgutil.extend_path,
+ * lazy-module tricks) can make Python take the package, or its subpackages, elsewhere. */
+static bool init_is_plain(const char *pkg_dir, char **why)
+{
+	static const char *const words[] = { "__path__", "__spec__", "modules" };
+	char *init = xasprintf("%s/__init__.py", pkg_dir);
+	struct cr_buf text = { 0 };
+	int fd = open(init, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || cr_read_fd(fd, &text, init) < 0)
+		*why = xasprintf("cannot read %s", init);
+	for (size_t i = 0; !*why && i < sizeof(words) / sizeof(*words); i++)
+		if (memmem(text.data, text.len, words[i], strlen(words[i])))
+			*why = xasprintf("%s mentions %s, so the package may be found elsewhere",
+					 init, words[i]);
+	if (fd >= 0)
+		close(fd);
+	cr_buf_free(&text);
+	free(init);
+	return !*why;
+}
+
+/* The folder of the dotted package `pkg`, each level a regular package with a plain
+ * __init__.py. */
+static char *find_package(const struct locator *l, const char *pkg, char **why)
+{
+	size_t n = strcspn(pkg, ".");
+	char *top = xstrndup(pkg, n);
+	char *dir = NULL;
+	if (l->sys_path_doubt)
+		*why = xstrdup(l->sys_path_doubt);
+	else if (!l->sys_path.n)
+		*why = xstrdup("without prepend_sys_path the package comes from sys.path, which "
+			       "chartreuse does not know");
+	else if (may_be_preloaded(top))
+		*why = xasprintf("%s may name a module the alembic command has already imported",
+				 top);
+	else
+		dir = find_top_package(l, top, why);
+	free(top);
+	while (dir && init_is_plain(dir, why) && pkg[n]) {
+		const char *sub = pkg + n + 1;
+		n += 1 + strcspn(sub, ".");
+		char *next = xasprintf("%s/%.*s", dir, (int)(pkg + n - sub), sub);
+		char *init = xasprintf("%s/__init__.py", next);
+		free(dir);
+		dir = next;
+		if (!is_kind(init, S_IFREG)) {
+			*why = xasprintf("%.*s is not a regular package (no %s)", (int)n, pkg,
+					 init);
+			free(dir);
+			dir = NULL;
+		}
+		free(init);
+	}
+	if (dir && *why) {
+		free(dir);
+		dir = NULL;
+	}
+	return dir;
+}
+
+/* "package:path[:more]" as importlib.resources.files(package) / path / more, or NULL with
+ * *why when the folder is not certain. */
+static char *resolve_resource(const struct locator *l, const char *loc, char **why)
+{
+	*why = NULL;
+	const char *colon = strchr(loc, ':');
+	char *pkg = xstrndup(loc, (size_t)(colon - loc));
+	char *dir = NULL;
+	if (!is_dotted_name(pkg))
+		*why = xasprintf("%s is not a package name chartreuse looks up", pkg);
+	else
+		dir = find_package(l, pkg, why);
+	free(pkg);
+	for (const char *s = colon + 1; dir; s += strcspn(s, ":") + 1) {
+		char *part = xstrndup(s, strcspn(s, ":"));
+		char *next = abspath_in(dir, part);
+		free(part);
+		free(dir);
+		dir = next;
+		if (!strchr(s, ':'))
+			break;
+	}
+	return dir;
+}
+
+/* `loc` as Alembic makes it a folder, or NULL (p->unsupported says why). */
+static char *locate(const struct locator *l, struct cr_alembic_project *p, const char *key,
+		    const char *loc)
+{
+	if (!is_package_resource(loc))
+		return abspath_in(l->dir, loc);
+	char *why = NULL, *dir = resolve_resource(l, loc, &why);
+	if (!dir)
+		set_unsupported(p, "%s: %s %s names a package resource that chartreuse cannot "
+				   "find with certainty: %s", l->ini->path, key, loc, why);
+	free(why);
+	return dir;
+}
+
+static void add_version_locations(const struct locator *l, struct cr_alembic_project *p,
+				  const struct cr_strlist *locs)
+{
+	for (size_t i = 0; i < locs->n; i++) {
+		char *abs = locate(l, p, "version location", locs->items[i]);
+		if (abs)
+			cr_strlist_add(&p->version_locations, abs);
+		free(abs);
 	}
 }
 
@@ -527,11 +829,10 @@ static int read_separator(const struct ini *ini, int sec, char *sep, bool *legac
 	return 0;
 }
 
-static int read_version_locations(const struct ini *ini, int sec, const char *dir,
-				  struct cr_alembic_project *p)
+static int read_version_locations(const struct locator *l, struct cr_alembic_project *p)
 {
 	char *locs;
-	if (ini_get(ini, sec, "version_locations", &locs) < 0)
+	if (ini_get(l->ini, l->sec, "version_locations", &locs) < 0)
 		return -1;
 	if (!locs || !*locs) {
 		free(locs);
@@ -542,37 +843,35 @@ static int read_version_locations(const struct ini *ini, int sec, const char *di
 	}
 	char sep;
 	bool legacy;
-	int rc = read_separator(ini, sec, &sep, &legacy);
+	struct cr_strlist parts = { 0 };
+	int rc = read_separator(l->ini, l->sec, &sep, &legacy);
 	if (rc == 0 && legacy)
-		split_legacy(p, ini->path, dir, locs);
+		split_legacy(locs, false, &parts);
 	else if (rc == 0)
-		split_on(p, ini->path, dir, locs, sep);
+		split_on(locs, sep, &parts);
+	add_version_locations(l, p, &parts);
+	cr_strlist_free(&parts);
 	free(locs);
 	return rc;
 }
 
-static int read_script_location(const struct ini *ini, int sec, const char *dir,
-				struct cr_alembic_project *p)
+static int read_script_location(const struct locator *l, struct cr_alembic_project *p)
 {
 	char *loc;
-	if (ini_get(ini, sec, "script_location", &loc) < 0)
+	if (ini_get(l->ini, l->sec, "script_location", &loc) < 0)
 		return -1;
 	if (!loc) {
-		cr_error("%s: [%s] has no script_location", ini->path, p->section);
+		cr_error("%s: [%s] has no script_location", l->ini->path, p->section);
 		return -1;
 	}
 	int rc = 0;
-	if (is_package_resource(loc)) {
-		p->script_location = xstrdup(loc);
-		set_unsupported(p, "%s: script_location %s names a package resource, which "
-				   "chartreuse does not resolve", ini->path, loc);
-	} else {
-		p->script_location = abspath_in(dir, loc);
-		if (!*loc || access(p->script_location, F_OK) != 0) {
-			cr_error("%s: [%s] script_location %s does not exist", ini->path,
-				 p->section, p->script_location);
-			rc = -1;
-		}
+	p->script_location = locate(l, p, "script_location", loc);
+	if (!p->script_location) {
+		p->script_location = xstrdup(loc); /* for messages: the scripts are not read */
+	} else if (!*loc || access(p->script_location, F_OK) != 0) {
+		cr_error("%s: [%s] script_location %s does not exist", l->ini->path, p->section,
+			 p->script_location);
+		rc = -1;
 	}
 	free(loc);
 	return rc;
@@ -608,42 +907,44 @@ static int read_version_table(const struct ini *ini, int sec, struct cr_alembic_
 	return 0;
 }
 
-static int read_project(const struct ini *ini, const char *dir, struct cr_alembic_project *p)
+static int read_project(const struct ini *ini, struct cr_alembic_project *p)
 {
-	int sec = ini_find_section(ini, p->section);
-	if (sec < 0) {
+	struct locator l = { ini, ini_find_section(ini, p->section), p->directory, { 0 }, NULL };
+	if (l.sec < 0) {
 		cr_error("%s has no [%s] section", ini->path, p->section);
 		return -1;
 	}
 	bool sourceless;
-	if (read_version_table(ini, sec, p) < 0 ||
-	    read_flag(ini, sec, "recursive_version_locations", &p->recursive_version_locations) < 0 ||
-	    read_flag(ini, sec, "sourceless", &sourceless) < 0 ||
-	    read_script_location(ini, sec, dir, p) < 0)
-		return -1;
-	if (sourceless)
-		set_unsupported(p, "%s: sourceless = true (revisions may exist only as .pyc files)",
-				ini->path);
-	if (p->unsupported)
-		return 0;
-	return read_version_locations(ini, sec, dir, p);
+	int rc = -1;
+	if (read_version_table(ini, l.sec, p) == 0 &&
+	    read_flag(ini, l.sec, "recursive_version_locations",
+		      &p->recursive_version_locations) == 0 &&
+	    read_flag(ini, l.sec, "sourceless", &sourceless) == 0 && read_sys_path(&l) == 0 &&
+	    read_script_location(&l, p) == 0) {
+		if (sourceless)
+			set_unsupported(p, "%s: sourceless = true (revisions may exist only as "
+					   ".pyc files)", ini->path);
+		rc = p->unsupported ? 0 : read_version_locations(&l, p);
+	}
+	cr_strlist_free(&l.sys_path);
+	free(l.sys_path_doubt);
+	return rc;
 }
 
 int cr_alembic_load(const char *directory, const char *config_file, const char *section,
 		    struct cr_alembic_project *out)
 {
 	memset(out, 0, sizeof(*out));
-	char *dir = absolute_dir(directory);
-	if (!dir)
+	out->directory = absolute_dir(directory);
+	if (!out->directory)
 		return -1;
-	out->ini_path = abspath_in(dir, config_file ? config_file : "alembic.ini");
+	out->ini_path = abspath_in(out->directory, config_file ? config_file : "alembic.ini");
 	out->section = xstrdup(section ? section : "alembic");
 	struct ini ini;
 	int rc = ini_load(&ini, out->ini_path);
 	if (rc == 0)
-		rc = read_project(&ini, dir, out);
+		rc = read_project(&ini, out);
 	ini_free(&ini);
-	free(dir);
 	if (rc < 0)
 		cr_alembic_free(out);
 	return rc;
@@ -651,6 +952,7 @@ int cr_alembic_load(const char *directory, const char *config_file, const char *
 
 void cr_alembic_free(struct cr_alembic_project *p)
 {
+	free(p->directory);
 	free(p->ini_path);
 	free(p->section);
 	free(p->script_location);
@@ -779,22 +1081,29 @@ int cr_alembic_write_ini(const struct cr_alembic_project *p, const char *url, co
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* A tokenizer for the part of Python that revision scripts use at module level. It cuts
- * the file into logical lines (brackets and backslashes join physical lines; comments and
- * blank lines vanish) and knows strings well enough that a docstring or a string holding
- * `revision = "x"` is one token. */
+/* A tokenizer for the part of Python that revision scripts use. It cuts the file into
+ * logical lines (brackets and backslashes join physical lines; comments and blank lines
+ * vanish), each with its indentation, and knows strings well enough that a docstring or a
+ * string holding `revision = "x"` is one token. f-strings are read as Python 3.12 reads
+ * them (PEP 701: any expression in a replacement field, nested strings with any quotes,
+ * comments and line breaks), so that the names used in their fields are seen. */
 
 enum tok_kind { TK_NAME, TK_STRING, TK_NUMBER, TK_OP };
 
+/* 64 bytes: a logical line's tokens are copied on the hot path. */
 struct token {
-	enum tok_kind kind;
 	const char *s;
 	size_t len;
 	size_t line;
-	int depth;	  /* bracket depth before the token */
 	const char *body; /* TK_STRING: between the quotes */
 	size_t body_len;
+	/* TK_STRING: a watched name (see watched()) used in an f-string's replacement
+	 * fields, one of W_ALWAYS if there is one, or NULL. */
+	const char *code;
+	int depth;	  /* bracket depth before the token */
+	enum tok_kind kind;
 	bool plain;	  /* TK_STRING: a str whose value is its body as written */
+	unsigned char code_len;
 };
 
 struct lexer {
@@ -806,8 +1115,61 @@ struct lexer {
 struct logical_line {
 	struct token *t;
 	size_t n, cap;
-	bool indented; /* inside a block: not a module-level statement */
+	size_t indent; /* the column of the first token, as Python counts it */
 };
+
+/* The names a revision script's reader watches: the four variables, and the ways code can
+ * reach the module's namespace (W_IMPORT only in code that runs at import, W_ALWAYS also
+ * in function bodies, which may be called at import). */
+enum { V_REVISION, V_DOWN, V_LABELS, V_DEPENDS, N_VARS };
+enum watch_kind { W_VAR, W_IMPORT, W_ALWAYS };
+
+struct watched {
+	const char *name;
+	size_t len;
+	enum watch_kind kind;
+	int var; /* V_*, or -1 */
+};
+
+#define WATCH(name, kind, var) { name, sizeof(name) - 1, kind, var }
+
+/* Sorted by length: every name token of a script is looked up, and first_of_len makes
+ * that one comparison or two. */
+static const struct watched watched_names[] = {
+	WATCH("vars", W_IMPORT, -1),	    WATCH("exec", W_ALWAYS, -1),
+	WATCH("eval", W_ALWAYS, -1),	    WATCH("locals", W_IMPORT, -1),
+	WATCH("setattr", W_IMPORT, -1),	    WATCH("delattr", W_IMPORT, -1),
+	WATCH("globals", W_ALWAYS, -1),	    WATCH("modules", W_ALWAYS, -1),
+	WATCH("revision", W_VAR, V_REVISION), WATCH("__dict__", W_IMPORT, -1),
+	WATCH("f_locals", W_ALWAYS, -1),    WATCH("f_globals", W_ALWAYS, -1),
+	WATCH("depends_on", W_VAR, V_DEPENDS), WATCH("__getattr__", W_IMPORT, -1),
+	WATCH("__globals__", W_ALWAYS, -1), WATCH("down_revision", W_VAR, V_DOWN),
+	WATCH("branch_labels", W_VAR, V_LABELS),
+};
+
+/* The names of length n are watched_names[first_of_len[n] .. first_of_len[n + 1]). */
+static const unsigned char first_of_len[] = { 0, 0, 0, 0, 0, 3, 3, 4, 8, 11, 12, 13, 15, 15,
+					      17 };
+
+static const struct watched *watched(const char *s, size_t n)
+{
+	if (n + 1 >= sizeof(first_of_len))
+		return NULL;
+	for (size_t i = first_of_len[n]; i < first_of_len[n + 1]; i++)
+		if (watched_names[i].name[0] == s[0] && memcmp(watched_names[i].name, s, n) == 0)
+			return &watched_names[i];
+	return NULL;
+}
+
+/* The name of variable v, for messages. */
+static const char *var_name(int v)
+{
+	static const char *const names[N_VARS] = {
+		[V_REVISION] = "revision", [V_DOWN] = "down_revision",
+		[V_LABELS] = "branch_labels", [V_DEPENDS] = "depends_on",
+	};
+	return names[v];
+}
 
 static size_t newline_len(const char *p, const char *end)
 {
@@ -831,6 +1193,11 @@ static bool is_name_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       c == '_' || (unsigned char)c >= 0x80;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
 }
 
 /* A string prefix (up to two of r, b, u, f, t, any case) directly followed by a quote:
@@ -871,41 +1238,243 @@ static bool plain_prefix(const char *p, int n, bool *raw)
 	return false;
 }
 
+/* The opening of a string: its quote, single or triple, and whether it is raw and an f-
+ * (or t-) string. */
+struct quote {
+	char q;
+	size_t ql;
+	bool raw, fmt;
+};
+
+static struct quote open_string(struct lexer *lx, int prefix)
+{
+	struct quote o = { 0 };
+	for (int k = 0; k < prefix; k++) {
+		char c = (char)(lx->p[k] | 0x20);
+		o.raw |= c == 'r';
+		o.fmt |= c == 'f' || c == 't';
+	}
+	const char *p = lx->p + prefix;
+	o.q = *p;
+	o.ql = p + 2 < lx->end && p[1] == o.q && p[2] == o.q ? 3 : 1;
+	lx->p = p + o.ql;
+	return o;
+}
+
+static bool closes(const struct lexer *lx, const char *p, const struct quote *o)
+{
+	return *p == o->q && (o->ql == 1 || (p + 2 < lx->end && p[1] == o->q && p[2] == o->q));
+}
+
+static int unterminated(const char **err)
+{
+	*err = "a string is not terminated";
+	return -1;
+}
+
+/* A backslash and what it escapes (a line break counts as one). */
+static void skip_escape(struct lexer *lx)
+{
+	size_t nl = newline_len(lx->p + 1, lx->end);
+	lx->line += nl != 0;
+	lx->p += 1 + (nl ? nl : (lx->p + 1 < lx->end));
+}
+
+/* Any other character of a string, or -1 at a line break a one-quote string can't hold. */
+static int skip_char(struct lexer *lx, const struct quote *o, const char **err)
+{
+	size_t nl = newline_len(lx->p, lx->end);
+	if (nl && o->ql == 1)
+		return unterminated(err);
+	lx->line += nl != 0;
+	lx->p += nl ? nl : 1;
+	return 0;
+}
+
+/* The body of a string that is not an f-string, up to its closing quote. */
+static int string_body(struct lexer *lx, const struct quote *o, bool *escapes, const char **err)
+{
+	for (;;) {
+		if (lx->p >= lx->end)
+			return unterminated(err);
+		if (*lx->p == '\\') {
+			*escapes = true;
+			skip_escape(lx);
+		} else if (closes(lx, lx->p, o)) {
+			return 0;
+		} else if (skip_char(lx, o, err) < 0) {
+			return -1;
+		}
+	}
+}
+
+/* Python stops at 150 or so; this keeps the recursion bounded on hostile input. */
+#define MAX_FSTRING_NEST 32
+
+static int fstring_body(struct lexer *lx, struct token *t, const struct quote *o, int nest,
+			const char **err);
+
+/* A name used in a replacement field: noted in t, a W_ALWAYS one first. */
+static void note_code(struct token *t, const char *s, size_t n)
+{
+	const struct watched *w = watched(s, n);
+	if (!w || (t->code && watched(t->code, t->code_len)->kind == W_ALWAYS))
+		return;
+	if (!t->code || w->kind == W_ALWAYS) {
+		t->code = s;
+		t->code_len = (unsigned char)n; /* a watched name is short */
+	}
+}
+
+/* A string inside a replacement field: skipped, its own fields' names noted in t. */
+static int skip_string(struct lexer *lx, struct token *t, int prefix, int nest,
+		       const char **err)
+{
+	struct quote o = open_string(lx, prefix);
+	bool escapes;
+	int rc = o.fmt ? fstring_body(lx, t, &o, nest + 1, err)
+		       : string_body(lx, &o, &escapes, err);
+	lx->p += o.ql;
+	return rc;
+}
+
+static int fstring_field(struct lexer *lx, struct token *t, const struct quote *o, int nest,
+			 const char **err);
+
+/* A format spec, after the ":" of a field and up to the field's "}": text in which "{"
+ * always opens a nested field and the string's quote ends the string too early. */
+static int fstring_spec(struct lexer *lx, struct token *t, const struct quote *o, int nest,
+			const char **err)
+{
+	for (;;) {
+		if (lx->p >= lx->end || closes(lx, lx->p, o)) {
+			*err = "an f-string's replacement field is not closed";
+			return -1;
+		}
+		char c = *lx->p;
+		if (c == '}') {
+			lx->p++;
+			return 0;
+		}
+		if (c == '{') {
+			lx->p++;
+			if (fstring_field(lx, t, o, nest + 1, err) < 0)
+				return -1;
+		} else if (c == '\\' && lx->p + 1 < lx->end && lx->p[1] != '{' && lx->p[1] != '}') {
+			skip_escape(lx);
+		} else if (skip_char(lx, o, err) < 0) {
+			return -1;
+		}
+	}
+}
+
+/* A replacement field, after its "{" and up to after its "}": an expression, then maybe
+ * "!conversion" and ":spec". */
+static int fstring_field(struct lexer *lx, struct token *t, const struct quote *o, int nest,
+			 const char **err)
+{
+	if (nest > MAX_FSTRING_NEST) {
+		*err = "f-strings nest too deeply";
+		return -1;
+	}
+	int depth = 0;
+	while (lx->p < lx->end) {
+		const char *p = lx->p;
+		char c = *p;
+		size_t nl = newline_len(p, lx->end);
+		int prefix = string_prefix(p, lx->end);
+		if (nl) {
+			lx->line++;
+			lx->p += nl;
+		} else if (c == '#') {
+			while (lx->p < lx->end && !newline_len(lx->p, lx->end))
+				lx->p++;
+		} else if (c == '\\') {
+			if (!newline_len(p + 1, lx->end)) {
+				*err = "a backslash outside a string in an f-string's field";
+				return -1;
+			}
+			skip_escape(lx);
+		} else if (prefix >= 0) {
+			if (skip_string(lx, t, prefix, nest, err) < 0)
+				return -1;
+		} else if (is_name_char(c)) {
+			bool number = is_digit(c);
+			while (lx->p < lx->end &&
+			       (is_name_char(*lx->p) || (number && *lx->p == '.')))
+				lx->p++;
+			if (!number)
+				note_code(t, p, (size_t)(lx->p - p));
+		} else if (depth == 0 && (c == '}' || c == ':')) {
+			lx->p++;
+			return c == '}' ? 0 : fstring_spec(lx, t, o, nest, err);
+		} else if (depth == 0 && c == '!' && !(p + 1 < lx->end && p[1] == '=')) {
+			lx->p++; /* the conversion's name follows, then ":" or "}" */
+		} else {
+			depth += (c == '(' || c == '[' || c == '{') -
+				 (c == ')' || c == ']' || c == '}');
+			if (depth < 0) {
+				*err = "an f-string's field closes a bracket it did not open";
+				return -1;
+			}
+			lx->p++;
+		}
+	}
+	return unterminated(err);
+}
+
+/* The literal text of an f-string up to its closing quote: "{{" and "}}" are braces, a
+ * lone "{" opens a field, "\N{...}" is a character name, and a backslash does not escape
+ * a brace. */
+static int fstring_body(struct lexer *lx, struct token *t, const struct quote *o, int nest,
+			const char **err)
+{
+	for (;;) {
+		const char *p = lx->p;
+		if (p >= lx->end)
+			return unterminated(err);
+		char c = *p;
+		bool doubled = p + 1 < lx->end && p[1] == c;
+		if (c == '\\' && !o->raw && p + 2 < lx->end && p[1] == 'N' && p[2] == '{') {
+			for (lx->p += 3; lx->p < lx->end && *lx->p != '}'; lx->p++)
+				if (newline_len(lx->p, lx->end) || closes(lx, lx->p, o))
+					return unterminated(err);
+			if (lx->p >= lx->end)
+				return unterminated(err);
+			lx->p++;
+		} else if (c == '\\' && p + 1 < lx->end && (p[1] == '{' || p[1] == '}')) {
+			lx->p++;
+		} else if (c == '\\') {
+			skip_escape(lx);
+		} else if (closes(lx, p, o)) {
+			return 0;
+		} else if ((c == '{' || c == '}') && doubled) {
+			lx->p += 2;
+		} else if (c == '{') {
+			lx->p++;
+			if (fstring_field(lx, t, o, nest, err) < 0)
+				return -1;
+		} else if (c == '}') {
+			*err = "an f-string has a single '}'";
+			return -1;
+		} else if (skip_char(lx, o, err) < 0) {
+			return -1;
+		}
+	}
+}
+
 static int lex_string(struct lexer *lx, struct token *t, int prefix, const char **err)
 {
-	bool raw;
-	bool plain = plain_prefix(lx->p, prefix, &raw), escapes = false;
-	const char *p = lx->p + prefix, *end = lx->end;
-	char q = *p;
-	size_t ql = p + 2 < end && p[1] == q && p[2] == q ? 3 : 1;
-	p += ql;
-	t->body = p;
-	for (;;) {
-		if (p >= end) {
-			*err = "a string is not terminated";
-			return -1;
-		}
-		if (*p == '\\') {
-			escapes = true;
-			size_t nl = newline_len(p + 1, end);
-			lx->line += nl != 0;
-			p += 1 + (nl ? nl : (p + 1 < end));
-			continue;
-		}
-		if (*p == q && (ql == 1 || (p + 2 < end && p[1] == q && p[2] == q)))
-			break;
-		size_t nl = newline_len(p, end);
-		if (nl && ql == 1) {
-			*err = "a string is not terminated";
-			return -1;
-		}
-		lx->line += nl != 0;
-		p += nl ? nl : 1;
-	}
+	bool raw, plain = plain_prefix(lx->p, prefix, &raw), escapes = false;
+	struct quote o = open_string(lx, prefix);
+	t->body = lx->p;
+	int rc = o.fmt ? fstring_body(lx, t, &o, 0, err) : string_body(lx, &o, &escapes, err);
+	if (rc < 0)
+		return -1;
 	t->kind = TK_STRING;
-	t->body_len = (size_t)(p - t->body);
+	t->body_len = (size_t)(lx->p - t->body);
 	t->plain = plain && (raw || !escapes);
-	lx->p = p + ql;
+	lx->p += o.ql;
 	return 0;
 }
 
@@ -937,7 +1506,7 @@ static int lex_token(struct lexer *lx, struct token *t, const char **err)
 	int prefix = string_prefix(p, lx->end);
 	if (prefix >= 0)
 		return lex_string(lx, t, prefix, err);
-	if (c >= '0' && c <= '9') {
+	if (is_digit(c)) {
 		t->kind = TK_NUMBER;
 		while (lx->p < lx->end && (is_name_char(*lx->p) || *lx->p == '.'))
 			lx->p++;
@@ -954,6 +1523,15 @@ static int lex_token(struct lexer *lx, struct token *t, const char **err)
 			lx->depth--;
 	}
 	return 0;
+}
+
+/* Python's indentation: a tab moves to the next multiple of 8, a form feed starts over. */
+static size_t column(const char *s, const char *e)
+{
+	size_t col = 0;
+	for (; s < e; s++)
+		col = *s == '\t' ? (col / 8 + 1) * 8 : *s == '\f' ? 0 : col + 1;
+	return col;
 }
 
 /* The next logical line: 1, 0 at the end of the file, -1 on a tokenizing error. */
@@ -977,7 +1555,7 @@ static int lex_line(struct lexer *lx, struct logical_line *ll, const char **err)
 		} else {
 			struct token t = { .s = lx->p, .line = lx->line, .depth = lx->depth };
 			if (ll->n == 0)
-				ll->indented = lx->p > lx->line_start;
+				ll->indent = column(lx->line_start, lx->p);
 			if (lex_token(lx, &t, err) < 0)
 				return -1;
 			t.len = (size_t)(lx->p - t.s);
@@ -990,15 +1568,22 @@ static int lex_line(struct lexer *lx, struct logical_line *ll, const char **err)
 
 /* ------------------------------------------------------------------------------------ */
 /* A revision script: the module-level assignments of its four variables, or the reason
- * they can't be known without running Python. */
+ * they can't be known without running Python. Code runs at import in the module's
+ * statements and blocks, class bodies, decorators, default values and annotations; only
+ * a plain module-level assignment is read, any other mention of the four names in such
+ * code makes the script uncertain. Function bodies run only when called: there only a
+ * `global` of the four names, or a way to reach the module's namespace, does. */
 
-enum { V_REVISION, V_DOWN, V_LABELS, V_DEPENDS, N_VARS };
-static const char *const var_names[N_VARS] = { "revision", "down_revision", "branch_labels",
-					       "depends_on" };
+enum ctx { C_TOP, C_RUNS, C_FUNC };
 
-/* Names through which module-level code can set a module variable indirectly. */
-static const char *const indirect_names[] = { "globals", "locals", "vars", "setattr", "exec",
-					      "eval", "__dict__", "modules", "__getattr__" };
+#define MAX_INDENT 100 /* Python's tokenizer refuses more levels */
+
+/* An open block: the indentation of its body, and what runs there (where: for messages). */
+struct block {
+	size_t indent;
+	enum ctx ctx;
+	const char *where;
+};
 
 struct script_vars {
 	const char *path;
@@ -1006,9 +1591,16 @@ struct script_vars {
 	bool is_none[N_VARS];
 	bool is_list[N_VARS];
 	struct cr_strlist val[N_VARS];
-	bool in_definition; /* the indented lines belong to a def or a class */
+	struct block *blocks; /* MAX_INDENT of them; [0] is the module */
+	size_t n_blocks;
+	bool opening;	      /* the last line was a block header: its body comes next */
+	size_t header_indent;
+	struct block next;
 	char *why;
 };
+
+static const char *const AT_IMPORT = "in a block that runs at import";
+static const char *const IN_CLASS = "in a class body, which runs at import";
 
 static bool tok_is(const struct token *t, enum tok_kind kind, const char *s)
 {
@@ -1022,10 +1614,8 @@ static bool is_op(const struct token *t, const char *s)
 
 static int var_index(const struct token *t)
 {
-	for (int v = 0; v < N_VARS; v++)
-		if (tok_is(t, TK_NAME, var_names[v]))
-			return v;
-	return -1;
+	const struct watched *w = t->kind == TK_NAME ? watched(t->s, t->len) : NULL;
+	return w ? w->var : -1;
 }
 
 static void uncertain(struct script_vars *sv, size_t line, const char *fmt, ...)
@@ -1044,25 +1634,74 @@ static void uncertain(struct script_vars *sv, size_t line, const char *fmt, ...)
 		       : xasprintf("%s: %s", sv->path, msg);
 }
 
-/* Module-level code that mentions one of the four names, or a way to set them indirectly,
- * other than in the one form read below: what it does can't be known. */
-static void check_mentions(struct script_vars *sv, const struct token *t, size_t s, size_t e)
+/* The line of a name inside a (multi-line) string token. */
+static size_t line_of(const struct token *t, const char *at)
+{
+	size_t line = t->line;
+	for (const char *p = t->s; p < at; p++)
+		line += *p == '\n' || (*p == '\r' && p[1] != '\n');
+	return line;
+}
+
+static void watched_use(struct script_vars *sv, const struct watched *w, size_t line,
+			const char *where)
+{
+	if (w->kind == W_VAR && !where)
+		uncertain(sv, line, "%s is set or used in a way chartreuse does not evaluate",
+			  w->name);
+	else if (w->kind == W_VAR)
+		uncertain(sv, line, "%s is set or used %s", w->name, where);
+	else
+		uncertain(sv, line, "%s can change module variables (used %s)", w->name,
+			  where ? where : "at module level");
+}
+
+/* Code that runs at import and is not one of the assignments read below: any mention of
+ * the four names (but as an attribute or a keyword argument), or of a way to set them
+ * indirectly, makes what it does unknown. */
+static void check_import_time(struct script_vars *sv, const struct token *t, size_t s,
+			      size_t e, const char *where)
 {
 	for (size_t i = s; i < e && !sv->why; i++) {
 		if (is_op(&t[i], "*") && i > s && tok_is(&t[i - 1], TK_NAME, "import"))
 			uncertain(sv, t[i].line, "a star import may define the revision variables");
-		if (t[i].kind != TK_NAME)
+		if (t[i].kind == TK_STRING && t[i].code)
+			watched_use(sv, watched(t[i].code, t[i].code_len),
+				    line_of(&t[i], t[i].code),
+				    where ? where : "in an f-string's replacement field");
+		const struct watched *w = t[i].kind == TK_NAME ? watched(t[i].s, t[i].len) : NULL;
+		if (!w)
 			continue;
-		for (size_t k = 0; k < sizeof(indirect_names) / sizeof(indirect_names[0]); k++)
-			if (tok_is(&t[i], TK_NAME, indirect_names[k]))
-				uncertain(sv, t[i].line, "%s can change module variables",
-					  indirect_names[k]);
-		int v = var_index(&t[i]);
 		bool attribute = i > s && is_op(&t[i - 1], ".");
 		bool keyword_arg = t[i].depth > 0 && i + 1 < e && is_op(&t[i + 1], "=");
-		if (v >= 0 && !attribute && !keyword_arg)
-			uncertain(sv, t[i].line, "%s is set or used in a way chartreuse does not "
-						 "evaluate", var_names[v]);
+		if (w->kind != W_VAR || (!attribute && !keyword_arg))
+			watched_use(sv, w, t[i].line, where);
+	}
+}
+
+/* Code in a function body: harmless unless the function is called at import and then
+ * rebinds a module variable, which takes `global` or the module's namespace. */
+static void check_function_code(struct script_vars *sv, const struct token *t, size_t s,
+				size_t e)
+{
+	static const char *const in_function = "in a function, which may be called at import";
+	bool in_global = false;
+	for (size_t i = s; i < e && !sv->why; i++) {
+		if (t[i].kind == TK_STRING && t[i].code &&
+		    watched(t[i].code, t[i].code_len)->kind == W_ALWAYS)
+			watched_use(sv, watched(t[i].code, t[i].code_len),
+				    line_of(&t[i], t[i].code), in_function);
+		if (t[i].kind != TK_NAME) {
+			in_global &= !(is_op(&t[i], ";") && t[i].depth == 0);
+			continue;
+		}
+		const struct watched *w = watched(t[i].s, t[i].len);
+		if (w && w->kind == W_VAR && in_global)
+			uncertain(sv, t[i].line, "a function declares %s global, so calling it can "
+						 "rebind it", w->name);
+		else if (w && w->kind == W_ALWAYS)
+			watched_use(sv, w, t[i].line, in_function);
+		in_global |= tok_is(&t[i], TK_NAME, "global");
 	}
 }
 
@@ -1118,19 +1757,24 @@ static void read_assignment(struct script_vars *sv, const struct token *t, size_
 			eq++;
 	if (eq >= e || !is_op(&t[eq], "=")) {
 		uncertain(sv, t[s].line, "%s is set or used in a way chartreuse does not evaluate",
-			  var_names[v]);
+			  var_name(v));
 		return;
 	}
+	/* the annotation runs at import too */
+	check_import_time(sv, t, s + 2, eq, "in an annotation, which runs at import");
+	if (sv->why)
+		return;
 	if (sv->set[v]) {
-		uncertain(sv, t[s].line, "%s is assigned twice", var_names[v]);
+		uncertain(sv, t[s].line, "%s is assigned twice", var_name(v));
 		return;
 	}
 	sv->set[v] = true;
 	if (!parse_value(t, eq + 1, e, sv, v))
 		uncertain(sv, t[s].line, "%s is not a string, None or a tuple/list of strings",
-			  var_names[v]);
+			  var_name(v));
 }
 
+/* A simple statement at module level. */
 static void read_statement(struct script_vars *sv, const struct token *t, size_t s, size_t e)
 {
 	if (s == e)
@@ -1139,52 +1783,124 @@ static void read_statement(struct script_vars *sv, const struct token *t, size_t
 	if (v >= 0)
 		read_assignment(sv, t, s, e, v);
 	else
-		check_mentions(sv, t, s, e);
+		check_import_time(sv, t, s, e, NULL);
 }
 
-static bool starts_definition(const struct token *t, size_t n)
-{
-	return tok_is(&t[0], TK_NAME, "def") || tok_is(&t[0], TK_NAME, "class") ||
-	       is_op(&t[0], "@") ||
-	       (n > 1 && tok_is(&t[0], TK_NAME, "async") && tok_is(&t[1], TK_NAME, "def"));
-}
-
-static bool starts_compound(const struct token *t, size_t n)
+static bool starts_compound(const struct token *t)
 {
 	static const char *const keywords[] = { "if",	  "elif",   "else", "for",  "while",
 						"try",	  "except", "finally", "with", "async" };
 	for (size_t k = 0; k < sizeof(keywords) / sizeof(keywords[0]); k++)
 		if (tok_is(&t[0], TK_NAME, keywords[k]))
 			return true;
-	return is_op(&t[n - 1], ":"); /* match/case and other block headers */
+	return false;
+}
+
+/* The ":" that ends the header of a compound statement (its first at depth 0: a lambda
+ * in a header is in brackets), or e. */
+static size_t header_colon(const struct token *t, size_t s, size_t e)
+{
+	while (s < e && !(is_op(&t[s], ":") && t[s].depth == 0))
+		s++;
+	return s;
+}
+
+static void open_block(struct script_vars *sv, size_t header_indent, enum ctx ctx,
+		       const char *where)
+{
+	sv->opening = true;
+	sv->header_indent = header_indent;
+	sv->next = (struct block){ 0, ctx, where };
+}
+
+/* The block a line of this indentation belongs to, as Python's INDENT/DEDENT decide; NULL
+ * (uncertain) where Python refuses the indentation. */
+static const struct block *enter_block(struct script_vars *sv, size_t indent, size_t line)
+{
+	if (sv->opening) {
+		sv->opening = false;
+		if (indent <= sv->header_indent) {
+			uncertain(sv, line, "a block has no indented body (Python refuses the "
+					    "script)");
+			return NULL;
+		}
+		if (sv->n_blocks == MAX_INDENT) {
+			uncertain(sv, line, "blocks nest too deeply (Python refuses the script)");
+			return NULL;
+		}
+		sv->next.indent = indent;
+		sv->blocks[sv->n_blocks++] = sv->next;
+	}
+	while (sv->n_blocks > 1 && sv->blocks[sv->n_blocks - 1].indent > indent)
+		sv->n_blocks--;
+	if (sv->blocks[sv->n_blocks - 1].indent != indent) {
+		uncertain(sv, line, "unexpected indentation (Python refuses the script)");
+		return NULL;
+	}
+	return &sv->blocks[sv->n_blocks - 1];
+}
+
+/* `def name(...) -> ...:` or `class name(...):` in code that runs at import: the name is
+ * bound, the defaults, annotations and bases run; a body on the same line, or the block
+ * that follows, is a function's or runs at import (a class's). */
+static void read_definition(struct script_vars *sv, const struct logical_line *ll, size_t kw)
+{
+	const struct token *t = ll->t;
+	bool is_class = tok_is(&t[kw], TK_NAME, "class");
+	size_t name = kw + 1, n = ll->n;
+	if (name >= n)
+		return;
+	int v = var_index(&t[name]);
+	if (v >= 0)
+		uncertain(sv, t[name].line, "%s is rebound by a %s", var_name(v),
+			  is_class ? "class" : "def");
+	else if (!is_class && tok_is(&t[name], TK_NAME, "__getattr__"))
+		uncertain(sv, t[name].line, "a module __getattr__ can provide the variables");
+	size_t colon = header_colon(t, name + 1, n);
+	check_import_time(sv, t, name + 1, colon,
+			  is_class ? "in a class's bases or keywords, which run at import"
+				   : "in a def's defaults or annotations, which run at import");
+	if (colon + 1 < n && is_class)
+		check_import_time(sv, t, colon + 1, n, IN_CLASS);
+	else if (colon + 1 < n)
+		check_function_code(sv, t, colon + 1, n);
+	else if (colon < n)
+		open_block(sv, ll->indent, is_class ? C_RUNS : C_FUNC, is_class ? IN_CLASS : NULL);
 }
 
 static void read_line(struct script_vars *sv, const struct logical_line *ll)
 {
 	const struct token *t = ll->t;
-	if (ll->indented) {
-		/* inside a function or class body nothing runs at import; inside if/for/try
-		 * at module level it does */
-		if (!sv->in_definition)
-			check_mentions(sv, t, 0, ll->n);
+	size_t n = ll->n;
+	const struct block *b = enter_block(sv, ll->indent, t[0].line);
+	if (!b)
 		return;
+	bool opens = is_op(&t[n - 1], ":") && t[n - 1].depth == 0;
+	size_t kw = n > 1 && tok_is(&t[0], TK_NAME, "async") ? 1 : 0;
+	bool definition = tok_is(&t[kw], TK_NAME, "def") || tok_is(&t[0], TK_NAME, "class");
+	if (b->ctx == C_FUNC) {
+		check_function_code(sv, t, 0, n);
+		if (opens)
+			open_block(sv, ll->indent, C_FUNC, NULL);
+	} else if (is_op(&t[0], "@")) {
+		check_import_time(sv, t, 1, n, "in a decorator, which runs at import");
+	} else if (definition) {
+		read_definition(sv, ll, kw);
+	} else if (opens || starts_compound(t)) {
+		const char *where = b->ctx == C_TOP ? AT_IMPORT : b->where;
+		check_import_time(sv, t, 0, n, where);
+		if (opens)
+			open_block(sv, ll->indent, C_RUNS, where);
+	} else if (b->ctx == C_RUNS) {
+		check_import_time(sv, t, 0, n, b->where);
+	} else {
+		size_t s = 0;
+		for (size_t i = 0; i <= n; i++)
+			if (i == n || (is_op(&t[i], ";") && t[i].depth == 0)) {
+				read_statement(sv, t, s, i);
+				s = i + 1;
+			}
 	}
-	sv->in_definition = starts_definition(t, ll->n);
-	if (sv->in_definition) {
-		if (ll->n > 1 && tok_is(&t[1], TK_NAME, "__getattr__"))
-			uncertain(sv, t[0].line, "a module __getattr__ can provide the variables");
-		return;
-	}
-	if (starts_compound(t, ll->n)) {
-		check_mentions(sv, t, 0, ll->n);
-		return;
-	}
-	size_t s = 0;
-	for (size_t i = 0; i <= ll->n; i++)
-		if (i == ll->n || (is_op(&t[i], ";") && t[i].depth == 0)) {
-			read_statement(sv, t, s, i);
-			s = i + 1;
-		}
 }
 
 static void script_vars_free(struct script_vars *sv)
@@ -1236,27 +1952,40 @@ static int make_revision(struct script_vars *sv, struct cr_revision *rev, char *
 	return 0;
 }
 
-static int read_script(const char *path, struct cr_revision *rev, char **why)
+/* What reading scripts needs, kept from one script to the next (thousands of them). */
+struct script_reader {
+	struct cr_buf text;
+	struct logical_line ll;
+	struct block blocks[MAX_INDENT];
+};
+
+static void script_reader_free(struct script_reader *r)
 {
-	struct cr_buf text = { 0 };
-	if (cr_read_file(path, &text) < 0) {
-		cr_buf_free(&text);
+	cr_buf_free(&r->text);
+	free(r->ll.t);
+}
+
+static int read_script(struct script_reader *r, const char *path, struct cr_revision *rev,
+		       char **why)
+{
+	r->text.len = 0;
+	if (cr_read_file(path, &r->text) < 0)
 		return -1;
-	}
-	struct script_vars sv = { .path = path };
-	struct lexer lx = { text.data, text.data + text.len, text.data, 1, 0 };
-	if (text.len >= 3 && memcmp(text.data, "\xef\xbb\xbf", 3) == 0)
-		lx.p = lx.line_start = text.data + 3; /* a UTF-8 byte order mark */
-	struct logical_line ll = { 0 };
+	const char *text = r->text.data;
+	r->blocks[0] = (struct block){ 0, C_TOP, NULL };
+	struct script_vars sv = { .path = path, .blocks = r->blocks, .n_blocks = 1 };
+	struct lexer lx = { text, text + r->text.len, text, 1, 0 };
+	if (r->text.len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		lx.p = lx.line_start = text + 3; /* a UTF-8 byte order mark */
 	const char *err = NULL;
-	while (!sv.why && lex_line(&lx, &ll, &err) > 0)
-		read_line(&sv, &ll);
+	while (!sv.why && lex_line(&lx, &r->ll, &err) > 0)
+		read_line(&sv, &r->ll);
 	if (err)
 		uncertain(&sv, lx.line, "%s", err);
+	else if (sv.opening)
+		uncertain(&sv, lx.line, "a block has no indented body (Python refuses the script)");
 	int rc = make_revision(&sv, rev, why);
-	free(ll.t);
 	script_vars_free(&sv);
-	cr_buf_free(&text);
 	return rc;
 }
 
@@ -1662,13 +2391,14 @@ static int link_graph(struct cr_revgraph *g, char **why)
 static int read_scripts(const struct cr_strlist *files, struct cr_revgraph *g, char **why)
 {
 	g->revs = xcalloc(files->n + 1, sizeof(*g->revs));
-	for (size_t i = 0; i < files->n; i++) {
-		int rc = read_script(files->items[i], &g->revs[g->n], why);
-		if (rc)
-			return rc;
-		g->n++;
-	}
-	return 0;
+	struct script_reader *r = xcalloc(1, sizeof(*r));
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < files->n; i++)
+		if ((rc = read_script(r, files->items[i], &g->revs[g->n], why)) == 0)
+			g->n++;
+	script_reader_free(r);
+	free(r);
+	return rc;
 }
 
 int cr_revgraph_load(const struct cr_alembic_project *p, struct cr_revgraph *g, char **why)

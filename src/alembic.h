@@ -11,21 +11,30 @@
 #include "util.h"
 
 struct cr_alembic_project {
-	char *ini_path;		    /* absolute path of the config file */
+	/* Absolute: the directory Alembic runs in (alembicDirectory). Alembic resolves a
+	 * relative script_location, version location or prepend_sys_path entry against its
+	 * working directory, not against the ini's folder: the reader resolves them against
+	 * this, and cr_alembic_cli starts Alembic here, so both see the same scripts. */
+	char *directory;
+	char *ini_path;		    /* absolute; %(here)s is its folder */
 	char *section;		    /* "alembic" unless -n names another */
-	char *script_location;	    /* absolute, %(here)s resolved */
+	char *script_location;	    /* absolute, %(here)s resolved, a package:path found */
 	struct cr_strlist version_locations; /* absolute directories holding revision scripts */
 	bool recursive_version_locations;
 	char *version_table;	    /* default alembic_version */
 	char *version_table_schema; /* NULL: the connection's search_path */
 	/* Set when the project is valid for Alembic but its scripts can't be read natively
-	 * (a package:path location, sourceless = true): cr_revgraph_load then returns 1 with
-	 * this reason. version_table and the ini itself are still usable. */
+	 * (a package:path location whose folder is not certain, sourceless = true):
+	 * cr_revgraph_load then returns 1 with this reason. version_table and the ini itself
+	 * are still usable. */
 	char *unsupported;
 };
 
 /* Reads <directory>/<config_file> (config_file may be absolute), section `section` (NULL:
- * "alembic"). Errors name the file and the key; on error *out is left zeroed. */
+ * "alembic"), as `alembic -c <config_file>` run in `directory` reads it. A package:path
+ * location is resolved when the package is a regular package in exactly one
+ * prepend_sys_path folder (else `unsupported` says why). Errors name the file and the key;
+ * on error *out is left zeroed. */
 int cr_alembic_load(const char *directory, const char *config_file, const char *section,
 		    struct cr_alembic_project *out);
 void cr_alembic_free(struct cr_alembic_project *p);

@@ -135,12 +135,6 @@ static int spawn_and_stream(char **argv, char **envp, const char *cwd, const cha
 	return status;
 }
 
-static char *dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	return slash && slash != path ? xstrndup(path, (size_t)(slash - path)) : xstrdup("/");
-}
-
 int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 		   struct cr_alembic_result *res)
 {
@@ -153,10 +147,10 @@ int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 	char **argv = build_argv(call, ini, args);
 	struct cr_env env;
 	alembic_env(call->url, &env);
-	char *cwd = dir_of(call->project->ini_path);
-	res->status = spawn_and_stream(argv, env.envp, cwd, call->db_name, res);
+	/* Where the project was read: relative paths in the ini mean the same to Alembic. */
+	res->status = spawn_and_stream(argv, env.envp, call->project->directory, call->db_name,
+				       res);
 	close(fd);
-	free(cwd);
 	cr_env_free(&env);
 	for (size_t i = 0; argv[i]; i++)
 		free(argv[i]);

@@ -1,5 +1,5 @@
 /* alembic_cli: running the alembic command for one database. argv only (no shell), in the
- * project's directory; the URL reaches Alembic through a copy of the ini file held in
+ * project's directory (cr_alembic_project.directory, where its ini was read from); the URL reaches Alembic through a copy of the ini file held in
  * memory (opened by Alembic as /dev/fd/N) and through CHARTREUSE_ALEMBIC_URL in its
  * environment;
  * output is streamed line by line with the database name in front, secrets masked. */

@@ -86,6 +86,19 @@ static void list_text(struct cr_buf *b, const struct cr_strlist *l, size_t max)
 		cr_buf_printf(b, ", ... (%zu in all)", l->n);
 }
 
+/* What is not applied. Without the graph only the heads that are not stored are known to
+ * be missing: their ancestors may be too, and the text says so instead of listing the
+ * heads as if they were all. */
+static void missing_text(struct cr_buf *b, const struct db_run *d)
+{
+	if (!d->native && d->missing.n)
+		cr_buf_adds(b, "at least ");
+	list_text(b, &d->missing, 8);
+	if (!d->native && d->missing.n)
+		cr_buf_adds(b, " (the heads not stored; which revisions before them are missing "
+			       "is unknown: the scripts were not read natively)");
+}
+
 static void fail(struct db_run *d, const char *why)
 {
 	d->outcome = O_FAILED;
@@ -188,9 +201,9 @@ static int decide(struct db_run *d)
 	struct cr_buf stored = { 0 }, heads = { 0 }, missing = { 0 };
 	list_text(&stored, &d->stored, 8);
 	list_text(&heads, &d->heads, 8);
-	list_text(&missing, &d->missing, 8);
-	cr_info("database %s: stored %s; heads %s; not applied %s", d->db->name, stored.data,
-		heads.data, missing.data);
+	missing_text(&missing, d);
+	cr_info("database %s: stored %s; heads %s%s; not applied %s", d->db->name, stored.data,
+		heads.data, d->native ? "" : " (from `alembic heads`)", missing.data);
 	switch (cr_migrate_decide(&tables, d->project.version_table,
 				  d->db->allow_migration_from_empty_database, &d->missing)) {
 	case CR_UP_TO_DATE:
@@ -453,7 +466,7 @@ static void report(struct db_run *runs, size_t n, bool dry_run)
 		cr_buf_printf(&line, "%s: %s", d->db->name, outcome_text(d, dry_run));
 		if (d->outcome == O_NEEDED) {
 			cr_buf_adds(&line, " (not applied: ");
-			list_text(&line, &d->missing, 8);
+			missing_text(&line, d);
 			cr_buf_adds(&line, ")");
 		} else if (d->outcome == O_FAILED && d->why) {
 			cr_buf_printf(&line, " (%s)", d->why);

@@ -238,16 +238,21 @@ def missing_down_revision(root):
     return _project(root, specs, ["mis03"], broken=True)
 
 
+def add_computed(p, rev, down, versions=None):
+    """Adds a revision whose id is built by an expression: valid for Alembic, not readable
+    natively, so p becomes uncertain."""
+    extra = f'revision = "{rev[:-2]}" + "{rev[-2:]}"\n'
+    script = revision_script(rev, down).replace(f"revision = {rev!r}\n", extra)
+    path = Path(versions or p.path / "migrations" / "versions") / f"9999_{rev}_create.py"
+    path.write_text(script)
+    p.heads, p.revisions, p.uncertain = [rev], p.revisions + [rev], True
+    p.files[rev] = path
+    return p
+
+
 def computed(root):
     """Valid for Alembic, not readable natively: a revision id built by an expression."""
-    p = linear(root, 2)
-    extra = 'revision = "comp" + "03"\n'
-    script = revision_script("comp03", "lin0002").replace("revision = 'comp03'\n", extra)
-    path = p.path / "migrations" / "versions" / "0002_comp03_create.py"
-    path.write_text(script)
-    p.heads, p.revisions, p.uncertain = ["comp03"], p.revisions + ["comp03"], True
-    p.files["comp03"] = path
-    return p
+    return add_computed(linear(root, 2), "comp03", "lin0002")
 
 
 def failing(root):
@@ -287,14 +292,113 @@ def named_section(root):
     return Project(root, ["sec02"], ["sec01", "sec02"], section="second", files=files)
 
 
+def ini_in_subfolder(root):
+    """alembicConfigFile conf/alembic.ini with script_location = migrations: relative to
+    the directory Alembic runs in, not to the ini's folder; version_locations mixes
+    %(here)s (the ini's folder) and a relative path."""
+    root = Path(root)
+    write_env(root)
+    (root / "conf").mkdir()
+    (root / "conf" / "alembic.ini").write_text(
+        "[alembic]\nscript_location = migrations\n"
+        "version_locations = %(here)s/../migrations/versions more\n"
+        "sqlalchemy.url = driver://user:pass@localhost/dbname\n")
+    more = root / "more"
+    more.mkdir()
+    files = write_revisions(root, [("sub01", None, {}), ("sub02", "sub01", {})])
+    files.update(write_revisions(root, [("sub03", "sub02", {})], versions=more))
+    return Project(root, ["sub03"], ["sub01", "sub02", "sub03"], ini="conf/alembic.ini",
+                   files=files)
+
+
+def write_package(root, dotted, init=""):
+    """The regular package `dotted` under root, its __init__.py holding `init` (and
+    those of its parents, if new, empty); returns its folder."""
+    d = Path(root)
+    for part in dotted.split("."):
+        d = d / part
+        d.mkdir(parents=True, exist_ok=True)
+        if not (d / "__init__.py").exists():
+            (d / "__init__.py").write_text("")
+    (d / "__init__.py").write_text(init)
+    return d
+
+
+def package_location(root):
+    """script_location = myapp.db:migrations, the package found through
+    prepend_sys_path = . (the alembic command does not put its working directory on
+    sys.path by itself)."""
+    root = Path(root)
+    write_package(root, "myapp", '"""The application."""\nfrom os import path\n')
+    versions = write_env(write_package(root, "myapp.db"))
+    write_ini(root, script_location="myapp.db:migrations", extra="prepend_sys_path = .\n")
+    files = write_revisions(root, [("pkg01", None, {}), ("pkg02", "pkg01", {}),
+                                   ("pkg03", "pkg01", {})], versions=versions)
+    return Project(root, ["pkg02", "pkg03"], ["pkg01", "pkg02", "pkg03"], files=files)
+
+
+def package_version_locations(root):
+    """Both script_location and version_locations as package resources, the package in
+    a src/ folder named by a %(here)s prepend_sys_path entry (after one that does not
+    exist)."""
+    root = Path(root)
+    write_package(root / "src", "shop")
+    versions = write_env(root / "src" / "shop", "alembic")
+    more = root / "src" / "shop" / "more_versions"
+    more.mkdir()
+    write_ini(root, script_location="shop:alembic",
+              extra="prepend_sys_path = absent %(here)s/src\n"
+                    "version_locations = shop:alembic/versions shop:more_versions\n")
+    files = write_revisions(root, [("res01", None, {})], versions=versions)
+    files.update(write_revisions(root, [("res02", "res01", {})], versions=more))
+    return Project(root, ["res02"], ["res01", "res02"], files=files)
+
+
+def namespace_package(root):
+    """script_location = nspkg:migrations where nspkg has no __init__.py: a namespace
+    package (Python may find portions of it anywhere on sys.path): uncertain."""
+    root = Path(root)
+    versions = write_env(root / "nspkg")
+    write_ini(root, script_location="nspkg:migrations", extra="prepend_sys_path = .\n")
+    files = write_revisions(root, [("ns01", None, {})], versions=versions)
+    return Project(root, ["ns01"], ["ns01"], files=files, uncertain=True)
+
+
+def package_twice(root):
+    """The package in two prepend_sys_path folders: uncertain (Python takes the first)."""
+    root = Path(root)
+    for where in ("a", "b"):
+        write_package(root / where, "twice")
+    versions = write_env(root / "a" / "twice")
+    write_ini(root, script_location="twice:migrations", extra="prepend_sys_path = a b\n")
+    files = write_revisions(root, [("tw01", None, {})], versions=versions)
+    return Project(root, ["tw01"], ["tw01"], files=files, uncertain=True)
+
+
+def extended_path_package(root):
+    """The package's __init__.py extends its __path__ (pkgutil): uncertain."""
+    root = Path(root)
+    write_package(root, "ext", "__path__ = __import__('pkgutil').extend_path(__path__, "
+                               "__name__)\n")
+    versions = write_env(root / "ext")
+    write_ini(root, script_location="ext:migrations", extra="prepend_sys_path = .\n")
+    files = write_revisions(root, [("ext01", None, {})], versions=versions)
+    return Project(root, ["ext01"], ["ext01"], files=files, uncertain=True)
+
+
 # Every project `alembic heads` can read, by name; the broken and uncertain ones apart.
 PROJECTS = {
     "linear": linear, "branches": branches, "merged": merged, "depends_on": depends_on,
     "annotated": annotated, "lying_docstring": lying_docstring,
     "commented_out": commented_out, "multi_location": multi_location,
-    "named_section": named_section, "failing": failing,
+    "named_section": named_section, "failing": failing, "ini_in_subfolder": ini_in_subfolder,
+    "package_location": package_location,
+    "package_version_locations": package_version_locations,
 }
 SPECIAL = {"missing_down_revision": missing_down_revision, "computed": computed}
+# Valid for Alembic, but the folder of their package:path location is not certain.
+UNCERTAIN_PACKAGES = {"namespace_package": namespace_package, "package_twice": package_twice,
+                      "extended_path_package": extended_path_package}
 
 
 def big_linear(root, n):

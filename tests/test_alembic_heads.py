@@ -129,6 +129,8 @@ def upgrade(project, ini, target):
     ("depends_on", ["a1"]), ("depends_on", ["a2"]), ("depends_on", ["b1"]),
     ("depends_on", ["heads"]),
     ("annotated", ["ann02"]), ("multi_location", ["loc03"]), ("named_section", ["sec01"]),
+    ("ini_in_subfolder", ["sub01"]), ("package_location", ["pkg02"]),
+    ("package_version_locations", ["res01"]),
 ])
 def test_missing_is_what_alembic_applies(tmp_path, name, targets):
     project = ap.PROJECTS[name](tmp_path / name)
@@ -227,3 +229,155 @@ def test_alembic_reads_the_copy_like_the_original(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["sec02", "(head)"]
+
+
+# --- package:path locations -------------------------------------------------------------
+
+@pytest.mark.parametrize("name,reason", [
+    ("namespace_package", "nspkg has no __init__.py"),
+    ("package_twice", "twice is found in several prepend_sys_path folders"),
+    ("extended_path_package", "mentions __path__"),
+])
+def test_package_location_in_doubt_falls_back(tmp_path, name, reason):
+    project = ap.UNCERTAIN_PACKAGES[name](tmp_path / name)
+    got, err = native(project)
+    assert not got["HEAD"] and not got["ERROR"] and not err
+    assert len(got["UNCERTAIN"]) == 1 and reason in got["UNCERTAIN"][0], got["UNCERTAIN"]
+    assert str(project.path / "alembic.ini") in got["UNCERTAIN"][0]
+    assert alembic_heads(project) == project.heads  # what the fallback asks
+
+
+def test_package_location_without_prepend_sys_path(tmp_path):
+    """Without prepend_sys_path the package comes from sys.path: the alembic command does
+    not find the project's own folder there, so Alembic itself fails."""
+    project = ap.package_location(tmp_path / "p")
+    ini = project.path / "alembic.ini"
+    ini.write_text(ini.read_text().replace("prepend_sys_path = .\n", ""))
+    got, err = native(project)
+    assert "without prepend_sys_path" in got["UNCERTAIN"][0], got
+    proc = alembic(project, "heads")
+    assert proc.returncode != 0 and "No module named 'myapp'" in proc.stderr
+
+
+# --- code that runs at import: the reader against Python itself ----------------------------
+
+# Each snippet follows `revision = "orig01"` / `down_revision = None` in a revision script,
+# and (run by Python) leaves revision == "rebound": the reader must not take "orig01".
+REBINDING = {
+    "class_body_global": "class K:\n    global revision\n    revision = 'rebound'\n",
+    "class_body_globals": "class K:\n    globals()['revision'] = 'rebound'\n",
+    "class_bases": "class K((revision := 'rebound').__class__):\n    pass\n",
+    "decorated_class": "@(lambda c: c)\nclass K:\n    global revision\n"
+                       "    revision = 'rebound'\n",
+    "decorator": "@(lambda f: globals().update(revision='rebound') or f)\n"
+                 "def g():\n    pass\n",
+    "default_value": "def f(x=(revision := 'rebound')):\n    pass\n",
+    "annotation": "def f(x: (revision := 'rebound')):\n    pass\n",
+    "lambda_default": "f = lambda x=(revision := 'rebound'): x\n",
+    "function_global_called": "def f():\n    global revision\n    revision = 'rebound'\n"
+                              "f()\n",
+    "function_global_inline": "def f(): global revision; revision = 'rebound'\nf()\n",
+    "function_globals_called": "def f():\n    globals()['revision'] = 'rebound'\nf()\n",
+    "function_called_by_decorator": "def deco(f):\n    global revision\n"
+                                    "    revision = 'rebound'\n    return f\n"
+                                    "@deco\ndef g():\n    pass\n",
+    "walrus": "(revision := 'rebound')\n",
+    "walrus_in_call": "len(revision := 'rebound')\n",
+    "comprehension_walrus": "[revision := c for c in ['rebound']]\n",
+    "for_target": "for revision in ['rebound']:\n    pass\n",
+    "with_as": "import contextlib\nwith contextlib.nullcontext('rebound') as revision:\n"
+               "    pass\n",
+    "exec": "exec(\"revision = 'rebound'\")\n",
+    "augmented": "revision += ''\nrevision = revision.replace('orig01', 'rebound')\n",
+    "tuple_unpacking": "_, revision = 1, 'rebound'\n",
+    "list_unpacking": "[revision] = ['rebound']\n",
+    "if_block": "if True:\n    revision = 'rebound'\n",
+    "try_finally": "try:\n    pass\nfinally:\n    revision = 'rebound'\n",
+    "match_capture": "match 'rebound':\n    case revision:\n        pass\n",
+    "vars": "vars()['revision'] = 'rebound'\n",
+    "locals": "locals()['revision'] = 'rebound'\n",
+    "frame_globals": "import sys\nsys._getframe().f_globals['revision'] = 'rebound'\n",
+    "fstring_walrus": "x = f'{(revision := \"rebound\")}'\n",
+    "nested_fstring_walrus": "x = f\"\"\"{f'{(revision := \"rebound\")}'}\"\"\"\n",
+}
+# Python 3.12 only (PEP 701: a field may hold the f-string's own quote).
+REBINDING_312 = {
+    "same_quote_nesting": "x = f\"{\"#\"}\"; revision = 'rebound'\n",
+    "same_quote_triple": "x = f\"\"\"{\"\"\"\n\"\"\"}\"\"\"; revision = 'rebound'\n",
+}
+# Code that leaves revision alone: the reader must read "orig01".
+HARMLESS = {
+    "function_locals": "def upgrade():\n    revision = 'local'\n    for depends_on in []:\n"
+                       "        pass\n    global other\n    other = 1\nupgrade()\n",
+    "nonlocal": "def f():\n    revision = 1\n    def g():\n        nonlocal revision\n"
+                "        revision = 2\n    g()\nf()\n",
+    "class_in_function": "def f():\n    class K:\n        revision = 'attr'\n    return K\nf()\n",
+    "keyword_arguments": "def deco(**kw):\n    return lambda f: f\n"
+                         "@deco(revision='kw')\ndef g(depends_on=None):\n    pass\n"
+                         "d = dict(branch_labels=('x',))\n",
+    "method_parameter": "class K:\n    x = 1\n    def m(self, revision=None):\n"
+                        "        return revision\n",
+    "attribute": "import types\nop = types.SimpleNamespace()\nop.revision = 'attr'\n",
+    "fstrings": "w, x = 3, 1\ns = f\"{x!r:>{w}}\" + f\"{f'{x}'}\" + f'''{x:{w}}''' + "
+                "f\"\\N{BULLET} {{revision = 'no'}}\" + f'{x=}'\n"
+                "def f():\n    return f\"{revision}\"\n",
+}
+HARMLESS_312 = {
+    "same_quote_nesting": "x = 1\ns = f\"{\"a\" + f\"{x}\"}\" + f\"{x # revision = 'no'\n}\"\n",
+}
+PY312 = Path.home() / ".pyenv/versions/3.12.1/bin/python"
+
+
+def one_script_project(root, code):
+    root = Path(root)
+    ap.write_ini(root)
+    path = ap.write_env(root) / "0001_orig01.py"
+    path.write_text(f"revision = 'orig01'\ndown_revision = None\n{code}")
+    return ap.Project(root, [], ["orig01"], files={"orig01": path})
+
+
+def python_revision(path, python="/usr/bin/python3"):
+    """`revision` of the script as Alembic loads it (spec_from_file_location)."""
+    load = ("import importlib.util, sys\n"
+            "spec = importlib.util.spec_from_file_location('m', sys.argv[1])\n"
+            "m = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(m)\n"
+            "print(m.revision)\n")
+    proc = subprocess.run([str(python), "-c", load, str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()[-1]
+
+
+def python_for(table):
+    if table in ("REBINDING_312", "HARMLESS_312"):
+        if not PY312.exists():
+            pytest.skip(f"{PY312} not installed")
+        return PY312
+    return "/usr/bin/python3"
+
+
+@pytest.mark.parametrize("table,name", [(t, n) for t in ("REBINDING", "REBINDING_312")
+                                        for n in globals()[t]])
+def test_code_that_rebinds_at_import_is_uncertain(tmp_path, table, name):
+    project = one_script_project(tmp_path / name, globals()[table][name])
+    python = python_for(table)
+    assert python_revision(project.files["orig01"], python) == "rebound"
+    got, err = native(project)
+    assert got["UNCERTAIN"] and not got["HEAD"] and not err, got
+    assert str(project.files["orig01"]) + ":" in got["UNCERTAIN"][0]  # file and line
+    if python == "/usr/bin/python3":  # Alembic's Python: the fallback gets it right
+        project.heads = ["rebound"]
+        assert alembic_heads(project) == ["rebound"]
+
+
+@pytest.mark.parametrize("table,name", [(t, n) for t in ("HARMLESS", "HARMLESS_312")
+                                        for n in globals()[t]])
+def test_code_that_leaves_the_variables_alone_is_read(tmp_path, table, name):
+    project = one_script_project(tmp_path / name, globals()[table][name])
+    python = python_for(table)
+    assert python_revision(project.files["orig01"], python) == "orig01"
+    got, err = native(project)
+    assert got["UNCERTAIN"] == [] and got["HEAD"] == ["orig01"], (got, err)
+    if python == "/usr/bin/python3":
+        assert alembic_heads(project) == ["orig01"]

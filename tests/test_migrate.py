@@ -96,7 +96,8 @@ def no_secret(result):
 
 @pytest.mark.parametrize("builder", ["linear", "branches", "merged", "depends_on",
                                      "annotated", "lying_docstring", "commented_out",
-                                     "multi_location", "named_section"])
+                                     "multi_location", "named_section", "ini_in_subfolder",
+                                     "package_location", "package_version_locations"])
 def test_fresh_database_is_migrated_to_the_heads_then_left_alone(
         builder, pg, database, tmp_path, alembic_log):
     project = ap.PROJECTS[builder](tmp_path / "project")
@@ -199,10 +200,38 @@ def test_failing_migration_names_the_revision_and_leaves_the_database_unchanged(
 
 def test_uncertain_scripts_fall_back_to_alembic_heads(pg, database, tmp_path):
     project = ap.computed(tmp_path / "project")
-    r = migrate(write_config(tmp_path, [db_entry(project)]), urls=[database])
+    cfg = write_config(tmp_path, [db_entry(project)])
+    # Only the head is known to be missing, not lin0001 and lin0002 before it: said so.
+    unknown = ("at least comp03 (the heads not stored; which revisions before them are "
+               "missing is unknown: the scripts were not read natively)")
+    dry = migrate(cfg, "--dry-run", urls=[database])
+    assert dry.rc == 0 and dry.text == f"main: migration needed (not applied: {unknown})\n"
+    assert f"heads comp03 (from `alembic heads`); not applied {unknown}" in dry.err.decode()
+    r = migrate(cfg, urls=[database])
     assert r.rc == 0, r.err.decode()
     assert "asking `alembic heads`" in r.err.decode()
+    assert str(project.files["comp03"]) + ":" in r.err.decode()  # which file, which line
     assert stored(pg, dbname(database)) == ["comp03"]
+    again = migrate(cfg, "--dry-run", urls=[database])
+    assert again.text == "main: up to date, nothing to do\n"  # all heads stored: exact
+
+
+def test_ini_in_a_subfolder_reads_and_runs_alembic_in_the_same_directory(pg, database,
+                                                                        tmp_path):
+    """The decision and every alembic call resolve the ini's relative paths against
+    alembicDirectory, as `alembic -c conf/alembic.ini` run there does: natively, and when
+    an uncertain script makes chartreuse ask `alembic heads`."""
+    project = ap.ini_in_subfolder(tmp_path / "project")
+    cfg = write_config(tmp_path, [db_entry(project)])
+    dry = migrate(cfg, "--dry-run", urls=[database])
+    assert dry.text == "main: migration needed (not applied: sub01, sub02, sub03)\n"
+    assert migrate(cfg, urls=[database]).rc == 0
+    assert stored(pg, dbname(database)) == ["sub03"]
+    ap.add_computed(project, "sub04", "sub03", versions=project.path / "more")
+    r = migrate(cfg, urls=[database])
+    assert r.rc == 0, r.err.decode()
+    assert "asking `alembic heads`" in r.err.decode()
+    assert stored(pg, dbname(database)) == ["sub04"]
 
 
 def test_password_never_appears_even_when_the_connection_fails(pg, tmp_path):

@@ -3,7 +3,9 @@
  * hands Alembic with sqlalchemy.url pointed at the database (cr_alembic_ini_copy).
  *
  * Oracle beyond the sanitizers: the copy must load again, as the same project. The
- * directory has a `migrations` subdirectory so that the usual script_location exists. */
+ * directory has a `migrations` subdirectory so that the usual script_location exists, and
+ * a package `app` (app/__init__.py) for package:path locations such as app:../migrations
+ * with prepend_sys_path = . to be found. */
 #include "alembic.h"
 #include "fuzz.h"
 
@@ -23,9 +25,12 @@ static void same_or_abort(const char *what, const char *a, const char *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fz_quiet();
-	char *migrations = fz_path("migrations");
+	char *migrations = fz_path("migrations"), *app = fz_path("app");
 	mkdir(migrations, 0700);
+	mkdir(app, 0700);
+	free(fz_write("app/__init__.py", "", 0));
 	free(migrations);
+	free(app);
 	char *ini = fz_write("alembic.ini", data, size);
 	struct cr_alembic_project p;
 	if (cr_alembic_load(fz_dir(), "alembic.ini", NULL, &p) == 0) {

@@ -20,6 +20,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import alembic_projects  # noqa: E402
+import test_alembic_heads  # noqa: E402
 import test_post_render  # noqa: E402
 
 CORPUS = HERE / "corpus"
@@ -135,15 +136,25 @@ def alembic():
     put("alembic_ini", "separators.ini",
         "[alembic]\r\nscript_location = migrations\r\npath_separator = newline\r\n"
         "version_locations =\r\n  %(here)s/one\r\n  pkg:resource\r\n[post]\r\n[alembic2]\r\n")
+    put("alembic_ini", "package.ini",
+        "[alembic]\nscript_location = app:../migrations\nprepend_sys_path = nowhere:.\n"
+        "path_separator = os\nversion_locations = app:../migrations/versions app:v2:v3\n")
     for name, build in list(alembic_projects.PROJECTS.items()) + \
-            list(alembic_projects.SPECIAL.items()):
+            list(alembic_projects.SPECIAL.items()) + \
+            list(alembic_projects.UNCERTAIN_PACKAGES.items()):
         with tempfile.TemporaryDirectory() as tmp:
-            build(tmp)
+            project = build(tmp)
             root = Path(tmp)
-            ini = (root / "alembic.ini").read_text()
+            ini = (root / project.ini).read_text()
             put("alembic_ini", f"{name}.ini", ini.replace(tmp, "/project"))
-            scripts = sorted(root.rglob("versions/*.py")) + sorted(root.glob("more/*.py"))
+            scripts = sorted(project.files.values())
             put("alembic_script", name, SCRIPT_SEP.join(p.read_text() for p in scripts))
+    # Code that runs at import, and f-strings as Python 3.12 reads them.
+    head = "revision = 'orig01'\ndown_revision = None\n"
+    for table in ("REBINDING", "REBINDING_312", "HARMLESS", "HARMLESS_312"):
+        snippets = getattr(test_alembic_heads, table)
+        put("alembic_script", f"import_time_{table.lower()}",
+            SCRIPT_SEP.join(head + code for code in snippets.values()))
 
 
 def kubeconfig():

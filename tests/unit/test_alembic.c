@@ -303,24 +303,177 @@ TEST(alembic_named_section_and_relative_config)
 	unit_drop_dir(dir);
 }
 
-TEST(alembic_package_locations_are_left_to_alembic)
+TEST(alembic_sourceless_is_left_to_alembic)
 {
 	char *dir = unit_tmpdir("cr-alembic");
-	put(dir, "alembic.ini", "[alembic]\nscript_location = myapp:migrations\n");
+	put(dir, "alembic.ini", "[alembic]\nscript_location = .\nsourceless = true\n");
 	struct cr_alembic_project p;
 	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
-	CHECK(p.unsupported && strstr(p.unsupported, "myapp:migrations"));
+	CHECK(p.unsupported && strstr(p.unsupported, "sourceless"));
 	struct cr_revgraph g;
 	char *why = NULL;
 	CHECK(cr_revgraph_load(&p, &g, &why) == 1);
-	CHECK(why && strstr(why, "package"));
+	CHECK(why && strstr(why, "sourceless"));
 	free(why);
 	cr_revgraph_free(&g);
 	cr_alembic_free(&p);
-	put(dir, "alembic.ini", "[alembic]\nscript_location = .\nsourceless = true\n");
+	unit_drop_dir(dir);
+}
+
+/* Writes the files named in `files` (space-separated, relative; "x/" makes a folder). */
+static void put_files(const char *dir, const char *files)
+{
+	for (const char *f = files; *f;) {
+		size_t n = strcspn(f, " ");
+		char *rel = f[n - 1] == '/' ? xasprintf("%.*skeep", (int)n, f) : xstrndup(f, n);
+		put(dir, rel, "");
+		free(rel);
+		f += n + (f[n] == ' ');
+	}
+}
+
+/* "a,b" -> "<dir>/a,<dir>/b" */
+static char *under(const char *dir, const char *rels)
+{
+	struct cr_buf b = { 0 };
+	for (const char *s = rels; *s;) {
+		size_t n = strcspn(s, ",");
+		cr_buf_printf(&b, "%s%s/%.*s", b.len ? "," : "", dir, (int)n, s);
+		s += n + (s[n] == ',');
+	}
+	return cr_buf_detach(&b, NULL);
+}
+
+/* A project whose [alembic] section holds `options`, with `files`: script_location must be
+ * <dir>/<want> and the version locations want_versions (NULL: <want>/versions), or, with
+ * want NULL, the project unsupported for a reason containing `reason`. */
+static void check_package(const char *options, const char *files, const char *want,
+			  const char *want_versions, const char *reason)
+{
+	char *dir = unit_tmpdir("cr-alembic");
+	char *ini = xasprintf("[alembic]\n%s", options);
+	put(dir, "alembic.ini", ini);
+	put_files(dir, files);
+	struct cr_alembic_project p;
 	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
-	CHECK(p.unsupported && strstr(p.unsupported, "sourceless"));
+	if (want) {
+		char *abs = under(dir, want);
+		CHECK_STR(p.script_location, abs);
+		free(abs);
+		char *versions = want_versions ? xstrdup(want_versions)
+					       : xasprintf("%s/versions", want);
+		abs = under(dir, versions);
+		CHECK_STR(joined(&p.version_locations), abs);
+		free(abs);
+		free(versions);
+		CHECK(p.unsupported == NULL);
+		if (p.unsupported)
+			fprintf(stderr, "  unsupported: %s\n", p.unsupported);
+	} else {
+		bool ok = p.unsupported && strstr(p.unsupported, reason) &&
+			  strstr(p.unsupported, "package resource");
+		CHECK(ok);
+		if (!ok)
+			fprintf(stderr, "  options: %s  unsupported: %s\n", options,
+				p.unsupported ? p.unsupported : "(none)");
+	}
 	cr_alembic_free(&p);
+	free(ini);
+	unit_drop_dir(dir);
+}
+
+TEST(alembic_package_locations_found_without_doubt)
+{
+	const char *app = "myapp/__init__.py myapp/migrations/";
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n", app,
+		      "myapp/migrations", NULL, NULL);
+	/* the legacy split of prepend_sys_path: spaces, commas, colons; entries that do not
+	 * exist are skipped, as Python does */
+	check_package("script_location = myapp:migrations\nprepend_sys_path = a, b:.\n", app,
+		      "myapp/migrations", NULL, NULL);
+	check_package("script_location = myapp:migrations\nprepend_sys_path = a:.\n"
+		      "path_separator = os\n", app, "myapp/migrations", NULL, NULL);
+	check_package("script_location = a.b:mig\nprepend_sys_path = src\n",
+		      "src/a/__init__.py src/a/b/__init__.py src/a/b/mig/", "src/a/b/mig", NULL,
+		      NULL);
+	check_package("script_location = a:x:y\nprepend_sys_path = %(here)s\n",
+		      "a/__init__.py a/x/y/", "a/x/y", NULL, NULL);
+	/* pathlib's "/": an absolute part replaces what comes before it */
+	check_package("script_location = a:%(here)s/elsewhere\nprepend_sys_path = .\n",
+		      "a/__init__.py elsewhere/", "elsewhere", NULL, NULL);
+	check_package("script_location = mig\nprepend_sys_path = .\n"
+		      "version_locations = a:v1 a:v2 mig/versions\n",
+		      "a/__init__.py mig/", "mig", "a/v1,a/v2,mig/versions", NULL);
+}
+
+TEST(alembic_package_locations_in_doubt_are_left_to_alembic)
+{
+	const char *app = "myapp/__init__.py myapp/migrations/";
+	check_package("script_location = myapp:migrations\n", app, NULL, NULL,
+		      "without prepend_sys_path");
+	check_package("script_location = email:migrations\nprepend_sys_path = .\n",
+		      "email/__init__.py email/migrations/", NULL, NULL,
+		      "email may name a module the alembic command has already imported");
+	check_package("script_location = _app:migrations\nprepend_sys_path = .\n",
+		      "_app/__init__.py _app/migrations/", NULL, NULL, "may name a module");
+	check_package("script_location = sqlalchemy:migrations\nprepend_sys_path = .\n",
+		      "sqlalchemy/__init__.py", NULL, NULL, "may name a module");
+	check_package("script_location = my-app:migrations\nprepend_sys_path = .\n", "", NULL,
+		      NULL, "my-app is not a package name");
+	check_package("script_location = :migrations\nprepend_sys_path = .\n", "", NULL, NULL,
+		      "is not a package name");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n", "", NULL,
+		      NULL, "myapp is not under prepend_sys_path");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n",
+		      "myapp.py myapp/migrations/", NULL, NULL, "myapp is a module");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = .\n",
+		      "myapp/migrations/", NULL, NULL, "myapp has no __init__.py");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = . b\n",
+		      "myapp/__init__.py myapp/migrations/ b/myapp.py", NULL, NULL,
+		      "found in several prepend_sys_path folders");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = app.zip .\n",
+		      "app.zip myapp/__init__.py myapp/migrations/", NULL, NULL, "zip");
+	check_package("script_location = a.b:migrations\nprepend_sys_path = .\n",
+		      "a/__init__.py a/b/migrations/", NULL, NULL, "a.b is not a regular package");
+	check_package("script_location = myapp:migrations\nprepend_sys_path = a b\n"
+		      "path_separator = os\n", "a/myapp/__init__.py a/myapp/migrations/", NULL,
+		      NULL, "is split one way by Alembic 1.8 and another");
+	check_package("script_location = mig\nprepend_sys_path = .\nversion_locations = x:v\n",
+		      "mig/", NULL, NULL, "version location x:v");
+}
+
+TEST(alembic_package_init_that_moves_the_package_is_in_doubt)
+{
+	static const char *const inits[] = {
+		"__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n",
+		"import sys\nsys.modules[__name__] = object()\n",
+		"__spec__ = None\n",
+	};
+	for (size_t i = 0; i < sizeof(inits) / sizeof(*inits); i++) {
+		char *dir = unit_tmpdir("cr-alembic");
+		put(dir, "alembic.ini", "[alembic]\nscript_location = a.b:migrations\n"
+					"prepend_sys_path = .\n");
+		put(dir, "a/__init__.py", i ? "" : inits[i]);
+		put(dir, "a/b/__init__.py", inits[i]);
+		put(dir, "a/b/migrations/versions/x.txt", "");
+		struct cr_alembic_project p;
+		CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == 0);
+		CHECK(p.unsupported && strstr(p.unsupported, "mentions"));
+		cr_alembic_free(&p);
+		unit_drop_dir(dir);
+	}
+}
+
+TEST(alembic_package_location_that_does_not_exist_is_an_error)
+{
+	char *dir = unit_tmpdir("cr-alembic");
+	put(dir, "alembic.ini", "[alembic]\nscript_location = a:nowhere\nprepend_sys_path = .\n");
+	put(dir, "a/__init__.py", "");
+	struct cr_alembic_project p;
+	cr_log_mute(true);
+	CHECK(cr_alembic_load(dir, "alembic.ini", NULL, &p) == -1);
+	cr_log_mute(false);
+	CHECK(p.script_location == NULL);
 	unit_drop_dir(dir);
 }
 
@@ -377,15 +530,143 @@ TEST(alembic_script_ignores_docstrings_comments_and_bodies)
 	check_script("revision = 'a'\ndown_revision = None\n\n"
 		     "def upgrade():\n    revision = 'local'\n    down_revision = 1\n\n"
 		     "async def f(): revision = 2\n"
-		     "class K:\n    revision = 'attr'\n"
+		     "class K:\n    x = 1\n    def m(self, revision=None):\n"
+		     "        return revision\n"
 		     "@decorate(revision='kw')\ndef g():\n    pass\n"
 		     "op.revision = 'attribute'\n"
 		     "print(f(depends_on='keyword'))\n",
+		     "a", "", "", "");
+	/* function bodies run only when called, and without `global` rebind only locals;
+	 * nonlocal never reaches the module */
+	check_script("revision = 'a'\ndown_revision = None\n"
+		     "def f():\n    global other\n    other = revision = 1\n"
+		     "    class K:\n        depends_on = 2\n"
+		     "    def g():\n        nonlocal revision\n        revision = 3\n"
+		     "    for branch_labels in []:\n        pass\n"
+		     "    return f\"{revision}\"\n"
+		     "f()\n",
 		     "a", "", "", "");
 	check_script("import sqlalchemy as sa\nfrom alembic import op\n"
 		     "if TYPE_CHECKING:\n    from x import y\n"
 		     "revision = 'a'\ndown_revision = None\n",
 		     "a", "", "", "");
+}
+
+/* The script, after `revision = 'a'` and `down_revision = None`, must be uncertain. */
+static void check_rebinding(const char *code, const char *reason)
+{
+	char *text = xasprintf("revision = 'a'\ndown_revision = None\n%s", code);
+	check_uncertain(text, reason);
+	free(text);
+}
+
+TEST(alembic_script_code_that_runs_at_import_is_uncertain)
+{
+	/* class bodies run at import */
+	check_rebinding("class K:\n    global revision\n    revision = 'b'\n",
+			"revision is set or used in a class body, which runs at import");
+	check_rebinding("class K:\n    revision = 'attr'\n", "in a class body");
+	check_rebinding("class K: revision = 'attr'\n", "in a class body");
+	check_rebinding("class K:\n    if x:\n        globals()['revision'] = 'b'\n",
+			"globals can change module variables (used in a class body");
+	check_rebinding("class K((revision := 'b').__class__):\n    pass\n",
+			"in a class's bases");
+	check_rebinding("class depends_on:\n    pass\n", "depends_on is rebound by a class");
+	/* decorators, default values and annotations run at import */
+	check_rebinding("@(lambda f: globals().update(revision='b') or f)\ndef g():\n    pass\n",
+			"globals can change module variables (used in a decorator");
+	check_rebinding("@register(revision := 'b')\nclass K:\n    pass\n",
+			"revision is set or used in a decorator");
+	check_rebinding("def f(x=(revision := 'b')):\n    pass\n", "in a def's defaults");
+	check_rebinding("async def f(x: (down_revision := None)) -> None: pass\n",
+			"down_revision is set or used in a def's defaults or annotations");
+	check_rebinding("def f(\n    x=vars(),\n):\n    pass\n", "vars can change");
+	check_rebinding("def revision():\n    pass\n", "revision is rebound by a def");
+	check_rebinding("if True:\n    def __getattr__(name):\n        return 'b'\n",
+			"__getattr__");
+	check_rebinding("f = lambda x=(revision := 'b'): x\n", "revision is set or used");
+	/* global in a function that may be called at import */
+	check_rebinding("def f():\n    global revision\n    revision = 'b'\nf()\n",
+			"a function declares revision global");
+	check_rebinding("def f(): global x, branch_labels; branch_labels = 'b'\n",
+			"a function declares branch_labels global");
+	check_rebinding("def f():\n    def g():\n        if x:\n            global depends_on\n",
+			"a function declares depends_on global");
+	check_rebinding("def f():\n    globals()['revision'] = 'b'\nf()\n",
+			"globals can change module variables (used in a function");
+	check_rebinding("def f():\n    exec('revision = 1')\n", "exec can change");
+	check_rebinding("def f():\n    sys._getframe().f_globals['revision'] = 2\n",
+			"f_globals can change");
+	/* every other statement that binds a name */
+	check_rebinding("print(revision := 'b')\n", "revision is set or used");
+	check_rebinding("(revision := 'b')\n", "revision is set or used");
+	check_rebinding("[revision := c for c in 'b']\n", "revision is set or used");
+	check_rebinding("with open('x') as revision:\n    pass\n",
+			"revision is set or used in a block that runs at import");
+	check_rebinding("import os as revision\n", "revision is set or used");
+	check_rebinding("from os import path as depends_on\n", "depends_on is set or used");
+	check_rebinding("exec('revision = 1')\n", "exec can change module variables");
+	check_rebinding("a, revision = 1, 'b'\n", "revision is set or used");
+	check_rebinding("[revision] = ['b']\n", "revision is set or used");
+	check_rebinding("del revision\n", "revision is set or used");
+	check_rebinding("type revision = str\n", "revision is set or used");
+	check_rebinding("try:\n    pass\nfinally:\n    revision = 'b'\n",
+			"revision is set or used in a block that runs at import");
+	check_rebinding("while x:\n    down_revision = 'b'\n", "down_revision is set or used");
+	check_rebinding("match x:\n    case revision:\n        pass\n", "revision is set or used");
+	check_rebinding("vars()['revision'] = 'b'\n", "vars can change");
+	check_rebinding("locals()['revision'] = 'b'\n", "locals can change");
+	check_rebinding("setattr(m, 'revision', 'b')\n", "setattr can change");
+	check_rebinding("delattr(m, 'revision')\n", "delattr can change");
+	check_rebinding("m.__dict__['revision'] = 'b'\n", "__dict__ can change");
+	check_rebinding("eval('0')\n", "eval can change");
+	check_rebinding("(lambda: 0).__globals__['revision'] = 'b'\n", "__globals__ can change");
+	check_rebinding("sys._getframe().f_locals['revision'] = 'b'\n", "f_locals can change");
+	check_rebinding("sys.modules[__name__].revision = 'b'\n", "modules can change");
+	check_rebinding("__getattr__ = lambda name: 'b'\n", "__getattr__ can change");
+	check_rebinding("x = f'{(revision := \"b\")}'\n",
+			"revision is set or used in an f-string's replacement field");
+	check_rebinding("x = f'''{\n  f\"{globals()}\"}'''\n", "globals can change");
+	/* Python 3.12 nests same quotes: the assignment after the f-string is code */
+	check_rebinding("x = f\"{\"#\"}\"; revision = 'b'\n", "revision is assigned twice");
+	/* what Python refuses */
+	check_rebinding("  x = 1\n", "unexpected indentation");
+	check_rebinding("if x:\nrevision = 'b'\n", "no indented body");
+	check_rebinding("if x:\n", "no indented body");
+	check_rebinding("x = f'{1:'\n", "not closed");
+	check_rebinding("x = f'a}b'\n", "single '}'");
+	check_rebinding("x = f'{\\x}'\n", "backslash");
+	check_rebinding("x = f'{)}'\n", "closes a bracket");
+	struct cr_buf deep = { 0 };
+	for (int i = 0; i < 100; i++)
+		cr_buf_printf(&deep, "%*sif x:\n", i, "");
+	cr_buf_printf(&deep, "%*spass\n", 100, "");
+	check_rebinding(deep.data, "nest too deeply");
+	cr_buf_free(&deep);
+}
+
+/* PEP 701 f-strings (Python 3.12) read right: what follows them is read as code. */
+TEST(alembic_script_fstrings)
+{
+	static const char *const fstrings[] = {
+		"f\"{f'{x}'}\"",
+		"f\"{x!r:>{w}}\"",
+		"f\"{x!r}\" f'{x=}' f'{x = !s:^10}' f\"{x!=y}\"",
+		"f'''{x:{w}.{p}}''' F\"\"\"{'''\"'''}\"\"\"",
+		"f\"{\"a\" + f\"{x}\" + f\"{f\"{y}\"}\"}\"",
+		"rf\"\\N{x}\" f\"\\N{BULLET} {x}\" f\"\\{x}\" f'{{revision}}'",
+		"f\"{x:'>10}\" f'{x:\"^5}' f\"{x:{{w}}}\"",
+		"f\"{ {'a': 1}['a'] }\" f'{(lambda: 1)()}' f'{a[1:2]}'",
+		"f\"{x # revision = 'fake'\n}\"",
+		"f\"\"\"{\n  x\n}\n\"\"\"",
+		"(Rb'{', BR\"}\", '{' + r\"}\")",
+	};
+	for (size_t i = 0; i < sizeof(fstrings) / sizeof(*fstrings); i++) {
+		char *text = xasprintf("s = %s\nrevision = 'a'\ndown_revision = 'b'\n",
+				       fstrings[i]);
+		check_script(text, "a", "b", "", "");
+		free(text);
+	}
 }
 
 TEST(alembic_script_uncertain_values)
