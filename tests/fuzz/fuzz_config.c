@@ -2,7 +2,9 @@
  * against the schema, merged as post-render merges sources, edited by --set assignments,
  * loaded, checked for rendering and rendered (src/config.c, src/render.c).
  *
- * Input: the YAML text, then optionally NUL-separated --set assignments (at most 8).
+ * Input: the YAML text, then optionally NUL-separated --set arguments (at most 8), each
+ * Helm-style (comma-separated assignments); one that starts with \x01 is a --set-string,
+ * one that starts with \x02 a single assignment taken whole (migrate's environment).
  * Oracle beyond the sanitizers: whatever the values, the rendered objects must read back
  * as a well-formed stream (SPEC §5: no value can change the structure of the YAML), and
  * the ConfigMap's config.yaml must load again, as `migrate` loads it in the Job. */
@@ -72,9 +74,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cr_config_overlay(root, fy_document_root(src));
 	fy_document_destroy(src);
 	for (size_t i = 1; i < n; i++) {
-		char *assignment = xstrndup(p[i].s, p[i].len);
-		cr_config_set(root, assignment);
-		free(assignment);
+		char *arg = xstrndup(p[i].s, p[i].len);
+		if (arg[0] == '\x02')
+			cr_config_set(root, arg + 1);
+		else
+			cr_config_set_arg(root, arg + (arg[0] == '\x01'), arg[0] == '\x01');
+		free(arg);
 	}
 	struct cr_config cfg;
 	if (cr_config_load(&cfg, d, "fuzz config") == 0 &&
