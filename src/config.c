@@ -1,5 +1,6 @@
 #include "config.h"
 #include "log.h"
+#include "render.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -1256,6 +1257,121 @@ static int check_database_location(const struct cr_database *db, size_t i, const
 	return missing ? -1 : 0;
 }
 
+/* --- names: what the API server would refuse when Helm applies the objects ---------------- */
+
+static int check_ref(const struct cr_secret_ref *ref, const char *what, const char *source)
+{
+	if (!cr_nonempty(ref->name))
+		return 0;
+	char *w = xasprintf("%s.name", what);
+	int rc = cr_check_name(source, w, ref->name, CR_NAME_SUBDOMAIN, 253);
+	free(w);
+	if (!rc && !cr_secret_key_ok(ref->key)) {
+		cr_error("%s: %s.key \"%s\" is not a valid Secret key: at most 253 letters, "
+			 "digits, '-', '_' and '.'", source, what, ref->key);
+		rc = -1;
+	}
+	return rc;
+}
+
+static int check_optional_name(const char *source, const char *what, const char *name)
+{
+	return cr_nonempty(name) ? cr_check_name(source, what, name, CR_NAME_SUBDOMAIN, 253) : 0;
+}
+
+/* The keys of labels or annotations, and the values of labels (annotation values are any
+ * string, and are not shown). */
+static int check_meta_map(struct fy_node *map, const char *what, bool labels,
+			  const char *source)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	int rc = 0;
+	while (!rc && yt_is_map(map) && (p = fy_node_mapping_iterate(map, &it))) {
+		char *k = yt_strdup(fy_node_pair_key(p));
+		struct fy_node *v = fy_node_pair_value(p);
+		char *text = yt_is_null(v) ? NULL : yt_strdup(v);
+		rc = -1;
+		if (!k || !cr_qualified_name_ok(k))
+			cr_error("%s: %s: the key \"%s\" is not a valid %s key: a name of at most "
+				 "63 letters, digits, '-', '_' and '.', starting and ending with a "
+				 "letter or digit, after an optional DNS subdomain and '/'", source,
+				 what, k ? k : "", labels ? "label" : "annotation");
+		else if (!yt_is_scalar(v))
+			cr_error("%s: %s.%s: the value must be a string, not %s", source, what, k,
+				 yt_kind(v));
+		else if (labels && text && !cr_label_value_ok(text))
+			cr_error("%s: %s.%s: the label value \"%s\" is not valid: at most 63 "
+				 "letters, digits, '-', '_' and '.', starting and ending with a "
+				 "letter or digit", source, what, k, text);
+		else
+			rc = 0;
+		free(text);
+		free(k);
+	}
+	return rc;
+}
+
+static int check_env(struct fy_node *env, const char *source)
+{
+	void *it = NULL;
+	struct fy_node *e;
+	int rc = 0;
+	for (size_t i = 0; !rc && yt_is_seq(env) && (e = fy_node_sequence_iterate(env, &it)); i++) {
+		struct fy_node *name = yt_get(e, "name"), *value = yt_get(e, "value");
+		char *n = yt_is_null(name) ? NULL : yt_strdup(name);
+		rc = -1;
+		if (!yt_is_map(e))
+			cr_error("%s: env[%zu]: expected a mapping (name, value or valueFrom), "
+				 "got %s", source, i, yt_kind(e));
+		else if (!n)
+			cr_error("%s: env[%zu]: name is required (a string)", source, i);
+		else if (!cr_env_name_ok(n))
+			cr_error("%s: env[%zu].name \"%s\" is not a valid variable name: printable "
+				 "ASCII characters other than '='", source, i, n);
+		else if (value && !yt_is_scalar(value))
+			cr_error("%s: env[%zu].value: must be a string, not %s", source, i,
+				 yt_kind(value));
+		else
+			rc = 0;
+		free(n);
+	}
+	return rc;
+}
+
+/* Every setting that ends up in an object's name, a label, a reference to another object
+ * or a variable name. The names chartreuse makes of them are checked in render.c. */
+static int check_names(const struct cr_config *cfg, const char *source)
+{
+	char what[64];
+	/* Helm's own rule for a release name (helm install refuses any other). */
+	if (cr_check_name(source, "the release name", cfg->release, CR_NAME_SUBDOMAIN, 53) ||
+	    cr_check_name(source, "the namespace", cfg->namespace, CR_NAME_LABEL, 63) ||
+	    cr_check_name(source, "metadata.name", cfg->metadata.name, CR_NAME_SUBDOMAIN, 63) ||
+	    check_optional_name(source, "serviceAccount.name", cfg->service_account.name) ||
+	    check_optional_name(source, "priorityClassName", cfg->priority_class_name) ||
+	    check_optional_name(source, "image.pullSecret", cfg->image.pull_secret) ||
+	    check_optional_name(source, "chartreuseImage.pullSecret",
+				cfg->chartreuse_image.pull_secret) ||
+	    check_ref(&cfg->eslembic.url_secret, "eslembic.urlSecret", source))
+		return -1;
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		snprintf(what, sizeof(what), "databases[%zu].passwordSecret", i);
+		if (check_ref(&cfg->databases[i].password_secret, what, source))
+			return -1;
+		snprintf(what, sizeof(what), "databases[%zu].urlSecret", i);
+		if (check_ref(&cfg->databases[i].url_secret, what, source))
+			return -1;
+	}
+	if (check_meta_map(cfg->metadata.labels, "metadata.labels", true, source) ||
+	    check_meta_map(cfg->pod_labels, "podLabels", true, source) ||
+	    check_meta_map(cfg->metadata.annotations, "metadata.annotations", false, source) ||
+	    check_meta_map(cfg->pod_annotations, "podAnnotations", false, source) ||
+	    check_env(cfg->env, source))
+		return -1;
+	return 0;
+}
+
 int cr_config_check_for_render(const struct cr_config *cfg, const char *source)
 {
 	if (!cfg->n_databases && !cr_config_uses_eslembic(cfg)) {
@@ -1287,7 +1403,7 @@ int cr_config_check_for_render(const struct cr_config *cfg, const char *source)
 			 "Alembic project", source);
 		return -1;
 	}
-	return 0;
+	return check_names(cfg, source);
 }
 
 bool cr_config_migrates_before_deployment(const struct cr_config *cfg)

@@ -358,6 +358,15 @@ def test_a_value_cut_at_a_comma_is_not_shown(others, option):
     failed(post_render(INPUT, *others, option, f"{first}"), "found no '='", hidden=[first])
 
 
+@pytest.mark.parametrize("assignment,why", [
+    (f"env[0].name=X,env[0].value.x={SECRET}", "env[0].value: must be a string, not a mapping"),
+    (f"podAnnotations.note.x={SECRET}", "podAnnotations.note: the value must be a string"),
+    (f"metadata.annotations.note[0]={SECRET}", "metadata.annotations.note: the value must be"),
+])
+def test_a_secret_in_a_free_form_value_of_the_wrong_shape_is_not_shown(others, assignment, why):
+    failed(post_render(INPUT, *others, "--set", assignment), why, hidden=[SECRET])
+
+
 def test_a_closed_type_shows_the_refused_value(others):
     """Booleans, integers and enums can't hold a secret: their refused value is shown."""
     failed(post_render(INPUT, *others, "--set", "stopPods=maybe"),
@@ -371,6 +380,116 @@ def test_a_closed_type_shows_the_refused_value(others):
 def test_a_dialect_error_does_not_show_the_dialect(others):
     failed(post_render(INPUT, *others, "--set", f"databases[0].dialect={SECRET}"),
            "dialect: only postgresql", hidden=[SECRET])
+
+
+# --- names, checked before Helm applies anything ----------------------------------------------
+
+RELEASES = ["demo", "a.b", "1abc", "r" * 53, "Bad_Name", "r" * 54, "x-", "a_b", "a..b", "UP"]
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("release", RELEASES)
+def test_release_names_follow_helms_rule(tiny_chart, release):
+    """Helm 3 and 4 take a DNS-1123 subdomain of at most 53 characters (dots too) and
+    refuse anything else; so does chartreuse, with its own message."""
+    helm_ok = {helm_template(m, tiny_chart, [], release=release).returncode == 0 for m in (3, 4)}
+    assert len(helm_ok) == 1
+    r = post_render(INPUT, "--release", release)
+    if helm_ok == {True}:
+        ok(r)
+        for d in (d for docs in injected(r).values() for d in docs):
+            assert d["metadata"]["labels"]["app.kubernetes.io/instance"] == release
+    else:
+        failed(r, f'the release name "{release}" is not a valid name', "at most 53")
+
+
+def test_generated_names_are_valid_for_the_longest_release_and_name():
+    """53 characters of release (Helm's limit) and 63 of metadata.name: every object and
+    Job name fits in 63 characters and is a DNS-1123 subdomain; the Jobs keep their
+    distinctive ends and differ from each other."""
+    for release, name in [("r" * 53, "chartreuse"), ("r" * 51 + ".a", "m" * 63),
+                          ("a-" * 26 + "b", "c" * 40), ("demo", "m" * 63),
+                          # where the cut falls: after a '.' for the Jobs, for the others
+                          ("a" * 34 + "." + "b" * 18, "chartreuse"),
+                          ("a" * 42 + "." + "b" * 10, "chartreuse")]:
+        r = ok(post_render(INPUT, "--release", release, "--set", f"metadata.name={name}",
+                           "--set", "upgradeBeforeDeployment=true"))
+        objs = injected(r)
+        names = [d["metadata"]["name"] for docs in objs.values() for d in docs]
+        for n in names:
+            assert len(n) <= 63, n
+            assert all(part and part[0].isalnum() and part[-1].isalnum()
+                       and all(c.islower() or c.isdigit() or c == "-" for c in part)
+                       for part in n.split(".")), n
+        jobs = sorted(j["metadata"]["name"] for j in objs["Job"])
+        assert len(set(jobs)) == 3
+        for j in objs["Job"]:
+            assert schema_errors("job-batch-v1.json", j) == []
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--namespace", "Bad_NS"], ['the namespace "Bad_NS" is not a valid name', "label"]),
+    (["--namespace", "a.b"], ['the namespace "a.b"']),
+    (["--namespace", "n" * 64], ["the namespace", "at most 63"]),
+    (["--set", "namespace=-x"], ['the namespace "-x"']),
+    (["--set", "metadata.name=Up"], ['metadata.name "Up" is not a valid name']),
+    (["--set", "metadata.name=a_b"], ['metadata.name "a_b"']),
+    (["--set", "metadata.name=" + "m" * 64], ["metadata.name", "at most 63"]),
+    (["--set", "serviceAccount.create=false,serviceAccount.name=SA_x"],
+     ['serviceAccount.name "SA_x"', "at most 253"]),
+    (["--set", "priorityClassName=High"], ['priorityClassName "High"']),
+    (["--set", "image.pullSecret=Reg_Cred"], ['image.pullSecret "Reg_Cred"']),
+    (["--set", "chartreuseImage.pullSecret=a..b"], ['chartreuseImage.pullSecret "a..b"']),
+    (["--set", "databases[0].passwordSecret.name=Bad_Secret"],
+     ['databases[0].passwordSecret.name "Bad_Secret"']),
+    (["--set", "databases[0].passwordSecret.key=bad key"],
+     ['databases[0].passwordSecret.key "bad key" is not a valid Secret key']),
+    (["--set", "databases[0].passwordSecret=null,databases[0].host=null,"
+               "databases[0].user=null,databases[0].database=null,"
+               "databases[0].urlSecret.name=db_url,databases[0].urlSecret.key=url"],
+     ['databases[0].urlSecret.name "db_url"']),
+    (["--set", "eslembic.urlSecret.name=es,eslembic.urlSecret.key=u/rl"],
+     ['eslembic.urlSecret.key "u/rl"']),
+    (["--set", "podLabels.bad\\ key=x"], ['podLabels: the key "bad key" is not a valid label key']),
+    (["--set", "podLabels.team=-billing"], ['podLabels.team: the label value "-billing"']),
+    (["--set", "podLabels.team=" + "x" * 64], ["podLabels.team: the label value"]),
+    (["--set", "podLabels.team.x=y"],
+     ["podLabels.team: the value must be a string, not a mapping"]),
+    (["--set", "metadata.labels.a/b/c=x"], ['metadata.labels: the key "a/b/c"']),
+    (["--set", "metadata.labels.Bad_Prefix/x=y"], ['the key "Bad_Prefix/x"']),
+    (["--set", "podAnnotations.x\\ y=1"],
+     ['podAnnotations: the key "x y" is not a valid annotation']),
+    (["--set", "metadata.annotations." + "a" * 64 + "=1"], ["metadata.annotations: the key"]),
+    (["--set", "env[0].name=A=B,env[0].value=1"], ['env[0].name "A=B" is not a valid variable']),
+    (["--set", "env[0].name=A\\,B,env[1].value=1"], ["env[1]: name is required"]),
+    (["--set", "env[1].name=B"], ["env[0]: expected a mapping"]),
+])
+def test_a_name_the_api_server_would_refuse_is_refused_now(others, args, fragments):
+    failed(post_render(INPUT, *others, *args), *fragments)
+
+
+def test_names_from_a_config_file_are_checked_too(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("metadata: {name: Billing}\n")
+    failed(post_render(INPUT, "--config", str(path)), 'metadata.name "Billing"')
+    path.write_text("podLabels: {team: 'a b'}\n")
+    failed(post_render(INPUT, "--config", str(path)), 'podLabels.team: the label value "a b"')
+    path.write_text("env: [{value: x}]\n")
+    failed(post_render(INPUT, "--config", str(path)), "env[0]: name is required")
+
+
+def test_label_keys_values_and_env_names_kubernetes_takes_are_kept():
+    r = ok(post_render(INPUT, "--set",
+                       "podLabels.example\\.com/team=billing_1.x,podLabels.empty=,"
+                       "metadata.labels.tier=Back-End,podAnnotations.example\\.com/x=a b,"
+                       "env[0].name=my.var-1,env[0].value=,metadata.name=billing.reports"))
+    j = job(r)
+    assert j["spec"]["template"]["metadata"]["labels"]["example.com/team"] == "billing_1.x"
+    assert j["spec"]["template"]["metadata"]["labels"]["empty"] == ""
+    assert j["metadata"]["labels"]["tier"] == "Back-End"
+    assert j["metadata"]["name"] == "demo-billing.reports-upgrade"
+    assert env_of(pod(r)["containers"][0])["my.var-1"]["value"] == ""
+    assert schema_errors("job-batch-v1.json", j) == []
 
 
 # --- the wrappers -----------------------------------------------------------------------------

@@ -6,8 +6,9 @@
  * Helm-style (comma-separated assignments); one that starts with \x01 is a --set-string,
  * one that starts with \x02 a single assignment taken whole (migrate's environment).
  * Oracle beyond the sanitizers: whatever the values, the rendered objects must read back
- * as a well-formed stream (SPEC §5: no value can change the structure of the YAML), and
- * the ConfigMap's config.yaml must load again, as `migrate` loads it in the Job. */
+ * as a well-formed stream (SPEC §5: no value can change the structure of the YAML), the
+ * ConfigMap's config.yaml must load again, as `migrate` loads it in the Job, and every
+ * object's name must be one the API server takes (a Job's within 63 characters). */
 #include "config.h"
 #include "fuzz.h"
 #include "manifest.h"
@@ -22,7 +23,19 @@ static void fail(const char *what, const char *text, size_t len)
 	abort();
 }
 
-/* Every rendered document parses; the ConfigMap's config.yaml loads as a config. */
+static void check_name(struct fy_node *root, const char *text, size_t len)
+{
+	size_t klen;
+	const char *kind = yt_scalar(yt_get(root, "kind"), &klen);
+	char *name = yt_strdup(yt_path(root, "/metadata/name"));
+	bool job = kind && klen == 3 && !memcmp(kind, "Job", 3);
+	if (!cr_dns_name_ok(name, CR_NAME_SUBDOMAIN, job ? 63 : 253))
+		fail("an object's name is not a DNS-1123 subdomain", text, len);
+	free(name);
+}
+
+/* Every rendered document parses and is well named; the ConfigMap's config.yaml loads as a
+ * config. */
 static void read_back(const struct cr_buf *out, const struct cr_manifest *m)
 {
 	for (size_t i = 0; i < m->n_docs; i++) {
@@ -32,6 +45,7 @@ static void read_back(const struct cr_buf *out, const struct cr_manifest *m)
 		if (!d)
 			fail("a rendered document does not parse", text, len);
 		struct fy_node *root = fy_document_root(d);
+		check_name(root, text, len);
 		size_t klen, clen;
 		const char *kind = yt_scalar(yt_get(root, "kind"), &klen);
 		const char *config = yt_scalar(yt_path(root, "/data/config.yaml"), &clen);

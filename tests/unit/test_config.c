@@ -231,3 +231,49 @@ TEST(set_whole_value_keeps_commas_and_backslashes)
 	cr_buf_free(&out);
 	fy_document_destroy(d);
 }
+
+TEST(check_for_render_refuses_names_the_api_server_refuses)
+{
+	static const char *const bad[] = {
+		"release: Bad_Name\n",
+		"release: rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\n", /* 54 */
+		"namespace: a.b\n",
+		"metadata: {name: A}\n",
+		"serviceAccount: {name: 'a b'}\n",
+		"priorityClassName: X\n",
+		"image: {repository: app, pullSecret: a_b}\n",
+		"podLabels: {'a b': x}\n",
+		"podLabels: {a: '-x'}\n",
+		"metadata: {labels: {a: {b: c}}}\n",
+		"podAnnotations: {'x/y/z': a}\n",
+		"env: [{name: 'A=B'}]\n",
+		"env: [x]\n",
+		"env: [{name: A, value: [x]}]\n",
+		"eslembic: {urlSecret: {name: s, key: 'a b'}}\n",
+		NULL,
+	};
+	const char *base = "release: r\nnamespace: n\nimage: {repository: app}\n"
+			   "databases:\n- {host: h, user: u, database: d}\n";
+	for (const char *const *b = bad; *b; b++) {
+		struct fy_document *d = parse(base), *over = parse(*b);
+		cr_config_overlay(fy_document_root(d), fy_document_root(over));
+		fy_document_destroy(over);
+		struct cr_config cfg;
+		CHECK(cr_config_load(&cfg, d, "test") == 0);
+		int rc = cr_config_check_for_render(&cfg, "test");
+		if (rc != -1)
+			fprintf(stderr, "accepted: %s", *b);
+		CHECK(rc == -1);
+		cr_config_free(&cfg);
+	}
+	struct cr_config cfg;
+	struct fy_document *d = parse("release: a.b\nnamespace: n\nimage: {repository: app}\n"
+				      "metadata: {name: x.y, labels: {example.com/t: A_b.c}}\n"
+				      "podAnnotations: {example.com/note: 'any text: at all'}\n"
+				      "env: [{name: my.var-1, value: ''}]\n"
+				      "databases:\n- {host: h, user: u, database: d}\n");
+	CHECK(cr_config_load(&cfg, d, "test") == 0);
+	CHECK(cr_config_check_for_render(&cfg, "test") == 0);
+	cr_config_free(&cfg);
+	cr_secrets_clear();
+}
