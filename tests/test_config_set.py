@@ -319,6 +319,43 @@ def test_an_empty_value_is_refused_for_a_key_that_cannot_be_empty(others, option
     assert line.startswith("chartreuse: error: ")
 
 
+# Every way an assignment is refused, each with its own message naming the key.
+SET_ERRORS = [
+    ("podLabels" + ".a" * 32 + "=x", "the key has more than 32 parts"),
+    ("affinity.a[x]=1", "[x] is not a list index (a number from 0 to 1000)"),
+    ("affinity.a[99999999999999999999]=1", "list index 99999999999999999999 is too large"),
+    ("affinity.a[1=1", "a '[' without its ']'"),
+    ("affinity..a=1", "a part of the key is empty"),
+    ("affinity.a[0]b=1", "unexpected text after [0]"),
+    ("image[0]=x", "image is not a list"),
+    ("databases[0][1].host=x", "databases[0] is not a list"),
+    ("env[0].value={a,b}", "Kubernetes wants a string here"),
+    ("affinity.a=1,affinity.a.b=2", "--set affinity.a.b: affinity.a is a scalar, not a mapping"),
+    ("affinity.a.b=1,affinity.a[0]=2", "affinity.a is a mapping, not a list"),
+    ("=x", "an assignment has no key before its '='"),
+    ("stopPods=true,=x", "an assignment has no key before its '='"),
+    ("databases[0].additionalParameters[0].x=1",
+     "databases[0].additionalParameters[0] holds a single value"),
+    ("tolerations=x", "tolerations is not a single value"),
+    ("podLabels={a}", "podLabels is not a single value"),
+]
+
+
+@pytest.mark.parametrize("option", ["--set", "--set-string"])
+@pytest.mark.parametrize("assignment,why", SET_ERRORS, ids=lambda a: str(a)[:40])
+def test_every_refused_assignment_says_why(others, option, assignment, why):
+    line = failed(post_render(INPUT, *others, option, assignment),
+                  why.replace("--set ", option + " "))
+    assert line.startswith(f"chartreuse: error: {option}")
+
+
+@pytest.mark.parametrize("option", ["--set", "--set-string"])
+def test_set_options_need_a_utf8_value(others, option):
+    failed(post_render(INPUT, *others, option), f"{option} needs a value")
+    failed(post_render(INPUT, *others, f"{option}=podLabels.".encode() + b"\x8e=x"),
+           "not UTF-8")
+
+
 # --- errors never show a value that could be secret ---------------------------------------
 
 SECRET_CASES = [
