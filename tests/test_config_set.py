@@ -87,6 +87,9 @@ def env_of(container):
 
 
 def schema_errors(kind_file, obj):
+    """The strict Kubernetes 1.32 schema's complaints about obj (shared/k8s-schemas)."""
+    if not (SCHEMAS / kind_file).exists():
+        pytest.fail(f"{SCHEMAS / kind_file} is missing: set CHARTREUSE_K8S_SCHEMAS")
     schema = json.loads((SCHEMAS / kind_file).read_text())
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
     return [(list(e.absolute_path), e.message) for e in cls(schema).iter_errors(obj)]
