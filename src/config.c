@@ -1,5 +1,6 @@
 #include "config.h"
 #include "log.h"
+#include "render.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -34,12 +35,27 @@ struct field {
 	size_t elem_size;	      /* F_OBJ_LIST */
 	size_t count_offset;	      /* F_OBJ_LIST: where the element count goes */
 	const char *const *choices;   /* F_ENUM */
+	/* F_MAP, F_LIST: the scalars Kubernetes types as strings, which --set must not make
+	 * numbers or booleans: every value of the map (all_strings), or these keys of each
+	 * item of the list. */
+	const char *const *strings;
 };
 
-#define END { NULL, F_STR, 0, NULL, NULL, 0, 0, NULL }
-#define FLD(st, k, t, m, d) { k, t, offsetof(st, m), d, NULL, 0, 0, NULL }
-#define ENUM(st, k, m, d, c) { k, F_ENUM, offsetof(st, m), d, NULL, 0, 0, c }
-#define OBJ(st, k, m, s) { k, F_OBJ, offsetof(st, m), NULL, s, 0, 0, NULL }
+#define END { NULL, F_STR, 0, NULL, NULL, 0, 0, NULL, NULL }
+#define FLD(st, k, t, m, d) { k, t, offsetof(st, m), d, NULL, 0, 0, NULL, NULL }
+#define ENUM(st, k, m, d, c) { k, F_ENUM, offsetof(st, m), d, NULL, 0, 0, c, NULL }
+#define OBJ(st, k, m, s) { k, F_OBJ, offsetof(st, m), NULL, s, 0, 0, NULL, NULL }
+#define FREE(st, k, t, m, s) { k, t, offsetof(st, m), NULL, NULL, 0, 0, NULL, s }
+
+/* Labels, annotations and node selectors are map[string]string in Kubernetes. */
+static const char *const all_strings[] = { NULL };
+/* The string fields of EnvVar, Toleration, VolumeMount, Volume and EnvFromSource that a
+ * --set value could otherwise turn into a number or a boolean ("value=true", "name=1"). */
+static const char *const env_strings[] = { "name", "value", NULL };
+static const char *const toleration_strings[] = { "key", "operator", "value", "effect", NULL };
+static const char *const mount_strings[] = { "name", "mountPath", "subPath", NULL };
+static const char *const volume_strings[] = { "name", NULL };
+static const char *const env_from_strings[] = { "prefix", NULL };
 
 static const char *const deploy_methods[] = { "helm", "argocd", NULL };
 static const char *const argocd_hooks[] = { "PreSync", "Sync", "PostSync", NULL };
@@ -108,8 +124,8 @@ static const struct field argocd_fields[] = {
 
 static const struct field metadata_fields[] = {
 	FLD(struct cr_metadata, "name", F_STR, name, "chartreuse"),
-	FLD(struct cr_metadata, "labels", F_MAP, labels, NULL),
-	FLD(struct cr_metadata, "annotations", F_MAP, annotations, NULL),
+	FREE(struct cr_metadata, "labels", F_MAP, labels, all_strings),
+	FREE(struct cr_metadata, "annotations", F_MAP, annotations, all_strings),
 	END,
 };
 
@@ -143,21 +159,21 @@ static const struct field config_fields[] = {
 	OBJ(struct cr_config, "image", image, image_fields),
 	OBJ(struct cr_config, "chartreuseImage", chartreuse_image, chartreuse_image_fields),
 	{ "databases", F_OBJ_LIST, offsetof(struct cr_config, databases), NULL, database_fields,
-	  sizeof(struct cr_database), offsetof(struct cr_config, n_databases), NULL },
+	  sizeof(struct cr_database), offsetof(struct cr_config, n_databases), NULL, NULL },
 	OBJ(struct cr_config, "eslembic", eslembic, eslembic_fields),
 	OBJ(struct cr_config, "rbac", rbac, rbac_fields),
 	OBJ(struct cr_config, "serviceAccount", service_account, sa_fields),
 	C("priorityClassName", F_STR, priority_class_name, NULL),
 	C("resources", F_MAP, resources, NULL),
-	C("nodeSelector", F_MAP, node_selector, NULL),
-	C("tolerations", F_LIST, tolerations, NULL),
+	FREE(struct cr_config, "nodeSelector", F_MAP, node_selector, all_strings),
+	FREE(struct cr_config, "tolerations", F_LIST, tolerations, toleration_strings),
 	C("affinity", F_MAP, affinity, NULL),
-	C("podAnnotations", F_MAP, pod_annotations, NULL),
-	C("podLabels", F_MAP, pod_labels, NULL),
-	C("env", F_LIST, env, NULL),
-	C("envFrom", F_LIST, env_from, NULL),
-	C("volumes", F_LIST, volumes, NULL),
-	C("volumeMounts", F_LIST, volume_mounts, NULL),
+	FREE(struct cr_config, "podAnnotations", F_MAP, pod_annotations, all_strings),
+	FREE(struct cr_config, "podLabels", F_MAP, pod_labels, all_strings),
+	FREE(struct cr_config, "env", F_LIST, env, env_strings),
+	FREE(struct cr_config, "envFrom", F_LIST, env_from, env_from_strings),
+	FREE(struct cr_config, "volumes", F_LIST, volumes, volume_strings),
+	FREE(struct cr_config, "volumeMounts", F_LIST, volume_mounts, mount_strings),
 	END,
 };
 
@@ -422,76 +438,363 @@ void cr_config_overlay(struct fy_node *dst, struct fy_node *src)
 
 /* --- --set ---------------------------------------------------------------------------------- */
 
-/* Splits "a.b\.c[2].d" into "a", "b.c", "2", "d". */
-static char **split_set_path(const char *path, size_t *n)
-{
-	char **parts = NULL;
-	size_t cap = 0;
-	struct cr_buf cur = { 0 };
-	*n = 0;
-	for (const char *p = path;; p++) {
-		if (*p == '\\' && p[1]) {
-			cr_buf_addc(&cur, *++p);
-			continue;
-		}
-		if (*p == '.' || *p == '[' || *p == ']' || !*p) {
-			if (cur.len || (*p != '[' && p > path && p[-1] != ']')) {
-				XGROW(parts, *n + 1, cap);
-				parts[(*n)++] = cur.data ? cr_buf_detach(&cur, NULL) : xstrdup("");
-			}
-			if (!*p)
-				break;
-			continue;
-		}
-		cr_buf_addc(&cur, *p);
-	}
-	cr_buf_free(&cur);
-	return parts;
-}
+/* How an assignment's value is read: Helm's --set (comma-separated assignments, values
+ * typed as Helm types them where the schema does not say), --set-string (the same, every
+ * value a string), or one assignment whose value is taken whole (migrate's environment
+ * variables, which may hold any character). */
+enum set_mode { SET_TYPED, SET_STRING, SET_WHOLE };
 
-static void free_parts(char **parts, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(parts[i]);
-	free(parts);
-}
+/* One step of a key: a mapping key, or a list index (key NULL). */
+struct set_step {
+	char *key;
+	long index;
+};
 
-static bool is_index(const char *s, long *idx)
-{
-	return *s && strspn(s, "0123456789") == strlen(s) && parse_long(s, idx);
-}
+/* The assignment being applied. Its messages name the key, never the value: a value may
+ * be a password or a URL, or a piece of one cut off at a comma. Only a value the schema
+ * closes (a boolean, an integer, one of an enum's words) is shown, since none can be. */
+struct set_ctx {
+	const char *option; /* "--set", "--set-string", "setting" */
+	enum set_mode mode;
+	const char *key;    /* as written */
+	int key_len;
+	struct set_step *steps;
+	size_t n, cap;
+};
+
+/* Where the schema puts an assignment's value. */
+struct set_target {
+	const struct field *f;	  /* the last schema key on the way */
+	const struct field *free; /* the free-form setting the value is in (or is) */
+	size_t free_at;		  /* the step that names it */
+	bool args_item;		  /* an item of additionalParameters */
+};
 
 /* The largest list index --set takes: lists in a config are short, and each index below
- * it that is missing gets an empty item (a huge index would fill the memory). */
+ * it that is missing gets an item (a huge index would fill the memory). */
 #define SET_MAX_INDEX 1000
 
-/* Item idx of seq, made (with the missing ones before it) when absent; NULL (reported)
- * when idx is beyond SET_MAX_INDEX. */
-static struct fy_node *seq_item(struct fy_node *seq, long idx, bool make_map,
-				const char *assignment)
+__attribute__((format(printf, 2, 3)))
+static int set_error(const struct set_ctx *c, const char *fmt, ...)
 {
-	if (idx > SET_MAX_INDEX) {
-		cr_error("--set %s: list index %ld is too large (at most %d)", assignment, idx,
-			 SET_MAX_INDEX);
-		return NULL;
-	}
-	struct fy_document *d = fy_node_document(seq);
-	for (long n = fy_node_sequence_item_count(seq); n <= idx; n++)
-		yt_append(seq, make_map ? yt_map(d) : fy_node_create_scalar(d, "", 0));
-	void *it = NULL;
-	struct fy_node *c = NULL;
-	for (long i = 0; i <= idx; i++)
-		c = fy_node_sequence_iterate(seq, &it);
-	return c;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cr_error("%s %.*s: %s", c->option, c->key_len, c->key, msg);
+	return -1;
 }
 
-static struct fy_node *value_node(struct fy_document *d, const struct field *f, const char *value,
-				  const char *assignment)
+/* The key up to step `upto`, for messages: "databases[0].host". */
+static const char *steps_text(const struct set_ctx *c, size_t upto, struct cr_buf *b)
+{
+	cr_buf_reset(b);
+	for (size_t i = 0; i <= upto && i < c->n; i++) {
+		if (c->steps[i].key)
+			cr_buf_printf(b, "%s%s", i ? "." : "", c->steps[i].key);
+		else
+			cr_buf_printf(b, "[%ld]", c->steps[i].index);
+	}
+	return b->data ? b->data : "";
+}
+
+static void clear_steps(struct set_ctx *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->steps[i].key);
+	c->n = 0;
+}
+
+static int add_step(struct set_ctx *c, char *key, long index)
+{
+	if (c->n == MAX_FREE_DEPTH) {
+		free(key);
+		return set_error(c, "the key has more than %d parts", MAX_FREE_DEPTH);
+	}
+	XGROW(c->steps, c->n + 1, c->cap);
+	c->steps[c->n++] = (struct set_step){ key, index };
+	return 0;
+}
+
+/* A list index written as digits: 0 (and *idx set), -1 when s is not one, -2 when it is
+ * above SET_MAX_INDEX. */
+static int index_of(const char *s, size_t len, long *idx)
+{
+	if (!len || strspn(s, "0123456789") < len)
+		return -1;
+	if (len > 4 || (*idx = strtol(s, NULL, 10)) > SET_MAX_INDEX)
+		return -2;
+	return 0;
+}
+
+/* "[N]" at *p (past the '['), within the key that ends at e. */
+static int parse_index(struct set_ctx *c, const char **p, const char *e)
+{
+	const char *close = memchr(*p, ']', (size_t)(e - *p));
+	if (!close)
+		return set_error(c, "a '[' without its ']'");
+	int len = (int)(close - *p);
+	long idx = 0;
+	int rc = index_of(*p, (size_t)len, &idx);
+	if (rc == -1)
+		return set_error(c, "[%.*s] is not a list index (a number from 0 to %d)", len, *p,
+				 SET_MAX_INDEX);
+	if (rc == -2)
+		return set_error(c, "list index %.*s is too large (at most %d)", len, *p,
+				 SET_MAX_INDEX);
+	*p = close + 1;
+	return add_step(c, NULL, idx);
+}
+
+/* Splits the key [s, e) as Helm does: '.' between keys, "[N]" after one, '\' taking the
+ * next character as it is ("a\.b" is the key "a.b"). */
+static int parse_key(struct set_ctx *c, const char *s, const char *e)
+{
+	const char *p = s;
+	for (;;) {
+		struct cr_buf name = { 0 };
+		while (p < e && *p != '.' && *p != '[') {
+			if (*p == '\\' && p + 1 < e)
+				p++;
+			cr_buf_addc(&name, *p++);
+		}
+		if (!name.len) {
+			cr_buf_free(&name);
+			return set_error(c, "a part of the key is empty");
+		}
+		if (add_step(c, cr_buf_detach(&name, NULL), 0))
+			return -1;
+		while (p < e && *p == '[') {
+			p++;
+			if (parse_index(c, &p, e))
+				return -1;
+		}
+		if (p == e)
+			return 0;
+		if (*p != '.')
+			return set_error(c, "unexpected text after [%ld]: a key goes after a '.'",
+					 c->steps[c->n - 1].index);
+		p++;
+	}
+}
+
+/* The first '=' or ',' at or after p that no '\' escapes, or the end. */
+static const char *key_end(const char *p)
+{
+	for (; *p && *p != '=' && *p != ','; p++)
+		if (*p == '\\' && p[1])
+			p++;
+	return p;
+}
+
+/* Reads up to the first of stops that no '\' escapes (consumed) or the end; '\' takes the
+ * next character as it is, and one at the very end is dropped, as Helm drops it. Returns
+ * the stop found, 0 at the end. */
+static char read_until(const char **p, const char *stops, struct cr_buf *out)
+{
+	const char *s = *p;
+	char stop = 0;
+	while (*s) {
+		if (*s == '\\') {
+			if (s[1])
+				cr_buf_addc(out, s[1]);
+			s += s[1] ? 2 : 1;
+		} else if (strchr(stops, *s)) {
+			stop = *s++;
+			break;
+		} else {
+			cr_buf_addc(out, *s++);
+		}
+	}
+	*p = s;
+	return stop;
+}
+
+/* A value: one scalar, or "{a,b}" (a list of scalars). Items go to *items. */
+static int parse_value(const struct set_ctx *c, const char **p, struct cr_strlist *items,
+		       bool *list)
+{
+	struct cr_buf item = { 0 };
+	*list = false;
+	if (c->mode == SET_WHOLE || **p != '{') {
+		if (c->mode == SET_WHOLE) {
+			cr_buf_adds(&item, *p);
+			*p += strlen(*p);
+		} else {
+			read_until(p, ",", &item);
+		}
+		cr_strlist_add(items, item.data ? item.data : "");
+		cr_buf_free(&item);
+		return 0;
+	}
+	*list = true;
+	(*p)++;
+	for (char stop = 0; stop != '}';) {
+		stop = read_until(p, ",}", &item);
+		cr_strlist_add(items, item.data ? item.data : "");
+		cr_buf_reset(&item);
+		if (!stop) {
+			cr_buf_free(&item);
+			return set_error(c, "a {...} list must end with '}'");
+		}
+	}
+	cr_buf_free(&item);
+	if (**p == ',')
+		(*p)++;
+	return 0;
+}
+
+/* Where the schema says a list, "databases.0" means databases[0]. */
+static void number_as_index(struct set_step *s)
+{
+	long idx;
+	if (s->key && index_of(s->key, strlen(s->key), &idx) == 0) {
+		free(s->key);
+		*s = (struct set_step){ NULL, idx };
+	}
+}
+
+/* Follows the key through the schema into t; reports a key the schema does not have or
+ * a step of the wrong kind (a key where a list needs an index, keys under a value). */
+static int resolve(struct set_ctx *c, struct set_target *t)
+{
+	const struct field *fields = config_fields, *f = NULL;
+	struct cr_buf b = { 0 };
+	int rc = 0;
+	for (size_t i = 0; !rc && i < c->n; i++) {
+		struct set_step *s = &c->steps[i];
+		bool last = i + 1 == c->n;
+		if (t->free) {
+			/* The first level under a free-form setting is its type's. */
+			if (i == t->free_at + 1 && t->free->type == F_LIST)
+				number_as_index(s);
+			if (i == t->free_at + 1 && t->free->type == F_LIST && s->key)
+				rc = set_error(c, "%s is a list: give an index, as in %s[0]",
+					       t->free->key, t->free->key);
+			else if (i == t->free_at + 1 && t->free->type == F_MAP && !s->key)
+				rc = set_error(c, "%s is a mapping, not a list", t->free->key);
+			continue;
+		}
+		if (!f || f->type == F_OBJ) {
+			if (!s->key) {
+				rc = set_error(c, "%s is not a list", steps_text(c, i - 1, &b));
+				continue;
+			}
+			f = find_field(fields, s->key, strlen(s->key));
+			if (!f)
+				rc = set_error(c, "unknown key %s", s->key);
+			else if (f->type == F_OBJ)
+				fields = f->sub;
+			else if (f->type == F_MAP || f->type == F_LIST)
+				*t = (struct set_target){ f, f, i, false };
+			continue;
+		}
+		if (f->type == F_OBJ_LIST || (f->type == F_ARGS && !t->args_item))
+			number_as_index(s);
+		if (f->type == F_OBJ_LIST && s->key) {
+			rc = set_error(c, "%s is a list: give an index, as in %s[0].%s", f->key,
+				       f->key, s->key);
+		} else if (f->type == F_OBJ_LIST && last) {
+			rc = set_error(c, "name a key of %s", steps_text(c, i, &b));
+		} else if (f->type == F_OBJ_LIST) {
+			fields = f->sub;
+			f = NULL;
+		} else if (f->type == F_ARGS && !s->key && !t->args_item) {
+			t->args_item = true;
+		} else {
+			rc = set_error(c, "%s holds a single value: it has no keys or items",
+				       steps_text(c, i - 1, &b));
+		}
+	}
+	if (!t->free)
+		t->f = f;
+	cr_buf_free(&b);
+	return rc;
+}
+
+static struct fy_node *null_node(struct fy_document *d)
+{
+	return fy_node_create_scalar(d, "null", 4);
+}
+
+/* Helm's integers: an optional sign and digits, no leading zero but "0" itself, in 64 bits. */
+static bool helm_int(const char *s, long *out)
+{
+	const char *digits = s + (*s == '+' || *s == '-');
+	if (!*digits || strspn(digits, "0123456789") != strlen(digits) ||
+	    (*s == '0' && s[1]))
+		return false;
+	errno = 0;
+	long v = strtol(s, NULL, 10);
+	if (errno)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* The node Helm's --set makes of a value: true and false (in any case) booleans, null,
+ * integers, and strings for everything else ("1.5", "01", "1e3", "0x1f"). */
+static struct fy_node *helm_typed(struct fy_document *d, const char *s)
+{
+	long l;
+	if (!strcasecmp(s, "true") || !strcasecmp(s, "false"))
+		return yt_bool(d, tolower((unsigned char)*s) == 't');
+	if (!strcasecmp(s, "null"))
+		return null_node(d);
+	if (helm_int(s, &l))
+		return yt_int(d, l);
+	return yt_str(d, s);
+}
+
+/* Inside a free-form setting, whether Kubernetes types the value at the key as a string:
+ * any value of a string map, or a listed key of a list's item. */
+static bool string_leaf(const struct set_ctx *c, const struct set_target *t)
+{
+	const char *const *s = t->free->strings;
+	size_t rel = c->n - 1 - t->free_at;
+	const char *key = c->steps[c->n - 1].key;
+	if (!s || !key)
+		return false;
+	if (t->free->type == F_MAP)
+		return rel == 1;
+	for (; rel == 2 && *s; s++)
+		if (!strcmp(*s, key))
+			return true;
+	return false;
+}
+
+/* The value for a free-form key, typed as Helm types it unless a string is wanted. */
+static struct fy_node *free_value(struct fy_document *d, const struct set_ctx *c,
+				  const struct set_target *t, const struct cr_strlist *items,
+				  bool list)
+{
+	bool leaf = t->free_at + 1 < c->n && string_leaf(c, t);
+	bool strings = c->mode != SET_TYPED || leaf;
+	if (list && leaf) {
+		set_error(c, "Kubernetes wants a string here: one value, not a {...} list");
+		return NULL;
+	}
+	if (!list)
+		return strings ? yt_str(d, items->items[0]) : helm_typed(d, items->items[0]);
+	struct fy_node *seq = yt_seq(d);
+	for (size_t i = 0; i < items->n; i++)
+		yt_append(seq, strings ? yt_str(d, items->items[i])
+				       : helm_typed(d, items->items[i]));
+	return seq;
+}
+
+/* A value for a schema key that holds one scalar, converted to the key's type. */
+static struct fy_node *schema_scalar(struct fy_document *d, const struct set_ctx *c,
+				     const struct field *f, const char *value)
 {
 	long l;
 	bool b;
-	if (!f || f->type == F_STR || f->type == F_MAP || f->type == F_LIST)
-		return yt_str(d, value);
+	if (!*value && c->mode != SET_WHOLE && f->type != F_ARGS) {
+		set_error(c, "the value is empty, and %s can't be: give one, or unset it with "
+			     "--set %.*s=null", f->key, c->key_len, c->key);
+		return NULL;
+	}
 	switch (f->type) {
 	case F_ENUM:
 		if (in_choices(value, f->choices))
@@ -506,118 +809,178 @@ static struct fy_node *value_node(struct fy_document *d, const struct field *f, 
 		if (parse_long(value, &l))
 			return yt_int(d, l);
 		break;
-	case F_ARGS:
-		return yt_str(d, value);
 	default:
-		cr_error("--set %s: %s is not a single value; set its keys one by one", assignment,
-			 f->key);
+		return yt_str(d, value);
+	}
+	/* A closed type: the value can be shown (see struct set_ctx). */
+	struct cr_buf ch = { 0 };
+	if (f->type == F_ENUM) {
+		cr_buf_adds(&ch, "one of: ");
+		choices_text(&ch, f->choices);
+	}
+	cr_error("%s %.*s=%s: %s expects %s", c->option, c->key_len, c->key, value, f->key,
+		 f->type == F_ENUM ? ch.data : f->type == F_BOOL ? "true or false" : "an integer");
+	cr_buf_free(&ch);
+	return NULL;
+}
+
+/* The node an assignment sets, or NULL after reporting. */
+static struct fy_node *set_value_node(struct fy_document *d, const struct set_ctx *c,
+				      const struct set_target *t, const struct cr_strlist *items,
+				      bool list)
+{
+	const struct field *f = t->f;
+	if (c->mode == SET_TYPED && !list && !strcasecmp(items->items[0], "null"))
+		return null_node(d); /* as in Helm: unset, so the default applies */
+	if (t->free && (t->free_at + 1 < c->n || (list && f->type == F_LIST)))
+		return free_value(d, c, t, items, list);
+	if (f->type == F_ARGS && list && !t->args_item) {
+		struct fy_node *seq = yt_seq(d);
+		for (size_t i = 0; i < items->n; i++)
+			yt_append(seq, yt_str(d, items->items[i]));
+		return seq;
+	}
+	if (f->type == F_OBJ || f->type == F_OBJ_LIST || f->type == F_MAP || f->type == F_LIST) {
+		set_error(c, "%s is not a single value; set its keys one by one", f->key);
 		return NULL;
 	}
-	struct cr_buf c = { 0 };
-	if (f->type == F_ENUM)
-		choices_text(&c, f->choices);
-	cr_error("--set %s: %s expects %s", assignment, f->key,
-		 f->type == F_ENUM ? c.data : f->type == F_BOOL ? "true or false" : "an integer");
-	cr_buf_free(&c);
-	return NULL;
+	if (list) {
+		set_error(c, "%s takes one value, not a {...} list", f->key);
+		return NULL;
+	}
+	return schema_scalar(d, c, f, items->items[0]);
+}
+
+/* Item idx of seq, with null items before it where missing (as Helm pads lists). */
+static struct fy_node *seq_at(struct fy_node *seq, long idx)
+{
+	struct fy_document *d = fy_node_document(seq);
+	for (long n = fy_node_sequence_item_count(seq); n <= idx; n++)
+		yt_append(seq, null_node(d));
+	return fy_node_sequence_get_by_index(seq, (int)idx);
+}
+
+static struct fy_node *child_at(struct fy_node *cur, const struct set_step *s)
+{
+	return s->key ? yt_get(cur, s->key) : seq_at(cur, s->index);
+}
+
+static void put_at(struct fy_node *cur, const struct set_step *s, struct fy_node *v)
+{
+	if (s->key) {
+		yt_set(cur, s->key, v);
+		return;
+	}
+	struct fy_node *old = seq_at(cur, s->index);
+	fy_node_sequence_insert_after(cur, old, v);
+	fy_node_free(fy_node_sequence_remove(cur, old));
+}
+
+/* Walks the key down the tree, making the mappings and lists it names, and puts v (ours
+ * until then) at its end. */
+static int place(struct fy_node *root, struct set_ctx *c, struct fy_node *v)
+{
+	struct fy_document *d = fy_node_document(root);
+	struct fy_node *cur = root;
+	struct cr_buf b = { 0 };
+	for (size_t i = 0; i + 1 < c->n; i++) {
+		struct set_step *s = &c->steps[i], *next = &c->steps[i + 1];
+		struct fy_node *ch = child_at(cur, s);
+		if (yt_is_seq(ch))
+			number_as_index(next); /* "x.0" into a list there already */
+		bool want_seq = !next->key;
+		if (want_seq ? yt_is_seq(ch) : yt_is_map(ch)) {
+			cur = ch;
+			continue;
+		}
+		/* Helm makes a mapping of a list item that is not one; anything else that is
+		 * there already is kept, and the assignment refused. */
+		if (ch && !yt_is_null(ch) && (s->key || want_seq)) {
+			set_error(c, "%s is %s, not %s", steps_text(c, i, &b), yt_kind(ch),
+				  want_seq ? "a list" : "a mapping");
+			cr_buf_free(&b);
+			fy_node_free(v);
+			return -1;
+		}
+		struct fy_node *n = want_seq ? yt_seq(d) : yt_map(d);
+		put_at(cur, s, n);
+		cur = n;
+	}
+	put_at(cur, &c->steps[c->n - 1], v);
+	cr_buf_free(&b);
+	return 0;
+}
+
+/* One assignment at *p; moves *p past it (and its ','). */
+static int set_one(struct fy_node *root, struct set_ctx *c, const char **p, const char *prev,
+		   int prev_len)
+{
+	const char *start = *p;
+	const char *eq = c->mode == SET_WHOLE ? strchr(start, '=') : key_end(start);
+	c->key = start;
+	c->key_len = 0;
+	if (!eq || *eq != '=') {
+		/* The text may be a piece of a value a comma cut off: it is not shown. */
+		if (prev)
+			cr_error("%s: the text after the assignment to %.*s has no '=': a ',' in a "
+				 "value is written '\\,' (expected KEY=VALUE[,KEY=VALUE...])",
+				 c->option, prev_len, prev);
+		else
+			cr_error("%s: expected KEY=VALUE[,KEY=VALUE...], found no '='", c->option);
+		return -1;
+	}
+	c->key_len = (int)(eq - start);
+	if (eq == start) {
+		cr_error("%s: an assignment has no key before its '='", c->option);
+		return -1;
+	}
+	*p = eq + 1;
+	struct cr_strlist items = { 0 };
+	struct set_target t = { 0 };
+	struct fy_node *v = NULL;
+	bool list;
+	int rc = -1;
+	if (!parse_key(c, start, eq) && !parse_value(c, p, &items, &list) && !resolve(c, &t))
+		rc = 0;
+	if (!rc && !(v = set_value_node(fy_node_document(root), c, &t, &items, list)))
+		rc = -1;
+	if (!rc)
+		rc = place(root, c, v);
+	cr_strlist_free(&items);
+	clear_steps(c);
+	return rc;
+}
+
+static int apply_sets(struct fy_node *root, const char *arg, enum set_mode mode,
+		      const char *option)
+{
+	size_t len = strlen(arg);
+	if (cr_utf8_invalid_at(arg, len) < len) {
+		cr_error("%s: an assignment is not UTF-8 text (byte %zu)", option,
+			 cr_utf8_invalid_at(arg, len) + 1);
+		return -1;
+	}
+	struct set_ctx c = { .option = option, .mode = mode };
+	const char *p = arg, *prev = NULL;
+	int rc, prev_len = 0;
+	do {
+		rc = set_one(root, &c, &p, prev, prev_len);
+		prev = c.key;
+		prev_len = c.key_len;
+	} while (!rc && *p);
+	free(c.steps);
+	return rc;
+}
+
+int cr_config_set_arg(struct fy_node *root, const char *arg, bool as_string)
+{
+	return apply_sets(root, arg, as_string ? SET_STRING : SET_TYPED,
+			  as_string ? "--set-string" : "--set");
 }
 
 int cr_config_set(struct fy_node *root, const char *assignment)
 {
-	size_t len = strlen(assignment);
-	if (cr_utf8_invalid_at(assignment, len) < len) {
-		cr_error("--set: an assignment is not UTF-8 text (byte %zu)",
-			 cr_utf8_invalid_at(assignment, len) + 1);
-		return -1;
-	}
-	const char *eq = strchr(assignment, '=');
-	if (!eq || eq == assignment) {
-		cr_error("--set %s: expected KEY=VALUE", assignment);
-		return -1;
-	}
-	char *path = xstrndup(assignment, (size_t)(eq - assignment));
-	size_t n;
-	char **parts = split_set_path(path, &n);
-	if (n > MAX_FREE_DEPTH) {
-		cr_error("--set %s: the key has more than %d parts", assignment, MAX_FREE_DEPTH);
-		free_parts(parts, n);
-		free(path);
-		return -1;
-	}
-	struct fy_document *d = fy_node_document(root);
-	const struct field *fields = config_fields, *f = NULL;
-	struct fy_node *cur = root;
-	int rc = -1;
-	bool free_form = false;
-	for (size_t i = 0; i < n; i++) {
-		const char *key = parts[i];
-		bool last = i + 1 == n;
-		long idx;
-		if (!free_form) {
-			f = fields ? find_field(fields, key, strlen(key)) : NULL;
-			if (!f) {
-				cr_error("--set %s: unknown key %s", assignment, key);
-				goto out;
-			}
-			free_form = f->type == F_MAP || f->type == F_LIST;
-		}
-		if (last) {
-			struct fy_node *old = NULL;
-			if (yt_is_seq(cur) && is_index(key, &idx)) {
-				if (!(old = seq_item(cur, idx, false, assignment)))
-					goto out;
-			} else if (!yt_is_map(cur)) {
-				cr_error("--set %s: %s is inside a value that is not a mapping",
-					 assignment, key);
-				goto out;
-			}
-			struct fy_node *v = value_node(d, free_form ? NULL : f, eq + 1, assignment);
-			if (!v)
-				goto out;
-			if (old) {
-				fy_node_sequence_insert_after(cur, old, v);
-				fy_node_free(fy_node_sequence_remove(cur, old));
-			} else {
-				yt_set(cur, key, v);
-			}
-			rc = 0;
-			break;
-		}
-		const char *next = parts[i + 1];
-		bool next_is_index = is_index(next, &idx);
-		if (yt_is_seq(cur) && is_index(key, &idx)) {
-			if (!(cur = seq_item(cur, idx, !next_is_index, assignment)))
-				goto out;
-		} else if (!yt_is_map(cur)) {
-			cr_error("--set %s: %s is not a mapping", assignment, key);
-			goto out;
-		} else if (f->type == F_OBJ_LIST || (free_form && next_is_index)) {
-			cur = yt_child_seq(cur, key);
-			if (f->type == F_OBJ_LIST) {
-				if (!is_index(next, &idx)) {
-					cr_error("--set %s: %s is a list: give an index, as in %s[0].%s",
-						 assignment, key, key, next);
-					goto out;
-				}
-				if (!(cur = seq_item(cur, idx, true, assignment)))
-					goto out;
-				fields = f->sub;
-				i++;
-				if (i + 1 == n) {
-					cr_error("--set %s: name a key of %s[%ld]", assignment, key, idx);
-					goto out;
-				}
-			}
-		} else {
-			cur = yt_child_map(cur, key);
-			if (!free_form)
-				fields = f->sub;
-		}
-	}
-out:
-	free_parts(parts, n);
-	free(path);
-	return rc;
+	return apply_sets(root, assignment, SET_WHOLE, "setting");
 }
 
 /* --- loading into the struct ------------------------------------------------------------- */
@@ -654,6 +1017,48 @@ static void split_args(const char *s, struct cr_strlist *out)
 }
 
 static void load_fields(void *obj, struct fy_node *map, const struct field *fields);
+
+/* A plain scalar that YAML reads as a number or a boolean becomes a string. */
+static void stringify(struct fy_node_pair *p)
+{
+	struct fy_node *v = p ? fy_node_pair_value(p) : NULL;
+	size_t len;
+	const char *text = yt_scalar(v, &len);
+	if (text && fy_node_get_style(v) == FYNS_PLAIN && !yt_is_null(v))
+		fy_node_pair_set_value(p, yt_strn(fy_node_document(v), text, len));
+}
+
+static struct fy_node_pair *pair_named(struct fy_node *map, const char *key)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while ((p = fy_node_mapping_iterate(map, &it))) {
+		size_t len;
+		const char *k = yt_scalar(fy_node_pair_key(p), &len);
+		if (k && strlen(key) == len && !memcmp(k, key, len))
+			return p;
+	}
+	return NULL;
+}
+
+/* The scalars Kubernetes types as strings (field.strings) are written as strings, so that
+ * a file's `team: 1` or `value: true` reaches the API server as the string it wants. */
+static void stringify_leaves(const struct field *f, struct fy_node *n)
+{
+	void *it = NULL;
+	if (!f->strings)
+		return;
+	if (f->type == F_MAP) {
+		struct fy_node_pair *p;
+		while ((p = fy_node_mapping_iterate(n, &it)))
+			stringify(p);
+		return;
+	}
+	struct fy_node *item;
+	while ((item = fy_node_sequence_iterate(n, &it)))
+		for (const char *const *k = f->strings; yt_is_map(item) && *k; k++)
+			stringify(pair_named(item, *k));
+}
 
 static void load_value(void *obj, const struct field *f, struct fy_node *n)
 {
@@ -698,6 +1103,8 @@ static void load_value(void *obj, const struct field *f, struct fy_node *n)
 	case F_MAP:
 	case F_LIST:
 		*(struct fy_node **)at = absent ? NULL : n;
+		if (!absent)
+			stringify_leaves(f, n);
 		break;
 	case F_OBJ:
 		load_fields(at, yt_is_map(n) ? n : NULL, f->sub);
@@ -795,8 +1202,8 @@ static int check_database(struct cr_database *db, size_t i, size_t n, const char
 		return -1;
 	}
 	if (strncmp(db->dialect, "postgresql", 10) != 0) {
-		cr_error("%s: %s (%s): dialect %s is not supported (postgresql only)", source,
-			 where, db->name, db->dialect);
+		cr_error("%s: %s (%s): dialect: only postgresql (or postgresql+DRIVER) is "
+			 "supported", source, where, db->name);
 		return -1;
 	}
 	if (db->port < 1 || db->port > 65535) {
@@ -850,6 +1257,121 @@ static int check_database_location(const struct cr_database *db, size_t i, const
 	return missing ? -1 : 0;
 }
 
+/* --- names: what the API server would refuse when Helm applies the objects ---------------- */
+
+static int check_ref(const struct cr_secret_ref *ref, const char *what, const char *source)
+{
+	if (!cr_nonempty(ref->name))
+		return 0;
+	char *w = xasprintf("%s.name", what);
+	int rc = cr_check_name(source, w, ref->name, CR_NAME_SUBDOMAIN, 253);
+	free(w);
+	if (!rc && !cr_secret_key_ok(ref->key)) {
+		cr_error("%s: %s.key \"%s\" is not a valid Secret key: at most 253 letters, "
+			 "digits, '-', '_' and '.'", source, what, ref->key);
+		rc = -1;
+	}
+	return rc;
+}
+
+static int check_optional_name(const char *source, const char *what, const char *name)
+{
+	return cr_nonempty(name) ? cr_check_name(source, what, name, CR_NAME_SUBDOMAIN, 253) : 0;
+}
+
+/* The keys of labels or annotations, and the values of labels (annotation values are any
+ * string, and are not shown). */
+static int check_meta_map(struct fy_node *map, const char *what, bool labels,
+			  const char *source)
+{
+	void *it = NULL;
+	struct fy_node_pair *p;
+	int rc = 0;
+	while (!rc && yt_is_map(map) && (p = fy_node_mapping_iterate(map, &it))) {
+		char *k = yt_strdup(fy_node_pair_key(p));
+		struct fy_node *v = fy_node_pair_value(p);
+		char *text = yt_is_null(v) ? NULL : yt_strdup(v);
+		rc = -1;
+		if (!k || !cr_qualified_name_ok(k))
+			cr_error("%s: %s: the key \"%s\" is not a valid %s key: a name of at most "
+				 "63 letters, digits, '-', '_' and '.', starting and ending with a "
+				 "letter or digit, after an optional DNS subdomain and '/'", source,
+				 what, k ? k : "", labels ? "label" : "annotation");
+		else if (!yt_is_scalar(v))
+			cr_error("%s: %s.%s: the value must be a string, not %s", source, what, k,
+				 yt_kind(v));
+		else if (labels && text && !cr_label_value_ok(text))
+			cr_error("%s: %s.%s: the label value \"%s\" is not valid: at most 63 "
+				 "letters, digits, '-', '_' and '.', starting and ending with a "
+				 "letter or digit", source, what, k, text);
+		else
+			rc = 0;
+		free(text);
+		free(k);
+	}
+	return rc;
+}
+
+static int check_env(struct fy_node *env, const char *source)
+{
+	void *it = NULL;
+	struct fy_node *e;
+	int rc = 0;
+	for (size_t i = 0; !rc && yt_is_seq(env) && (e = fy_node_sequence_iterate(env, &it)); i++) {
+		struct fy_node *name = yt_get(e, "name"), *value = yt_get(e, "value");
+		char *n = yt_is_null(name) ? NULL : yt_strdup(name);
+		rc = -1;
+		if (!yt_is_map(e))
+			cr_error("%s: env[%zu]: expected a mapping (name, value or valueFrom), "
+				 "got %s", source, i, yt_kind(e));
+		else if (!n)
+			cr_error("%s: env[%zu]: name is required (a string)", source, i);
+		else if (!cr_env_name_ok(n))
+			cr_error("%s: env[%zu].name \"%s\" is not a valid variable name: printable "
+				 "ASCII characters other than '='", source, i, n);
+		else if (value && !yt_is_scalar(value))
+			cr_error("%s: env[%zu].value: must be a string, not %s", source, i,
+				 yt_kind(value));
+		else
+			rc = 0;
+		free(n);
+	}
+	return rc;
+}
+
+/* Every setting that ends up in an object's name, a label, a reference to another object
+ * or a variable name. The names chartreuse makes of them are checked in render.c. */
+static int check_names(const struct cr_config *cfg, const char *source)
+{
+	char what[64];
+	/* Helm's own rule for a release name (helm install refuses any other). */
+	if (cr_check_name(source, "the release name", cfg->release, CR_NAME_SUBDOMAIN, 53) ||
+	    cr_check_name(source, "the namespace", cfg->namespace, CR_NAME_LABEL, 63) ||
+	    cr_check_name(source, "metadata.name", cfg->metadata.name, CR_NAME_SUBDOMAIN, 63) ||
+	    check_optional_name(source, "serviceAccount.name", cfg->service_account.name) ||
+	    check_optional_name(source, "priorityClassName", cfg->priority_class_name) ||
+	    check_optional_name(source, "image.pullSecret", cfg->image.pull_secret) ||
+	    check_optional_name(source, "chartreuseImage.pullSecret",
+				cfg->chartreuse_image.pull_secret) ||
+	    check_ref(&cfg->eslembic.url_secret, "eslembic.urlSecret", source))
+		return -1;
+	for (size_t i = 0; i < cfg->n_databases; i++) {
+		snprintf(what, sizeof(what), "databases[%zu].passwordSecret", i);
+		if (check_ref(&cfg->databases[i].password_secret, what, source))
+			return -1;
+		snprintf(what, sizeof(what), "databases[%zu].urlSecret", i);
+		if (check_ref(&cfg->databases[i].url_secret, what, source))
+			return -1;
+	}
+	if (check_meta_map(cfg->metadata.labels, "metadata.labels", true, source) ||
+	    check_meta_map(cfg->pod_labels, "podLabels", true, source) ||
+	    check_meta_map(cfg->metadata.annotations, "metadata.annotations", false, source) ||
+	    check_meta_map(cfg->pod_annotations, "podAnnotations", false, source) ||
+	    check_env(cfg->env, source))
+		return -1;
+	return 0;
+}
+
 int cr_config_check_for_render(const struct cr_config *cfg, const char *source)
 {
 	if (!cfg->n_databases && !cr_config_uses_eslembic(cfg)) {
@@ -881,7 +1403,7 @@ int cr_config_check_for_render(const struct cr_config *cfg, const char *source)
 			 "Alembic project", source);
 		return -1;
 	}
-	return 0;
+	return check_names(cfg, source);
 }
 
 bool cr_config_migrates_before_deployment(const struct cr_config *cfg)

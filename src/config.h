@@ -113,8 +113,15 @@ int cr_config_validate(struct fy_node *root, const char *source, int line_base);
  * else is replaced. */
 void cr_config_overlay(struct fy_node *dst, struct fy_node *src);
 
-/* Applies one "--set a.b[0].c=value" onto the tree, converting value to the type the schema
- * gives that key. */
+/* Applies one --set argument onto the tree, read as Helm reads it (README, "--set"):
+ * assignments "a.b[0].c=value" separated by commas ("\," in a value), "{x,y}" lists, "null"
+ * to unset. A schema key gets its schema type (an empty value is refused); a value inside
+ * a free-form setting is typed as Helm types it, except where Kubernetes wants a string
+ * (labels, annotations, env[].value, ...). as_string (--set-string): every value a string.
+ * Errors never show a value that could be secret. */
+int cr_config_set_arg(struct fy_node *root, const char *arg, bool as_string);
+/* One "a.b[0].c=value" whose value is taken whole (commas, backslashes, "null" and all),
+ * converted to the type the schema gives that key: migrate's environment variables. */
 int cr_config_set(struct fy_node *root, const char *assignment);
 
 /* Fills cfg from the merged tree (taking ownership of doc), applying defaults and the

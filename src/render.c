@@ -33,7 +33,103 @@ struct render {
 	const char *companion_events;
 	struct cr_buf *jobs_out; /* Helm 3 wrapper: Jobs (and copies of the companions) go
 				  * here, the companions to out as plain release resources */
+	struct cr_strlist wait_names; /* the wait-postgres init containers', per database */
 };
+
+/* --- names ---------------------------------------------------------------------------------- */
+
+/* What the messages about generated names name as their source. */
+#define RENDERING "rendering"
+
+static bool dns_label_ok(const char *s, size_t len)
+{
+	if (!len || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+			return false;
+	return true;
+}
+
+bool cr_dns_name_ok(const char *s, enum cr_name_rule rule, size_t max)
+{
+	size_t len = s ? strlen(s) : 0;
+	if (!len || len > max)
+		return false;
+	if (rule == CR_NAME_LABEL)
+		return dns_label_ok(s, len);
+	for (const char *part = s;;) {
+		const char *dot = strchr(part, '.');
+		if (!dns_label_ok(part, dot ? (size_t)(dot - part) : strlen(part)))
+			return false;
+		if (!dot)
+			return true;
+		part = dot + 1;
+	}
+}
+
+int cr_check_name(const char *source, const char *what, const char *name,
+		  enum cr_name_rule rule, size_t max)
+{
+	if (cr_dns_name_ok(name, rule, max))
+		return 0;
+	if (rule == CR_NAME_LABEL)
+		cr_error("%s: %s \"%s\" is not a valid name: at most %zu lower-case letters, "
+			 "digits and '-', starting and ending with a letter or digit (a DNS-1123 "
+			 "label)", source, what, name ? name : "", max);
+	else
+		cr_error("%s: %s \"%s\" is not a valid name: at most %zu lower-case letters, "
+			 "digits, '-' and '.', with a letter or digit at each end and on each side "
+			 "of a '.' (a DNS-1123 subdomain)", source, what, name ? name : "", max);
+	return -1;
+}
+
+/* [A-Za-z0-9] at both ends, [-_.A-Za-z0-9] between: the name part of a label key, and a
+ * label value. */
+static bool label_name_ok(const char *s, size_t len, size_t max)
+{
+	if (!len || len > max || !isalnum((unsigned char)s[0]) ||
+	    !isalnum((unsigned char)s[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("-_.", s[i]))
+			return false;
+	return true;
+}
+
+bool cr_label_value_ok(const char *s)
+{
+	return !*s || label_name_ok(s, strlen(s), K8S_NAME_MAX);
+}
+
+bool cr_qualified_name_ok(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash)
+		return label_name_ok(s, strlen(s), K8S_NAME_MAX);
+	char *prefix = xstrndup(s, (size_t)(slash - s));
+	bool ok = cr_dns_name_ok(prefix, CR_NAME_SUBDOMAIN, 253) &&
+		  label_name_ok(slash + 1, strlen(slash + 1), K8S_NAME_MAX);
+	free(prefix);
+	return ok;
+}
+
+bool cr_env_name_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e || *s == '=')
+			return false;
+	return true;
+}
+
+bool cr_secret_key_ok(const char *s)
+{
+	size_t len = strlen(s);
+	return len && len <= 253 && strspn(s, "-._abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+					     "VWXYZ0123456789") == len;
+}
 
 char *cr_object_name(const char *release, const char *name, const char *suffix)
 {
@@ -42,19 +138,21 @@ char *cr_object_name(const char *release, const char *name, const char *suffix)
 	size_t len = strlen(full);
 	if (len <= K8S_NAME_MAX)
 		return full;
-	/* Keep the distinctive tail (which object it is) and shorten the release part. */
+	/* Keep the distinctive tail (which object it is) and shorten the release part; when
+	 * the tail alone is too long, keep the start of the whole name. */
 	char *tail = suffix && *suffix ? xasprintf("-%s-%s", name, suffix) : xasprintf("-%s", name);
 	unsigned h = cr_fnv1a(full, len);
+	const char *head = release;
 	size_t keep = K8S_NAME_MAX - 9 - strlen(tail);
-	char *out;
-	if (strlen(tail) + 9 + 1 > K8S_NAME_MAX)
-		out = xasprintf("%.*s-%08x", K8S_NAME_MAX - 9, full, h);
-	else
-		out = xasprintf("%.*s-%08x%s", (int)keep, release, h, tail);
-	/* A name may not end in '-' or '.' after the cut. */
-	size_t n = strlen(out);
-	while (n && (out[n - 1] == '-' || out[n - 1] == '.'))
-		out[--n] = '\0';
+	if (strlen(tail) + 9 + 1 > K8S_NAME_MAX) {
+		head = full;
+		keep = K8S_NAME_MAX - 9;
+		tail[0] = '\0';
+	}
+	/* The cut must not leave a '-' or '.' before the hash's '-' ("a.-1f2e3d4c"). */
+	while (keep && (head[keep - 1] == '-' || head[keep - 1] == '.'))
+		keep--;
+	char *out = xasprintf("%.*s-%08x%s", (int)keep, head, h, tail);
 	free(tail);
 	free(full);
 	return out;
@@ -459,25 +557,21 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 	const struct cr_image *helper = helper_image(r);
 	char timeout[32];
 	snprintf(timeout, sizeof(timeout), "%ld", cfg->wait_timeout);
-	struct cr_strlist taken = { 0 };
 	if (r->copy_binary)
 		yt_append(inits, container(d, "container-copy-binary.yaml", &cfg->chartreuse_image));
 	for (size_t i = 0; i < cfg->n_databases; i++) {
 		struct fy_node *c = container(d, "container-wait-postgres.yaml", helper);
 		char *url_env = cr_database_env(i, "URL");
 		char *pw_env = cr_database_env(i, "PASSWORD");
-		char *name = container_name("wait-postgres", cfg->databases[i].name, i, &taken);
-		yt_set_str(c, "name", name);
+		yt_set_str(c, "name", r->wait_names.items[i]);
 		const char *args[] = { "--name", cfg->databases[i].name, "--url-env", url_env,
 				       "--timeout", timeout, NULL };
 		add_args(c, args);
 		copy_env(yt_child_seq(c, "env"), env, url_env, pw_env);
 		yt_append(inits, c);
-		free(name);
 		free(pw_env);
 		free(url_env);
 	}
-	cr_strlist_free(&taken);
 	if (cr_config_uses_eslembic(cfg)) {
 		struct fy_node *c = container(d, "container-wait-elasticsearch.yaml", helper);
 		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,
@@ -614,7 +708,15 @@ static int render_jobs(struct render *r)
 	char *upgrade_name = cr_object_name(cfg->release, cfg->metadata.name, "upgrade");
 	char *install_name = cr_object_name(cfg->release, cfg->metadata.name, "install");
 	char *restore_name = cr_object_name(cfg->release, cfg->metadata.name, "restore");
-	if (r->argocd)
+	/* A Job's name is also the value of its Pods' job-name label: 63 at most. */
+	if (cr_check_name(RENDERING, "the Job name", upgrade_name, CR_NAME_SUBDOMAIN,
+			  K8S_NAME_MAX) ||
+	    cr_check_name(RENDERING, "the Job name", install_name, CR_NAME_SUBDOMAIN,
+			  K8S_NAME_MAX) ||
+	    cr_check_name(RENDERING, "the Job name", restore_name, CR_NAME_SUBDOMAIN,
+			  K8S_NAME_MAX))
+		rc = -1;
+	else if (r->argocd)
 		rc = object(r, "job.yaml", upgrade_name, "migration", JOB_ARGOCD,
 			    fill_migration_job, &argo);
 	else if (!cfg->upgrade_before_deployment)
@@ -631,6 +733,27 @@ static int render_jobs(struct render *r)
 	free(upgrade_name);
 	free(install_name);
 	free(restore_name);
+	return rc;
+}
+
+/* The names of the companions and of the wait containers, made and checked before anything
+ * is emitted (the Jobs' names are checked where they are made). */
+static int make_names(struct render *r)
+{
+	const struct cr_config *cfg = r->cfg;
+	if (cr_check_name(RENDERING, "the object name", r->base, CR_NAME_SUBDOMAIN, 253) ||
+	    cr_check_name(RENDERING, "the ServiceAccount name", r->sa_name, CR_NAME_SUBDOMAIN, 253))
+		return -1;
+	struct cr_strlist taken = { 0 };
+	int rc = 0;
+	for (size_t i = 0; !rc && i < cfg->n_databases; i++) {
+		char *name = container_name("wait-postgres", cfg->databases[i].name, i, &taken);
+		rc = cr_check_name(RENDERING, "the container name", name, CR_NAME_LABEL,
+				   K8S_NAME_MAX);
+		cr_strlist_add(&r->wait_names, name);
+		free(name);
+	}
+	cr_strlist_free(&taken);
 	return rc;
 }
 
@@ -654,8 +777,8 @@ int cr_render_split(const struct cr_config *cfg, struct cr_buf *out, struct cr_b
 	r.companion_events = !cfg->upgrade_before_deployment ? "post-install,post-upgrade"
 			     : r.restore ? "pre-upgrade,post-install,post-upgrade"
 					 : "pre-upgrade,post-install";
-	int rc = 0;
-	if (cfg->service_account.create)
+	int rc = make_names(&r);
+	if (!rc && cfg->service_account.create)
 		rc = object(&r, "serviceaccount.yaml", r.sa_name, "rbac", -1, NULL, NULL);
 	if (!rc && cfg->rbac.create)
 		rc = object(&r, "role.yaml", r.base, "rbac", -1, fill_role, NULL) ||
@@ -668,5 +791,6 @@ int cr_render_split(const struct cr_config *cfg, struct cr_buf *out, struct cr_b
 		rc = render_jobs(&r);
 	free(r.base);
 	free(r.sa_name);
+	cr_strlist_free(&r.wait_names);
 	return rc;
 }

@@ -25,6 +25,8 @@ struct cr_post_render_options {
 	size_t n_configs, cap_configs;
 	const char **sets;
 	size_t n_sets, cap_sets;
+	const char **set_strings; /* --set-string, applied after every --set, as Helm does */
+	size_t n_set_strings, cap_set_strings;
 };
 
 /* The post-renderer's work on a stream already read (Helm's output, len bytes): writes the

@@ -9,7 +9,8 @@
 
 static const char post_render_usage[] =
 	"usage: chartreuse post-render [--release NAME] [--namespace NS] [--config FILE]...\n"
-	"                              [--set KEY=VALUE]... [--hooks-to FILE]\n\n"
+	"                              [--set KEY=VALUE]... [--set-string KEY=VALUE]...\n"
+	"                              [--hooks-to FILE]\n\n"
 	"Reads rendered manifests on stdin and writes them unchanged to stdout, followed by the\n"
 	"objects a migration needs (ServiceAccount, Role, RoleBinding, Secret, ConfigMap and\n"
 	"the migration Job). A ChartreuseConfig document in the input configures it and is\n"
@@ -17,8 +18,10 @@ static const char post_render_usage[] =
 	"  --release NAME      Helm release name (default: from app.kubernetes.io/instance)\n"
 	"  --namespace NS      namespace (default: from the objects' metadata.namespace)\n"
 	"  --config FILE       a ChartreuseConfig file; later files override earlier ones\n"
-	"  --set KEY=VALUE     one setting, e.g. --set upgradeBeforeDeployment=true or\n"
+	"  --set KEY=VALUE     settings as Helm's --set reads them (KEY=VALUE,KEY=VALUE; \\,\n"
+	"                      in a value), e.g. --set upgradeBeforeDeployment=true or\n"
 	"                      --set databases[0].host=db (highest precedence)\n"
+	"  --set-string KEY=VALUE  the same, every value kept a string (after all --set)\n"
 	"  --hooks-to FILE     (the Helm 3 wrapper's) write the Jobs to FILE instead, after a\n"
 	"                      copy of their companions, which go to stdout without hook\n"
 	"                      annotations: Helm 3 ignores hooks in a post-renderer's output\n\n"
@@ -34,7 +37,8 @@ static const char version_usage[] =
 
 static const char helm_usage[] =
 	"usage: chartreuse template|install|upgrade [helm arguments...]\n"
-	"                  [--chartreuse-config FILE]... [--chartreuse-set KEY=VALUE]...\n\n"
+	"                  [--chartreuse-config FILE]... [--chartreuse-set KEY=VALUE]...\n"
+	"                  [--chartreuse-set-string KEY=VALUE]...\n\n"
 	"Runs $HELM_BIN (or helm) with the given arguments and chartreuse as post-renderer, in\n"
 	"the form its major version needs (Helm 3: the executable; Helm 4: the\n"
 	"chartreuse-post-render plugin), passing the release name and namespace along.\n"

@@ -70,6 +70,8 @@ static int parse(int argc, char **argv, struct wrap *w)
 			pr_flag = "--config";
 		else if ((r = cr_opt_value(argc, argv, &i, "--chartreuse-set", &v)))
 			pr_flag = "--set";
+		else if ((r = cr_opt_value(argc, argv, &i, "--chartreuse-set-string", &v)))
+			pr_flag = "--set-string";
 		if (r < 0)
 			return 2;
 		if (pr_flag) {

@@ -34,6 +34,9 @@ static void add_option(struct cr_post_render_options *o, const char *name, const
 	} else if (!strcmp(name, "--config")) {
 		XGROW(o->configs, o->n_configs + 1, o->cap_configs);
 		o->configs[o->n_configs++] = v;
+	} else if (!strcmp(name, "--set-string")) {
+		XGROW(o->set_strings, o->n_set_strings + 1, o->cap_set_strings);
+		o->set_strings[o->n_set_strings++] = v;
 	} else {
 		XGROW(o->sets, o->n_sets + 1, o->cap_sets);
 		o->sets[o->n_sets++] = v;
@@ -44,7 +47,7 @@ static void add_option(struct cr_post_render_options *o, const char *name, const
 static int parse_options(int argc, char **argv, struct cr_post_render_options *o)
 {
 	static const char *const names[] = { "--release", "--namespace", "--config", "--set",
-					       "--hooks-to" };
+					       "--set-string", "--hooks-to" };
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
 			return cr_usage("post-render", 0) - 1;
@@ -190,8 +193,9 @@ static int render_one(const struct cr_post_render_options *o, const struct cr_ma
 		yt_set_str(root, "release", o->release);
 	if (o->namespace)
 		yt_set_str(root, "namespace", o->namespace);
-	for (size_t i = 0; i < o->n_sets; i++)
-		if (cr_config_set(root, o->sets[i])) {
+	for (size_t i = 0; i < o->n_sets + o->n_set_strings; i++)
+		if (i < o->n_sets ? cr_config_set_arg(root, o->sets[i], false)
+				  : cr_config_set_arg(root, o->set_strings[i - o->n_sets], true)) {
 			fy_document_destroy(d);
 			return -1;
 		}
@@ -325,5 +329,6 @@ int cmd_post_render(int argc, char **argv)
 		rc = 0;
 	free(o.configs);
 	free(o.sets);
+	free(o.set_strings);
 	return rc;
 }

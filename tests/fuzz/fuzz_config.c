@@ -2,10 +2,13 @@
  * against the schema, merged as post-render merges sources, edited by --set assignments,
  * loaded, checked for rendering and rendered (src/config.c, src/render.c).
  *
- * Input: the YAML text, then optionally NUL-separated --set assignments (at most 8).
+ * Input: the YAML text, then optionally NUL-separated --set arguments (at most 8), each
+ * Helm-style (comma-separated assignments); one that starts with \x01 is a --set-string,
+ * one that starts with \x02 a single assignment taken whole (migrate's environment).
  * Oracle beyond the sanitizers: whatever the values, the rendered objects must read back
- * as a well-formed stream (SPEC §5: no value can change the structure of the YAML), and
- * the ConfigMap's config.yaml must load again, as `migrate` loads it in the Job. */
+ * as a well-formed stream (SPEC §5: no value can change the structure of the YAML), the
+ * ConfigMap's config.yaml must load again, as `migrate` loads it in the Job, and every
+ * object's name must be one the API server takes (a Job's within 63 characters). */
 #include "config.h"
 #include "fuzz.h"
 #include "manifest.h"
@@ -20,7 +23,19 @@ static void fail(const char *what, const char *text, size_t len)
 	abort();
 }
 
-/* Every rendered document parses; the ConfigMap's config.yaml loads as a config. */
+static void check_name(struct fy_node *root, const char *text, size_t len)
+{
+	size_t klen;
+	const char *kind = yt_scalar(yt_get(root, "kind"), &klen);
+	char *name = yt_strdup(yt_path(root, "/metadata/name"));
+	bool job = kind && klen == 3 && !memcmp(kind, "Job", 3);
+	if (!cr_dns_name_ok(name, CR_NAME_SUBDOMAIN, job ? 63 : 253))
+		fail("an object's name is not a DNS-1123 subdomain", text, len);
+	free(name);
+}
+
+/* Every rendered document parses and is well named; the ConfigMap's config.yaml loads as a
+ * config. */
 static void read_back(const struct cr_buf *out, const struct cr_manifest *m)
 {
 	for (size_t i = 0; i < m->n_docs; i++) {
@@ -30,6 +45,7 @@ static void read_back(const struct cr_buf *out, const struct cr_manifest *m)
 		if (!d)
 			fail("a rendered document does not parse", text, len);
 		struct fy_node *root = fy_document_root(d);
+		check_name(root, text, len);
 		size_t klen, clen;
 		const char *kind = yt_scalar(yt_get(root, "kind"), &klen);
 		const char *config = yt_scalar(yt_path(root, "/data/config.yaml"), &clen);
@@ -72,9 +88,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cr_config_overlay(root, fy_document_root(src));
 	fy_document_destroy(src);
 	for (size_t i = 1; i < n; i++) {
-		char *assignment = xstrndup(p[i].s, p[i].len);
-		cr_config_set(root, assignment);
-		free(assignment);
+		char *arg = xstrndup(p[i].s, p[i].len);
+		if (arg[0] == '\x02')
+			cr_config_set(root, arg + 1);
+		else
+			cr_config_set_arg(root, arg + (arg[0] == '\x01'), arg[0] == '\x01');
+		free(arg);
 	}
 	struct cr_config cfg;
 	if (cr_config_load(&cfg, d, "fuzz config") == 0 &&
