@@ -81,6 +81,7 @@ asan:
 # The whole suite, Helm included: Helm runs the binary under test through a staged plugin
 # (tests/plugin_stage.py).
 test-asan: asan helm
+	CHARTREUSE_SLOWDOWN=3 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	CHARTREUSE_BIN=$(abspath build/asan/chartreuse) CHARTREUSE_UNIT=$(abspath build/asan/unit-tests) \
 	  $(PYTEST) -q tests $(PYTEST_ARGS)
@@ -88,6 +89,7 @@ test-asan: asan helm
 # The suite but the fault matrix (marked timing), whose signals and faults are aimed at
 # moments timed for a binary that does not run 20-50 times slower.
 valgrind: all helm
+	CHARTREUSE_SLOWDOWN=10 \
 	CHARTREUSE_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --num-callers=50 --suppressions=$(abspath tests/valgrind.supp)" \
 	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
 	  $(PYTEST) -q tests -m "not timing" $(PYTEST_ARGS)

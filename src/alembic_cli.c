@@ -37,26 +37,21 @@ static int ini_memfd(const struct cr_alembic_call *call)
 	return fd;
 }
 
-static char **build_argv(const struct cr_alembic_call *call, const char *ini,
-			 const char *const *args)
+static void build_argv(const struct cr_alembic_call *call, const char *ini,
+		       const char *const *args, struct cr_argv *v)
 {
 	const char *prog = getenv("CHARTREUSE_ALEMBIC");
-	struct cr_strlist v = { 0 };
-	cr_strlist_add(&v, prog && *prog ? prog : "alembic");
-	cr_strlist_add(&v, "-c");
-	cr_strlist_add(&v, ini);
+	cr_argv_push(v, prog && *prog ? prog : "alembic");
+	cr_argv_push(v, "-c");
+	cr_argv_push(v, ini);
 	if (cr_nonempty(call->project->section) && strcmp(call->project->section, "alembic")) {
-		cr_strlist_add(&v, "-n");
-		cr_strlist_add(&v, call->project->section);
+		cr_argv_push(v, "-n");
+		cr_argv_push(v, call->project->section);
 	}
 	for (size_t i = 0; call->extra && i < call->extra->n; i++)
-		cr_strlist_add(&v, call->extra->items[i]);
+		cr_argv_push(v, call->extra->items[i]);
 	for (; *args; args++)
-		cr_strlist_add(&v, *args);
-	cr_strlist_add(&v, ""); /* room for the NULL terminator */
-	free(v.items[v.n - 1]);
-	v.items[v.n - 1] = NULL;
-	return v.items;
+		cr_argv_push(v, *args);
 }
 
 /* Unique across the pods of a cluster, where every container's chartreuse may be PID 1:
@@ -121,16 +116,11 @@ static void on_alembic_line(const char *line, void *user)
 static int spawn_and_stream(char **argv, char **envp, const char *cwd, const char *db,
 			    struct cr_alembic_result *res)
 {
-	int fd;
 	char *what = xasprintf("alembic for database %s", db);
-	int pid = cr_spawn_piped(argv, envp, cwd, true, &fd, what);
-	int status = -1;
-	if (pid >= 0) {
-		struct streaming st = { db, res };
-		cr_read_lines(fd, &res->output, on_alembic_line, &st);
-		close(fd);
-		status = cr_wait_exit(pid, what);
-	}
+	struct cr_child c = { .argv = argv, .envp = envp, .cwd = cwd, .what = what,
+			      .merge_stderr = true, .own_group = true };
+	struct streaming st = { db, res };
+	int status = cr_child_capture(&c, &res->output, on_alembic_line, &st);
 	free(what);
 	return status;
 }
@@ -144,17 +134,16 @@ int cr_alembic_cli(const struct cr_alembic_call *call, const char *const *args,
 	if (fd < 0)
 		return -1;
 	char *ini = xasprintf("/dev/fd/%d", fd);
-	char **argv = build_argv(call, ini, args);
+	struct cr_argv argv = { 0 };
+	build_argv(call, ini, args, &argv);
 	struct cr_env env;
 	alembic_env(call->url, &env);
 	/* Where the project was read: relative paths in the ini mean the same to Alembic. */
-	res->status = spawn_and_stream(argv, env.envp, call->project->directory, call->db_name,
+	res->status = spawn_and_stream(argv.v, env.envp, call->project->directory, call->db_name,
 				       res);
 	close(fd);
 	cr_env_free(&env);
-	for (size_t i = 0; argv[i]; i++)
-		free(argv[i]);
-	free(argv);
+	cr_argv_free(&argv);
 	free(ini);
 	return res->status;
 }

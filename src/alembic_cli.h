@@ -17,7 +17,7 @@ struct cr_alembic_call {
 };
 
 struct cr_alembic_result {
-	int status;	      /* exit status, -1 if it could not run or was killed */
+	int status;	      /* exit status (128 + a signal that ended it), -1 if it could not run */
 	char *last_upgrade;   /* Y of the last "Running upgrade X -> Y" line, or NULL */
 	struct cr_buf output; /* stdout and stderr, as printed */
 };

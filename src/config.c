@@ -1,6 +1,6 @@
 #include "config.h"
 #include "log.h"
-#include "render.h"
+#include "names.h"
 #include "util.h"
 #include "ytree.h"
 

@@ -126,30 +126,24 @@ static void log_line(const char *line, void *user)
 }
 
 /* `<program> <args...>` in the eslembic directory, output (stdout and stderr) streamed and
- * kept in *out. The exit status, or -1 (reported) if it could not run or was killed. */
+ * kept in *out. The exit status (128 + a signal that ended it), or -1 (reported) if it
+ * could not run. */
 static int run_cli(const struct cr_eslembic_run *es, const char *const *args, struct cr_buf *out)
 {
-	struct cr_strlist argv = { 0 };
-	cr_strlist_add(&argv, es->program);
+	struct cr_argv argv = { 0 };
+	cr_argv_push(&argv, es->program);
 	for (; *args; args++)
-		cr_strlist_add(&argv, *args);
-	cr_strlist_add(&argv, ""); /* room for the NULL terminator */
-	free(argv.items[argv.n - 1]);
-	argv.items[argv.n - 1] = NULL;
+		cr_argv_push(&argv, *args);
 	struct cr_env env;
 	child_env(es->url, &env);
-	char *what = xasprintf("eslembic %s", argv.items[1]);
-	int fd, status = -1;
-	int pid = cr_spawn_piped(argv.items, env.envp, es->cfg->eslembic.directory, true, &fd,
-				 what);
-	if (pid >= 0) {
-		cr_read_lines(fd, out, log_line, NULL);
-		close(fd);
-		status = cr_wait_exit(pid, what);
-	}
+	char *what = xasprintf("eslembic %s", argv.v[1]);
+	struct cr_child c = { .argv = argv.v, .envp = env.envp,
+			      .cwd = es->cfg->eslembic.directory, .what = what,
+			      .merge_stderr = true, .own_group = true };
+	int status = cr_child_capture(&c, out, log_line, NULL);
 	free(what);
 	cr_env_free(&env);
-	cr_strlist_free(&argv);
+	cr_argv_free(&argv);
 	return status;
 }
 

@@ -2,6 +2,7 @@
 #include "json.h"
 #include "k8s.h"
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -121,8 +122,11 @@ int cr_job_wait_gone(struct cr_k8s *k, const char *ns, const char *name, const c
 					t - start);
 				noted = t;
 			}
-			struct timespec half = { 0, 500 * 1000 * 1000 };
-			nanosleep(&half, NULL);
+			if (cr_sleep_ms(500)) {
+				cr_error("%s: interrupted (signal %d) while waiting for the old Job %s "
+					 "to go", what, cr_terminated(), name);
+				rc = -1;
+			}
 		}
 		free(now_uid);
 	}

@@ -4,6 +4,7 @@
 #include "kubeconfig.h"
 #include "log.h"
 #include "names.h"
+#include "proc.h"
 #include "url.h"
 #include "util.h"
 #include "ytree.h"
@@ -498,13 +499,6 @@ static long backoff_ms(struct cr_k8s *k, int done)
 	return step / 2 + (long)(next_random(k) % (unsigned long long)(step / 2 + 1));
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
 static char *failure_text(struct cr_k8s *k, const struct req *r)
 {
 	if (r->rc != CURLE_OK)
@@ -544,7 +538,8 @@ static int perform(struct cr_k8s *k, struct req *r)
 		cr_warn("kubernetes: %s %s: %s; retrying in %.1f s (attempt %d of %d)", r->method,
 			r->path, why, wait / 1000.0, r->tries + 1, k->tries);
 		free(why);
-		sleep_ms(wait);
+		if (cr_sleep_ms(wait))
+			return 0; /* a termination request: the last failure stands */
 	}
 }
 
@@ -564,15 +559,10 @@ static void report_transport(struct cr_k8s *k, const struct req *r)
 char *cr_k8s_path(const char *api, const char *ns, const char *resource, const char *name,
 		  const char *sub)
 {
-	const char *why;
-	if (ns && (why = cr_name_label_error(ns))) {
-		cr_error("kubernetes: namespace \"%s\" %s", ns, why);
+	if (ns && cr_check_name("kubernetes", "the namespace", ns, CR_NAME_LABEL, CR_NAME_MAX))
 		return NULL;
-	}
-	if (name && (why = cr_name_subdomain_error(name))) {
-		cr_error("kubernetes: %s name \"%s\" %s", resource, name, why);
+	if (name && cr_check_name("kubernetes", resource, name, CR_NAME_SUBDOMAIN, 253))
 		return NULL;
-	}
 	struct cr_buf b = { 0 };
 	cr_buf_adds(&b, api);
 	if (ns)

@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-extern char **environ;
 
 /* --- small parsers ---------------------------------------------------------------------- */
 
@@ -579,65 +578,37 @@ static char *exec_info(const struct cr_kcfg *cfg, const char *api_version)
 	return s;
 }
 
-static bool env_overridden(const char *entry, const struct cr_strlist *extra)
-{
-	const char *eq = strchr(entry, '=');
-	size_t n = eq ? (size_t)(eq - entry) : strlen(entry);
-	if (n == strlen("KUBERNETES_EXEC_INFO") && !strncmp(entry, "KUBERNETES_EXEC_INFO", n))
-		return true;
-	for (size_t i = 0; i < extra->n; i++)
-		if (!strncmp(extra->items[i], entry, n) && extra->items[i][n] == '=')
-			return true;
-	return false;
-}
-
 /* This process's environment, with the plugin's env entries and KUBERNETES_EXEC_INFO. */
-static char **exec_env(const struct cr_kcfg_exec *x, const char *info)
+static void exec_env(const struct cr_kcfg_exec *x, const char *info, struct cr_env *e)
 {
-	size_t n = 0, at = 0;
-	while (environ[n])
-		n++;
-	char **envp = xcalloc(n + x->env.n + 2, sizeof(*envp));
-	for (size_t i = 0; i < n; i++)
-		if (!env_overridden(environ[i], &x->env))
-			envp[at++] = xstrdup(environ[i]);
+	const char **set = xcalloc(x->env.n + 1, sizeof(*set));
 	for (size_t i = 0; i < x->env.n; i++)
-		envp[at++] = xstrdup(x->env.items[i]);
-	envp[at] = xasprintf("KUBERNETES_EXEC_INFO=%s", info);
-	return envp;
+		set[i] = x->env.items[i];
+	char *exec_info = xasprintf("KUBERNETES_EXEC_INFO=%s", info);
+	set[x->env.n] = exec_info;
+	cr_env_with(e, set, x->env.n + 1);
+	free(exec_info);
+	free(set);
 }
 
-static void free_vec(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* Runs the plugin; its stdout into out. Its stderr is the user's (prompts, errors). */
+/* Runs the plugin; its stdout into out. Its stdin and stderr are the user's, and it stays
+ * in chartreuse's process group: a plugin may prompt on the terminal and read the answer
+ * (in a group of its own it would be stopped by SIGTTIN). */
 static int exec_capture(const struct cr_kcfg_exec *x, char **envp, const char *what,
 			struct cr_buf *out)
 {
-	char **argv = xcalloc(x->args.n + 2, sizeof(*argv));
-	argv[0] = x->command;
+	struct cr_argv argv = { 0 };
+	cr_argv_push(&argv, x->command);
 	for (size_t i = 0; i < x->args.n; i++)
-		argv[i + 1] = x->args.items[i];
-	int fd, rc = -1;
-	int pid = cr_spawn_piped(argv, envp, NULL, false, &fd, what);
-	free(argv);
-	if (pid < 0) {
-		if (cr_nonempty(x->install_hint))
-			cr_error("%s", x->install_hint);
-		return -1;
-	}
-	int read_rc = cr_read_fd(fd, out, what);
-	close(fd);
-	int status = cr_wait_exit(pid, what);
-	if (status > 0)
+		cr_argv_push(&argv, x->args.items[i]);
+	struct cr_child c = { .argv = argv.v, .envp = envp, .what = what };
+	int status = cr_child_capture(&c, out, NULL, NULL);
+	cr_argv_free(&argv);
+	if (status < 0 && cr_nonempty(x->install_hint))
+		cr_error("%s", x->install_hint);
+	else if (status > 0 && status < 128)
 		cr_error("kubernetes: %s exited with status %d", what, status);
-	else if (status == 0 && !read_rc)
-		rc = 0;
-	return rc;
+	return status == 0 ? 0 : -1;
 }
 
 int cr_exec_run(const struct cr_kcfg *cfg, struct cr_exec_cred *out)
@@ -647,13 +618,17 @@ int cr_exec_run(const struct cr_kcfg *cfg, struct cr_exec_cred *out)
 						      : "client.authentication.k8s.io/v1";
 	char *what = xasprintf("exec credential plugin %s", x->command);
 	char *info = exec_info(cfg, api);
-	char **envp = info ? exec_env(x, info) : NULL;
+	struct cr_env env = { 0 };
+	if (info)
+		exec_env(x, info, &env);
 	struct cr_buf stdout_text = { 0 };
-	int rc = envp ? exec_capture(x, envp, what, &stdout_text) : -1;
+	int rc = info ? exec_capture(x, env.envp, what, &stdout_text) : -1;
 	if (!rc)
 		rc = cr_exec_parse(stdout_text.data, stdout_text.len, api, what, out);
+	if (stdout_text.data)
+		explicit_bzero(stdout_text.data, stdout_text.len);
 	cr_buf_free(&stdout_text);
-	free_vec(envp);
+	cr_env_free(&env);
 	free(info);
 	free(what);
 	return rc;

@@ -246,13 +246,18 @@ static int wait_patroni_configured(struct db_run *d)
 				"(%.0f s): %s", d->db->name, now - start, why ? why : "");
 			last_note = now;
 		}
-		sleep(1);
+		if (cr_sleep_ms(1000)) {
+			cr_error("database %s: interrupted (signal %d) while waiting for the "
+				 "postgres-operator", d->db->name, cr_terminated());
+			ready = -2;
+			break;
+		}
 	}
 	if (ready == 0)
 		cr_error("database %s: the postgres-operator roles and default privileges are not "
 			 "in place after %ld s: %s", d->db->name, d->db->patroni_wait_timeout,
 			 why ? why : "");
-	else if (ready < 0)
+	else if (ready == -1)
 		cr_error("database %s: the connection was lost while checking the "
 			 "postgres-operator roles", d->db->name);
 	free(why);

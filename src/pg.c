@@ -33,17 +33,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sleep_s(double s)
-{
-	if (s <= 0)
-		return;
-	struct timespec ts = { .tv_sec = (time_t)s };
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) != 0) {
-		/* interrupted by a signal: sleep the rest */
-	}
-}
-
 /* Tells when the next "still waiting" line is due. */
 struct progress {
 	double start, next;
@@ -424,7 +413,7 @@ int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s)
 		if (waited)
 			cr_info("database %s: waiting for another migration's lock (%d s)",
 				pg->name, waited);
-		sleep_s(pause < left ? pause : left);
+		cr_sleep_ms((long)((pause < left ? pause : left) * 1000)); /* a termination: above */
 		pause = pause * 1.5 < 1.0 ? pause * 1.5 : 1.0;
 	}
 }
@@ -490,7 +479,7 @@ static int ping_until(const char *name, const char *libpq_url, int timeout_s)
 		if (waited)
 			cr_info("database %s: no answer yet (%d s of %d s)", name, waited,
 				timeout_s);
-		sleep_s(left < 1 ? left : 1);
+		cr_sleep_ms((long)((left < 1 ? left : 1) * 1000)); /* a termination: above */
 	}
 }
 

@@ -66,11 +66,11 @@ void cr_pods_targets_add(struct fy_node *list, struct cr_pods_target **t, size_t
 	while ((item = fy_node_sequence_iterate(yt_get(list, "items"), &it))) {
 		struct fy_node *spec = yt_get(item, "spec");
 		char *name = yt_strdup(yt_get(spec, "deploymentName"));
-		const char *why = name ? cr_name_subdomain_error(name) : NULL;
-		if (why) {
+		if (name && !cr_dns_name_ok(name, CR_NAME_SUBDOMAIN, 253)) {
 			char *eds = yt_strdup(yt_path(item, "/metadata/name"));
-			cr_warn("ExpectedDeploymentScale %s: deploymentName \"%s\" %s, so no "
-				"Deployment has it: skipped", eds ? eds : "?", name, why);
+			cr_warn("ExpectedDeploymentScale %s: deploymentName \"%s\" is not a valid "
+				"name (%s), so no Deployment has it: skipped", eds ? eds : "?", name,
+				cr_name_rule_text(CR_NAME_SUBDOMAIN));
 			free(eds);
 			free(name);
 		} else if (name && !known(*t, *n, name)) {

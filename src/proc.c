@@ -5,26 +5,58 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
+/* --- argv ---------------------------------------------------------------------------------- */
+
+void cr_argv_push(struct cr_argv *a, const char *s)
+{
+	XGROW(a->v, a->n + 2, a->cap);
+	a->v[a->n++] = xstrdup(s);
+	a->v[a->n] = NULL;
+}
+
+void cr_argv_pushf(struct cr_argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = xvasprintf(fmt, ap);
+	va_end(ap);
+	cr_argv_push(a, s);
+	free(s);
+}
+
+void cr_argv_free(struct cr_argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+/* --- termination requests ------------------------------------------------------------------ */
+
 static bool catching;
 static volatile sig_atomic_t terminated;
-static volatile sig_atomic_t running_child;
+static volatile sig_atomic_t running_group;
 
 static void on_termination(int sig)
 {
 	if (!terminated)
 		terminated = sig;
-	if (running_child > 0) /* its process group: a wrapper script's children too */
-		kill(-(pid_t)running_child, sig);
+	if (running_group > 0) /* its process group: a wrapper script's children too */
+		kill(-(pid_t)running_group, sig);
 }
 
 void cr_proc_catch_termination(void)
@@ -44,68 +76,171 @@ int cr_terminated(void)
 }
 
 /* A signal that came between the spawn and the registration is passed on now. */
-static void track_child(pid_t pid)
+static void track_group(pid_t pid)
 {
-	running_child = pid;
+	running_group = pid;
 	if (terminated)
 		kill(-pid, terminated);
 }
 
-int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool merge_stderr,
-		   int *read_fd, const char *what)
+#define SLEEP_SLICE_MS 200 /* how soon a termination request that just missed a wake-up is seen */
+
+int cr_sleep_ms(long ms)
 {
-	int fds[2];
-	if (pipe(fds)) {
-		cr_error("cannot run %s: pipe: %s", what, strerror(errno));
-		return -1;
+	while (ms > 0) {
+		if (terminated)
+			return -1;
+		long slice = ms < SLEEP_SLICE_MS ? ms : SLEEP_SLICE_MS;
+		struct timespec ts = { slice / 1000, (slice % 1000) * 1000000L };
+		if (nanosleep(&ts, NULL) && errno != EINTR)
+			return -1;
+		ms -= slice;
 	}
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-	if (merge_stderr)
-		posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-	posix_spawn_file_actions_addclose(&fa, fds[0]);
-	posix_spawn_file_actions_addclose(&fa, fds[1]);
-	if (cwd)
-		posix_spawn_file_actions_addchdir_np(&fa, cwd);
-	posix_spawnattr_t attr;
-	posix_spawnattr_init(&attr);
-	if (catching) /* else a terminal's ^C reaches the child directly, as usual */
-		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-	posix_spawnattr_setpgroup(&attr, 0);
-	pid_t pid;
-	int err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp ? envp : environ);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	close(fds[1]);
-	if (err) {
-		close(fds[0]);
-		cr_error("cannot run %s%s%s: %s", what, cwd ? " in " : "", cwd ? cwd : "",
-			 strerror(err));
-		return -1;
-	}
-	*read_fd = fds[0];
-	track_child(pid);
-	return pid;
+	return terminated ? -1 : 0;
 }
 
-int cr_wait_exit(int pid, const char *what)
+/* --- children ------------------------------------------------------------------------------ */
+
+static const char *what_of(const struct cr_child *c)
 {
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			cr_error("cannot wait for %s: %s", what, strerror(errno));
-			running_child = 0;
-			return -1;
-		}
-	if (running_child == pid)
-		running_child = 0;
-	if (WIFSIGNALED(status)) {
-		cr_error("%s was killed by signal %d", what, WTERMSIG(status));
+	return c->what ? c->what : c->argv[0];
+}
+
+/* Without a handler for termination requests, a terminal's ^C reaches the child directly,
+ * as it does any command's: it must then stay in the terminal's process group. */
+static bool own_group(const struct cr_child *c)
+{
+	return c->own_group && catching;
+}
+
+static int spawn(struct cr_child *c, int write_end)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	if (write_end >= 0) {
+		posix_spawn_file_actions_adddup2(&fa, write_end, 1);
+		if (c->merge_stderr)
+			posix_spawn_file_actions_adddup2(&fa, write_end, 2);
+	}
+	if (c->cwd)
+		posix_spawn_file_actions_addchdir_np(&fa, c->cwd);
+	posix_spawnattr_t attr;
+	posix_spawnattr_init(&attr);
+	if (own_group(c)) {
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+		posix_spawnattr_setpgroup(&attr, 0);
+	}
+	int err = posix_spawnp(&c->pid, c->argv[0], &fa, &attr, c->argv,
+			       c->envp ? c->envp : environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return err;
+}
+
+int cr_child_start(struct cr_child *c)
+{
+	int fds[2] = { -1, -1 };
+	c->pid = -1;
+	c->out = -1;
+	if (c->capture && pipe2(fds, O_CLOEXEC)) {
+		cr_error("cannot run %s: pipe: %s", what_of(c), strerror(errno));
 		return -1;
 	}
-	return WEXITSTATUS(status);
+	int err = spawn(c, fds[1]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	if (err) {
+		if (fds[0] >= 0)
+			close(fds[0]);
+		cr_error("cannot run %s%s%s: %s", what_of(c), c->cwd ? " in " : "",
+			 c->cwd ? c->cwd : "", strerror(err));
+		c->pid = -1;
+		return -1;
+	}
+	c->out = fds[0];
+	if (own_group(c))
+		track_group(c->pid);
+	return 0;
 }
+
+int cr_child_finish(struct cr_child *c)
+{
+	if (c->out >= 0) {
+		close(c->out);
+		c->out = -1;
+	}
+	int status = 0, rc;
+	bool waited = true;
+	while (waitpid(c->pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			cr_error("cannot wait for %s: %s", what_of(c), strerror(errno));
+			waited = false;
+			break;
+		}
+	if (running_group == c->pid)
+		running_group = 0;
+	if (!waited) {
+		rc = -1;
+	} else if (WIFSIGNALED(status)) {
+		cr_error("%s was killed by signal %d", what_of(c), WTERMSIG(status));
+		rc = 128 + WTERMSIG(status);
+	} else {
+		rc = WEXITSTATUS(status);
+	}
+	c->pid = -1;
+	return rc;
+}
+
+int cr_child_run(struct cr_child *c)
+{
+	c->capture = false;
+	return cr_child_start(c) ? -1 : cr_child_finish(c);
+}
+
+/* Reads fd to its end: every byte into *all, and each line to on_line as it arrives. */
+static void read_lines(int fd, struct cr_buf *all, void (*on_line)(const char *, void *),
+		       void *user)
+{
+	struct cr_buf pending = { 0 };
+	char chunk[4096];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		cr_buf_add(all, chunk, (size_t)n);
+		if (!on_line)
+			continue;
+		cr_buf_add(&pending, chunk, (size_t)n);
+		char *nl;
+		while ((nl = memchr(pending.data, '\n', pending.len))) {
+			*nl = '\0';
+			on_line(pending.data, user);
+			size_t rest = pending.len - (size_t)(nl + 1 - pending.data);
+			memmove(pending.data, nl + 1, rest);
+			pending.len = rest;
+			pending.data[rest] = '\0';
+		}
+	}
+	if (pending.len)
+		on_line(pending.data, user);
+	if (pending.data)
+		explicit_bzero(pending.data, pending.cap);
+	cr_buf_free(&pending);
+}
+
+int cr_child_capture(struct cr_child *c, struct cr_buf *all,
+		     void (*on_line)(const char *line, void *user), void *user)
+{
+	c->capture = true;
+	if (cr_child_start(c))
+		return -1;
+	read_lines(c->out, all, on_line, user);
+	return cr_child_finish(c);
+}
+
+/* --- environments -------------------------------------------------------------------------- */
 
 static bool named_in(const char *entry, const char *const *set, size_t n_set)
 {
@@ -139,46 +274,6 @@ void cr_env_free(struct cr_env *e)
 	}
 	free(e->envp);
 	e->envp = NULL;
-}
-
-void cr_read_lines(int fd, struct cr_buf *all, void (*on_line)(const char *line, void *user),
-		   void *user)
-{
-	struct cr_buf pending = { 0 };
-	char chunk[4096];
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		cr_buf_add(all, chunk, (size_t)n);
-		cr_buf_add(&pending, chunk, (size_t)n);
-		char *nl;
-		while ((nl = memchr(pending.data, '\n', pending.len))) {
-			*nl = '\0';
-			on_line(pending.data, user);
-			size_t rest = pending.len - (size_t)(nl + 1 - pending.data);
-			memmove(pending.data, nl + 1, rest);
-			pending.len = rest;
-			pending.data[rest] = '\0';
-		}
-	}
-	if (pending.len)
-		on_line(pending.data, user);
-	cr_buf_free(&pending);
-}
-
-int cr_run_capture(char *const argv[], struct cr_buf *out)
-{
-	int fd;
-	int pid = cr_spawn_piped(argv, NULL, NULL, false, &fd, argv[0]);
-	if (pid < 0)
-		return -1;
-	int rc = cr_read_fd(fd, out, argv[0]);
-	close(fd);
-	int status = cr_wait_exit(pid, argv[0]);
-	return rc ? -1 : status;
 }
 
 char *cr_self_exe(void)

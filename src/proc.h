@@ -1,49 +1,77 @@
-/* proc: running other programs with an argv (never a shell) and collecting their output. */
+/* proc: running other programs — one spawn API for every child (Alembic, eslembic, exec
+ * credential plugins, Helm), always with an argv and never a shell; termination requests,
+ * forwarded to the child that runs; sleeping in a way they cut short. */
 #ifndef CR_PROC_H
 #define CR_PROC_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct cr_buf;
 
-/* Starts argv[0] (searched in PATH) with its stdout (and stderr too when merge_stderr) on
- * a pipe whose read end goes to *read_fd; envp NULL: this process's environment; cwd NULL:
- * this directory. Returns the pid, or -1 (reported, naming `what`). */
-int cr_spawn_piped(char *const argv[], char *const envp[], const char *cwd, bool merge_stderr,
-		   int *read_fd, const char *what);
-/* Waits for pid: its exit status, or -1 (reported, naming `what`) if it was killed. */
-int cr_wait_exit(int pid, const char *what);
+/* An argv being built: v is NULL-terminated at v[n] once anything was pushed, and holds
+ * copies (owned). */
+struct cr_argv {
+	char **v;
+	size_t n, cap;
+};
+void cr_argv_push(struct cr_argv *a, const char *s);
+void cr_argv_pushf(struct cr_argv *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cr_argv_free(struct cr_argv *a);
+
+/* One child. Set the first fields, then cr_child_start and cr_child_finish, or one of the
+ * two calls below that do both. The child gets no descriptor of chartreuse's but 0, 1, 2
+ * and those opened without O_CLOEXEC on purpose (the ini memfd Alembic reads). */
+struct cr_child {
+	char *const *argv;   /* argv[0] is looked up in PATH */
+	char *const *envp;   /* NULL: this process's environment */
+	const char *cwd;     /* NULL: this directory */
+	const char *what;    /* names the child in messages; NULL: argv[0] */
+	bool capture;	     /* stdout to a pipe (out), else inherited */
+	bool merge_stderr;   /* with capture: stderr to the same pipe */
+	bool own_group;	     /* while termination requests are caught: a process group of
+			      * its own, to which one is forwarded (a wrapper script's children
+			      * get it too); else it stays in chartreuse's and may use the
+			      * terminal, as an exec credential plugin asking for a password must */
+	pid_t pid;	     /* set by cr_child_start */
+	int out;	     /* with capture: the pipe's read end, closed by cr_child_finish */
+};
+
+/* 0, or -1 (reported, naming what and where). */
+int cr_child_start(struct cr_child *c);
+/* Waits for the child: its exit status, or 128 + the signal that ended it (reported). -1
+ * (reported) when it cannot be waited for. */
+int cr_child_finish(struct cr_child *c);
+/* Start, finish, output inherited: the exit status as above, -1 when it could not start. */
+int cr_child_run(struct cr_child *c);
+/* Start with stdout captured, every byte into *all and each line (without its newline; a
+ * last unterminated one too) to on_line (may be NULL) as it arrives, finish. */
+int cr_child_capture(struct cr_child *c, struct cr_buf *all,
+		     void (*on_line)(const char *line, void *user), void *user);
 
 /* Termination requests (SIGTERM, SIGINT, SIGHUP) during a long operation. From
  * cr_proc_catch_termination() on, the first one is recorded (cr_terminated() returns its
- * number, 0 before) and forwarded to the process group of the child of cr_spawn_piped
- * that is running, if any (so a wrapper script's children get it too); such a child runs
- * in a process group of its own, so it gets the signal once, from here. Long
- * waits check cr_terminated() and give up; the caller then applies its failure policy.
- * In a container chartreuse may be PID 1, which the kernel shields from signals that have
- * no handler: without this, SIGTERM would do nothing. */
+ * number, 0 before) and forwarded to the process group of the own_group child that is
+ * running, if any, so that it gets the signal once, from here. Long waits check
+ * cr_terminated() and give up; the caller then applies its failure policy. In a container
+ * chartreuse may be PID 1, which the kernel shields from signals that have no handler:
+ * without this, SIGTERM would do nothing. */
 void cr_proc_catch_termination(void);
 int cr_terminated(void);
+
+/* Sleeps ms milliseconds: 0; or -1, sooner, when a termination request comes. */
+int cr_sleep_ms(long ms);
 
 /* A child's environment: this process's, with the variables named in `set` replaced by
  * (or added as) the given "NAME=value" strings, which are copied. cr_env_free wipes the
  * copies before freeing them: they may hold passwords. */
 struct cr_env {
-	char **envp;	    /* NULL-terminated, for cr_spawn_piped */
+	char **envp;	    /* NULL-terminated, for struct cr_child */
 	size_t first_owned; /* envp[first_owned..] are the copies */
 };
 void cr_env_with(struct cr_env *e, const char *const *set, size_t n_set);
 void cr_env_free(struct cr_env *e);
-
-/* Reads fd to its end: every byte into *all, and each line (without its newline; a last
- * unterminated one too) to on_line as it arrives, so a child's output is logged live. */
-void cr_read_lines(int fd, struct cr_buf *all, void (*on_line)(const char *line, void *user),
-		   void *user);
-
-/* Runs argv[0] (searched in PATH) with stdout captured into out; stderr is inherited.
- * Returns the exit status, or -1 (reported) if it could not run or was killed. */
-int cr_run_capture(char *const argv[], struct cr_buf *out);
 
 /* Absolute path of the running executable (caller frees), NULL if unknown. */
 char *cr_self_exe(void);

@@ -1,6 +1,7 @@
 #include "render.h"
 #include "config.h"
 #include "log.h"
+#include "names.h"
 #include "templates.h"
 #include "url.h"
 #include "util.h"
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define K8S_NAME_MAX 63
 #define BINARY_MOUNT "/chartreuse"
 
 enum job_kind {
@@ -36,117 +36,25 @@ struct render {
 	struct cr_strlist wait_names; /* the wait-postgres init containers', per database */
 };
 
-/* --- names ---------------------------------------------------------------------------------- */
-
 /* What the messages about generated names name as their source. */
 #define RENDERING "rendering"
-
-static bool dns_label_ok(const char *s, size_t len)
-{
-	if (!len || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[len - 1]))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
-			return false;
-	return true;
-}
-
-bool cr_dns_name_ok(const char *s, enum cr_name_rule rule, size_t max)
-{
-	size_t len = s ? strlen(s) : 0;
-	if (!len || len > max)
-		return false;
-	if (rule == CR_NAME_LABEL)
-		return dns_label_ok(s, len);
-	for (const char *part = s;;) {
-		const char *dot = strchr(part, '.');
-		if (!dns_label_ok(part, dot ? (size_t)(dot - part) : strlen(part)))
-			return false;
-		if (!dot)
-			return true;
-		part = dot + 1;
-	}
-}
-
-int cr_check_name(const char *source, const char *what, const char *name,
-		  enum cr_name_rule rule, size_t max)
-{
-	if (cr_dns_name_ok(name, rule, max))
-		return 0;
-	if (rule == CR_NAME_LABEL)
-		cr_error("%s: %s \"%s\" is not a valid name: at most %zu lower-case letters, "
-			 "digits and '-', starting and ending with a letter or digit (a DNS-1123 "
-			 "label)", source, what, name ? name : "", max);
-	else
-		cr_error("%s: %s \"%s\" is not a valid name: at most %zu lower-case letters, "
-			 "digits, '-' and '.', with a letter or digit at each end and on each side "
-			 "of a '.' (a DNS-1123 subdomain)", source, what, name ? name : "", max);
-	return -1;
-}
-
-/* [A-Za-z0-9] at both ends, [-_.A-Za-z0-9] between: the name part of a label key, and a
- * label value. */
-static bool label_name_ok(const char *s, size_t len, size_t max)
-{
-	if (!len || len > max || !isalnum((unsigned char)s[0]) ||
-	    !isalnum((unsigned char)s[len - 1]))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("-_.", s[i]))
-			return false;
-	return true;
-}
-
-bool cr_label_value_ok(const char *s)
-{
-	return !*s || label_name_ok(s, strlen(s), K8S_NAME_MAX);
-}
-
-bool cr_qualified_name_ok(const char *s)
-{
-	const char *slash = strchr(s, '/');
-	if (!slash)
-		return label_name_ok(s, strlen(s), K8S_NAME_MAX);
-	char *prefix = xstrndup(s, (size_t)(slash - s));
-	bool ok = cr_dns_name_ok(prefix, CR_NAME_SUBDOMAIN, 253) &&
-		  label_name_ok(slash + 1, strlen(slash + 1), K8S_NAME_MAX);
-	free(prefix);
-	return ok;
-}
-
-bool cr_env_name_ok(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < 0x20 || *s > 0x7e || *s == '=')
-			return false;
-	return true;
-}
-
-bool cr_secret_key_ok(const char *s)
-{
-	size_t len = strlen(s);
-	return len && len <= 253 && strspn(s, "-._abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
-					     "VWXYZ0123456789") == len;
-}
 
 char *cr_object_name(const char *release, const char *name, const char *suffix)
 {
 	char *full = suffix && *suffix ? xasprintf("%s-%s-%s", release, name, suffix)
 				       : xasprintf("%s-%s", release, name);
 	size_t len = strlen(full);
-	if (len <= K8S_NAME_MAX)
+	if (len <= CR_NAME_MAX)
 		return full;
 	/* Keep the distinctive tail (which object it is) and shorten the release part; when
 	 * the tail alone is too long, keep the start of the whole name. */
 	char *tail = suffix && *suffix ? xasprintf("-%s-%s", name, suffix) : xasprintf("-%s", name);
 	unsigned h = cr_fnv1a(full, len);
 	const char *head = release;
-	size_t keep = K8S_NAME_MAX - 9 - strlen(tail);
-	if (strlen(tail) + 9 + 1 > K8S_NAME_MAX) {
+	size_t keep = CR_NAME_MAX - 9 - strlen(tail);
+	if (strlen(tail) + 9 + 1 > CR_NAME_MAX) {
 		head = full;
-		keep = K8S_NAME_MAX - 9;
+		keep = CR_NAME_MAX - 9;
 		tail[0] = '\0';
 	}
 	/* The cut must not leave a '-' or '.' before the hash's '-' ("a.-1f2e3d4c"). */
@@ -524,7 +432,7 @@ static char *container_name(const char *prefix, const char *name, size_t index,
 {
 	struct cr_buf b = { 0 };
 	cr_buf_printf(&b, "%s-", prefix);
-	for (const char *p = name; *p && b.len < K8S_NAME_MAX - 8; p++) {
+	for (const char *p = name; *p && b.len < CR_NAME_MAX - 8; p++) {
 		unsigned char c = (unsigned char)tolower((unsigned char)*p);
 		cr_buf_addc(&b, isalnum(c) ? (char)c : '-');
 	}
@@ -710,11 +618,11 @@ static int render_jobs(struct render *r)
 	char *restore_name = cr_object_name(cfg->release, cfg->metadata.name, "restore");
 	/* A Job's name is also the value of its Pods' job-name label: 63 at most. */
 	if (cr_check_name(RENDERING, "the Job name", upgrade_name, CR_NAME_SUBDOMAIN,
-			  K8S_NAME_MAX) ||
+			  CR_NAME_MAX) ||
 	    cr_check_name(RENDERING, "the Job name", install_name, CR_NAME_SUBDOMAIN,
-			  K8S_NAME_MAX) ||
+			  CR_NAME_MAX) ||
 	    cr_check_name(RENDERING, "the Job name", restore_name, CR_NAME_SUBDOMAIN,
-			  K8S_NAME_MAX))
+			  CR_NAME_MAX))
 		rc = -1;
 	else if (r->argocd)
 		rc = object(r, "job.yaml", upgrade_name, "migration", JOB_ARGOCD,
@@ -749,7 +657,7 @@ static int make_names(struct render *r)
 	for (size_t i = 0; !rc && i < cfg->n_databases; i++) {
 		char *name = container_name("wait-postgres", cfg->databases[i].name, i, &taken);
 		rc = cr_check_name(RENDERING, "the container name", name, CR_NAME_LABEL,
-				   K8S_NAME_MAX);
+				   CR_NAME_MAX);
 		cr_strlist_add(&r->wait_names, name);
 		free(name);
 	}

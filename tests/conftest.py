@@ -13,6 +13,9 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = os.environ.get("CHARTREUSE_BIN", str(REPO / "bin" / "chartreuse"))
 UNIT = os.environ.get("CHARTREUSE_UNIT", str(REPO / "build" / "release" / "unit-tests"))
 WRAPPER = shlex.split(os.environ.get("CHARTREUSE_WRAPPER", ""))
+# How much slower chartreuse runs in this pass (valgrind, the sanitizers): wall-clock upper
+# bounds in the tests are multiplied by it.
+SLOWDOWN = float(os.environ.get("CHARTREUSE_SLOWDOWN") or (10 if WRAPPER else 1))
 HELM_DIR = REPO / ".cache" / "helm"
 EXAMPLE_CHART = REPO / "examples" / "chart" / "demo"
 

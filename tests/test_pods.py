@@ -9,6 +9,7 @@ not of clocks."""
 import json
 import os
 import re
+import signal
 import shlex
 import subprocess
 import threading
@@ -21,7 +22,7 @@ import yaml
 
 import alembic_projects as ap
 import k8s_objects
-from conftest import BIN, WRAPPER, assert_no_checker_report, run
+from conftest import BIN, SLOWDOWN, WRAPPER, assert_no_checker_report, run
 
 RELEASE = "shop"
 GROUPS = {"api": 10, "web": 10, "worker": 5, "cron": 0}  # deployment -> priority
@@ -475,8 +476,9 @@ def test_failed_pods_do_not_count(release, migration, pg):
 
 
 def slow_to_stop(k8s, name, priority):
-    """A Deployment of the release whose one Pod takes 60 s to go; returns the Pod's name."""
-    k8s.put(deployment(name, 1, annotations={STOP_DELAY: "60"}))
+    """A Deployment of the release whose one Pod takes 60 s (times SLOWDOWN) to go; returns
+    the Pod's name."""
+    k8s.put(deployment(name, 1, annotations={STOP_DELAY: str(60 * SLOWDOWN)}))
     k8s.put(eds(name, 1, priority=priority))
     k8s.wait_for(lambda: len(k8s.pods_of(name)) == 1, timeout=10, what=f"{name}'s pod")
     return k8s.pods_of(name)[0]["metadata"]["name"]
@@ -525,7 +527,7 @@ def test_stop_deadline_fails_clearly_and_keeps_the_way_back(release, migration, 
     err = r.err.decode()
     assert re.search(r"error: priority group 5: 1 pods still running after 2 s "
                      rf"\(stopPodsTimeout\): {re.escape(pod)}$", err, re.M), err
-    assert elapsed < 30, elapsed  # the Pod takes 60 s
+    assert elapsed < 30 * SLOWDOWN, elapsed  # the Pod takes 60 s times SLOWDOWN
     assert "not run: the pods could not be stopped" in err
     assert not migrated(pg, db)
     m = re.search(r"bring them back with: (chartreuse restore .*)$", err, re.M)
@@ -821,7 +823,7 @@ def test_a_deployment_name_that_is_a_path_reaches_no_path(release, migration, pg
     r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
     assert r.rc == 0, r.err.decode()
     err = r.err.decode()
-    assert f'ExpectedDeploymentScale evil: deploymentName "{evil}" must consist of' in err
+    assert f'ExpectedDeploymentScale evil: deploymentName "{evil}" is not a valid name' in err
     assert not [rec for rec in k8s.request_log if "configmaps" in rec.path or ".." in rec.path]
     assert k8s.get("configmaps", "victim")["data"] == {"a": "b"}
     assert migrated(pg, db)
@@ -831,7 +833,96 @@ def test_a_namespace_that_is_no_namespace_name_is_refused_before_any_request(k8s
     r = run(["restore", "--release", RELEASE, "--namespace", "default/../kube-system"],
             env={"KUBECONFIG": str(k8s.kubeconfig(tmp_path / "kc"))}, timeout=60)
     assert r.rc != 0
-    assert r.err_lines == ['chartreuse: error: kubernetes: namespace "default/../kube-system" '
-                           "must consist of lower case alphanumeric characters or '-', and must "
-                           "start and end with an alphanumeric character (RFC 1123 label)"]
+    assert r.err_lines == ['chartreuse: error: kubernetes: the namespace '
+                           '"default/../kube-system" is not a valid name: at most 63 lower-case '
+                           "letters, digits and '-', starting and ending with a letter or digit "
+                           "(a DNS-1123 label)"]
     assert not [rec for rec in k8s.request_log if "/namespaces/" in rec.path]
+
+
+# --- an exec credential plugin that asks on the terminal ---------------------------------------
+
+ASKING_PLUGIN = """#!/usr/bin/python3
+import json, os
+tty = os.open("/dev/tty", os.O_RDWR)
+os.write(tty, b"token please: ")
+token = b""
+while not token.endswith(b"\\n"):
+    token += os.read(tty, 1)
+token = token.decode().strip()
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+                  "status": {"token": token}}))
+"""
+
+
+def run_on_a_terminal(argv, env, answer, prompt=b"token please: ", timeout=60):
+    """argv run as the foreground job of a new terminal (a pty); `answer` is typed when
+    `prompt` shows. Returns (exit status, everything the terminal showed)."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    seen, typed = b"", False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not data:
+                    break
+                seen += data
+            if not typed and prompt in seen:
+                os.write(fd, answer + b"\n")
+                typed = True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), seen
+        while time.monotonic() < deadline:  # the terminal closed: the child is ending
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), seen
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return None, seen
+    finally:
+        os.close(fd)
+
+
+def test_an_exec_plugin_that_asks_on_the_terminal_gets_its_answer(release, tmp_path):
+    """kubectl lets an exec plugin prompt on the terminal (interactiveMode). In a process
+    group of its own the plugin would be stopped by SIGTTIN as it reads, and restore would
+    hang; in chartreuse's it reads the answer typed."""
+    from conftest import BIN, WRAPPER
+    k8s = release
+    plugin = tmp_path / "ask-token"
+    plugin.write_text(ASKING_PLUGIN)
+    plugin.chmod(0o755)
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sim",
+        "clusters": [{"name": "sim", "cluster": {"server": k8s.url,
+                                                 "certificate-authority": k8s.ca_path}}],
+        "contexts": [{"name": "sim", "context": {"cluster": "sim", "user": "asks"}}],
+        "users": [{"name": "asks", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
+            "interactiveMode": "IfAvailable"}}}]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env["KUBECONFIG"] = str(kc)
+    argv = [*WRAPPER, BIN, "restore", "--release", RELEASE, "--namespace", "default"]
+    if WRAPPER:
+        import shutil
+        argv[0] = shutil.which(argv[0])
+    rc, shown = run_on_a_terminal(argv, env, k8s.token.encode())
+    assert rc == 0, shown.decode(errors="replace")
+    assert b"token please: " in shown
+    users = {r.user for r in k8s.request_log if "/namespaces/default/" in r.path}
+    assert users == {k8s.tokens[k8s.token]}, "every request with the token typed"

@@ -14,11 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define HELM4_PLUGIN "chartreuse-post-render"
 
@@ -47,17 +43,9 @@ static bool takes_value(const char *flag)
 struct wrap {
 	const char *release;
 	const char *namespace;
-	char **helm_args;
-	size_t n_helm, cap_helm;
-	char **pr_args; /* arguments for the post-renderer */
-	size_t n_pr, cap_pr;
+	struct cr_argv helm; /* Helm's own arguments, as given */
+	struct cr_argv pr;   /* arguments for the post-renderer */
 };
-
-static void push(char ***v, size_t *n, size_t *cap, char *s)
-{
-	XGROW(*v, *n + 1, *cap);
-	(*v)[(*n)++] = s;
-}
 
 static int parse(int argc, char **argv, struct wrap *w)
 {
@@ -75,7 +63,7 @@ static int parse(int argc, char **argv, struct wrap *w)
 		if (r < 0)
 			return 2;
 		if (pr_flag) {
-			push(&w->pr_args, &w->n_pr, &w->cap_pr, xasprintf("%s=%s", pr_flag, v));
+			cr_argv_pushf(&w->pr, "%s=%s", pr_flag, v);
 			continue;
 		}
 		if (!strcmp(a, "--post-renderer") || !strncmp(a, "--post-renderer=", 16)) {
@@ -83,7 +71,7 @@ static int parse(int argc, char **argv, struct wrap *w)
 				 "another one", argv[0]);
 			return 2;
 		}
-		push(&w->helm_args, &w->n_helm, &w->cap_helm, xstrdup(a));
+		cr_argv_push(&w->helm, a);
 		if (a[0] != '-' || !a[1]) {
 			if (positionals++ == 0)
 				w->release = a;
@@ -98,7 +86,7 @@ static int parse(int argc, char **argv, struct wrap *w)
 			w->namespace = a + 2;
 		}
 		if (!strchr(a, '=') && takes_value(a) && i + 1 < argc)
-			push(&w->helm_args, &w->n_helm, &w->cap_helm, xstrdup(argv[++i]));
+			cr_argv_push(&w->helm, argv[++i]);
 	}
 	if (positionals < 2) {
 		cr_error("%s: give the release name and the chart (helm %s NAME CHART ...); "
@@ -113,7 +101,8 @@ static int helm_major(const char *helm)
 {
 	char *argv[] = { (char *)helm, "version", "--template", "{{.Version}}", NULL };
 	struct cr_buf out = { 0 };
-	int rc = cr_run_capture(argv, &out);
+	struct cr_child c = { .argv = argv };
+	int rc = cr_child_capture(&c, &out, NULL, NULL);
 	int major = -1;
 	if (rc == 0 && out.data && out.data[0] == 'v')
 		major = atoi(out.data + 1);
@@ -144,17 +133,9 @@ static char *temp_file(const char *prefix)
  * run (reported). */
 static int spawn_wait(char **argv)
 {
-	pid_t pid;
-	int status = 0, rc = 1;
-	int err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-	if (err) {
-		cr_error("cannot run %s: %s", argv[0], strerror(err));
-	} else {
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	}
-	return rc;
+	struct cr_child c = { .argv = argv };
+	int rc = cr_child_run(&c);
+	return rc < 0 ? 1 : rc;
 }
 
 /* Helm 4 shows only "plugin ... exited with error" for a failing post-renderer: run it with
@@ -178,9 +159,9 @@ static int run_showing_plugin_errors(char **argv)
 static bool given(const struct wrap *w, const char *flag)
 {
 	size_t n = strlen(flag);
-	for (size_t i = 0; i < w->n_helm; i++)
-		if (!strncmp(w->helm_args[i], flag, n) &&
-		    (!w->helm_args[i][n] || w->helm_args[i][n] == '='))
+	for (size_t i = 0; i < w->helm.n; i++)
+		if (!strncmp(w->helm.v[i], flag, n) &&
+		    (!w->helm.v[i][n] || w->helm.v[i][n] == '='))
 			return true;
 	return false;
 }
@@ -195,56 +176,47 @@ static bool needs_force_conflicts(const char *cmd, const struct wrap *w, int maj
 	       !given(w, "--force-conflicts");
 }
 
-static void free_argv(char **argv)
-{
-	for (size_t i = 0; argv && argv[i]; i++)
-		free(argv[i]);
-	free(argv);
-}
-
 /* Helm's argv with chartreuse as post-renderer; `extra` (may be NULL) is one more Helm
- * flag, hooks_to (may be NULL) the post-renderer's --hooks-to file. NULL after reporting. */
-static char **helm_argv(const char *helm, const char *cmd, const struct wrap *w, int major,
-			const char *extra, const char *hooks_to)
+ * flag, hooks_to (may be NULL) the post-renderer's --hooks-to file. -1 after reporting. */
+static int helm_argv(const char *helm, const char *cmd, const struct wrap *w, int major,
+		     const char *extra, const char *hooks_to, struct cr_argv *argv)
 {
-	char **argv = NULL;
-	size_t n = 0, cap = 0;
-	push(&argv, &n, &cap, xstrdup(helm));
-	push(&argv, &n, &cap, xstrdup(cmd));
-	for (size_t i = 0; i < w->n_helm; i++)
-		push(&argv, &n, &cap, xstrdup(w->helm_args[i]));
+	cr_argv_push(argv, helm);
+	cr_argv_push(argv, cmd);
+	for (size_t i = 0; i < w->helm.n; i++)
+		cr_argv_push(argv, w->helm.v[i]);
 	if (needs_force_conflicts(cmd, w, major))
-		push(&argv, &n, &cap, xstrdup("--force-conflicts"));
+		cr_argv_push(argv, "--force-conflicts");
 	if (extra)
-		push(&argv, &n, &cap, xstrdup(extra));
-	push(&argv, &n, &cap, xstrdup("--post-renderer"));
+		cr_argv_push(argv, extra);
+	cr_argv_push(argv, "--post-renderer");
 	if (major >= 4) {
-		push(&argv, &n, &cap, xstrdup(HELM4_PLUGIN));
+		cr_argv_push(argv, HELM4_PLUGIN);
 	} else {
 		char *self = cr_self_exe();
 		if (!self) {
 			cr_error("cannot find the chartreuse executable (/proc/self/exe)");
-			push(&argv, &n, &cap, NULL);
-			free_argv(argv);
-			return NULL;
+			cr_argv_free(argv);
+			return -1;
 		}
-		push(&argv, &n, &cap, self);
-		push(&argv, &n, &cap, xstrdup("--post-renderer-args"));
-		push(&argv, &n, &cap, xstrdup("post-render"));
+		cr_argv_push(argv, self);
+		free(self);
+		cr_argv_push(argv, "--post-renderer-args");
+		cr_argv_push(argv, "post-render");
 	}
-	char *own[] = { xasprintf("--release=%s", w->release),
-			xasprintf("--namespace=%s", w->namespace),
-			hooks_to ? xasprintf("--hooks-to=%s", hooks_to) : NULL };
-	for (size_t i = 0; i < 3 && own[i]; i++) {
-		push(&argv, &n, &cap, xstrdup("--post-renderer-args"));
-		push(&argv, &n, &cap, own[i]);
+	cr_argv_push(argv, "--post-renderer-args");
+	cr_argv_pushf(argv, "--release=%s", w->release);
+	cr_argv_push(argv, "--post-renderer-args");
+	cr_argv_pushf(argv, "--namespace=%s", w->namespace);
+	if (hooks_to) {
+		cr_argv_push(argv, "--post-renderer-args");
+		cr_argv_pushf(argv, "--hooks-to=%s", hooks_to);
 	}
-	for (size_t i = 0; i < w->n_pr; i++) {
-		push(&argv, &n, &cap, xstrdup("--post-renderer-args"));
-		push(&argv, &n, &cap, xstrdup(w->pr_args[i]));
+	for (size_t i = 0; i < w->pr.n; i++) {
+		cr_argv_push(argv, "--post-renderer-args");
+		cr_argv_push(argv, w->pr.v[i]);
 	}
-	push(&argv, &n, &cap, NULL);
-	return argv;
+	return 0;
 }
 
 /* --- Helm 3: the wrapper runs the hook Jobs -------------------------------------------- */
@@ -253,10 +225,10 @@ static char **helm_argv(const char *helm, const char *cmd, const struct wrap *w,
 static const char *flag_value(const struct wrap *w, const char *flag)
 {
 	size_t n = strlen(flag);
-	for (size_t i = 0; i < w->n_helm; i++) {
-		const char *a = w->helm_args[i];
-		if (!strcmp(a, flag) && i + 1 < w->n_helm)
-			return w->helm_args[i + 1];
+	for (size_t i = 0; i < w->helm.n; i++) {
+		const char *a = w->helm.v[i];
+		if (!strcmp(a, flag) && i + 1 < w->helm.n)
+			return w->helm.v[i + 1];
 		if (!strncmp(a, flag, n) && a[n] == '=')
 			return a + n + 1;
 	}
@@ -299,33 +271,25 @@ static bool release_exists(const char *helm, const struct wrap *w)
 {
 	if (!given(w, "--install") && !given(w, "-i"))
 		return true; /* plain upgrade: Helm fails without one */
-	char **argv = NULL;
-	size_t n = 0, cap = 0;
-	push(&argv, &n, &cap, xstrdup(helm));
-	push(&argv, &n, &cap, xstrdup("status"));
-	push(&argv, &n, &cap, xstrdup(w->release));
-	push(&argv, &n, &cap, xstrdup("--namespace"));
-	push(&argv, &n, &cap, xstrdup(w->namespace));
-	for (size_t i = 0; i < w->n_helm; i++) {
-		const char *a = w->helm_args[i];
+	struct cr_argv argv = { 0 };
+	cr_argv_push(&argv, helm);
+	cr_argv_push(&argv, "status");
+	cr_argv_push(&argv, w->release);
+	cr_argv_push(&argv, "--namespace");
+	cr_argv_push(&argv, w->namespace);
+	for (size_t i = 0; i < w->helm.n; i++) {
+		const char *a = w->helm.v[i];
 		if (strncmp(a, "--kube", 6))
 			continue;
-		push(&argv, &n, &cap, xstrdup(a));
-		if (!strchr(a, '=') && takes_value(a) && i + 1 < w->n_helm)
-			push(&argv, &n, &cap, xstrdup(w->helm_args[++i]));
+		cr_argv_push(&argv, a);
+		if (!strchr(a, '=') && takes_value(a) && i + 1 < w->helm.n)
+			cr_argv_push(&argv, w->helm.v[++i]);
 	}
-	push(&argv, &n, &cap, NULL);
-	int fd, status = -1;
-	int pid = cr_spawn_piped(argv, NULL, NULL, true, &fd, "helm status");
-	if (pid >= 0) {
-		char chunk[4096];
-		ssize_t got;
-		while ((got = read(fd, chunk, sizeof(chunk))) > 0 || (got < 0 && errno == EINTR))
-			;
-		close(fd);
-		status = cr_wait_exit(pid, "helm status");
-	}
-	free_argv(argv);
+	struct cr_buf out = { 0 };
+	struct cr_child c = { .argv = argv.v, .what = "helm status", .merge_stderr = true };
+	int status = cr_child_capture(&c, &out, NULL, NULL);
+	cr_buf_free(&out);
+	cr_argv_free(&argv);
 	return status == 0;
 }
 
@@ -359,15 +323,16 @@ static int run_phase(const struct wrap *w, const char *file, const char *phase,
 static int pre_upgrade(const char *helm, const struct wrap *w, const char *file,
 		       struct cr_k8s **k)
 {
-	char **argv = helm_argv(helm, "upgrade", w, 3, "--dry-run", file);
-	if (!argv)
+	struct cr_argv argv = { 0 };
+	if (helm_argv(helm, "upgrade", w, 3, "--dry-run", file, &argv))
 		return 1;
 	struct cr_buf out = { 0 };
-	int rc = cr_run_capture(argv, &out);
+	struct cr_child c = { .argv = argv.v };
+	int rc = cr_child_capture(&c, &out, NULL, NULL);
 	if (out.data)
 		explicit_bzero(out.data, out.len);
 	cr_buf_free(&out);
-	free_argv(argv);
+	cr_argv_free(&argv);
 	if (rc) {
 		cr_error("helm upgrade --dry-run (to find the pre-upgrade hooks) failed%s",
 			 rc > 0 ? ": see Helm's message above" : "");
@@ -398,9 +363,9 @@ static int helm3_with_hooks(const char *helm, const char *cmd, const struct wrap
 		rc = 1;
 	}
 	if (!rc) {
-		char **argv = helm_argv(helm, cmd, w, 3, NULL, file);
-		rc = argv ? spawn_wait(argv) : 1;
-		free_argv(argv);
+		struct cr_argv argv = { 0 };
+		rc = helm_argv(helm, cmd, w, 3, NULL, file, &argv) ? 1 : spawn_wait(argv.v);
+		cr_argv_free(&argv);
 	}
 	if (!rc)
 		rc = run_phase(w, file, after, false, &k);
@@ -415,17 +380,11 @@ static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int majo
 	fflush(stdout);
 	if (runs_hooks(cmd, w, major))
 		return helm3_with_hooks(helm, cmd, w);
-	char **argv = helm_argv(helm, cmd, w, major, NULL, NULL);
-	if (!argv)
+	struct cr_argv argv = { 0 };
+	if (helm_argv(helm, cmd, w, major, NULL, NULL, &argv))
 		return 1;
-	int rc = 1;
-	if (major >= 4) {
-		rc = run_showing_plugin_errors(argv);
-	} else {
-		execvp(helm, argv);
-		cr_error("cannot run %s: %s", helm, strerror(errno));
-	}
-	free_argv(argv);
+	int rc = major >= 4 ? run_showing_plugin_errors(argv.v) : spawn_wait(argv.v);
+	cr_argv_free(&argv);
 	return rc;
 }
 
@@ -447,11 +406,7 @@ int cmd_helm_wrapper(int argc, char **argv)
 		int major = helm_major(helm);
 		rc = major < 0 ? 1 : exec_helm(helm, argv[0], &w, major);
 	}
-	for (size_t i = 0; i < w.n_helm; i++)
-		free(w.helm_args[i]);
-	for (size_t i = 0; i < w.n_pr; i++)
-		free(w.pr_args[i]);
-	free(w.helm_args);
-	free(w.pr_args);
+	cr_argv_free(&w.helm);
+	cr_argv_free(&w.pr);
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "fuzz.h"
 #include "manifest.h"
+#include "names.h"
 #include "render.h"
 #include "ytree.h"
 
