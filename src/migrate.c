@@ -76,27 +76,21 @@ enum cr_decision cr_migrate_decide(const struct cr_strlist *tables, const char *
 	return missing->n ? CR_NEEDED : CR_UP_TO_DATE;
 }
 
-static void list_text(struct cr_buf *b, const struct cr_strlist *l, size_t max)
-{
-	if (!l->n)
-		cr_buf_adds(b, "(none)");
-	for (size_t i = 0; i < l->n && i < max; i++)
-		cr_buf_printf(b, "%s%s", i ? ", " : "", l->items[i]);
-	if (l->n > max)
-		cr_buf_printf(b, ", ... (%zu in all)", l->n);
-}
 
-/* What is not applied. Without the graph only the heads that are not stored are known to
- * be missing: their ancestors may be too, and the text says so instead of listing the
- * heads as if they were all. */
-static void missing_text(struct cr_buf *b, const struct db_run *d)
+void cr_migrate_missing_text(struct cr_buf *b, const struct cr_strlist *missing, bool native,
+			     size_t max)
 {
-	if (!d->native && d->missing.n)
+	if (!native && missing->n)
 		cr_buf_adds(b, "at least ");
-	list_text(b, &d->missing, 8);
-	if (!d->native && d->missing.n)
+	cr_strlist_text(b, missing, max);
+	if (!native && missing->n)
 		cr_buf_adds(b, " (the heads not stored; which revisions before them are missing "
 			       "is unknown: the scripts were not read natively)");
+}
+
+static void missing_text(struct cr_buf *b, const struct db_run *d)
+{
+	cr_migrate_missing_text(b, &d->missing, d->native, 8);
 }
 
 static void fail(struct db_run *d, const char *why)
@@ -199,8 +193,8 @@ static int decide(struct db_run *d)
 		return -1;
 	}
 	struct cr_buf stored = { 0 }, heads = { 0 }, missing = { 0 };
-	list_text(&stored, &d->stored, 8);
-	list_text(&heads, &d->heads, 8);
+	cr_strlist_text(&stored, &d->stored, 8);
+	cr_strlist_text(&heads, &d->heads, 8);
 	missing_text(&missing, d);
 	cr_info("database %s: stored %s; heads %s%s; not applied %s", d->db->name, stored.data,
 		heads.data, d->native ? "" : " (from `alembic heads`)", missing.data);
@@ -389,8 +383,8 @@ static void judge_failure(struct db_run *d, const struct cr_migrate_options *o,
 		return;
 	}
 	struct cr_buf b = { 0 }, a = { 0 };
-	list_text(&b, before, 8);
-	list_text(&a, &now, 8);
+	cr_strlist_text(&b, before, 8);
+	cr_strlist_text(&a, &now, 8);
 	d->unchanged = same_set(&now, before);
 	if (d->unchanged) {
 		cr_info("database %s: unchanged by the failed upgrade (still at %s)", d->db->name,
@@ -435,7 +429,7 @@ static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
 		fail(d, "its state after the upgrade could not be read");
 	} else if (d->native && d->missing.n) {
 		struct cr_buf m = { 0 };
-		list_text(&m, &d->missing, 8);
+		cr_strlist_text(&m, &d->missing, 8);
 		cr_error("database %s: alembic succeeded but revisions are still not applied: %s",
 			 d->db->name, m.data);
 		fail(d, "not at the heads after the upgrade");

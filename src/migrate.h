@@ -46,6 +46,12 @@ void cr_migrate_alembic_extra(const struct cr_database *db, struct cr_strlist *e
 int cr_migrate_heads(const struct cr_alembic_call *call, struct cr_revgraph *g, bool *native,
 		     struct cr_strlist *heads);
 
+/* What is not applied, as text. Without the graph (native false) only the heads that are
+ * not stored are known to be missing: their ancestors may be too, and the text says so
+ * instead of listing the heads as if they were all. */
+void cr_migrate_missing_text(struct cr_buf *b, const struct cr_strlist *missing, bool native,
+			     size_t max);
+
 /* What is not applied to a database whose version table holds stored: from the graph g,
  * or without one (NULL) every head that is not stored. *missing is overwritten (free it
  * first). 0, or -1 when a stored revision is unknown to the scripts (reported). */

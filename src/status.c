@@ -54,6 +54,7 @@ struct db {
 	const char *heads_from; /* "scripts", "alembic heads", NULL: unknown */
 	struct cr_strlist stored, heads, missing;
 	bool have_stored, have_missing;
+	bool missing_complete; /* from the graph: every revision not applied, not only heads */
 };
 
 enum dep_state {
@@ -139,15 +140,6 @@ static char *last_error(const char *fallback)
 	return xstrdup(e ? e : fallback);
 }
 
-static void list_text(struct cr_buf *b, const struct cr_strlist *l, size_t max)
-{
-	if (!l->n)
-		cr_buf_adds(b, "(none)");
-	for (size_t i = 0; i < l->n && i < max; i++)
-		cr_buf_printf(b, "%s%s", i ? ", " : "", l->items[i]);
-	if (l->n > max)
-		cr_buf_printf(b, ", ... (%zu in all)", l->n);
-}
 
 /* --- databases ----------------------------------------------------------------------------- */
 
@@ -177,6 +169,7 @@ static void read_heads(struct db_read *r, struct db *d)
 		return;
 	}
 	d->heads_from = r->native ? "scripts" : "alembic heads";
+	d->missing_complete = r->native;
 }
 
 /* Takes error; also (may be NULL) is an earlier failure worth keeping. */
@@ -270,7 +263,7 @@ static void db_problem(struct cr_status *s, const struct db *d)
 		return;
 	if (d->state == DB_NEEDED) {
 		struct cr_buf m = { 0 };
-		list_text(&m, &d->missing, LIST_MAX);
+		cr_migrate_missing_text(&m, &d->missing, d->missing_complete, LIST_MAX);
 		problem(s, v, "database %s: migration needed: not applied %s", d->name, m.data);
 		cr_buf_free(&m);
 		return;
@@ -729,6 +722,10 @@ static struct fy_node *db_node(struct fy_document *doc, const struct db *d)
 	yt_set(m, "heads", list_node(doc, &d->heads, d->heads_from != NULL));
 	yt_set(m, "headsFrom", str_or_null(doc, d->heads_from));
 	yt_set(m, "notApplied", list_node(doc, &d->missing, d->have_missing));
+	/* false: the scripts were read through `alembic heads`, so only the heads not stored
+	 * are known to be missing; revisions before them may be too */
+	yt_set(m, "notAppliedComplete",
+	       d->have_missing ? yt_bool(doc, d->missing_complete) : null_node(doc));
 	yt_set(m, "error", str_or_null(doc, d->error));
 	return m;
 }
@@ -884,7 +881,7 @@ static void list_cell(struct table *t, const struct cr_strlist *l, bool known)
 {
 	struct cr_buf b = { 0 };
 	if (known)
-		list_text(&b, l, 3);
+		cr_strlist_text(&b, l, 3);
 	cell(t, "%s", known ? b.data : "?");
 	cr_buf_free(&b);
 }
@@ -907,7 +904,15 @@ static void db_table(const struct cr_status *s, struct cr_buf *out)
 		cell(&t, "%s", db_states[d->state].name);
 		list_cell(&t, &d->stored, d->have_stored);
 		list_cell(&t, &d->heads, d->heads_from != NULL);
-		list_cell(&t, &d->missing, d->have_missing);
+		if (d->have_missing && !d->missing_complete && d->missing.n) {
+			struct cr_buf b = { 0 };
+			cr_buf_adds(&b, "at least ");
+			cr_strlist_text(&b, &d->missing, 3);
+			cell(&t, "%s", b.data);
+			cr_buf_free(&b);
+		} else {
+			list_cell(&t, &d->missing, d->have_missing);
+		}
 	}
 	table_print(&t, out);
 }

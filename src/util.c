@@ -103,6 +103,16 @@ void cr_strlist_free(struct cr_strlist *l)
 	l->n = 0;
 }
 
+void cr_strlist_text(struct cr_buf *b, const struct cr_strlist *l, size_t max)
+{
+	if (!l->n)
+		cr_buf_adds(b, "(none)");
+	for (size_t i = 0; i < l->n && i < max; i++)
+		cr_buf_printf(b, "%s%s", i ? ", " : "", l->items[i]);
+	if (l->n > max)
+		cr_buf_printf(b, ", ... (%zu in all)", l->n);
+}
+
 void cr_buf_reserve(struct cr_buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;

@@ -36,6 +36,9 @@ struct cr_strlist {
 void cr_strlist_add(struct cr_strlist *l, const char *s); /* adds a copy */
 bool cr_strlist_has(const struct cr_strlist *l, const char *s);
 void cr_strlist_free(struct cr_strlist *l);
+struct cr_buf;
+/* Appends "a, b, c" (at most max items, then ", ... (N in all)"), or "(none)". */
+void cr_strlist_text(struct cr_buf *b, const struct cr_strlist *l, size_t max);
 
 struct cr_buf {
 	char *data; /* always NUL-terminated when non-NULL */

@@ -195,7 +195,7 @@ def test_migration_needed_lists_what_is_not_applied(release, setup):
     db = data["databases"][0]
     assert db["state"] == "migration-needed" and db["ok"] is False
     assert db["storedRevisions"] == ["lin0001"]
-    assert db["notApplied"] == ["lin0002", "lin0003"]
+    assert db["notApplied"] == ["lin0002", "lin0003"] and db["notAppliedComplete"] is True
     assert data["verdict"] == "attention" and data["exitCode"] == 1
     assert data["problems"] == [
         "database main: migration needed: not applied lin0002, lin0003"]
@@ -293,7 +293,13 @@ def test_heads_from_alembic_when_the_scripts_are_uncertain(release, pg, tmp_path
         assert r.rc == 1, r.err.decode()
         db = data["databases"][0]
         assert db["headsFrom"] == "alembic heads" and db["heads"] == ["comp03"]
-        assert db["notApplied"] == ["comp03"]
+        # without the graph only the head is known to be missing, and status says so
+        assert db["notApplied"] == ["comp03"] and db["notAppliedComplete"] is False
+        assert data["problems"] == [
+            "database main: migration needed: not applied at least comp03 (the heads not "
+            "stored; which revisions before them are missing is unknown: the scripts were "
+            "not read natively)"]
+        assert row(s.status(), "main")[4] == "at least comp03"
         no_secret(r)
     finally:
         s.drop()
