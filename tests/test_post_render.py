@@ -70,8 +70,9 @@ def ok(result):
 
 
 def failed(result, *fragments):
-    """A failure: non-zero, nothing on stdout, one line on stderr containing fragments."""
-    assert result.rc != 0
+    """A failure: exit 1 (2 for bad usage), not a signal; nothing on stdout; one line on
+    stderr containing fragments."""
+    assert result.rc in (1, 2), f"exit status {result.rc}: {result.err_lines}"
     assert result.out == b"", "the post-renderer must print nothing on failure"
     assert len(result.err_lines) == 1, result.err_lines
     for f in fragments:
@@ -671,6 +672,45 @@ def test_set_and_options_must_be_utf8():
     with an internal error."""
     failed(post_render(PLAIN_INPUT + CONFIG_DOC, b"--set=podLabels.\x8e=x"), "not UTF-8")
     failed(post_render(PLAIN_INPUT + CONFIG_DOC, b"--release=\xff"), "--release", "not UTF-8")
+
+
+# --- every error path, with every option that changes what is loaded ------------------------
+
+# A config file that sets neither release nor namespace, so inference still runs.
+EXTRA_CONFIG = "stopPods: true\nupgradeJobWeight: \"4\"\n"
+OPTIONS = {
+    "bare": lambda f: (),
+    "config": lambda f: ("--config", str(f)),
+    "set": lambda f: ("--set", "ttlSecondsAfterFinished=60"),
+    "config+set": lambda f: ("--config", str(f), "--set", "ttlSecondsAfterFinished=60"),
+}
+
+
+@pytest.fixture(params=sorted(OPTIONS))
+def options(request, tmp_path):
+    f = tmp_path / "extra.yaml"
+    f.write_text(EXTRA_CONFIG)
+    return OPTIONS[request.param](f)
+
+
+@pytest.mark.parametrize("stream", ["", "# only a comment\n", "a: [b\n"],
+                         ids=["empty", "comment-only", "malformed"])
+def test_an_error_before_the_config_files_are_read_is_reported_not_a_crash(stream, options):
+    """Found by the wrappers, which always pass a --config: the cleanup walked the array of
+    config files, never allocated when the stream was refused first (exit 139)."""
+    r = post_render(stream, *options)
+    assert r.rc == 1, (r.rc, r.err_lines)
+    failed(r, "stdin")
+
+
+@pytest.mark.parametrize("stream", ["", "---\n", "# c\n"])
+def test_unreadable_config_file_with_any_stream(tmp_path, stream):
+    for args in (("--config", str(tmp_path / "missing.yaml")),
+                 ("--config", str(tmp_path)),
+                 ("--config", str(tmp_path / "missing.yaml"), "--set", "stopPods=true")):
+        r = post_render(stream or CHART_OUTPUT, *args)
+        assert r.rc == 1, (args, r.rc, r.err_lines)
+        assert r.out == b"" and len(r.err_lines) == 1, r.err_lines
 
 
 # --- command line ----------------------------------------------------------------------------

@@ -23,6 +23,13 @@ struct source {
 	char *name;
 };
 
+/* Sources of one kind (the config files, the chart's ChartreuseConfig documents). The array
+ * and its count travel together: n counts the entries that exist, whatever failed. */
+struct sources {
+	struct source *v;
+	size_t n;
+};
+
 static void add_option(struct cr_post_render_options *o, const char *name, const char *v)
 {
 	if (!strcmp(name, "--release")) {
@@ -68,49 +75,54 @@ static int parse_options(int argc, char **argv, struct cr_post_render_options *o
 	return 0;
 }
 
-static void free_sources(struct source *s, size_t n)
+static void free_sources(struct sources *s)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (s[i].doc)
-			fy_document_destroy(s[i].doc);
-		free(s[i].name);
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].doc)
+			fy_document_destroy(s->v[i].doc);
+		free(s->v[i].name);
 	}
-	free(s);
+	free(s->v);
+	*s = (struct sources){ 0 };
 }
 
-static int load_config_files(const struct cr_post_render_options *o, struct source **out)
+/* The next entry of s, which has room for it. */
+static struct source *next_source(struct sources *s)
 {
-	struct source *s = xcalloc(o->n_configs + 1, sizeof(*s));
-	*out = s;
+	return &s->v[s->n++];
+}
+
+static int load_config_files(const struct cr_post_render_options *o, struct sources *files)
+{
+	files->v = xcalloc(o->n_configs + 1, sizeof(*files->v));
 	for (size_t i = 0; i < o->n_configs; i++) {
+		struct source *s = next_source(files);
 		struct cr_buf text = { 0 };
-		s[i].name = xasprintf("config file %s", o->configs[i]);
+		s->name = xasprintf("config file %s", o->configs[i]);
 		if (cr_read_file(o->configs[i], &text)) {
 			cr_buf_free(&text);
 			return -1;
 		}
-		s[i].doc = yt_parse(text.data, text.len, s[i].name, 0);
+		s->doc = yt_parse(text.data, text.len, s->name, 0);
 		cr_buf_free(&text);
-		if (!s[i].doc || cr_config_validate(fy_document_root(s[i].doc), s[i].name, 0))
+		if (!s->doc || cr_config_validate(fy_document_root(s->doc), s->name, 0))
 			return -1;
 	}
 	return 0;
 }
 
 static int load_chart_configs(const char *data, const struct cr_manifest *m,
-			      struct source **out, size_t *n_out)
+			      struct sources *charts)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < m->n_docs; i++)
 		n += m->docs[i].is_config;
-	struct source *s = xcalloc(n + 1, sizeof(*s));
-	*out = s;
-	*n_out = 0;
+	charts->v = xcalloc(n + 1, sizeof(*charts->v));
 	for (size_t i = 0; i < m->n_docs; i++) {
 		const struct cr_doc *d = &m->docs[i];
 		if (!d->is_config)
 			continue;
-		struct source *src = &s[(*n_out)++];
+		struct source *src = next_source(charts);
 		src->name = xasprintf("%s: ChartreuseConfig (document %d)", STDIN_NAME, d->number);
 		int line_base = cr_line_of(data, d->start) - 1;
 		src->doc = yt_parse(data + d->start, d->end - d->start, src->name, line_base);
@@ -118,8 +130,9 @@ static int load_chart_configs(const char *data, const struct cr_manifest *m,
 		    cr_config_validate(fy_document_root(src->doc), src->name, line_base))
 			return -1;
 		char *name = yt_strdup(yt_path(fy_document_root(src->doc), "/metadata/name"));
-		for (size_t j = 0; j + 1 < *n_out; j++) {
-			char *other = yt_strdup(yt_path(fy_document_root(s[j].doc), "/metadata/name"));
+		for (size_t j = 0; j + 1 < charts->n; j++) {
+			char *other = yt_strdup(
+				yt_path(fy_document_root(charts->v[j].doc), "/metadata/name"));
 			bool same = (!name && !other) || cr_streq(name, other);
 			free(other);
 			if (same) {
@@ -177,15 +190,15 @@ static int explain_ambiguity(struct fy_node *merged, const struct cr_manifest *m
 /* Merges the sources for one migration (chart may be NULL) and renders it. */
 static int render_one(const struct cr_post_render_options *o, const struct cr_manifest *m,
 		      struct fy_document *infer, const struct source *chart,
-		      const struct source *files, struct cr_buf *out, struct cr_buf *jobs)
+		      const struct sources *files, struct cr_buf *out, struct cr_buf *jobs)
 {
 	struct fy_document *d = fy_document_create(NULL);
 	struct fy_node *root = fy_node_copy(d, fy_document_root(infer));
 	fy_document_set_root(d, root);
 	if (chart)
 		cr_config_overlay(root, fy_document_root(chart->doc));
-	for (size_t i = 0; i < o->n_configs; i++)
-		cr_config_overlay(root, fy_document_root(files[i].doc));
+	for (size_t i = 0; i < files->n; i++)
+		cr_config_overlay(root, fy_document_root(files->v[i].doc));
 	if (o->release)
 		yt_set_str(root, "release", o->release);
 	if (o->namespace)
@@ -270,8 +283,7 @@ int cr_post_render(const struct cr_post_render_options *o, const char *data, siz
 {
 	struct cr_buf injected = { 0 }, jobs = { 0 };
 	struct cr_manifest m = { 0 };
-	struct source *files = NULL, *charts = NULL;
-	size_t n_charts = 0;
+	struct sources files = { 0 }, charts = { 0 };
 	struct fy_document *infer = NULL;
 	int rc = -1;
 	if (cr_manifest_scan(data, len, STDIN_NAME, &m))
@@ -281,12 +293,12 @@ int cr_post_render(const struct cr_post_render_options *o, const char *data, siz
 			 "attach a migration to", STDIN_NAME);
 		goto out;
 	}
-	if (load_config_files(o, &files) || load_chart_configs(data, &m, &charts, &n_charts))
+	if (load_config_files(o, &files) || load_chart_configs(data, &m, &charts))
 		goto out;
 	infer = inferred(&m);
 	rc = 0;
-	for (size_t i = 0; !rc && i < (n_charts ? n_charts : 1); i++)
-		rc = render_one(o, &m, infer, n_charts ? &charts[i] : NULL, files, &injected,
+	for (size_t i = 0; !rc && i < (charts.n ? charts.n : 1); i++)
+		rc = render_one(o, &m, infer, charts.n ? &charts.v[i] : NULL, &files, &injected,
 				o->hooks_to ? &jobs : NULL);
 	if (!rc && o->hooks_to)
 		rc = write_hooks(o->hooks_to, &jobs);
@@ -295,8 +307,8 @@ int cr_post_render(const struct cr_post_render_options *o, const char *data, siz
 out:
 	if (infer)
 		fy_document_destroy(infer);
-	free_sources(files, o->n_configs);
-	free_sources(charts, n_charts);
+	free_sources(&files);
+	free_sources(&charts);
 	cr_manifest_free(&m);
 	cr_buf_free(&injected);
 	if (jobs.data)
