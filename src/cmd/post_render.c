@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STDIN_NAME "stdin"
@@ -111,8 +113,7 @@ static int load_config_files(const struct cr_post_render_options *o, struct sour
 	return 0;
 }
 
-static int load_chart_configs(const char *data, const struct cr_manifest *m,
-			      struct sources *charts)
+static int load_chart_configs(const struct cr_manifest *m, struct sources *charts)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < m->n_docs; i++)
@@ -123,9 +124,9 @@ static int load_chart_configs(const char *data, const struct cr_manifest *m,
 		if (!d->is_config)
 			continue;
 		struct source *src = next_source(charts);
-		src->name = xasprintf("%s: ChartreuseConfig (document %d)", STDIN_NAME, d->number);
-		int line_base = cr_line_of(data, d->start) - 1;
-		src->doc = yt_parse(data + d->start, d->end - d->start, src->name, line_base);
+		int line_base;
+		src->name = cr_doc_origin(m, d, CR_CONFIG_KIND, &line_base);
+		src->doc = yt_parse(m->data + d->start, d->end - d->start, src->name, line_base);
 		if (!src->doc ||
 		    cr_config_validate(fy_document_root(src->doc), src->name, line_base))
 			return -1;
@@ -138,7 +139,7 @@ static int load_chart_configs(const char *data, const struct cr_manifest *m,
 			if (same) {
 				cr_error("%s: another ChartreuseConfig (document %d) has the same "
 					 "metadata.name (%s); give each migration its own name",
-					 src->name, d->number, name ? name : "chartreuse");
+					 src->name, m->docs[i].number, name ? name : "chartreuse");
 				free(name);
 				return -1;
 			}
@@ -156,20 +157,8 @@ static void seen_text(struct cr_buf *b, const struct cr_seen *s)
 		cr_buf_adds(b, ", ...");
 }
 
-/* Inference: the lowest-precedence source. Ambiguity is only an error if nothing else
- * gives the value, which cr_config_load reports; here we say what was ambiguous. */
-static struct fy_document *inferred(const struct cr_manifest *m)
-{
-	struct fy_document *d = fy_document_create(NULL);
-	struct fy_node *root = yt_map(d);
-	fy_document_set_root(d, root);
-	if (m->releases.n == 1 && !m->releases.more)
-		yt_set_str(root, "release", m->releases.values[0]);
-	if (m->namespaces.n == 1 && !m->namespaces.more)
-		yt_set_str(root, "namespace", m->namespaces.values[0]);
-	return d;
-}
-
+/* Ambiguity is only an error if nothing else gives the value, which cr_config_load
+ * reports; here we say what was ambiguous. */
 static int explain_ambiguity(struct fy_node *merged, const struct cr_manifest *m)
 {
 	struct cr_buf b = { 0 };
@@ -187,13 +176,13 @@ static int explain_ambiguity(struct fy_node *merged, const struct cr_manifest *m
 	return rc;
 }
 
-/* Merges the sources for one migration (chart may be NULL) and renders it. */
-static int render_one(const struct cr_post_render_options *o, const struct cr_manifest *m,
-		      struct fy_document *infer, const struct source *chart,
-		      const struct sources *files, struct cr_buf *out, struct cr_buf *jobs)
+/* One migration's settings from every source but inference (chart may be NULL), or NULL
+ * after reporting a bad --set. */
+static struct fy_document *merge_sources(const struct cr_post_render_options *o,
+					 const struct source *chart, const struct sources *files)
 {
 	struct fy_document *d = fy_document_create(NULL);
-	struct fy_node *root = fy_node_copy(d, fy_document_root(infer));
+	struct fy_node *root = yt_map(d);
 	fy_document_set_root(d, root);
 	if (chart)
 		cr_config_overlay(root, fy_document_root(chart->doc));
@@ -206,12 +195,57 @@ static int render_one(const struct cr_post_render_options *o, const struct cr_ma
 	for (size_t i = 0; i < o->n_sets; i++)
 		if (cr_config_set(root, o->sets[i])) {
 			fy_document_destroy(d);
-			return -1;
+			return NULL;
 		}
+	return d;
+}
+
+/* What inference must find: what some migration has from no other source. */
+static unsigned to_infer(struct fy_document *const *merged, size_t n)
+{
+	unsigned what = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct fy_node *root = fy_document_root(merged[i]);
+		what |= yt_get(root, "release") ? 0 : CR_INFER_RELEASE;
+		what |= yt_get(root, "namespace") ? 0 : CR_INFER_NAMESPACE;
+	}
+	return what;
+}
+
+/* Inference is the lowest-precedence source: it gives only what nothing else set, and only
+ * when the objects agree. */
+static void add_inferred(struct fy_node *root, const char *key, const struct cr_seen *seen)
+{
+	if (!yt_get(root, key) && seen->n == 1 && !seen->more)
+		yt_set_str(root, key, seen->values[0]);
+}
+
+/* Puts key first in root, where inference, the base layer, puts it: the Job's config.yaml
+ * keeps one order whichever source gave the value. */
+static void put_first(struct fy_node *root, const char *key)
+{
+	struct fy_node *v = yt_get(root, key);
+	if (!v)
+		return;
+	struct fy_document *d = fy_node_document(root);
+	struct fy_node *copy = fy_node_copy(d, v);
+	yt_del(root, key);
+	fy_node_mapping_prepend(root, yt_str(d, key), copy);
+}
+
+/* Renders one migration from its merged settings d, which it consumes. */
+static int render_one(const struct cr_manifest *m, struct fy_document *d,
+		      const struct source *chart, struct cr_buf *out, struct cr_buf *jobs)
+{
+	struct fy_node *root = fy_document_root(d);
 	if (explain_ambiguity(root, m)) {
 		fy_document_destroy(d);
 		return -1;
 	}
+	add_inferred(root, "release", &m->releases);
+	add_inferred(root, "namespace", &m->namespaces);
+	put_first(root, "namespace");
+	put_first(root, "release");
 	struct cr_config cfg;
 	char *what = chart ? xasprintf("configuration (%s)", chart->name)
 			   : xstrdup("configuration");
@@ -278,35 +312,56 @@ static int write_hooks(const char *path, const struct cr_buf *jobs)
 	return rc;
 }
 
+/* Merges every migration's settings into merged[] (one per chart config, or one), then
+ * reads the manifests for what none of them has, then renders each. */
+static int render_all(const struct cr_post_render_options *o, struct cr_manifest *m,
+		      const struct sources *files, const struct sources *charts,
+		      struct cr_buf *injected, struct cr_buf *jobs)
+{
+	size_t n = charts->n ? charts->n : 1;
+	struct fy_document **merged = xcalloc(n, sizeof(*merged));
+	int rc = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		merged[i] = merge_sources(o, charts->n ? &charts->v[i] : NULL, files);
+		rc = merged[i] ? 0 : -1;
+	}
+	unsigned what = rc ? 0 : to_infer(merged, n);
+	if (what)
+		rc = cr_manifest_infer(m, what);
+	for (size_t i = 0; i < n; i++) {
+		if (!rc)
+			rc = render_one(m, merged[i], charts->n ? &charts->v[i] : NULL, injected,
+					jobs);
+		else if (merged[i])
+			fy_document_destroy(merged[i]);
+		merged[i] = NULL;
+	}
+	free(merged);
+	return rc;
+}
+
 int cr_post_render(const struct cr_post_render_options *o, const char *data, size_t len,
 		   int out_fd)
 {
 	struct cr_buf injected = { 0 }, jobs = { 0 };
-	struct cr_manifest m = { 0 };
+	struct cr_manifest m;
 	struct sources files = { 0 }, charts = { 0 };
-	struct fy_document *infer = NULL;
 	int rc = -1;
-	if (cr_manifest_scan(data, len, STDIN_NAME, &m))
-		goto out;
-	if (!m.n_docs) {
+	cr_manifest_split(data, len, STDIN_NAME, &m);
+	if (!cr_manifest_has_content(&m)) {
 		cr_error("%s: no manifests: the chart rendered nothing, so there is nothing to "
 			 "attach a migration to", STDIN_NAME);
 		goto out;
 	}
-	if (load_config_files(o, &files) || load_chart_configs(data, &m, &charts))
+	if (load_config_files(o, &files) || cr_manifest_find_configs(&m) ||
+	    load_chart_configs(&m, &charts))
 		goto out;
-	infer = inferred(&m);
-	rc = 0;
-	for (size_t i = 0; !rc && i < (charts.n ? charts.n : 1); i++)
-		rc = render_one(o, &m, infer, charts.n ? &charts.v[i] : NULL, &files, &injected,
-				o->hooks_to ? &jobs : NULL);
+	rc = render_all(o, &m, &files, &charts, &injected, o->hooks_to ? &jobs : NULL);
 	if (!rc && o->hooks_to)
 		rc = write_hooks(o->hooks_to, &jobs);
 	if (!rc)
 		rc = write_output(out_fd, data, len, &m, &injected);
 out:
-	if (infer)
-		fy_document_destroy(infer);
 	free_sources(&files);
 	free_sources(&charts);
 	cr_manifest_free(&m);
@@ -317,13 +372,52 @@ out:
 	return rc;
 }
 
+/* The stream on stdin. A regular file is mapped, not copied: its pages are the kernel's
+ * cache, where a copy would fault in as many fresh pages (most of the post-renderer's time
+ * on a large stream). Anything else, Helm's pipe included, is read. */
+struct input {
+	const char *data;
+	size_t len;
+	void *map;
+	size_t map_len;
+	struct cr_buf buf;
+};
+
+static int read_input(struct input *in)
+{
+	struct stat st;
+	off_t at = lseek(0, 0, SEEK_CUR); /* where stdin stands: some may have been read */
+	if (fstat(0, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 && st.st_size > at) {
+		in->map_len = (size_t)st.st_size;
+		in->map = mmap(NULL, in->map_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, 0, 0);
+		if (in->map != MAP_FAILED) {
+			in->data = (const char *)in->map + at;
+			in->len = in->map_len - (size_t)at;
+			return 0;
+		}
+		in->map = NULL;
+	}
+	if (cr_read_fd(0, &in->buf, STDIN_NAME))
+		return -1;
+	in->data = in->buf.data ? in->buf.data : "";
+	in->len = in->buf.len;
+	return 0;
+}
+
+static void input_free(struct input *in)
+{
+	if (in->map)
+		munmap(in->map, in->map_len);
+	cr_buf_free(&in->buf);
+}
+
 static int post_render(const struct cr_post_render_options *o)
 {
-	struct cr_buf in = { 0 };
-	int rc = cr_read_fd(0, &in, STDIN_NAME);
+	struct input in = { 0 };
+	int rc = read_input(&in);
 	if (!rc)
-		rc = cr_post_render(o, in.data ? in.data : "", in.len, 1);
-	cr_buf_free(&in);
+		rc = cr_post_render(o, in.data, in.len, 1);
+	input_free(&in);
 	return rc ? 1 : 0;
 }
 
