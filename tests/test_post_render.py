@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from conftest import injected, post_render, run
+from schemas import assert_valid_objects
 
 CHART_OUTPUT = """\
 ---
@@ -432,6 +433,106 @@ def test_two_config_documents_give_two_migrations_ordered_by_weight():
     jobs = {j["metadata"]["name"]: j["metadata"]["annotations"]["helm.sh/hook-weight"]
             for j in objs["Job"]}
     assert jobs == {"demo-chartreuse-upgrade": "1", "demo-billing-upgrade": "2"}
+
+
+# --- every injected object is one the API server takes ---------------------------------------
+
+ESLEMBIC = "eslembic:\n  url: http://elastic:es-pw@es:9200\n  migrate: true\n  cleanIndex: true\n"
+ESLEMBIC_SECRET = "eslembic:\n  urlSecret: {name: es, key: url}\n"
+SECOND_DATABASE = """\
+  - name: analytics
+    url: postgresql://an:pw@analytics-db:6432/analytics
+    alembicSection: analytics
+"""
+POD_SETTINGS = """\
+priorityClassName: migrations
+resources: {limits: {memory: 256Mi}, requests: {cpu: 100m}}
+nodeSelector: {pool: batch}
+tolerations: [{key: batch, operator: Exists, effect: NoSchedule}]
+affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: In, values: [batch]}]}]}}}
+podLabels: {team: billing}
+podAnnotations: {example.com/note: "x: y"}
+env: [{name: EXTRA, value: "1"}, {name: FROM_CM, valueFrom: {configMapKeyRef: {name: cm, key: k}}}]
+envFrom: [{secretRef: {name: extra-env}}]
+volumes: [{name: extra, emptyDir: {}}]
+volumeMounts: [{name: extra, mountPath: /extra}]
+"""
+
+MODES = {
+    "after": ((), ""),
+    "before": (("--set", "upgradeBeforeDeployment=true"), ""),
+    "before-without-restore": (("--set", "upgradeBeforeDeployment=true",
+                                "--set", "restorePods=false"), ""),
+    "argocd": (("--set", "deploymentMethod=argocd"), ""),
+    "argocd-presync": (("--set", "deploymentMethod=argocd", "--set", "argocd.hook=PreSync"), ""),
+    "argocd-postsync": (("--set", "deploymentMethod=argocd", "--set", "argocd.hook=PostSync"),
+                        ""),
+    "eslembic": ((), ESLEMBIC),
+    "eslembic-before": (("--set", "upgradeBeforeDeployment=true"), ESLEMBIC_SECRET),
+    "eslembic-argocd": (("--set", "deploymentMethod=argocd"), ESLEMBIC),
+    "two-databases": ((), SECOND_DATABASE),
+    "baked": (("--set", "chartreuseImage.delivery=baked"), ""),
+    "pod-settings": (("--set", "metadata.labels.team=billing",
+                      "--set", "metadata.annotations.example\\.com/owner=billing"), POD_SETTINGS),
+    "no-rbac": (("--set", "rbac.create=false", "--set", "serviceAccount.create=false",
+                 "--set", "serviceAccount.name=migrator"), ""),
+    "long-release": (("--release", "r" * 60 + "-x"), ""),
+}
+
+
+def config_with(extra):
+    """CONFIG_DOC with extra settings (a database list entry goes to the list)."""
+    if extra.startswith("  - "):
+        return CONFIG_DOC + extra
+    return CONFIG_DOC.replace("databases:", extra + "databases:")
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_injected_objects_are_valid_kubernetes_objects(mode):
+    args, extra = MODES[mode]
+    objs = [o for kind in injected(ok(post_render(PLAIN_INPUT + config_with(extra), *args)))
+            .values() for o in kind]
+    assert_valid_objects(objs)
+    if mode.startswith("before") or mode.startswith("eslembic-before"):
+        names = [o["metadata"]["name"] for o in objs if o["kind"] == "Job"]
+        assert any(n.endswith("-restore") for n in names) == (mode != "before-without-restore")
+
+
+@pytest.mark.parametrize("mode", ["after", "before", "eslembic-before", "pod-settings"])
+def test_hooks_to_output_is_valid_kubernetes_objects(mode, tmp_path):
+    """Helm 3's wrapper: the companions on stdout, and the Jobs and companions in the file."""
+    args, extra = MODES[mode]
+    hooks = tmp_path / "hooks.yaml"
+    r = ok(post_render(PLAIN_INPUT + config_with(extra), *args, "--hooks-to", str(hooks)))
+    out = [o for kind in injected(r).values() for o in kind]
+    assert_valid_objects(out, complete=False)  # the Jobs, which name them, are in the file
+    assert_valid_objects([o for kind in hooks_file_docs(hooks).values() for o in kind])
+
+
+@pytest.mark.parametrize("value,why", [
+    ("a_b", "DNS-1123"), ("A", "DNS-1123"), ("x" * 64, "DNS-1123")])
+def test_the_object_checks_refuse_what_the_api_server_refuses(value, why):
+    """The checks themselves: a name the API server refuses, a mount of no volume, a
+    duplicate container, an env name, and base64 are all caught."""
+    job = injected(ok(post_render(CHART_OUTPUT)))["Job"][0]
+    job["metadata"]["name"] = value
+    with pytest.raises(AssertionError, match=why):
+        assert_valid_objects([job], complete=False)
+    job = injected(ok(post_render(CHART_OUTPUT)))["Job"][0]
+    pod = job["spec"]["template"]["spec"]
+    pod["containers"][0]["volumeMounts"].append({"name": "nope", "mountPath": "/nope"})
+    pod["initContainers"].append(dict(pod["containers"][0]))
+    pod["containers"][0]["env"].append({"name": "1BAD", "value": "x"})
+    pod["containers"][0]["stray"] = True
+    with pytest.raises(AssertionError) as e:
+        assert_valid_objects([job], complete=False)
+    for what in ("which is no volume", "container names repeat", "env name '1BAD'",
+                 "Additional properties are not allowed ('stray' was unexpected)"):
+        assert what in str(e.value), (what, str(e.value))
+    secret = injected(ok(post_render(CHART_OUTPUT)))["Secret"][0]
+    secret["data"]["CHARTREUSE_DB_0_URL"] = "not base64!"
+    with pytest.raises(AssertionError, match="is not base64"):
+        assert_valid_objects([secret], complete=False)
 
 
 # --- configuration errors --------------------------------------------------------------
