@@ -1196,6 +1196,58 @@ def test_an_error_before_the_config_files_are_read_is_reported_not_a_crash(strea
     failed(r, "stdin")
 
 
+def unlabelled(text):
+    return text.replace("app.kubernetes.io/instance: demo", "x: y").replace(", release: demo", "")
+
+
+# Every other way post-render fails: (stream, extra arguments, what the message says).
+ERRORS = {
+    "config-candidate-malformed": (PLAIN_INPUT + "---\nkind: ChartreuseConfig\nimage: [x\n",
+                                   (), "stdin: document 3, line"),
+    "config-duplicate-key": (PLAIN_INPUT + CONFIG_DOC.replace("databases:", "image: {}\ndatabases:"),
+                             (), "duplicate key"),
+    "config-wrong-type": (PLAIN_INPUT + CONFIG_DOC.replace("databases:", "stopPods: x\ndatabases:"),
+                          (), "stopPods: expected true or false"),
+    "config-alias": (PLAIN_INPUT + CONFIG_DOC.replace("name: main", "name: &m main\n    alembicSection: *m"),
+                     (), "aliases are not accepted"),
+    "config-invalid-utf8": (PLAIN_INPUT + CONFIG_DOC.replace("name: main", "name: ma\udcffin"),
+                            (), "invalid UTF-8"),
+    "two-configs-one-name": (CHART_OUTPUT + CONFIG_DOC, (), "same metadata.name"),
+    "chart-document-malformed": (PLAIN_INPUT + "---\nkind: X\nmetadata: {a: [\n" + CONFIG_DOC, (),
+                                 "stdin: document 3, line"),
+    "ambiguous-release": (CHART_OUTPUT.replace(", release: demo", "").replace(
+        "app.kubernetes.io/instance: demo}", "app.kubernetes.io/instance: other}"), (),
+        "several releases (demo, other)"),
+    "ambiguous-namespace": (CHART_OUTPUT.replace("namespace: prod", "namespace: a", 1), (),
+                            "several namespaces (a, prod)"),
+    "unknown-release": (unlabelled(PLAIN_INPUT) + CONFIG_DOC, (), "release name is unknown"),
+    "nothing-to-migrate": (PLAIN_INPUT, (), "nothing to migrate"),
+    "bad-set": (CHART_OUTPUT, ("--set", "stopPods=maybe"), "--set stopPods=maybe"),
+    "unwritable-hooks-to": (CHART_OUTPUT, ("--hooks-to", "/nonexistent/dir/hooks.yaml"),
+                            "--hooks-to /nonexistent/dir/hooks.yaml"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_every_error_is_one_line_and_exit_1_with_any_options(case, options):
+    stream, args, fragment = ERRORS[case]
+    raw = stream.encode(errors="surrogateescape")
+    r = post_render(raw, *options, *args)
+    assert r.rc == 1, (r.rc, r.err_lines)
+    failed(r, fragment)
+
+
+def test_an_unwritable_stdout_is_reported(options):
+    import subprocess
+    from conftest import BIN, WRAPPER
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(WRAPPER + [BIN, "post-render", *options], input=CHART_OUTPUT.encode(),
+                           stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1 and "cannot write the manifests to stdout" in lines[0], lines
+
+
 @pytest.mark.parametrize("stream", ["", "---\n", "# c\n"])
 def test_unreadable_config_file_with_any_stream(tmp_path, stream):
     for args in (("--config", str(tmp_path / "missing.yaml")),
