@@ -229,6 +229,7 @@ BUILDERS = {
 }
 
 CONFIG = """---
+# Source: demo/templates/chartreuse.yaml
 apiVersion: chartreuse.wiremind.io/v1
 kind: ChartreuseConfig
 image: {repository: registry.example.com/app, tag: "1.0"}

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import EXAMPLE_CHART, REPO, helm_path, plugin_source
+from schemas import assert_valid_objects
 
 pytestmark = pytest.mark.helm
 
@@ -199,3 +200,21 @@ def test_wrapper_shows_the_post_renderer_error(helm):
     assert p.returncode != 0
     assert "--set stopPods=maybe: stopPods expects true or false" in p.stderr
     assert "kind: Deployment" not in p.stdout
+
+
+@pytest.mark.parametrize("values,extra,wrapper", [
+    (None, (), False),
+    (None, (), True),
+    ("values-before.yaml", (), False),
+    ("values-before.yaml", (), True),
+    (None, ("--post-renderer-args", "--set=deploymentMethod=argocd"), False),
+    ("values-before.yaml", ("--post-renderer-args", "--set=deploymentMethod=argocd"), False),
+    ("values-multi.yaml", (), True),
+], ids=["after", "after-wrapper", "before", "before-wrapper", "argocd", "argocd-before",
+        "multi-eslembic-wrapper"])
+def test_injected_objects_are_valid_kubernetes_objects(helm, values, extra, wrapper):
+    """What comes out of Helm, after its own handling of a post-renderer's documents, is
+    what the API server takes (tests/schemas.py)."""
+    mine = ours(docs(template(helm, *extra, wrapper=wrapper, values=values)))
+    assert {d["kind"] for d in mine} >= {"Job", "ConfigMap", "Secret"}
+    assert_valid_objects(mine)

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from conftest import injected, post_render, run
+from schemas import assert_valid_objects
 
 CHART_OUTPUT = """\
 ---
@@ -70,8 +71,9 @@ def ok(result):
 
 
 def failed(result, *fragments):
-    """A failure: non-zero, nothing on stdout, one line on stderr containing fragments."""
-    assert result.rc != 0
+    """A failure: exit 1 (2 for bad usage), not a signal; nothing on stdout; one line on
+    stderr containing fragments."""
+    assert result.rc in (1, 2), f"exit status {result.rc}: {result.err_lines}"
     assert result.out == b"", "the post-renderer must print nothing on failure"
     assert len(result.err_lines) == 1, result.err_lines
     for f in fragments:
@@ -433,6 +435,106 @@ def test_two_config_documents_give_two_migrations_ordered_by_weight():
     assert jobs == {"demo-chartreuse-upgrade": "1", "demo-billing-upgrade": "2"}
 
 
+# --- every injected object is one the API server takes ---------------------------------------
+
+ESLEMBIC = "eslembic:\n  url: http://elastic:es-pw@es:9200\n  migrate: true\n  cleanIndex: true\n"
+ESLEMBIC_SECRET = "eslembic:\n  urlSecret: {name: es, key: url}\n"
+SECOND_DATABASE = """\
+  - name: analytics
+    url: postgresql://an:pw@analytics-db:6432/analytics
+    alembicSection: analytics
+"""
+POD_SETTINGS = """\
+priorityClassName: migrations
+resources: {limits: {memory: 256Mi}, requests: {cpu: 100m}}
+nodeSelector: {pool: batch}
+tolerations: [{key: batch, operator: Exists, effect: NoSchedule}]
+affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: In, values: [batch]}]}]}}}
+podLabels: {team: billing}
+podAnnotations: {example.com/note: "x: y"}
+env: [{name: EXTRA, value: "1"}, {name: FROM_CM, valueFrom: {configMapKeyRef: {name: cm, key: k}}}]
+envFrom: [{secretRef: {name: extra-env}}]
+volumes: [{name: extra, emptyDir: {}}]
+volumeMounts: [{name: extra, mountPath: /extra}]
+"""
+
+MODES = {
+    "after": ((), ""),
+    "before": (("--set", "upgradeBeforeDeployment=true"), ""),
+    "before-without-restore": (("--set", "upgradeBeforeDeployment=true",
+                                "--set", "restorePods=false"), ""),
+    "argocd": (("--set", "deploymentMethod=argocd"), ""),
+    "argocd-presync": (("--set", "deploymentMethod=argocd", "--set", "argocd.hook=PreSync"), ""),
+    "argocd-postsync": (("--set", "deploymentMethod=argocd", "--set", "argocd.hook=PostSync"),
+                        ""),
+    "eslembic": ((), ESLEMBIC),
+    "eslembic-before": (("--set", "upgradeBeforeDeployment=true"), ESLEMBIC_SECRET),
+    "eslembic-argocd": (("--set", "deploymentMethod=argocd"), ESLEMBIC),
+    "two-databases": ((), SECOND_DATABASE),
+    "baked": (("--set", "chartreuseImage.delivery=baked"), ""),
+    "pod-settings": (("--set", "metadata.labels.team=billing",
+                      "--set", "metadata.annotations.example\\.com/owner=billing"), POD_SETTINGS),
+    "no-rbac": (("--set", "rbac.create=false", "--set", "serviceAccount.create=false",
+                 "--set", "serviceAccount.name=migrator"), ""),
+    "long-release": (("--release", "r" * 60 + "-x"), ""),
+}
+
+
+def config_with(extra):
+    """CONFIG_DOC with extra settings (a database list entry goes to the list)."""
+    if extra.startswith("  - "):
+        return CONFIG_DOC + extra
+    return CONFIG_DOC.replace("databases:", extra + "databases:")
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_injected_objects_are_valid_kubernetes_objects(mode):
+    args, extra = MODES[mode]
+    objs = [o for kind in injected(ok(post_render(PLAIN_INPUT + config_with(extra), *args)))
+            .values() for o in kind]
+    assert_valid_objects(objs)
+    if mode.startswith("before") or mode.startswith("eslembic-before"):
+        names = [o["metadata"]["name"] for o in objs if o["kind"] == "Job"]
+        assert any(n.endswith("-restore") for n in names) == (mode != "before-without-restore")
+
+
+@pytest.mark.parametrize("mode", ["after", "before", "eslembic-before", "pod-settings"])
+def test_hooks_to_output_is_valid_kubernetes_objects(mode, tmp_path):
+    """Helm 3's wrapper: the companions on stdout, and the Jobs and companions in the file."""
+    args, extra = MODES[mode]
+    hooks = tmp_path / "hooks.yaml"
+    r = ok(post_render(PLAIN_INPUT + config_with(extra), *args, "--hooks-to", str(hooks)))
+    out = [o for kind in injected(r).values() for o in kind]
+    assert_valid_objects(out, complete=False)  # the Jobs, which name them, are in the file
+    assert_valid_objects([o for kind in hooks_file_docs(hooks).values() for o in kind])
+
+
+@pytest.mark.parametrize("value,why", [
+    ("a_b", "DNS-1123"), ("A", "DNS-1123"), ("x" * 64, "DNS-1123")])
+def test_the_object_checks_refuse_what_the_api_server_refuses(value, why):
+    """The checks themselves: a name the API server refuses, a mount of no volume, a
+    duplicate container, an env name, and base64 are all caught."""
+    job = injected(ok(post_render(CHART_OUTPUT)))["Job"][0]
+    job["metadata"]["name"] = value
+    with pytest.raises(AssertionError, match=why):
+        assert_valid_objects([job], complete=False)
+    job = injected(ok(post_render(CHART_OUTPUT)))["Job"][0]
+    pod = job["spec"]["template"]["spec"]
+    pod["containers"][0]["volumeMounts"].append({"name": "nope", "mountPath": "/nope"})
+    pod["initContainers"].append(dict(pod["containers"][0]))
+    pod["containers"][0]["env"].append({"name": "1BAD", "value": "x"})
+    pod["containers"][0]["stray"] = True
+    with pytest.raises(AssertionError) as e:
+        assert_valid_objects([job], complete=False)
+    for what in ("which is no volume", "container names repeat", "env name '1BAD'",
+                 "Additional properties are not allowed ('stray' was unexpected)"):
+        assert what in str(e.value), (what, str(e.value))
+    secret = injected(ok(post_render(CHART_OUTPUT)))["Secret"][0]
+    secret["data"]["CHARTREUSE_DB_0_URL"] = "not base64!"
+    with pytest.raises(AssertionError, match="is not base64"):
+        assert_valid_objects([secret], complete=False)
+
+
 # --- configuration errors --------------------------------------------------------------
 
 def test_unknown_key_in_config_file_names_file_line_and_key(tmp_path):
@@ -442,12 +544,23 @@ def test_unknown_key_in_config_file_names_file_line_and_key(tmp_path):
     assert f"config file {f}:5" in line and "databases[0].prot" in line and "unknown key" in line
 
 
-def test_wrong_type_in_chart_document_names_document_and_line():
+def test_wrong_type_in_chart_document_names_its_template_and_line():
+    """The line is the template's (counted from the line after its "# Source:"), which is
+    what `helm template --show-only` shows, not one of the whole stream."""
     bad = CONFIG_DOC.replace("  tag: \"1.0\"", "  tag: \"1.0\"\nstopPods: sometimes")
     line = failed(post_render(PLAIN_INPUT + bad))
-    assert "ChartreuseConfig (document 3)" in line
+    template_lines = bad.split("# Source: demo/templates/chartreuse.yaml\n", 1)[1].splitlines()
+    expected_line = template_lines.index("stopPods: sometimes") + 1
+    assert "stdin: ChartreuseConfig (document 3) in demo/templates/chartreuse.yaml:" \
+        f"{expected_line}: stopPods: expected true or false" in line
+
+
+def test_config_document_without_a_template_name_has_stream_lines():
+    bad = CONFIG_DOC.replace("# Source: demo/templates/chartreuse.yaml\n", "").replace(
+        "  tag: \"1.0\"", "  tag: \"1.0\"\nstopPods: sometimes")
+    line = failed(post_render(PLAIN_INPUT + bad))
     expected_line = (PLAIN_INPUT + bad).splitlines().index("stopPods: sometimes") + 1
-    assert f":{expected_line}: stopPods: expected true or false" in line
+    assert f"stdin: ChartreuseConfig (document 3):{expected_line}: stopPods" in line
 
 
 def test_missing_release_is_explained():
@@ -555,11 +668,14 @@ def test_what_helm_refuses_is_refused():
     assert lines[int(m.group(1)) - 1] == "    : c: d"
 
 
-def test_document_that_is_not_a_mapping():
-    failed(post_render(PLAIN_INPUT + "---\n- a\n- b\n" + CONFIG_DOC),
-           "document 3", "expected a mapping")
-    failed(post_render(PLAIN_INPUT + "---\njust a scalar\n" + CONFIG_DOC),
-           "document 3", "expected a mapping")
+@pytest.mark.parametrize("doc", ["---\n- a\n- b\n", "---\njust a scalar\n", "--- ~\n"],
+                         ids=["list", "scalar", "null"])
+def test_document_that_is_not_a_mapping_passes_through(doc):
+    """Judging the chart's documents is Helm's job (its own reading refuses these before a
+    post-renderer runs): read for inference, they say nothing, and pass."""
+    for args in ((), ("--release=demo", "--namespace=prod")):
+        r = ok(post_render(PLAIN_INPUT + doc + CONFIG_DOC, *args))
+        assert r.out.startswith((PLAIN_INPUT + doc).encode())
 
 
 def test_empty_documents_are_fine():
@@ -568,9 +684,60 @@ def test_empty_documents_are_fine():
     assert r.out.startswith(text.split("---\n# Source: demo/templates/chartreuse.yaml")[0].encode())
 
 
-def test_duplicate_keys():
-    text = PLAIN_INPUT + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\n"
-    failed(post_render(text + CONFIG_DOC), "document 3", "duplicate key name")
+DUPLICATE_KEYS = """\
+---
+# Source: demo/templates/dup.yaml
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: a
+  name: b
+  namespace: prod
+  labels:
+    app.kubernetes.io/instance: other
+    app.kubernetes.io/instance: demo
+data:
+  k: "1"
+  k: "2"
+data: {k: "3", k: "4"}
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("--release=demo", "--namespace=prod")],
+                         ids=["inferred", "given"])
+def test_duplicate_keys_in_chart_documents_pass_through(args):
+    """Helm 3 and 4 accept a duplicate key (the last one wins): chartreuse refused it, and
+    so broke charts that deploy today."""
+    r = ok(post_render(PLAIN_INPUT + DUPLICATE_KEYS + CONFIG_DOC, *args))
+    assert r.out.startswith((PLAIN_INPUT + DUPLICATE_KEYS).encode())
+    job = injected(r)["Job"][0]
+    assert job["metadata"]["name"] == "demo-chartreuse-upgrade"
+
+
+def test_inference_takes_the_last_of_duplicate_keys():
+    """As Helm does: the second metadata replaces the first, namespace and labels included."""
+    doc = ("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: elsewhere,"
+           " labels: {release: other}}\nmetadata:\n  name: a\n  labels:\n    release: x\n"
+           "    release: demo\n")
+    job = injected(ok(post_render(PLAIN_INPUT + doc + CONFIG_DOC)))["Job"][0]
+    assert (job["metadata"]["name"], job["metadata"]["namespace"]) == \
+        ("demo-chartreuse-upgrade", "prod")
+
+
+def test_duplicate_key_in_a_chartreuse_config_is_refused_at_its_line():
+    bad = CONFIG_DOC.replace("databases:", "stopPods: true\nstopPods: false\ndatabases:")
+    line = failed(post_render(PLAIN_INPUT + bad))
+    template_lines = bad.split("# Source: demo/templates/chartreuse.yaml\n", 1)[1].splitlines()
+    assert f"ChartreuseConfig (document 3) in demo/templates/chartreuse.yaml:" \
+        f"{template_lines.index('stopPods: false') + 1}:" in line, line
+    assert "duplicate" in line.lower(), line
+
+
+def test_duplicate_key_in_a_config_file_is_refused(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("stopPods: true\nrelease: a\nstopPods: false\n")
+    line = failed(post_render(CHART_OUTPUT, "--config", str(f)), f"config file {f}:3")
+    assert "duplicate" in line.lower(), line
 
 
 def test_alias_bomb_is_bounded():
@@ -582,6 +749,29 @@ def test_alias_bomb_is_bounded():
     # Passed through untouched (Helm will judge it); what matters is bounded time/memory.
     assert r.rc == 0
     assert bomb.encode() in r.out
+
+
+def test_inference_follows_aliases_to_the_latest_anchor():
+    doc = ("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: *ns\n"
+           "  labels: {release: *rel}\n")
+    doc = doc.replace("metadata:", "x: &ns elsewhere\nx2: &ns prod\nx3: &rel demo\nmetadata:")
+    r = ok(post_render(PLAIN_INPUT + doc + CONFIG_DOC))
+    kept = (PLAIN_INPUT + doc).encode()
+    assert r.out.startswith(kept)
+    # Read on its own: PyYAML refuses an anchor defined twice, which YAML allows.
+    job = [o for o in yaml.safe_load_all(r.out[len(kept):]) if o and o["kind"] == "Job"][0]
+    assert (job["metadata"]["name"], job["metadata"]["namespace"]) == \
+        ("demo-chartreuse-upgrade", "prod")
+
+
+@pytest.mark.timing
+def test_many_anchors_and_aliases_are_read_in_linear_time():
+    """Looking an alias's anchor up among all the earlier ones took 20 s here."""
+    n = 100000
+    doc = "---\nkind: ConfigMap\nmetadata: {name: x, namespace: prod, labels: {release: demo}}\n" \
+        "data:\n" + "".join(f"  a{i}: &a{i} v\n" for i in range(n)) + \
+        "".join(f"  b{i}: *a{i}\n" for i in range(n))
+    ok(post_render(PLAIN_INPUT + doc + CONFIG_DOC, timeout=10))
 
 
 def test_nul_byte():
@@ -596,9 +786,36 @@ def test_very_long_scalar_passes_through():
     assert r.out.startswith(text.encode())
 
 
-def test_empty_stream_is_refused():
-    failed(post_render(""), "no manifests")
-    failed(post_render("# only a comment\n\n"), "no manifests")
+# Streams that hold no document with content. Helm 3 hands a post-renderer "---", its
+# "# Source:" line and the template's comment for a template that renders only a comment;
+# Helm 4 drops such documents and hands an empty stream.
+NO_DOCUMENTS = {
+    "empty": "",
+    "blank": "\n  \n\t\n",
+    "comment-only": "# only a comment\n",
+    "marker-only": "---\n",
+    "marker-and-comment": "---\n# Source: demo/templates/notes.yaml\n# nothing here\n",
+    "markers": "---\n---\n...\n--- # a comment\n",
+    "crlf": "---\r\n# Source: demo/templates/x.yaml\r\n\r\n",
+    "no-final-newline": "# a comment",
+}
+
+
+@pytest.mark.parametrize("stream", sorted(NO_DOCUMENTS))
+def test_a_stream_without_content_is_refused_alike_with_any_options(stream, options):
+    """Found by the wrappers: with --config, a failure before the config files were loaded
+    freed an array that was never allocated (exit 139). And "---" alone counted as a
+    manifest while the same comment without "---" did not."""
+    r = post_render(NO_DOCUMENTS[stream], *options)
+    assert r.rc == 1, (r.rc, r.err_lines)
+    failed(r, "stdin: no manifests")
+
+
+def test_malformed_yaml_is_refused_alike_with_any_options(options):
+    r = post_render(PLAIN_INPUT + "---\n# Source: demo/templates/bad.yaml\na: [b\n" + CONFIG_DOC,
+                    *options)
+    assert r.rc == 1, (r.rc, r.err_lines)
+    failed(r, "demo/templates/bad.yaml")
 
 
 def test_invalid_utf8_is_refused():
@@ -609,9 +826,19 @@ def test_invalid_utf8_is_refused():
 
 @pytest.mark.parametrize("raw", [b"%%-\xff\xff i!e\x08", b"kind: X\n%x \xe0\x9a\n"],
                          ids=["directive", "after-a-document"])
-def test_malformed_utf8_in_a_directive_is_refused_not_a_hang(raw):
-    """libfyaml 0.7.12 loops forever on these (found by tests/fuzz/fuzz_post_render)."""
-    failed(post_render(raw, "--release=r", "--namespace=n", timeout=20), "invalid UTF-8")
+def test_malformed_utf8_in_a_directive_is_refused_not_a_hang(raw, tmp_path):
+    """libfyaml 0.7.12 loops forever on these (found by tests/fuzz/fuzz_post_render). It
+    reads only ChartreuseConfig documents, after a UTF-8 check; libyaml reads the rest."""
+    config = b"\nkind: ChartreuseConfig\nimage: {repository: app}\n"
+    failed(post_render(raw + config, "--release=r", "--namespace=n", timeout=20),
+           "invalid UTF-8")
+    stream = raw + b"\n---\nkind: X\n"
+    failed(post_render(stream, timeout=20), "invalid UTF-8")
+    # Read by nobody when nothing needs reading: passed through, for Helm to judge.
+    f = tmp_path / "c.yaml"
+    f.write_text("image: {repository: app}\ndatabases: [{host: h, user: u, database: d}]\n")
+    r = ok(post_render(stream, "--release=r", "--namespace=n", "--config", str(f), timeout=20))
+    assert r.out.startswith(stream)
 
 
 def test_a_document_after_an_end_marker_without_a_start_marker():
@@ -673,6 +900,364 @@ def test_set_and_options_must_be_utf8():
     failed(post_render(PLAIN_INPUT + CONFIG_DOC, b"--release=\xff"), "--release", "not UTF-8")
 
 
+# --- the stream is cut at marker lines; only what is consumed is read -------------------------
+
+SPELLED_BODY = ("apiVersion: chartreuse.wiremind.io/v1\nimage: {repository: app}\n"
+                "databases: [{host: db, user: u, database: d, password: leak-me-pw}]\n")
+
+# Every way YAML lets a document say kind: ChartreuseConfig (what Helm reads, as Go's YAML
+# reads it). A pre-filter that missed one would pass the document, and its passwords, on.
+KIND_SPELLINGS = {
+    "plain": "kind: ChartreuseConfig\n",
+    "double-quoted": 'kind: "ChartreuseConfig"\n',
+    "single-quoted": "kind: 'ChartreuseConfig'\n",
+    "tagged": "kind: !!str ChartreuseConfig\n",
+    "anchored": "kind: &k ChartreuseConfig\n",
+    "literal-block": "kind: |-\n  ChartreuseConfig\n",
+    "folded-block": "kind: >-\n  ChartreuseConfig\n",
+    "hex-escape": 'kind: "\\x43hartreuseConfig"\n',
+    "unicode-escapes": 'kind: "\\u0043hartreuse\\U00000043onfig"\n',
+    "escaped-line-break": 'kind: "Chartreuse\\\n    Config"\n',
+    "quoted-key": '"kind": ChartreuseConfig\n',
+    "escaped-key": '"\\x6bind": ChartreuseConfig\n',
+    "explicit-key": "? kind\n: ChartreuseConfig\n",
+    "last": "",  # kind at the end of the document, below
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(KIND_SPELLINGS))
+def test_a_chartreuse_config_is_found_in_every_spelling(spelling):
+    doc = "---\n" + KIND_SPELLINGS[spelling] + SPELLED_BODY
+    if spelling == "last":
+        doc = "---\n" + SPELLED_BODY + "kind: ChartreuseConfig\n"
+    for args in ((), ("--release=demo", "--namespace=prod")):
+        r = ok(post_render(PLAIN_INPUT + doc, *args))
+        assert r.out.startswith(PLAIN_INPUT.encode() + b"---\n# Source: chartreuse/")
+        assert b"leak-me-pw" not in r.out
+        assert injected(r)["Job"]
+
+
+@pytest.mark.parametrize("stream", [
+    "{apiVersion: chartreuse.wiremind.io/v1, kind: ChartreuseConfig, image: {repository: app},"
+    " databases: [{host: db, user: u, database: d, password: leak-me-pw}]}\n",
+    '{"apiVersion": "chartreuse.wiremind.io/v1", "kind": "ChartreuseConfig", "image": '
+    '{"repository": "app"}, "databases": [{"host": "db", "user": "u", "database": "d", '
+    '"password": "leak-me-pw"}]}\n',
+    "%YAML 1.1\n---\nkind: ChartreuseConfig\n" + SPELLED_BODY,
+    "\ufeff---\nkind: ChartreuseConfig\n" + SPELLED_BODY,
+    ("---\nkind: ChartreuseConfig\n" + SPELLED_BODY).replace("\n", "\r\n"),
+], ids=["flow", "json", "directive", "byte-order-mark", "crlf"])
+def test_a_chartreuse_config_is_found_in_every_form_of_document(stream):
+    first = stream.startswith("\ufeff")
+    r = ok(post_render(stream + PLAIN_INPUT if first else PLAIN_INPUT + "...\n" + stream,
+                       "--release=demo", "--namespace=prod"))
+    kept = ("\ufeff" + PLAIN_INPUT) if first else PLAIN_INPUT + "...\n"
+    assert r.out.startswith(kept.encode() + b"---\n# Source: chartreuse/")  # a directive too
+    assert b"leak-me-pw" not in r.out
+    assert injected(r)["Job"]
+
+
+def test_a_stream_with_carriage_returns_alone_is_cut_at_its_markers():
+    stream = (PLAIN_INPUT + "---\nkind: ChartreuseConfig\n" + SPELLED_BODY).replace("\n", "\r")
+    r = ok(post_render(stream, "--release=demo", "--namespace=prod"))
+    assert r.out.startswith(PLAIN_INPUT.replace("\n", "\r").encode() + b"\n---\n# Source: ")
+    assert b"leak-me-pw" not in r.out
+
+
+@pytest.mark.parametrize("doc,why", [
+    ("---\nx: &k ChartreuseConfig\nkind: *k\n" + SPELLED_BODY, "aliases are not accepted"),
+    ("---\nbase: &b {kind: ChartreuseConfig}\n<<: *b\n" + SPELLED_BODY, "merge key"),
+    ("---\nkind: !!binary Q2hhcnRyZXVzZUNvbmZpZw==\n" + SPELLED_BODY, "kind"),
+    ("---\nkind: !<tag:yaml.org,2002:binary> Q2hhcnRyZXVzZUNvbmZpZw==\n" + SPELLED_BODY,
+     "kind"),
+    ("---\nkind: !!bin%61ry Q2hhcnRyZXVzZUNvbmZpZw==\n" + SPELLED_BODY, "kind"),
+    ("...\n%TAG !t! tag:yaml.org,2002:bin\n---\nkind: !t!ary Q2hhcnRyZXVzZUNvbmZpZw==\n" +
+     SPELLED_BODY, "kind"),
+    ("%TAG !t! tag:yaml.org,2002:bin\n---\nkind: !t!ary Q2hhcnRyZXVzZUNvbmZpZw==\n" +
+     SPELLED_BODY, "document 2 in demo/templates/deployment.yaml"),
+    ("---\na: b\u0085---\u0085kind: ChartreuseConfig\n" + SPELLED_BODY, "second document"),
+], ids=["alias", "merge-key", "binary", "verbatim-binary-tag", "escaped-binary-tag",
+        "tag-directive", "tag-directive-inside-a-document", "next-line-break"])
+def test_a_kind_that_may_be_chartreuse_config_is_never_passed_on(doc, why):
+    """Spellings chartreuse can't accept as a config (a config takes no aliases, and base64
+    is no way to write a kind) must not pass through either, with their passwords."""
+    where = "document 2" if "document 2" in why else "document 3"
+    failed(post_render(PLAIN_INPUT + doc, "--release=demo", "--namespace=prod"), why, where)
+
+
+@pytest.mark.parametrize("doc", [
+    "---\nkind: ConfigMap\nmetadata: {name: doc}\ndata:\n  example.yaml: |\n"
+    "    kind: ChartreuseConfig\n    image: {repository: x}\n",
+    "---\nkind: Example\nmetadata: {name: nested}\nspec: {kind: ChartreuseConfig}\n",
+    "---\nkind: ChartreuseConfigs\nmetadata: {name: plural}\n",
+    '---\nkind: "Chartreuse\\x20Config"\nmetadata: {name: escaped-space}\n',
+    "---\nkind: ChartreuseConfig\nkind: ConfigMap\nmetadata: {name: last-kind-wins}\n",
+    '---\nkind: ConfigMap\nmetadata: {name: "a\\\\b \\"ChartreuseConfig\\""}\n',
+    "---\nkind: ConfigMap\nmetadata: {name: tags, annotations: {a: !!binary aGk=}}\n",
+], ids=["in-a-block-scalar", "nested", "plural", "escaped-space", "last-kind-wins",
+        "escaped-quotes", "binary-elsewhere"])
+def test_documents_that_only_mention_the_kind_pass_through(doc):
+    for args in ((), ("--release=demo", "--namespace=prod")):
+        r = ok(post_render(PLAIN_INPUT + doc + CONFIG_DOC, *args))
+        assert r.out.startswith((PLAIN_INPUT + doc).encode())
+
+
+MARKER_LOOKALIKES = """\
+---
+# Source: demo/templates/lookalikes.yaml
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: lookalikes
+data:
+  block: |
+    ---
+    ...
+    --- kind: ChartreuseConfig
+  folded: >
+    a
+    ---x
+  quoted: "a
+    --- b"
+  plain: a
+    --- b
+---x: not a marker
+----: nor this
+...x: nor this
+quoted: "a
+%b, a directive to no one inside a scalar"
+"""
+
+
+def test_lines_that_look_like_markers_do_not_cut_a_document():
+    for args in ((), ("--release=demo", "--namespace=prod")):
+        r = ok(post_render(PLAIN_INPUT + MARKER_LOOKALIKES + CONFIG_DOC, *args))
+        assert r.out.startswith((PLAIN_INPUT + MARKER_LOOKALIKES).encode())
+
+
+def test_nothing_is_read_when_release_and_namespace_are_given():
+    """With --release and --namespace (what the wrappers pass) no chart document is read
+    but those that may be a ChartreuseConfig: a malformed one passes, for Helm to judge."""
+    bad = "---\n# Source: demo/templates/bad.yaml\nkind: ConfigMap\nmetadata: {name: [x}\n"
+    r = ok(post_render(PLAIN_INPUT + bad + CONFIG_DOC, "--release=demo", "--namespace=prod"))
+    assert r.out.startswith((PLAIN_INPUT + bad).encode())
+    # Anything still to infer reads the documents again.
+    for args in (("--release=demo",), ("--namespace=prod",), ()):
+        failed(post_render(PLAIN_INPUT + bad + CONFIG_DOC, *args),
+               "stdin: document 3 in demo/templates/bad.yaml, line 2, column 20: "
+               "did not find expected ',' or ']'")
+
+
+def test_nothing_is_read_when_the_chart_config_gives_release_and_namespace():
+    bad = "---\nkind: ConfigMap\nmetadata: {name: [x}\n"
+    cfg = CONFIG_DOC.replace("databases:", "release: demo\nnamespace: prod\ndatabases:")
+    r = ok(post_render(PLAIN_INPUT + bad + cfg))
+    assert r.out.startswith((PLAIN_INPUT + bad).encode())
+    # One migration without its own release is enough to need inference.
+    other = CONFIG_DOC.replace("name: chartreuse", "name: other")
+    failed(post_render(PLAIN_INPUT + bad + cfg + other), "document 3, line")
+
+
+HELM4_DOCUMENT = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: a
+  annotations:
+    postrenderer.helm.sh/postrender-filename: 'demo/templates/it''s.yaml'
+data: {a: [b}
+---
+"""
+
+
+def test_errors_name_the_template_helm_4_annotates():
+    """Helm 4 writes no "# Source:" line but annotates every document it hands a
+    post-renderer with its template; lines count from the document's first line."""
+    line = failed(post_render(HELM4_DOCUMENT + PLAIN_INPUT))
+    assert line.endswith("stdin: document 1 in demo/templates/it's.yaml, line 7, column 13: "
+                         "did not find expected ',' or ']' (while parsing a flow sequence, "
+                         "line 7)"), line
+    flow = ("---\nkind: ConfigMap\nmetadata: {name: a, annotations: "
+            "{postrenderer.helm.sh/postrender-filename: \"demo/templates/flow.yaml\"}}\n"
+            "data: {a: [b}\n")
+    failed(post_render(PLAIN_INPUT + flow), "document 3 in demo/templates/flow.yaml, line 3")
+
+
+# --- a chart with duplicate keys, through the real Helm 3 and Helm 4 -----------------------------
+
+DUP_CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: dup\nversion: 0.1.0\n",
+    "templates/configmap.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: elsewhere
+  name: dup-settings
+  namespace: {{ .Release.Namespace }}
+  labels:
+    app.kubernetes.io/instance: {{ .Release.Name }}
+    app.kubernetes.io/instance: {{ .Release.Name }}
+data:
+  level: debug
+  level: info
+""",
+    "templates/notes.yaml": "# only a comment: Helm 3 keeps it as a document, Helm 4 drops it\n",
+    "templates/chartreuse.yaml": """\
+apiVersion: chartreuse.wiremind.io/v1
+kind: ChartreuseConfig
+image: {repository: registry.example.com/dup, tag: "1.0"}
+databases:
+  - {host: db, user: app, database: app, passwordSecret: {name: db, key: password}}
+""",
+}
+
+
+@pytest.fixture(scope="module", params=[3, 4], ids=["helm3", "helm4"])
+def dup_helm(request, tmp_path_factory):
+    """A Helm with chartreuse installed, a pass-through post-renderer (`cat`), and a chart
+    whose documents hold duplicate keys (helm lint and helm template take them)."""
+    from conftest import plugin_source
+    from test_helm import Helm
+    home = tmp_path_factory.mktemp(f"dup-helm{request.param}")
+    helm = Helm(request.param, home)
+    helm.run("plugin", "install", str(plugin_source()))
+    cat = ["--post-renderer", "/bin/cat"]
+    if helm.major == 4:
+        plugin = home / "cat-post-render"
+        plugin.mkdir()
+        (plugin / "plugin.yaml").write_text(
+            "apiVersion: v1\ntype: postrenderer/v1\nname: cat-post-render\nversion: 0.1.0\n"
+            "runtime: subprocess\nruntimeConfig:\n  platformCommand:\n    - command: /bin/cat\n")
+        helm.run("plugin", "install", str(plugin))
+        cat = ["--post-renderer", "cat-post-render"]
+    chart = home / "dup"
+    for name, text in DUP_CHART.items():
+        (chart / name).parent.mkdir(parents=True, exist_ok=True)
+        (chart / name).write_text(text)
+    helm.run("lint", str(chart))
+    return helm, chart, cat
+
+
+def helm_documents(text):
+    """Helm's output cut at its "---" lines, each document's text as it printed it."""
+    return [d for d in re.split(r"(?m)^---\n", text) if d.strip()]
+
+
+@pytest.mark.helm
+@pytest.mark.parametrize("args", [("--release=dup", "--namespace=ns"), ()],
+                         ids=["given", "inferred"])
+def test_a_chart_with_duplicate_keys_deploys_through_chartreuse(dup_helm, args):
+    """Output byte for byte as through `cat`, apart from the documents chartreuse adds and
+    the ChartreuseConfig it consumes (Helm 4: relative to what Helm 4 hands over)."""
+    helm, chart, cat = dup_helm
+    base = ["template", "dup", str(chart), "--namespace", "ns"]
+    through_cat = helm.run(*base, *cat).stdout
+    extra = [a for arg in args for a in ("--post-renderer-args", arg)]
+    ours = helm.run(*base, *helm.post_renderer_args(), *extra).stdout
+    ours_docs = [d for d in helm_documents(ours) if "app.kubernetes.io/name: chartreuse" not in d]
+    cat_docs = [d for d in helm_documents(through_cat) if "kind: ChartreuseConfig" not in d]
+    assert ours_docs == cat_docs
+    assert "  level: debug\n  level: info\n" in ours
+    if helm.major == 3:  # nothing between Helm's renderer and its output but chartreuse
+        plain = helm.run(*base).stdout
+        assert ours_docs == [d for d in helm_documents(plain) if "ChartreuseConfig" not in d]
+    jobs = [d for d in yaml.safe_load_all(ours) if d and d["kind"] == "Job"]
+    assert [j["metadata"]["name"] for j in jobs] == ["dup-chartreuse-upgrade"]
+    assert jobs[0]["metadata"]["namespace"] == "ns"
+
+
+# --- every error path, with every option that changes what is loaded ------------------------
+
+# A config file that sets neither release nor namespace, so inference still runs.
+EXTRA_CONFIG = "stopPods: true\nupgradeJobWeight: \"4\"\n"
+OPTIONS = {
+    "bare": lambda f: (),
+    "config": lambda f: ("--config", str(f)),
+    "set": lambda f: ("--set", "ttlSecondsAfterFinished=60"),
+    "config+set": lambda f: ("--config", str(f), "--set", "ttlSecondsAfterFinished=60"),
+}
+
+
+@pytest.fixture(params=sorted(OPTIONS))
+def options(request, tmp_path):
+    f = tmp_path / "extra.yaml"
+    f.write_text(EXTRA_CONFIG)
+    return OPTIONS[request.param](f)
+
+
+@pytest.mark.parametrize("stream", ["", "# only a comment\n", "a: [b\n"],
+                         ids=["empty", "comment-only", "malformed"])
+def test_an_error_before_the_config_files_are_read_is_reported_not_a_crash(stream, options):
+    """Found by the wrappers, which always pass a --config: the cleanup walked the array of
+    config files, never allocated when the stream was refused first (exit 139)."""
+    r = post_render(stream, *options)
+    assert r.rc == 1, (r.rc, r.err_lines)
+    failed(r, "stdin")
+
+
+def unlabelled(text):
+    return text.replace("app.kubernetes.io/instance: demo", "x: y").replace(", release: demo", "")
+
+
+# Every other way post-render fails: (stream, extra arguments, what the message says).
+ERRORS = {
+    "config-candidate-malformed": (PLAIN_INPUT + "---\nkind: ChartreuseConfig\nimage: [x\n",
+                                   (), "stdin: document 3, line"),
+    "config-duplicate-key": (PLAIN_INPUT + CONFIG_DOC.replace("databases:", "image: {}\ndatabases:"),
+                             (), "duplicate key"),
+    "config-wrong-type": (PLAIN_INPUT + CONFIG_DOC.replace("databases:", "stopPods: x\ndatabases:"),
+                          (), "stopPods: expected true or false"),
+    "config-alias": (PLAIN_INPUT + CONFIG_DOC.replace("name: main", "name: &m main\n    alembicSection: *m"),
+                     (), "aliases are not accepted"),
+    "config-invalid-utf8": (PLAIN_INPUT + CONFIG_DOC.replace("name: main", "name: ma\udcffin"),
+                            (), "invalid UTF-8"),
+    "two-configs-one-name": (CHART_OUTPUT + CONFIG_DOC, (), "same metadata.name"),
+    "chart-document-malformed": (PLAIN_INPUT + "---\nkind: X\nmetadata: {a: [\n" + CONFIG_DOC, (),
+                                 "stdin: document 3, line"),
+    "ambiguous-release": (CHART_OUTPUT.replace(", release: demo", "").replace(
+        "app.kubernetes.io/instance: demo}", "app.kubernetes.io/instance: other}"), (),
+        "several releases (demo, other)"),
+    "ambiguous-namespace": (CHART_OUTPUT.replace("namespace: prod", "namespace: a", 1), (),
+                            "several namespaces (a, prod)"),
+    "unknown-release": (unlabelled(PLAIN_INPUT) + CONFIG_DOC, (), "release name is unknown"),
+    "nothing-to-migrate": (PLAIN_INPUT, (), "nothing to migrate"),
+    "bad-set": (CHART_OUTPUT, ("--set", "stopPods=maybe"), "--set stopPods=maybe"),
+    "unwritable-hooks-to": (CHART_OUTPUT, ("--hooks-to", "/nonexistent/dir/hooks.yaml"),
+                            "--hooks-to /nonexistent/dir/hooks.yaml"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_every_error_is_one_line_and_exit_1_with_any_options(case, options):
+    stream, args, fragment = ERRORS[case]
+    raw = stream.encode(errors="surrogateescape")
+    r = post_render(raw, *options, *args)
+    assert r.rc == 1, (r.rc, r.err_lines)
+    failed(r, fragment)
+
+
+def test_an_unwritable_stdout_is_reported(options):
+    import subprocess
+    from conftest import BIN, WRAPPER
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(WRAPPER + [BIN, "post-render", *options], input=CHART_OUTPUT.encode(),
+                           stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.decode().splitlines()
+    assert len(lines) == 1 and "cannot write the manifests to stdout" in lines[0], lines
+
+
+@pytest.mark.parametrize("stream", ["", "---\n", "# c\n"])
+def test_unreadable_config_file_with_any_stream(tmp_path, stream):
+    for args in (("--config", str(tmp_path / "missing.yaml")),
+                 ("--config", str(tmp_path)),
+                 ("--config", str(tmp_path / "missing.yaml"), "--set", "stopPods=true")):
+        r = post_render(stream or CHART_OUTPUT, *args)
+        assert r.rc == 1, (args, r.rc, r.err_lines)
+        assert r.out == b"" and len(r.err_lines) == 1, r.err_lines
+
+
 # --- command line ----------------------------------------------------------------------------
 
 def test_version():
@@ -725,11 +1310,18 @@ def test_large_stream_second_half_is_read_like_the_first():
 
 def test_large_stream_error_in_second_half_has_stream_numbers():
     body = big_stream()
-    text = body + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, name: y}\n" + \
+    text = body + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: [x}\n" + \
         PLAIN_INPUT + CONFIG_DOC
-    line = failed(post_render(text), "duplicate key name")
+    line = failed(post_render(text), "did not find expected")
     assert "document 12001," in line
     assert f"line {body.count(chr(10)) + 4}" in line
+
+
+def test_large_stream_errors_in_both_halves_report_the_first():
+    body = big_stream()
+    bad = "---\n# Source: demo/templates/bad-{}.yaml\nkind: ConfigMap\nmetadata: {{name: [x}}\n"
+    text = bad.format(1) + body + bad.format(2) + PLAIN_INPUT + CONFIG_DOC
+    failed(post_render(text), "stdin: document 1 in demo/templates/bad-1.yaml, line 2, column")
 
 
 def loaded_libraries(result):

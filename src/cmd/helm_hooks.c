@@ -66,7 +66,7 @@ struct cr_hooks *cr_hooks_load(const char *path)
 	h->origin = xstrdup(path);
 	int rc = cr_read_file(path, &text);
 	if (!rc && text.len)
-		rc = cr_manifest_scan(text.data, text.len, path, &m);
+		cr_manifest_split(text.data, text.len, path, &m);
 	if (!rc && m.n_docs)
 		h->docs = xcalloc(m.n_docs, sizeof(*h->docs));
 	for (size_t i = 0; !rc && i < m.n_docs; i++)

@@ -34,6 +34,17 @@ def put(target, name, data):
     (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
 
 
+# fuzz_post_render's first byte picks its options (tests/fuzz/fuzz_post_render.c): none (as
+# plain Helm 4 runs it), --release --namespace --set (the wrappers), and --release
+# --namespace --config --hooks-to (Helm 3's wrapper).
+POST_RENDER_OPTIONS = {"bare": b"\x00", "wrapper": b"\x0b", "hooks": b"\x17"}
+
+
+def put_stream(name, text):
+    for variant, byte in POST_RENDER_OPTIONS.items():
+        put("post_render", f"{name}-{variant}.yaml", byte + text.encode())
+
+
 def helm_template(*values):
     helm = REPO / ".cache" / "helm" / "v3" / "helm"
     if not helm.exists():
@@ -50,22 +61,31 @@ def config_docs(stream):
 
 
 def post_render_and_config():
-    put("post_render", "chart_output.yaml", test_post_render.CHART_OUTPUT)
-    put("post_render", "plain_input.yaml", test_post_render.PLAIN_INPUT)
-    put("post_render", "edge_cases.yaml",
+    put_stream("chart_output", test_post_render.CHART_OUTPUT)
+    put_stream("plain_input", test_post_render.PLAIN_INPUT)
+    put_stream("edge_cases",
         "# leading comment\n--- !!map\nkind: ConfigMap\nmetadata: {name: a, namespace: x,"
         " labels: {release: r}}\ndata:\n  k: &anchor |\n    --- not a document\n  j: *anchor\n"
         "...\n---\n---\napiVersion: v1\nkind: List\nitems: [{a: 1}, {b: [2, 3]}]\n"
         "--- \"\"\n---\r\nkind: Secret\r\nmetadata:\r\n  name: s\r\n")
-    put("post_render", "two_configs.yaml",
-        test_post_render.PLAIN_INPUT + test_post_render.CONFIG_DOC +
-        test_post_render.CONFIG_DOC.replace("name: chartreuse", "name: second"))
+    put_stream("two_configs",
+               test_post_render.PLAIN_INPUT + test_post_render.CONFIG_DOC +
+               test_post_render.CONFIG_DOC.replace("name: chartreuse", "name: second"))
+    put_stream("duplicate_keys", test_post_render.PLAIN_INPUT +
+               test_post_render.DUPLICATE_KEYS + test_post_render.CONFIG_DOC)
+    put_stream("marker_lookalikes", test_post_render.PLAIN_INPUT +
+               test_post_render.MARKER_LOOKALIKES + test_post_render.CONFIG_DOC)
+    put_stream("helm4", test_post_render.HELM4_DOCUMENT + test_post_render.CONFIG_DOC)
+    for spelling, kind in test_post_render.KIND_SPELLINGS.items():
+        if kind:
+            put("post_render", f"kind_{spelling}.yaml",
+                b"\x0b" + ("---\n" + kind + test_post_render.SPELLED_BODY).encode())
     for values, name in ((), "demo"), (("values-before.yaml",), "demo_before"), \
             (("values-multi.yaml",), "demo_multi"):
         out = helm_template(*values)
         if out is None:
             continue
-        put("post_render", f"{name}.yaml", out)
+        put_stream(name, out)
         for i, doc in enumerate(config_docs(out)):
             put("config", f"{name}_{i}.yaml", doc)
     put("config", "chart_config.yaml", test_post_render.CONFIG_DOC.split("\n", 2)[2])
