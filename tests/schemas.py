@@ -3,10 +3,10 @@
 The strict Kubernetes 1.32 JSON schemas (k8s-schemas/README.md: every $ref inlined, every
 object closed, so an unknown or misspelt field is an error) judge the shape. What a schema
 cannot say, and the API server still checks, is checked here in code: names (a DNS-1123
-label for a Job and a namespace, a subdomain for the rest), label and annotation keys and
-label values, unique container and volume names, mounts naming a volume, env names, data
-keys, base64 in Secret.data, and that the objects name each other (the Job's ConfigMap and
-ServiceAccount, the RoleBinding's Role and subject).
+label for a namespace, a subdomain for the rest, 63 characters at most for a Job), label
+and annotation keys and label values, unique container and volume names, mounts naming a
+volume, env names, data keys, base64 in Secret.data, and that the objects name each other
+(the Job's ConfigMap and ServiceAccount, the RoleBinding's Role and subject).
 
     from schemas import assert_valid_objects
     assert_valid_objects(list_of_objects)
@@ -39,9 +39,10 @@ SCHEMA_SHA256 = {
 
 
 def schema_dir():
-    """$CHARTREUSE_K8S_SCHEMAS, else tests/k8s-schemas, else the shared copy."""
+    """$CHARTREUSE_K8S_SCHEMAS, else tests/k8s-schemas, else the shared copy beside the
+    repository (../shared/k8s-schemas, or /work/shared's)."""
     for d in (os.environ.get("CHARTREUSE_K8S_SCHEMAS"), REPO / "tests" / "k8s-schemas",
-              Path("/work/shared/k8s-schemas")):
+              REPO.parent / "shared" / "k8s-schemas", Path("/work/shared/k8s-schemas")):
         if d and (Path(d) / "job-batch-v1.json").exists():
             return Path(d)
     pytest.fail("the Kubernetes JSON schemas are missing: set CHARTREUSE_K8S_SCHEMAS to a "
@@ -89,12 +90,15 @@ def label_value(v):
     return isinstance(v, str) and len(v) <= 63 and (v == "" or QUALIFIED_NAME.fullmatch(v))
 
 
-def metadata_problems(meta, where, label_name):
+def metadata_problems(meta, where, label_value_too):
+    """label_value_too: a Job, whose name the API server checks as a subdomain
+    (batch/validation's NameIsDNSSubdomain) and which its Pods carry as the value of the
+    job-name labels, so 63 characters at most."""
     out = []
     name = meta.get("name")
-    if not (dns_label(name) if label_name else dns_subdomain(name)):
-        out.append(f"{where}: metadata.name {name!r} is not a DNS-1123 "
-                   f"{'label' if label_name else 'subdomain'}")
+    if not dns_subdomain(name) or (label_value_too and not label_value(name)):
+        out.append(f"{where}: metadata.name {name!r} is not a DNS-1123 subdomain"
+                   f"{' usable as a label value' if label_value_too else ''}")
     if "namespace" in meta and not dns_label(meta["namespace"]):
         out.append(f"{where}: metadata.namespace {meta['namespace']!r} is not a DNS-1123 label")
     out += map_problems(meta, where + ": metadata")
@@ -162,7 +166,7 @@ def object_problems(obj):
         return [f"{where}: no schema for {api} {kind}"]
     out = [f"{where}: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
            for e in validator.iter_errors(obj)]
-    out += metadata_problems(meta, where, label_name=kind == "Job")
+    out += metadata_problems(meta, where, label_value_too=kind == "Job")
     if kind == "Job":
         tpl = obj["spec"]["template"]
         out += map_problems(tpl.get("metadata") or {}, where + ": template.metadata")

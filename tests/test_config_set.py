@@ -5,15 +5,13 @@ names checked at render time instead of at apply time."""
 import json
 import os
 import subprocess
-from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
 from conftest import helm_path, injected, plugin_source, post_render
+from schemas import object_problems
 
-SCHEMAS = Path(os.environ.get("CHARTREUSE_K8S_SCHEMAS", "/work/shared/k8s-schemas"))
 
 MANIFESTS = """\
 ---
@@ -84,15 +82,6 @@ def config_yaml(result):
 
 def env_of(container):
     return {e["name"]: e for e in container.get("env", [])}
-
-
-def schema_errors(kind_file, obj):
-    """The strict Kubernetes 1.32 schema's complaints about obj (shared/k8s-schemas)."""
-    if not (SCHEMAS / kind_file).exists():
-        pytest.fail(f"{SCHEMAS / kind_file} is missing: set CHARTREUSE_K8S_SCHEMAS")
-    schema = json.loads((SCHEMAS / kind_file).read_text())
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
-    return [(list(e.absolute_path), e.message) for e in cls(schema).iter_errors(obj)]
 
 
 # The extra options an error must not depend on: none, the release and namespace given, a
@@ -259,7 +248,7 @@ def test_free_form_values_get_the_types_kubernetes_wants():
     tmeta = job(r)["spec"]["template"]["metadata"]
     assert tmeta["labels"]["version"] == "1"
     assert tmeta["annotations"]["scrape"] == "true"
-    assert schema_errors("job-batch-v1.json", job(r)) == []
+    assert object_problems(job(r)) == []
 
 
 def test_set_string_keeps_free_form_values_strings():
@@ -282,7 +271,7 @@ def test_a_file_s_numbers_and_booleans_become_strings_where_kubernetes_wants_str
     tmeta = job(r)["spec"]["template"]["metadata"]
     assert tmeta["labels"]["version"] == "1"
     assert tmeta["annotations"] == {"scrape": "true", "n": "1.5"}
-    assert schema_errors("job-batch-v1.json", job(r)) == []
+    assert object_problems(job(r)) == []
 
 
 def test_schema_keys_take_their_schema_type():
@@ -464,7 +453,7 @@ def test_generated_names_are_valid_for_the_longest_release_and_name():
         jobs = sorted(j["metadata"]["name"] for j in objs["Job"])
         assert len(set(jobs)) == 3
         for j in objs["Job"]:
-            assert schema_errors("job-batch-v1.json", j) == []
+            assert object_problems(j) == []
 
 
 @pytest.mark.parametrize("args,fragments", [
@@ -529,7 +518,7 @@ def test_label_keys_values_and_env_names_kubernetes_takes_are_kept():
     assert j["metadata"]["labels"]["tier"] == "Back-End"
     assert j["metadata"]["name"] == "demo-billing.reports-upgrade"
     assert env_of(pod(r)["containers"][0])["my.var-1"]["value"] == ""
-    assert schema_errors("job-batch-v1.json", j) == []
+    assert object_problems(j) == []
 
 
 # --- the wrappers -----------------------------------------------------------------------------

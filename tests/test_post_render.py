@@ -476,7 +476,7 @@ MODES = {
                       "--set", "metadata.annotations.example\\.com/owner=billing"), POD_SETTINGS),
     "no-rbac": (("--set", "rbac.create=false", "--set", "serviceAccount.create=false",
                  "--set", "serviceAccount.name=migrator"), ""),
-    "long-release": (("--release", "r" * 60 + "-x"), ""),
+    "long-release": (("--release", "r" * 51 + "-x"), ""),
 }
 
 
