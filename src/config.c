@@ -423,17 +423,19 @@ int cr_config_validate(struct fy_node *root, const char *source, int line_base)
 void cr_config_overlay(struct fy_node *dst, struct fy_node *src)
 {
 	struct fy_document *d = fy_node_document(dst);
+	struct yt_keys *keys = yt_keys_of(dst); /* a free-form map may hold thousands of keys */
 	void *it = NULL;
 	struct fy_node_pair *p;
 	while ((p = fy_node_mapping_iterate(src, &it))) {
 		char *key = yt_strdup(fy_node_pair_key(p));
-		struct fy_node *sv = fy_node_pair_value(p), *dv = yt_get(dst, key);
+		struct fy_node *sv = fy_node_pair_value(p), *dv = key ? yt_keys_get(keys, key) : NULL;
 		if (key && yt_is_map(sv) && yt_is_map(dv))
 			cr_config_overlay(dv, sv);
 		else if (key)
-			yt_set(dst, key, fy_node_copy(d, sv));
+			yt_keys_set(keys, dst, key, fy_node_copy(d, sv));
 		free(key);
 	}
+	yt_keys_free(keys);
 }
 
 /* --- --set ---------------------------------------------------------------------------------- */

@@ -426,7 +426,7 @@ static struct fy_document *job_document(const struct cr_eslembic_run *es, const 
  * it with the Job (ttlSecondsAfterFinished, or the next migration's delete). */
 static int create_secret(struct cr_eslembic_run *es, const char *name, const char *job_uid)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *root = yt_map(d);
 	fy_document_set_root(d, root);
 	yt_set_str(root, "apiVersion", "v1");

@@ -76,7 +76,7 @@ const char *cr_job_outcome(struct fy_node *job)
 
 int cr_job_delete(struct cr_k8s *k, const char *ns, const char *name, const char *uid)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *root = yt_map(d);
 	fy_document_set_root(d, root);
 	yt_set_str(root, "apiVersion", "v1");

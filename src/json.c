@@ -13,7 +13,7 @@
  * with the ytree builders, so the tree moves to a document of the default configuration. */
 static struct fy_document *yaml_mode_copy(struct fy_document *json)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *root = fy_document_root(json);
 	if (d && root)
 		fy_document_set_root(d, fy_node_copy(d, root));

@@ -547,7 +547,7 @@ void cr_kcfg_free(struct cr_kcfg *cfg)
  * the kubeconfig says provideClusterInfo. */
 static char *exec_info(const struct cr_kcfg *cfg, const char *api_version)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *root = yt_map(d), *spec;
 	fy_document_set_root(d, root);
 	yt_set_str(root, "apiVersion", api_version);

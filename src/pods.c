@@ -196,7 +196,7 @@ static char *deployment_path(const struct plan *p, const char *name, const char 
 
 static struct fy_document *new_patch(struct fy_node **root)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	*root = yt_map(d);
 	fy_document_set_root(d, *root);
 	return d;
@@ -332,7 +332,7 @@ static int mark(struct plan *p, const char *path)
 			free(gen);
 			return 0;
 		}
-		struct fy_document *d = fy_document_create(NULL);
+		struct fy_document *d = yt_document();
 		struct fy_node *ops = yt_seq(d);
 		fy_document_set_root(d, ops);
 		if (gen) {
@@ -366,7 +366,7 @@ static int mark(struct plan *p, const char *path)
  * changes nothing. CR_K8S_NOT_FOUND when there is no such Deployment. */
 static int unmark(struct plan *p, const char *path)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *ops = yt_seq(d);
 	fy_document_set_root(d, ops);
 	mark_op(ops, "test", "true");
@@ -608,7 +608,7 @@ static int pause_once(struct plan *p, const struct hpa *h)
  * defaults, as an absent one does). A policy someone else set stays. */
 static struct fy_document *undo_pause(struct fy_node *cur, struct fy_node *before)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	fy_document_set_root(d, absent(cur) ? null_node(d) : fy_node_copy(d, cur));
 	struct fy_node *b = fy_document_root(d);
 	if (!up_disabled(b))

@@ -333,7 +333,7 @@ static void fill_configmap(struct render *r, struct fy_document *d, const void *
 {
 	const struct cr_config *cfg = r->cfg;
 	(void)arg;
-	struct fy_document *rt = fy_document_create(NULL);
+	struct fy_document *rt = yt_document();
 	struct fy_node *root = fy_node_copy(rt, fy_document_root(cfg->doc));
 	fy_document_set_root(rt, root);
 	yt_set_str(root, "apiVersion", CR_CONFIG_API_VERSION);

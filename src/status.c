@@ -802,7 +802,7 @@ static void add_note(struct fy_node *notes, const char *note)
 
 static struct fy_document *status_tree(const struct cr_status *s)
 {
-	struct fy_document *doc = fy_document_create(NULL);
+	struct fy_document *doc = yt_document();
 	struct fy_node *root = yt_map(doc);
 	fy_document_set_root(doc, root);
 	yt_set(root, "release", yt_str(doc, s->release));

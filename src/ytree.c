@@ -59,6 +59,139 @@ static struct fy_node *find_alias(struct fy_node *n)
 	return NULL;
 }
 
+/* --- an index of a mapping's keys ------------------------------------------------------------
+ * libfyaml 0.7.12 compares each key added to a mapping with every key before it, both when
+ * it parses and on every append: a mapping of N keys costs N². Documents are therefore
+ * parsed and built with FYPCF_ALLOW_DUPLICATE_KEYS, and keys are kept unique here, by hash. */
+
+struct yt_keys {
+	struct fy_node_pair **slot;
+	size_t cap, n;
+};
+
+static unsigned key_hash(const char *s, size_t len)
+{
+	return cr_fnv1a(s, len);
+}
+
+/* The slot of key (empty when absent). */
+static struct fy_node_pair **key_slot(const struct yt_keys *k, const char *key, size_t len)
+{
+	for (size_t i = key_hash(key, len) & (k->cap - 1);; i = (i + 1) & (k->cap - 1)) {
+		struct fy_node_pair *p = k->slot[i];
+		size_t plen;
+		const char *text = p ? yt_scalar(fy_node_pair_key(p), &plen) : NULL;
+		if (!p || (text && plen == len && !memcmp(text, key, len)))
+			return &k->slot[i];
+	}
+}
+
+static void keys_grow(struct yt_keys *k)
+{
+	struct yt_keys bigger = { xcalloc(k->cap ? k->cap * 2 : 16, sizeof(*k->slot)),
+				  k->cap ? k->cap * 2 : 16, 0 };
+	for (size_t i = 0; i < k->cap; i++)
+		if (k->slot[i]) {
+			size_t len;
+			const char *text = yt_scalar(fy_node_pair_key(k->slot[i]), &len);
+			*key_slot(&bigger, text, len) = k->slot[i];
+			bigger.n++;
+		}
+	free(k->slot);
+	*k = bigger;
+}
+
+/* Adds p (a scalar key): the pair already holding that key, or NULL. */
+static struct fy_node_pair *keys_add(struct yt_keys *k, struct fy_node_pair *p)
+{
+	size_t len;
+	const char *text = yt_scalar(fy_node_pair_key(p), &len);
+	if (!text)
+		return NULL; /* a key that is no scalar equals no string key */
+	if ((k->n + 1) * 2 > k->cap)
+		keys_grow(k);
+	struct fy_node_pair **slot = key_slot(k, text, len);
+	if (*slot)
+		return *slot;
+	*slot = p;
+	k->n++;
+	return NULL;
+}
+
+struct yt_keys *yt_keys_of(struct fy_node *map)
+{
+	struct yt_keys *k = xcalloc(1, sizeof(*k));
+	keys_grow(k);
+	void *it = NULL;
+	struct fy_node_pair *p;
+	while (yt_is_map(map) && (p = fy_node_mapping_iterate(map, &it)))
+		keys_add(k, p);
+	return k;
+}
+
+struct fy_node *yt_keys_get(const struct yt_keys *k, const char *key)
+{
+	struct fy_node_pair *p = *key_slot(k, key, strlen(key));
+	return p ? fy_node_pair_value(p) : NULL;
+}
+
+void yt_keys_set(struct yt_keys *k, struct fy_node *map, const char *key, struct fy_node *value)
+{
+	struct fy_node_pair *p = *key_slot(k, key, strlen(key));
+	if (p) {
+		fy_node_pair_set_value(p, value);
+		return;
+	}
+	struct fy_node *kn = yt_str(fy_node_document(map), key);
+	if (fy_node_mapping_append(map, kn, value)) {
+		fy_node_free(kn);
+		fy_node_free(value);
+		return;
+	}
+	void *it = NULL;
+	struct fy_node_pair *added = fy_node_mapping_reverse_iterate(map, &it);
+	if (added)
+		keys_add(k, added);
+}
+
+void yt_keys_free(struct yt_keys *k)
+{
+	if (!k)
+		return;
+	free(k->slot);
+	free(k);
+}
+
+/* The first key of the tree under n that repeats one of its mapping, or NULL. */
+static struct fy_node *find_duplicate(struct fy_node *n)
+{
+	void *it = NULL;
+	if (yt_is_map(n)) {
+		struct yt_keys k = { 0 };
+		keys_grow(&k);
+		struct fy_node_pair *p;
+		struct fy_node *dup = NULL;
+		while (!dup && (p = fy_node_mapping_iterate(n, &it))) {
+			if (keys_add(&k, p))
+				dup = fy_node_pair_key(p);
+			else if (!(dup = find_duplicate(fy_node_pair_key(p))))
+				dup = find_duplicate(fy_node_pair_value(p));
+		}
+		free(k.slot);
+		return dup;
+	}
+	struct fy_node *c, *dup = NULL;
+	while (!dup && yt_is_seq(n) && (c = fy_node_sequence_iterate(n, &it)))
+		dup = find_duplicate(c);
+	return dup;
+}
+
+struct fy_document *yt_document(void)
+{
+	static const struct fy_parse_cfg cfg = { .flags = FYPCF_ALLOW_DUPLICATE_KEYS };
+	return fy_document_create(&cfg);
+}
+
 /* libfyaml 0.7.12 loops forever on some malformed UTF-8 (in a directive line), and YAML
  * is UTF-8 text anyway: such input never reaches it. */
 static int check_utf8(const char *data, size_t len, const char *origin, int line_base)
@@ -83,7 +216,9 @@ struct fy_document *yt_parse(const char *data, size_t len, const char *origin, i
 	if (check_utf8(data, len, origin, line_base))
 		return NULL;
 	struct fy_diag *diag = yt_diag_new();
-	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag };
+	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG |
+						FYPCF_ALLOW_DUPLICATE_KEYS,
+				    .diag = diag };
 	struct fy_parser *p = fy_parser_create(&cfg);
 	struct fy_document *d = NULL, *extra = NULL;
 	/* Nodes keep pointing into the text they came from: the parser gets its own copy,
@@ -111,9 +246,17 @@ struct fy_document *yt_parse(const char *data, size_t len, const char *origin, i
 		goto out;
 	}
 	struct fy_node *alias = find_alias(fy_document_root(d));
+	struct fy_node *dup = alias ? NULL : find_duplicate(fy_document_root(d));
 	if (alias) {
 		cr_error("%s:%d: YAML aliases are not accepted here; write the value out", origin,
 			 yt_line(alias) + line_base);
+	} else if (dup) {
+		char *key = yt_strdup(dup);
+		cr_error("%s:%d: duplicate key \"%s\"", origin, yt_line(dup) + line_base,
+			 key ? key : "");
+		free(key);
+	}
+	if (alias || dup) {
 		fy_parse_document_destroy(p, d);
 		d = NULL;
 	}
@@ -122,7 +265,7 @@ out:
 		fy_parse_document_destroy(p, extra);
 	if (d) {
 		/* Detach the document from the parser so it outlives it. */
-		struct fy_document *own = fy_document_create(NULL);
+		struct fy_document *own = yt_document();
 		struct fy_node *root = fy_document_root(d);
 		if (own && root)
 			fy_document_set_root(own, fy_node_copy(own, root));

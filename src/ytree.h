@@ -12,14 +12,27 @@
 struct cr_buf;
 
 /* Parses exactly one document. Errors are reported as "<origin>:<line>:<column>: <msg>"
- * (line_base is added to lines, for documents cut out of a larger stream). Duplicate keys,
- * aliases and more than one document are errors. Returns NULL after reporting. */
+ * (line_base is added to lines, for documents cut out of a larger stream). Duplicate keys
+ * (found in linear time), aliases and more than one document are errors. Returns NULL after reporting. */
 struct fy_document *yt_parse(const char *data, size_t len, const char *origin, int line_base);
 
 /* A diagnostics object that collects errors instead of printing them (fy_diag_destroy). */
 struct fy_diag *yt_diag_new(void);
 /* Plain-scalar text that YAML reads as null: "", "~", "null" in any case. */
 bool yt_text_is_null(const char *s, size_t len);
+
+/* An empty document. Build every document with it (or yt_parse): its mappings skip
+ * libfyaml's duplicate check, quadratic in the number of keys; yt_set keeps keys unique. */
+struct fy_document *yt_document(void);
+
+/* An index of a mapping's keys, for many lookups and sets in one mapping (an overlay of a
+ * large one): each is O(1) where yt_get and yt_set scan. Valid while only yt_keys_set
+ * changes the mapping. */
+struct yt_keys;
+struct yt_keys *yt_keys_of(struct fy_node *map);
+struct fy_node *yt_keys_get(const struct yt_keys *k, const char *key);
+void yt_keys_set(struct yt_keys *k, struct fy_node *map, const char *key, struct fy_node *value);
+void yt_keys_free(struct yt_keys *k);
 
 /* Lookups; NULL when absent or of another shape. */
 struct fy_node *yt_get(struct fy_node *map, const char *key);

@@ -123,7 +123,7 @@ static int read_multi_config(struct fy_node *root, const char *path)
 /* Settings from the reference tool's environment variables. */
 static struct fy_document *config_from_env(void)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *root = yt_map(d);
 	fy_document_set_root(d, root);
 	const char *multi = getenv("CHARTREUSE_MULTI_CONFIG_PATH");

@@ -184,7 +184,7 @@ static int explain_ambiguity(struct fy_node *merged, const struct cr_manifest *m
 static struct fy_document *merge_sources(const struct cr_post_render_options *o,
 					 const struct source *chart, const struct sources *files)
 {
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *root = yt_map(d);
 	fy_document_set_root(d, root);
 	if (chart)

@@ -64,7 +64,7 @@ int cmd_restore(int argc, char **argv)
 		.kubeconfig = cr_nonempty(o.kubeconfig) ? o.kubeconfig : NULL,
 		.context = given_or_env(o.context, "HELM_KUBECONTEXT"),
 	};
-	struct fy_document *d = fy_document_create(NULL);
+	struct fy_document *d = yt_document();
 	struct fy_node *root = yt_map(d);
 	fy_document_set_root(d, root);
 	yt_set_str(root, "release", o.release);
