@@ -342,8 +342,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _cut_now(self, partial):
-        """Sends `partial` and closes the connection: an answer cut midway."""
+        """Sends `partial` and closes the connection: an answer cut midway (logged as no
+        answer before the client can see the cut)."""
         self._rec.fault = f"cut {self._cut.cut}"
+        self._rec.status = 0
         try:
             self.wfile.write(partial)
             self.wfile.flush()
