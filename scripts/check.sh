@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Everything CI runs: the whole suite on the regular build, then again under
-# AddressSanitizer+UndefinedBehaviorSanitizer and under valgrind memcheck, then the fuzz
-# targets replayed over their corpora and past findings (each input one test), and with
-# FUZZ_SECONDS set (CI sets 15) each fuzz target fuzzed that long (each target one test).
+# AddressSanitizer+UndefinedBehaviorSanitizer, and under valgrind memcheck beside those two
+# (a pass runs one chartreuse at a time, and valgrind's takes as long as the other two
+# together: on two cores they share the machine), then the fuzz targets replayed over
+# their corpora and past findings (each input one test), and with FUZZ_SECONDS set (CI sets
+# 15) each fuzz target fuzzed that long (each target one test).
 # Prints one closing line "N passed, N failed, N skipped" summed over the passes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +34,17 @@ run_pass() { # name make-target
   count "$1" "$log/$1" "${PIPESTATUS[0]}"
 }
 
+# Every build first: the passes then only run, and never build the same objects at once.
+make --no-print-directory all asan helm >/dev/null || { echo "check: the build failed"; exit 1; }
+make --no-print-directory valgrind PYTEST_ARGS="${PYTEST_ARGS:-}" >"$log/valgrind" 2>&1 &
+valgrind_pid=$!
 run_pass regular test
 run_pass sanitizers test-asan
-run_pass valgrind valgrind
+wait "$valgrind_pid"
+valgrind_status=$?
+echo "=== valgrind ==="
+cat "$log/valgrind"
+count valgrind "$log/valgrind" "$valgrind_status"
 run_pass fuzz-regress fuzz-regress
 if [ -n "${FUZZ_SECONDS:-}" ]; then
   run_pass fuzz fuzz

@@ -25,6 +25,31 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "timing: aims signals and faults at moments timed for "
                             "an unwrapped binary; skipped under valgrind")
     config.addinivalue_line("markers", "e2e: real Helm against the simulated cluster (make e2e)")
+    config.addinivalue_line("markers", "valgrind_sample: a table of cases of which the valgrind "
+                            "pass runs one in VALGRIND_SAMPLE (the other passes run them all)")
+
+
+# Under valgrind each run of chartreuse costs a second or more: of a table of cases that
+# the regular and sanitizer passes run whole, valgrind checks every VALGRIND_SAMPLE-th.
+VALGRIND_SAMPLE = 4
+
+
+def pytest_collection_modifyitems(config, items):
+    if not WRAPPER:
+        return
+    seen = {}
+    kept, dropped = [], []
+    for item in items:
+        if item.get_closest_marker("valgrind_sample") and hasattr(item, "callspec"):
+            n = seen.get(item.originalname, 0)
+            seen[item.originalname] = n + 1
+            if n % VALGRIND_SAMPLE:
+                dropped.append(item)
+                continue
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 # What AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer and valgrind print when

@@ -12,6 +12,9 @@ import yaml
 from conftest import helm_path, injected, plugin_source, post_render
 from schemas import object_problems
 
+# Hundreds of cases: valgrind checks a sample of each table (conftest.py).
+pytestmark = pytest.mark.valgrind_sample
+
 
 MANIFESTS = """\
 ---
