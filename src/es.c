@@ -113,7 +113,7 @@ int cr_es_wait(const char *url, int timeout_s)
 			cr_info("elasticsearch: waiting (%.0f s): %s", t - start, why ? why : "");
 			noted = t;
 		}
-		cr_sleep_ms(1000); /* a termination request ends it: seen above */
+		cr_sleep_ms(1000, true); /* a termination request ends it: seen above */
 	}
 	free(why);
 	explicit_bzero(health, strlen(health));

@@ -122,7 +122,7 @@ int cr_job_wait_gone(struct cr_k8s *k, const char *ns, const char *name, const c
 					t - start);
 				noted = t;
 			}
-			if (cr_sleep_ms(500)) {
+			if (cr_sleep_ms(500, true)) {
 				cr_error("%s: interrupted (signal %d) while waiting for the old Job %s "
 					 "to go", what, cr_terminated(), name);
 				rc = -1;

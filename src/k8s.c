@@ -538,8 +538,7 @@ static int perform(struct cr_k8s *k, struct req *r)
 		cr_warn("kubernetes: %s %s: %s; retrying in %.1f s (attempt %d of %d)", r->method,
 			r->path, why, wait / 1000.0, r->tries + 1, k->tries);
 		free(why);
-		if (cr_sleep_ms(wait))
-			return 0; /* a termination request: the last failure stands */
+		cr_sleep_ms(wait, false); /* the retry that brings the service back up may be it */
 	}
 }
 

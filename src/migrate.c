@@ -240,7 +240,7 @@ static int wait_patroni_configured(struct db_run *d)
 				"(%.0f s): %s", d->db->name, now - start, why ? why : "");
 			last_note = now;
 		}
-		if (cr_sleep_ms(1000)) {
+		if (cr_sleep_ms(1000, true)) {
 			cr_error("database %s: interrupted (signal %d) while waiting for the "
 				 "postgres-operator", d->db->name, cr_terminated());
 			ready = -2;

@@ -413,7 +413,7 @@ int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s)
 		if (waited)
 			cr_info("database %s: waiting for another migration's lock (%d s)",
 				pg->name, waited);
-		cr_sleep_ms((long)((pause < left ? pause : left) * 1000)); /* a termination: above */
+		cr_sleep_ms((long)((pause < left ? pause : left) * 1000), true); /* a termination: above */
 		pause = pause * 1.5 < 1.0 ? pause * 1.5 : 1.0;
 	}
 }
@@ -479,7 +479,7 @@ static int ping_until(const char *name, const char *libpq_url, int timeout_s)
 		if (waited)
 			cr_info("database %s: no answer yet (%d s of %d s)", name, waited,
 				timeout_s);
-		cr_sleep_ms((long)((left < 1 ? left : 1) * 1000)); /* a termination: above */
+		cr_sleep_ms((long)((left < 1 ? left : 1) * 1000), true); /* a termination: above */
 	}
 }
 

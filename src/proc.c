@@ -85,10 +85,10 @@ static void track_group(pid_t pid)
 
 #define SLEEP_SLICE_MS 200 /* how soon a termination request that just missed a wake-up is seen */
 
-int cr_sleep_ms(long ms)
+int cr_sleep_ms(long ms, bool at_termination)
 {
 	while (ms > 0) {
-		if (terminated)
+		if (at_termination && terminated)
 			return -1;
 		long slice = ms < SLEEP_SLICE_MS ? ms : SLEEP_SLICE_MS;
 		struct timespec ts = { slice / 1000, (slice % 1000) * 1000000L };
@@ -96,7 +96,7 @@ int cr_sleep_ms(long ms)
 			return -1;
 		ms -= slice;
 	}
-	return terminated ? -1 : 0;
+	return at_termination && terminated ? -1 : 0;
 }
 
 /* --- children ------------------------------------------------------------------------------ */

@@ -60,8 +60,10 @@ int cr_child_capture(struct cr_child *c, struct cr_buf *all,
 void cr_proc_catch_termination(void);
 int cr_terminated(void);
 
-/* Sleeps ms milliseconds: 0; or -1, sooner, when a termination request comes. */
-int cr_sleep_ms(long ms);
+/* Sleeps ms milliseconds: 0; or, with at_termination, -1 as soon as a termination request
+ * comes. Without it the sleep goes on: a retry that brings the service back up (the
+ * restore after a termination request) must not lose its pause. */
+int cr_sleep_ms(long ms, bool at_termination);
 
 /* A child's environment: this process's, with the variables named in `set` replaced by
  * (or added as) the given "NAME=value" strings, which are copied. cr_env_free wipes the

@@ -131,12 +131,30 @@ TEST(sleep_ends_at_a_termination_request)
 			kill(getppid(), SIGTERM);
 			_exit(0);
 		}
-		int rc = cr_sleep_ms(20000);
+		int rc = cr_sleep_ms(20000, true);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		double waited = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
 		_exit(rc == -1 && cr_terminated() == SIGTERM && waited < 10 ? 0 : 1);
 	}
 	int status;
 	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	CHECK(cr_sleep_ms(10) == 0);
+	CHECK(cr_sleep_ms(10, true) == 0);
+}
+
+/* The pause before a retry that may bring the service back up is kept whole. */
+TEST(sleep_goes_on_through_a_termination_request_when_asked)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		cr_proc_catch_termination();
+		raise(SIGTERM);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int rc = cr_sleep_ms(600, false);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double waited = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+		_exit(rc == 0 && cr_terminated() == SIGTERM && waited >= 0.59 ? 0 : 1);
+	}
+	int status;
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
