@@ -14,6 +14,7 @@ OPTFLAGS  ?= -O2 -g
 SANFLAGS  ?=
 PYTHON    ?= /usr/bin/python3
 PYTEST    ?= $(PYTHON) -m pytest
+TESTS     ?= tests   # make test TESTS=tests/test_pods.py runs one file
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := -Wl,-Bstatic $(shell pkg-config --libs $(LINK_PKGS) 2>/dev/null) -Wl,-Bdynamic
@@ -66,12 +67,12 @@ $(BUILD)/gen/templates.o: $(BUILD)/gen/templates.c
 # build and valgrind, which is what CI runs.
 test: all helm
 	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
-	  $(PYTEST) -q tests $(PYTEST_ARGS)
+	  $(PYTEST) -q $(TESTS) $(PYTEST_ARGS)
 
 # The end-to-end scenarios alone (they also run in `make test`, hence in `make check`).
 e2e: all helm
 	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
-	  $(PYTEST) -q tests -m e2e $(PYTEST_ARGS)
+	  $(PYTEST) -q $(TESTS) -m e2e $(PYTEST_ARGS)
 
 asan:
 	$(MAKE) BUILD=build/asan BIN=build/asan/chartreuse \
@@ -84,7 +85,7 @@ test-asan: asan helm
 	CHARTREUSE_SLOWDOWN=3 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	CHARTREUSE_BIN=$(abspath build/asan/chartreuse) CHARTREUSE_UNIT=$(abspath build/asan/unit-tests) \
-	  $(PYTEST) -q tests $(PYTEST_ARGS)
+	  $(PYTEST) -q $(TESTS) $(PYTEST_ARGS)
 
 # The suite but the fault matrix (marked timing), whose signals and faults are aimed at
 # moments timed for a binary that does not run 20-50 times slower.
@@ -92,7 +93,7 @@ valgrind: all helm
 	CHARTREUSE_SLOWDOWN=10 \
 	CHARTREUSE_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --num-callers=50 --suppressions=$(abspath tests/valgrind.supp)" \
 	CHARTREUSE_BIN=$(abspath $(BIN)) CHARTREUSE_UNIT=$(abspath $(UNIT_BIN)) \
-	  $(PYTEST) -q tests -m "not timing" $(PYTEST_ARGS)
+	  $(PYTEST) -q $(TESTS) -m "not timing" $(PYTEST_ARGS)
 
 check:
 	bash scripts/check.sh

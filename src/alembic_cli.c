@@ -181,3 +181,97 @@ int cr_alembic_cli_heads(const struct cr_alembic_call *call, struct cr_strlist *
 	cr_alembic_result_free(&res);
 	return rc == 0 ? 0 : -1;
 }
+
+/* --- revision scripts compiled before anything is stopped ---------------------------------- */
+
+/* The interpreter a `#!` line names, as the kernel reads it: "#!/venv/bin/python" gives
+ * that file, "#!/usr/bin/env python3" gives python3 (searched in PATH). NULL when the
+ * file is not a Python script. */
+static char *python_of_script(const char *path)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+	bool got = f && fgets(line, sizeof(line), f);
+	if (f)
+		fclose(f);
+	if (!got || strncmp(line, "#!", 2))
+		return NULL;
+	const char *p = line + 2 + strspn(line + 2, " \t");
+	size_t n = strcspn(p, " \t\r\n");
+	const char *slash = memrchr(p, '/', n);
+	const char *base = slash ? slash + 1 : p;
+	if ((size_t)(p + n - base) == 3 && !strncmp(base, "env", 3)) {
+		p += n + strspn(p + n, " \t");
+		n = strcspn(p, " \t\r\n");
+		base = p;
+	}
+	return n && !strncmp(base, "python", 6) ? xstrndup(p, n) : NULL;
+}
+
+static char *alembic_python(void)
+{
+	const char *prog = getenv("CHARTREUSE_ALEMBIC");
+	char *script = cr_find_program(cr_nonempty(prog) ? prog : "alembic");
+	char *python = script ? python_of_script(script) : NULL;
+	free(script);
+	return python ? python : xstrdup("python3");
+}
+
+/* compile() is what an import does first; one line per script that fails, "file:line: why". */
+static const char COMPILE_ALL[] =
+	"import sys\n"
+	"bad = 0\n"
+	"for f in sys.argv[1:]:\n"
+	"    try:\n"
+	"        with open(f, 'rb') as h:\n"
+	"            compile(h.read(), f, 'exec', dont_inherit=True)\n"
+	"    except SyntaxError as e:\n"
+	"        bad = 1\n"
+	"        print('%s:%s: %s' % (f, e.lineno, e.msg))\n"
+	"    except Exception as e:\n"
+	"        bad = 1\n"
+	"        print('%s: %s' % (f, e))\n"
+	"sys.exit(bad)\n";
+
+struct compile_report {
+	const char *db, *python;
+	size_t bad;
+};
+
+static void on_compile_line(const char *line, void *user)
+{
+	struct compile_report *r = user;
+	if (!*line)
+		return;
+	cr_error("database %s: revision script %s (does not compile with %s)", r->db, line,
+		 r->python);
+	r->bad++;
+}
+
+int cr_alembic_cli_compile(const char *db_name, const struct cr_revgraph *g)
+{
+	char *python = alembic_python();
+	struct cr_argv argv = { 0 };
+	cr_argv_push(&argv, python);
+	cr_argv_push(&argv, "-c");
+	cr_argv_push(&argv, COMPILE_ALL);
+	for (size_t i = 0; i < g->n; i++)
+		cr_argv_push(&argv, g->revs[i].path);
+	char *what = xasprintf("%s (compiling the revision scripts of database %s)", python,
+			       db_name);
+	struct cr_child c = { .argv = argv.v, .what = what, .capture = true,
+			      .merge_stderr = true, .own_group = true };
+	struct compile_report r = { db_name, python, 0 };
+	struct cr_buf all = { 0 };
+	int status = cr_child_capture(&c, &all, on_compile_line, &r);
+	int rc = status == 0 ? 0 : status == 1 && r.bad ? 1 : -1;
+	if (rc < 0)
+		cr_warn("database %s: the revision scripts could not be compiled beforehand (%s "
+			"exited %d): a syntax error will show only when Alembic runs", db_name,
+			python, status);
+	cr_buf_free(&all);
+	free(what);
+	cr_argv_free(&argv);
+	free(python);
+	return rc;
+}

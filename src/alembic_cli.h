@@ -37,4 +37,10 @@ char *cr_alembic_cli_session_name(void);
  * natively. */
 int cr_alembic_cli_heads(const struct cr_alembic_call *call, struct cr_strlist *heads);
 
+/* Compiles every revision script of g with the Python that runs Alembic (the interpreter
+ * its `#!` line names, else python3), as Alembic's import of them will: 0 when all
+ * compile; 1 when some do not (each reported: file, line, why); -1 when the check could
+ * not run (a warning says so). */
+int cr_alembic_cli_compile(const char *db_name, const struct cr_revgraph *g);
+
 #endif

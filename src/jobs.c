@@ -246,7 +246,7 @@ static char *pod_of(const struct hook_run *h)
 	char *selector = xasprintf("job-name=%s", h->name);
 	struct fy_document *d = NULL;
 	cr_log_mute(true);
-	int rc = cr_k8s_list(h->k, path, selector, &d);
+	int rc = cr_k8s_list(h->k, path, selector, 0, &d);
 	cr_log_mute(false);
 	char *pod = NULL, *newest = NULL;
 	void *it = NULL;

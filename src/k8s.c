@@ -812,15 +812,15 @@ int cr_k8s_get(struct cr_k8s *k, const char *path, struct fy_document **out)
 	return call(k, "GET", path, NULL, NULL, CR_K8S_ABSENT_OK, out);
 }
 
-int cr_k8s_list(struct cr_k8s *k, const char *path, const char *selector,
+int cr_k8s_list(struct cr_k8s *k, const char *path, const char *selector, unsigned flags,
 		struct fy_document **out)
 {
 	if (!path || !cr_nonempty(selector))
-		return call(k, "GET", path, NULL, NULL, 0, out);
+		return call(k, "GET", path, NULL, NULL, flags, out);
 	struct cr_buf p = { 0 };
 	cr_buf_adds(&p, path);
 	cr_k8s_query_add(&p, "labelSelector", selector);
-	int rc = call(k, "GET", p.data, NULL, NULL, 0, out);
+	int rc = call(k, "GET", p.data, NULL, NULL, flags, out);
 	cr_buf_free(&p);
 	return rc;
 }

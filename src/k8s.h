@@ -109,8 +109,10 @@ char *cr_k8s_error_line(const char *method, const char *path, long status,
  * enum cr_k8s_rc as above. Bodies are trees written as JSON (see json.h for how scalars
  * are typed). */
 int cr_k8s_get(struct cr_k8s *k, const char *path, struct fy_document **out);
-/* GET of a collection; selector (may be NULL) is added as labelSelector, URL-encoded. */
-int cr_k8s_list(struct cr_k8s *k, const char *path, const char *selector,
+/* GET of a collection; selector (may be NULL) is added as labelSelector, URL-encoded.
+ * flags: CR_K8S_ABSENT_OK when a 404 (the resource type is not served: a CRD not
+ * installed) is the caller's to report. */
+int cr_k8s_list(struct cr_k8s *k, const char *path, const char *selector, unsigned flags,
 		struct fy_document **out);
 int cr_k8s_post(struct cr_k8s *k, const char *path, struct fy_node *obj, unsigned flags,
 		struct fy_document **out);

@@ -544,24 +544,61 @@ static int start_after(struct cr_pods *pods, struct db_run *runs, size_t n,
 	return 0;
 }
 
-/* 0, or -1 when pods were left stopped. */
-static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size_t n,
+/* Before anything is stopped, what would otherwise fail with the service down: every
+ * revision script compiles, the version table can be written, the lock is held; with
+ * stopPods, the cluster answers and the release's ExpectedDeploymentScales can be read.
+ * 0 when all hold; -1 when one failed (reported, and nothing was changed). *pods gets the
+ * cluster session the run goes on with. */
+static int preflight(const struct cr_config *cfg, struct db_run *runs, size_t n,
+		     const struct cr_migrate_options *o, struct cr_pods **pods)
+{
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct db_run *d = &runs[i];
+		if (d->outcome != O_NEEDED)
+			continue;
+		const struct cr_alembic_project *p = &d->project;
+		/* Without the graph `alembic heads` ran: Alembic imported every script already. */
+		if (d->native && cr_alembic_cli_compile(d->db->name, &d->graph) == 1)
+			bad = -1;
+		if (cr_pg_version_table_writable(d->pg, p->version_table_schema, p->version_table))
+			bad = -1;
+		if (!o->dry_run && !d->locked) {
+			cr_error("database %s: its migration lock is not held", d->db->name);
+			bad = -1;
+		}
+	}
+	if (cfg->stop_pods) {
+		*pods = cr_pods_open(cfg);
+		if (!*pods || cr_pods_check(*pods)) {
+			cr_error("stopping the release's Deployments needs the cluster (above); to "
+				 "migrate the databases without stopping them, set stopPods: false");
+			bad = -1;
+		}
+	}
+	return bad;
+}
+
+static void not_run(struct db_run *runs, size_t n, struct cr_eslembic_run *es,
+		    const char *why)
+{
+	for (size_t i = 0; i < n; i++)
+		if (runs[i].outcome == O_NEEDED)
+			fail(&runs[i], why);
+	cr_eslembic_not_run(es, why);
+}
+
+/* 0, or -1 when pods were left stopped. pods: NULL without stopPods. */
+static int migrate_needed(struct cr_pods *pods, struct db_run *runs, size_t n,
 			  struct cr_eslembic_run *es, const struct cr_migrate_options *o)
 {
 	char *restore = NULL;
 	int rc = 0;
-	struct cr_pods *pods = cfg->stop_pods ? cr_pods_open(cfg) : NULL;
-	enum cr_pods_stop stop = !cfg->stop_pods ? CR_PODS_STOPPED
-			       : pods		 ? cr_pods_stop(pods, &restore)
-						 : CR_PODS_UNTOUCHED;
+	enum cr_pods_stop stop = pods ? cr_pods_stop(pods, &restore) : CR_PODS_STOPPED;
 	if (stop != CR_PODS_STOPPED) {
-		for (size_t i = 0; i < n; i++)
-			if (runs[i].outcome == O_NEEDED)
-				fail(&runs[i], "not run: the pods could not be stopped");
-		cr_eslembic_not_run(es, "not run: the pods could not be stopped");
+		not_run(runs, n, es, "not run: the pods could not be stopped");
 		if (stop == CR_PODS_PARTLY)
 			rc = start_after(pods, runs, n, es, o, restore);
-		cr_pods_close(pods);
 		free(restore);
 		return rc;
 	}
@@ -580,9 +617,8 @@ static int migrate_needed(const struct cr_config *cfg, struct db_run *runs, size
 		cr_eslembic_not_run(es, "not run: interrupted");
 	else
 		cr_eslembic_upgrade(es); /* after the databases, pods still stopped */
-	if (cfg->stop_pods)
+	if (pods)
 		rc = start_after(pods, runs, n, es, o, restore);
-	cr_pods_close(pods);
 	free(restore);
 	return rc;
 }
@@ -608,23 +644,27 @@ int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 			prepare(&runs[i], o);
 	}
 	int pods_left_down = 0;
-	if (!o->dry_run && (count(runs, n, O_NEEDED) || cr_eslembic_needed(es))) {
+	bool pending = count(runs, n, O_NEEDED) || cr_eslembic_needed(es);
+	struct cr_pods *pods = NULL;
+	if (pending && preflight(cfg, runs, n, o, &pods)) {
+		cr_error("a check before the migration failed: nothing was stopped or changed");
+		not_run(runs, n, es, "not run: a check before the migration failed");
+	} else if (pending && !o->dry_run) {
 		if (cr_terminated()) {
 			cr_error("interrupted before the migration started: nothing was changed");
-			for (size_t i = 0; i < n; i++)
-				if (runs[i].outcome == O_NEEDED)
-					fail(&runs[i], "not run: interrupted");
-			cr_eslembic_not_run(es, "not run: interrupted");
+			not_run(runs, n, es, "not run: interrupted");
 		} else {
-			pods_left_down = migrate_needed(cfg, runs, n, es, o);
+			pods_left_down = migrate_needed(pods, runs, n, es, o);
 		}
 	}
+	cr_pods_close(pods);
 	report(runs, n, o->dry_run);
 	cr_eslembic_report(es, o->dry_run);
 	int failed = count(runs, n, O_FAILED) > 0 || cr_eslembic_failed(es) || pods_left_down;
+	pending = count(runs, n, O_NEEDED) || cr_eslembic_needed(es);
 	for (size_t i = 0; i < n; i++)
 		release(&runs[i]);
 	free(runs);
 	cr_eslembic_free(es);
-	return failed ? -1 : 0;
+	return failed ? -1 : pending && o->dry_run ? 1 : 0;
 }

@@ -21,6 +21,10 @@ struct cr_migrate_options {
 	bool start_pods_after; /* false in before-deployment mode during an upgrade */
 };
 
+/* Decides for every database, checks before anything is stopped what could fail with the
+ * service down, then stops, migrates and starts (SPEC §2). 0 when everything is where it
+ * should be; 1 for a dry run that found a migration to make (every check passed); -1
+ * after a failure (reported). */
 int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o);
 
 /* The decision for one database, as a pure function (the empty-database rule, then what

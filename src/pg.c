@@ -326,6 +326,80 @@ int cr_pg_stored_revisions(struct cr_pg *pg, const char *schema, const char *tab
 	return rc < 0 ? -1 : 0;
 }
 
+/* One text value of a one-row answer (caller frees), NULL when there is no row or it is
+ * NULL; *failed on an error (reported). */
+static char *query_value(struct cr_pg *pg, const char *sql, int n_params,
+			 const char *const *params, bool *failed)
+{
+	PGresult *res = run(pg, sql, n_params, params);
+	*failed = !res;
+	char *v = res && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)
+			  ? xstrdup(PQgetvalue(res, 0, 0))
+			  : NULL;
+	PQclear(res);
+	return v;
+}
+
+/* What the session lacks to write the existing version table ("" when nothing). */
+static const char LACKS_ON_TABLE[] =
+	"SELECT concat_ws(', ', "
+	"CASE WHEN NOT has_schema_privilege(c.relnamespace, 'USAGE') "
+	"THEN 'USAGE on schema ' || quote_ident(n.nspname) END, "
+	"CASE WHEN NOT has_table_privilege(c.oid, 'SELECT') THEN 'SELECT' END, "
+	"CASE WHEN NOT has_table_privilege(c.oid, 'INSERT') THEN 'INSERT' END, "
+	"CASE WHEN NOT has_table_privilege(c.oid, 'UPDATE') THEN 'UPDATE' END, "
+	"CASE WHEN NOT has_table_privilege(c.oid, 'DELETE') THEN 'DELETE' END) "
+	"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	"WHERE c.oid = to_regclass($1)";
+
+/* Where Alembic would create it: the schema named, else the first of the search_path that
+ * exists; "" when the session may create a table there. */
+static const char LACKS_ON_SCHEMA[] =
+	"SELECT CASE WHEN has_schema_privilege(n.oid, 'USAGE') AND "
+	"has_schema_privilege(n.oid, 'CREATE') THEN '' "
+	"ELSE 'CREATE on schema ' || quote_ident(n.nspname) END "
+	"FROM pg_catalog.pg_namespace n WHERE n.nspname = coalesce($1, current_schema())";
+
+int cr_pg_version_table_writable(struct cr_pg *pg, const char *schema, const char *table)
+{
+	bool failed;
+	char *ro = query_value(pg, "SELECT current_setting('transaction_read_only')", 0, NULL,
+			       &failed);
+	if (failed)
+		return -1;
+	bool read_only = cr_streq(ro, "on");
+	free(ro);
+	if (read_only) {
+		cr_error("database %s: the server takes no writes (transaction_read_only is on: "
+			 "a standby, or a read-only role?): Alembic could not migrate it",
+			 pg->name);
+		return 1;
+	}
+	char *quoted = quoted_table(pg, schema, table);
+	if (!quoted)
+		return -1;
+	const char *p1[] = { quoted };
+	char *lacks = query_value(pg, LACKS_ON_TABLE, 1, p1, &failed);
+	const char *p2[] = { schema };
+	if (!failed && !lacks)
+		lacks = query_value(pg, LACKS_ON_SCHEMA, 1, p2, &failed);
+	int rc = failed ? -1 : 0;
+	if (!failed && !lacks) {
+		cr_error("database %s: %s", pg->name,
+			 schema ? "the version table's schema does not exist (Alembic does not "
+				  "create it)"
+				: "no schema of the search_path exists to create the version table in");
+		rc = 1;
+	} else if (!failed && *lacks) {
+		cr_error("database %s: the role cannot write Alembic's version table %s: it lacks "
+			 "%s", pg->name, quoted, lacks);
+		rc = 1;
+	}
+	free(lacks);
+	free(quoted);
+	return rc;
+}
+
 int cr_pg_end_sessions(struct cr_pg *pg, const char *application_name)
 {
 	const char *params[] = { application_name };

@@ -26,6 +26,11 @@ int cr_pg_tables(struct cr_pg *pg, struct cr_strlist *out);
  * means none. */
 int cr_pg_stored_revisions(struct cr_pg *pg, const char *schema, const char *table,
 			   struct cr_strlist *out);
+/* Whether Alembic could write its version table (schema may be NULL): the server takes
+ * writes, and the role may read, insert, update and delete in the table, or create it
+ * where Alembic would. 0 when so; 1 when not (reported: what is missing); -1 on an error
+ * (reported). */
+int cr_pg_version_table_writable(struct cr_pg *pg, const char *schema, const char *table);
 
 /* Ends the other sessions named application_name (pg_terminate_backend: the server rolls
  * back what they had not committed); how many, or -1 (reported). */

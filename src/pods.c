@@ -92,7 +92,10 @@ static int add_targets(struct cr_k8s *k, const char *ns, const char *selector,
 	char *path = cr_k8s_path("/apis/wiremind.io/v1", ns, "expecteddeploymentscales", NULL,
 				 NULL);
 	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(k, path, selector, &d);
+	int rc = cr_k8s_list(k, path, selector, CR_K8S_ABSENT_OK, &d);
+	if (rc == CR_K8S_NOT_FOUND)
+		cr_error("kubernetes: GET %s: 404: the ExpectedDeploymentScale CRD is not "
+			 "installed; install it with: kubectl apply -f %s", path, CR_PODS_CRD_FILE);
 	free(path);
 	if (rc)
 		return -1;
@@ -177,6 +180,16 @@ void cr_pods_close(struct cr_pods *s)
 		cr_k8s_free(s->workers[i]);
 	cr_k8s_free(s->k);
 	free(s);
+}
+
+int cr_pods_check(struct cr_pods *s)
+{
+	struct cr_pods_target *t;
+	size_t n;
+	int rc = cr_pods_targets(s->k, s->ns, s->cfg->release, &t, &n);
+	if (!rc)
+		cr_pods_targets_free(t, n);
+	return rc;
 }
 
 static int plan_load(struct plan *p, struct cr_pods *s)
@@ -448,7 +461,7 @@ static int hpas_load(struct plan *p, struct hpas *out)
 	char *path = cr_k8s_path("/apis/autoscaling/v2", p->s->ns, "horizontalpodautoscalers",
 				 NULL, NULL);
 	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path, NULL, &d);
+	int rc = cr_k8s_list(p->k, path, NULL, 0, &d);
 	free(path);
 	void *it = NULL;
 	struct fy_node *obj;
@@ -488,7 +501,7 @@ static int hpa_get(struct plan *p, const char *name, struct hpa *h)
 		free(base);
 	}
 	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path.data, NULL, &d);
+	int rc = cr_k8s_list(p->k, path.data, NULL, 0, &d);
 	cr_buf_free(&path);
 	struct fy_node *obj = rc ? NULL : yt_path(fy_document_root(d), "/items/0");
 	if (!rc)
@@ -935,7 +948,7 @@ static int list_pods(struct plan *p, struct group_wait *w)
 {
 	char *path = cr_k8s_path("/api/v1", p->s->ns, "pods", NULL, NULL);
 	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path, NULL, &d);
+	int rc = cr_k8s_list(p->k, path, NULL, 0, &d);
 	free(path);
 	if (rc)
 		return -1;

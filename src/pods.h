@@ -23,6 +23,10 @@ struct cr_k8s_options;
 #define CR_HPA_BEHAVIOR_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-before"
 #define CR_HPA_PAUSED_ANNOTATION "chartreuse.wiremind.io/hpa-behavior-paused"
 
+/* Where the shipped CRD of ExpectedDeploymentScale is, for a command a user can paste. */
+#define CR_PODS_CRD_FILE \
+	"\"$(helm env HELM_PLUGINS)/chartreuse/deploy/crd-expecteddeploymentscales.yaml\""
+
 struct cr_pods;
 
 /* A session with the cluster for cfg's release (cfg must outlive it); NULL (reported) when
@@ -34,6 +38,9 @@ struct cr_pods *cr_pods_open(const struct cr_config *cfg);
 struct cr_pods *cr_pods_open_with(const struct cr_config *cfg,
 				  const struct cr_k8s_options *opts);
 void cr_pods_close(struct cr_pods *s);
+/* Before anything is stopped: the cluster answers and the release's ExpectedDeploymentScales
+ * can be read (their CRD is installed). 0, or -1 (reported). */
+int cr_pods_check(struct cr_pods *s);
 
 /* Scales the release's Deployments to 0, by priority group. First every Deployment is
  * annotated as taken in charge and its HPAs paused (all in parallel), then each group in

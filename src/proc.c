@@ -284,3 +284,20 @@ char *cr_self_exe(void)
 		return NULL;
 	return xstrndup(buf, (size_t)n);
 }
+
+char *cr_find_program(const char *name)
+{
+	if (strchr(name, '/'))
+		return access(name, X_OK) ? NULL : xstrdup(name);
+	const char *path = getenv("PATH");
+	for (const char *dir = path ? path : "/usr/bin:/bin"; dir;) {
+		const char *end = strchr(dir, ':');
+		size_t len = end ? (size_t)(end - dir) : strlen(dir);
+		char *p = xasprintf("%.*s/%s", (int)len, len ? dir : ".", name);
+		if (!access(p, X_OK))
+			return p;
+		free(p);
+		dir = end ? end + 1 : NULL;
+	}
+	return NULL;
+}

@@ -77,5 +77,8 @@ void cr_env_free(struct cr_env *e);
 
 /* Absolute path of the running executable (caller frees), NULL if unknown. */
 char *cr_self_exe(void);
+/* The file that running `name` would execute, as PATH is searched (a name with a '/' is
+ * itself); NULL when there is none. Caller frees. */
+char *cr_find_program(const char *name);
 
 #endif

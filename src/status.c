@@ -359,7 +359,7 @@ static int read_hpas(struct cr_status *s, struct cr_k8s *k)
 	char *path = cr_k8s_path("/apis/autoscaling/v2", s->namespace, "horizontalpodautoscalers",
 				 NULL, NULL);
 	struct fy_document *doc = NULL;
-	int rc = cr_k8s_list(k, path, NULL, &doc);
+	int rc = cr_k8s_list(k, path, NULL, 0, &doc);
 	free(path);
 	if (rc)
 		return -1;
@@ -563,7 +563,7 @@ static int read_jobs(struct cr_status *s, struct cr_k8s *k)
 	char *selector = xasprintf("app.kubernetes.io/name=chartreuse,"
 				   "app.kubernetes.io/instance=%s", s->release);
 	struct fy_document *doc = NULL;
-	int rc = cr_k8s_list(k, path, selector, &doc);
+	int rc = cr_k8s_list(k, path, selector, 0, &doc);
 	free(path);
 	free(selector);
 	if (rc)

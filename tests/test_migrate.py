@@ -318,7 +318,9 @@ def test_stop_pods_without_a_cluster_fails_clearly(database, tmp_path, alembic_l
     assert r.rc == 1
     err = r.err.decode()
     assert "no-kubeconfig" in err
-    assert "main: FAILED (not run: the pods could not be stopped)" in err
+    # Found before anything is stopped (preflight), with the setting for a database-only run.
+    assert "main: FAILED (not run: a check before the migration failed)" in err
+    assert "set stopPods: false" in err
     assert "chartreuse restore" not in err  # nothing was stopped, nothing to restore
     assert calls(log) == []
 

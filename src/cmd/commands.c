@@ -48,12 +48,15 @@ static const char helm_usage[] =
 	"As a Helm plugin: helm chartreuse upgrade --install myapp ./chart -n prod\n";
 
 static const char migrate_usage[] =
-	"usage: chartreuse migrate [--config FILE] [--dry-run] [--lock-timeout SECONDS]\n"
-	"                          [--connect-timeout SECONDS]\n\n"
+	"usage: chartreuse migrate [--config FILE] [--dry-run [--detailed-exitcode]]\n"
+	"                          [--lock-timeout SECONDS] [--connect-timeout SECONDS]\n\n"
 	"For each database: read the Alembic project and its revision graph, read the version\n"
-	"table, and decide whether any revision is not applied yet. If one is: stop the\n"
-	"release's Deployments (stopPods), run `alembic upgrade head` (heads with several),\n"
-	"check that the database is at the heads, start the Deployments again.\n\n"
+	"table, and decide whether any revision is not applied yet. If one is, check first what\n"
+	"could fail with the service down (every revision script compiles in the Python that\n"
+	"runs Alembic, the version table can be written, the lock is held, the cluster and the\n"
+	"ExpectedDeploymentScales can be read), then stop the release's Deployments\n"
+	"(stopPods), run `alembic upgrade head` (heads with several), check that the database\n"
+	"is at the heads, start the Deployments again.\n\n"
 	"With eslembic (eslembic.url or urlSecret, or $CHARTREUSE_ESLEMBIC_URL), `eslembic\n"
 	"current` in eslembic.directory decides too (up to date when it prints \"(head)\");\n"
 	"`eslembic upgrade head` runs after the databases while the pods are stopped, and\n"
@@ -64,14 +67,18 @@ static const char migrate_usage[] =
 	"(CHARTREUSE_ESLEMBIC_URL, ELASTICSEARCH_URLS).\n\n"
 	"  --config FILE         settings (the Job mounts config.yaml); without it, the\n"
 	"                        reference tool's CHARTREUSE_* environment variables\n"
-	"  --dry-run             print the decision per database and change nothing\n"
+	"  --dry-run             run the checks, print the decision per database and change\n"
+	"                        nothing\n"
+	"  --detailed-exitcode   with --dry-run: exit 2 when a migration is pending (0 nothing\n"
+	"                        to do, 1 an error), to gate a pipeline\n"
 	"  --lock-timeout S      wait at most S seconds for another migration of the same\n"
 	"                        database to finish (default 1800)\n"
 	"  --connect-timeout S   PostgreSQL connection timeout (default 10)\n\n"
 	"Database URLs: $CHARTREUSE_DB_<i>_URL (from the Job's Secret), else the config's url\n"
 	"or parts; $CHARTREUSE_DB_<i>_PASSWORD fills in a URL without a password.\n"
 	"Exit status: 0 when every database is at its heads (or left alone by rule), 1 when\n"
-	"any failed (each database's outcome is reported).\n";
+	"any failed or a check failed (each database's outcome is reported); with\n"
+	"--detailed-exitcode, 2 when a dry run found a migration to make; 128+N after signal N.\n";
 static const char status_usage[] =
 	"usage: chartreuse status [RELEASE] [-n NS] [--kube-context CTX] [--kubeconfig FILE]\n"
 	"                         [--config FILE] [-o table|json|yaml]\n"

@@ -16,6 +16,7 @@
 
 struct options {
 	const char *config;
+	bool detailed_exitcode;
 	struct cr_migrate_options m;
 };
 
@@ -40,6 +41,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return cr_usage("migrate", 0) - 1;
 		if (!strcmp(argv[i], "--dry-run"))
 			o->m.dry_run = true;
+		else if (!strcmp(argv[i], "--detailed-exitcode"))
+			o->detailed_exitcode = true;
 		else if ((r = cr_opt_value(argc, argv, &i, "--config", &v)) != 0)
 			o->config = v;
 		else if ((r = cr_opt_value(argc, argv, &i, "--lock-timeout", &v)) != 0)
@@ -53,7 +56,21 @@ static int parse_options(int argc, char **argv, struct options *o)
 		if (r < 0)
 			return 2;
 	}
+	if (o->detailed_exitcode && !o->m.dry_run) {
+		cr_error("migrate: --detailed-exitcode goes with --dry-run (see chartreuse migrate "
+			 "--help)");
+		return 2;
+	}
 	return 0;
+}
+
+/* With --detailed-exitcode, 2 means "a migration is pending": a usage error must not say so. */
+static bool asks_detailed_exitcode(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--detailed-exitcode"))
+			return true;
+	return false;
 }
 
 /* major.minor of two versions differ? */
@@ -88,7 +105,7 @@ int cmd_migrate(int argc, char **argv)
 	struct options o = { .m = { .connect_timeout = 10, .lock_timeout = 1800 } };
 	int rc = parse_options(argc, argv, &o);
 	if (rc)
-		return rc < 0 ? 0 : rc;
+		return rc < 0 ? 0 : asks_detailed_exitcode(argc, argv) ? 1 : rc;
 	if (check_version())
 		return 1;
 	char *source = NULL;
@@ -107,10 +124,11 @@ int cmd_migrate(int argc, char **argv)
 	}
 	cr_config_free(&cfg);
 	free(source);
-	if (cr_terminated() && rc)
+	if (cr_terminated() && rc < 0)
 		return 128 + cr_terminated(); /* what a shell reports for a killed command */
 	if (cr_terminated()) /* it came as the last step ran: nothing was cut short */
 		cr_info("signal %d received as the migration finished: it had completed",
 			cr_terminated());
-	return rc ? 1 : 0;
+	/* Terraform's convention: 0 nothing to do, 1 an error, 2 changes to make. */
+	return rc < 0 ? 1 : rc > 0 && o.detailed_exitcode ? 2 : 0;
 }

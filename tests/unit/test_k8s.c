@@ -720,7 +720,7 @@ static void cli_op(struct cr_k8s **kp, char *line)
 	if (!strcmp(verb, "get")) {
 		cli_print_doc("get", cr_k8s_get(k, path, &out), &out);
 	} else if (!strcmp(verb, "list")) {
-		cli_print_doc("list", cr_k8s_list(k, path, cli_rest(line), &out), &out);
+		cli_print_doc("list", cr_k8s_list(k, path, cli_rest(line), 0, &out), &out);
 	} else if (!strcmp(verb, "delete")) {
 		cli_print_doc("delete", cr_k8s_delete(k, path, NULL, &out), &out);
 	} else if (!strcmp(verb, "post") || !strcmp(verb, "put")) {
