@@ -35,6 +35,8 @@ struct db_run {
 	bool ran;		/* Alembic was asked to upgrade */
 	bool unchanged;		/* after a failed upgrade: verifiably at the revisions of before */
 	char *why;		/* failure, for the summary */
+	struct cr_strlist applied; /* what the upgrade was to apply (the missing before it) */
+	double alembic_s;	   /* how long Alembic ran */
 };
 
 char *cr_migrate_database_url(const struct cr_config *cfg, size_t i)
@@ -411,9 +413,13 @@ static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
 		cr_strlist_add(&before, d->stored.items[i]);
 	cr_info("database %s: running alembic upgrade %s", d->db->name, target);
 	d->ran = true;
+	for (size_t i = 0; i < d->missing.n; i++)
+		cr_strlist_add(&d->applied, d->missing.items[i]);
 	struct cr_alembic_call c = call_of(d);
 	struct cr_alembic_result res;
+	double t0 = seconds_now();
 	int rc = cr_alembic_cli(&c, args, &res);
+	d->alembic_s = seconds_now() - t0;
 	if (rc != 0) {
 		const char *rev = failed_revision(d, &res);
 		char *why = cr_terminated() ? xasprintf("alembic upgrade interrupted by signal %d",
@@ -467,6 +473,10 @@ static void report(struct db_run *runs, size_t n, bool dry_run)
 			cr_buf_adds(&line, " (not applied: ");
 			missing_text(&line, d);
 			cr_buf_adds(&line, ")");
+		} else if (d->outcome == O_MIGRATED && d->ran) {
+			cr_buf_adds(&line, " (applied ");
+			cr_strlist_text(&line, &d->applied, 8);
+			cr_buf_printf(&line, "; alembic took %.1f s)", d->alembic_s);
 		} else if (d->outcome == O_FAILED && d->why) {
 			cr_buf_printf(&line, " (%s)", d->why);
 		}
@@ -494,6 +504,7 @@ static void release(struct db_run *d)
 	cr_strlist_free(&d->stored);
 	cr_strlist_free(&d->missing);
 	cr_strlist_free(&d->extra);
+	cr_strlist_free(&d->applied);
 	free(d->url);
 	free(d->why);
 }
@@ -579,6 +590,19 @@ static int preflight(const struct cr_config *cfg, struct db_run *runs, size_t n,
 	return bad;
 }
 
+/* The summary's line on the service: how long it was down, from the first scale-down to
+ * the last Deployment back (or still down, or left for the new release to start). */
+static void report_downtime(double down_s, int left_down, const struct cr_migrate_options *o)
+{
+	if (left_down)
+		cr_info("the release's Deployments are still stopped (%.1f s so far)", down_s);
+	else if (o->start_pods_after)
+		cr_info("the release's Deployments were down for %.1f s", down_s);
+	else
+		cr_info("the release's Deployments stay stopped for the new release to start "
+			"(stopped %.1f s ago)", down_s);
+}
+
 static void not_run(struct db_run *runs, size_t n, struct cr_eslembic_run *es,
 		    const char *why)
 {
@@ -594,6 +618,7 @@ static int migrate_needed(struct cr_pods *pods, struct db_run *runs, size_t n,
 {
 	char *restore = NULL;
 	int rc = 0;
+	double stopping = seconds_now();
 	enum cr_pods_stop stop = pods ? cr_pods_stop(pods, &restore) : CR_PODS_STOPPED;
 	if (stop != CR_PODS_STOPPED) {
 		not_run(runs, n, es, "not run: the pods could not be stopped");
@@ -619,6 +644,8 @@ static int migrate_needed(struct cr_pods *pods, struct db_run *runs, size_t n,
 		cr_eslembic_upgrade(es); /* after the databases, pods still stopped */
 	if (pods)
 		rc = start_after(pods, runs, n, es, o, restore);
+	if (pods)
+		report_downtime(seconds_now() - stopping, rc, o);
 	free(restore);
 	return rc;
 }

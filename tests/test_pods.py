@@ -926,3 +926,16 @@ def test_an_exec_plugin_that_asks_on_the_terminal_gets_its_answer(release, tmp_p
     assert b"token please: " in shown
     users = {r.user for r in k8s.request_log if "/namespaces/default/" in r.path}
     assert users == {k8s.tokens[k8s.token]}, "every request with the token typed"
+
+
+def test_the_log_ends_with_what_was_applied_and_how_long_the_service_was_down(
+        release, migration, pg):
+    cfg, env, db = migration
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    lines = r.err.decode().splitlines()
+    down = [ln for ln in lines if "the release's Deployments were down for" in ln]
+    assert len(down) == 1 and re.search(r"down for \d+\.\d s$", down[0]), lines
+    assert re.fullmatch(r"chartreuse: main: migrated \(applied lin0001, lin0002; alembic "
+                        r"took \d+\.\d s\)", lines[-1]), lines
+    assert lines.index(down[0]) > max(i for i, ln in enumerate(lines) if "started" in ln)
