@@ -10,17 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-#define PROGRESS_EVERY_S 10.0
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static size_t collect(char *data, size_t size, size_t n, void *buf)
 {
@@ -89,7 +79,8 @@ int cr_es_wait(const char *url, int timeout_s)
 	char *health = health_url_of(url);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-	double start = now_s(), noted = start;
+	struct cr_progress prog = cr_progress_start();
+	bool told = false;
 	char *why = NULL;
 	int rc = -1;
 	for (;;) {
@@ -98,8 +89,7 @@ int cr_es_wait(const char *url, int timeout_s)
 			rc = 0;
 			break;
 		}
-		double t = now_s();
-		if (t - start >= (double)timeout_s) {
+		if (cr_now_s() - prog.start >= (double)timeout_s) {
 			cr_error("elasticsearch (%s): not ready after %d s: %s", url, timeout_s,
 				 why ? why : "no answer");
 			break;
@@ -109,10 +99,11 @@ int cr_es_wait(const char *url, int timeout_s)
 				 cr_terminated());
 			break;
 		}
-		if (t - noted >= PROGRESS_EVERY_S) {
-			cr_info("elasticsearch: waiting (%.0f s): %s", t - start, why ? why : "");
-			noted = t;
-		}
+		double waited = cr_progress_due(&prog);
+		if (!told || waited)
+			cr_info("elasticsearch: waiting for the cluster (%.0f s of %d s): %s", waited,
+				timeout_s, why ? why : "");
+		told = true;
 		cr_sleep_ms(1000, true); /* a termination request ends it: seen above */
 	}
 	free(why);

@@ -8,18 +8,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define PROGRESS_EVERY_S 10.0
 #define GONE_TIMEOUT_S 300
 #define LOG_TAIL_LINES 20
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long number(struct fy_node *n)
 {
@@ -95,7 +86,7 @@ int cr_job_wait_gone(struct cr_k8s *k, const char *ns, const char *name, const c
 		     long timeout_s, const char *what)
 {
 	char *path = cr_job_path(ns, name);
-	double start = now_s(), noted = start;
+	struct cr_progress prog = cr_progress_start();
 	int rc = 1;
 	while (rc > 0) {
 		struct fy_document *d = NULL;
@@ -103,7 +94,6 @@ int cr_job_wait_gone(struct cr_k8s *k, const char *ns, const char *name, const c
 		char *now_uid = d ? yt_strdup(yt_path(fy_document_root(d), "/metadata/uid")) : NULL;
 		if (d)
 			fy_document_destroy(d);
-		double t = now_s();
 		if (st == CR_K8S_NOT_FOUND) {
 			rc = 0;
 		} else if (st) {
@@ -112,16 +102,15 @@ int cr_job_wait_gone(struct cr_k8s *k, const char *ns, const char *name, const c
 			cr_error("%s: another Job %s was created while the old one was being deleted",
 				 what, name);
 			rc = -1;
-		} else if (t - start >= (double)timeout_s) {
+		} else if (cr_now_s() - prog.start >= (double)timeout_s) {
 			cr_error("%s: the Job %s is still there %ld s after its deletion "
 				 "(finalizers?)", what, name, timeout_s);
 			rc = -1;
 		} else {
-			if (t - noted >= PROGRESS_EVERY_S) {
+			double waited = cr_progress_due(&prog);
+			if (waited)
 				cr_info("%s: waiting for the old Job %s to go (%.0f s)", what, name,
-					t - start);
-				noted = t;
-			}
+					waited);
 			if (cr_sleep_ms(500, true)) {
 				cr_error("%s: interrupted (signal %d) while waiting for the old Job %s "
 					 "to go", what, cr_terminated(), name);
@@ -143,6 +132,7 @@ struct hook_run {
 	char *outcome;	/* "Complete" or "Failed" once finished */
 	char *reason;	/* the final condition's reason and message */
 	bool deleted;
+	long active;	/* status.active: its Pods running */
 };
 
 static void note_job(struct hook_run *h, struct fy_node *job)
@@ -152,6 +142,7 @@ static void note_job(struct hook_run *h, struct fy_node *job)
 		free(h->rv);
 		h->rv = rv;
 	}
+	h->active = number(yt_path(job, "/status/active"));
 	const char *outcome = cr_job_outcome(job);
 	if (!outcome)
 		return;
@@ -203,9 +194,16 @@ static int look_again(struct hook_run *h)
 /* Watches the Job until it finishes, is deleted, or the deadline passes (-1, reported). */
 static int watch_job(struct hook_run *h, long timeout_ms)
 {
-	double deadline = now_s() + (double)timeout_ms / 1000.0;
+	struct cr_progress prog = cr_progress_start();
+	double deadline = prog.start + (double)timeout_ms / 1000.0;
 	while (!h->outcome && !h->deleted) {
-		long left = (long)((deadline - now_s()) * 1000.0);
+		double waited = cr_progress_due(&prog);
+		if (waited)
+			cr_info("%s: waiting for the Job %s (%.0f s of %ld s): %ld Pod%s active",
+				h->what, h->name, waited, timeout_ms / 1000, h->active,
+				h->active == 1 ? "" : "s");
+		double now = cr_now_s();
+		long left = (long)((deadline - now) * 1000.0);
 		if (left <= 0) {
 			cr_error("%s: the Job %s did not finish within %ld s; it is left running: "
 				 "kubectl describe job %s -n %s", h->what, h->name, timeout_ms / 1000,
@@ -223,7 +221,9 @@ static int watch_job(struct hook_run *h, long timeout_ms)
 			if (h->rv)
 				cr_k8s_query_add(&path, "resourceVersion", h->rv);
 		}
-		int rc = cr_k8s_watch(h->k, path.data, on_job_event, h, left);
+		long until_due = (long)((prog.next - now) * 1000.0) + 1;
+		int rc = cr_k8s_watch(h->k, path.data, on_job_event, h,
+				      until_due < left ? until_due : left);
 		cr_buf_free(&path);
 		free(base);
 		if (rc < 0)

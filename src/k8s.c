@@ -375,9 +375,7 @@ struct req {
 
 static long now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+	return (long)(cr_now_s() * 1000.0);
 }
 
 static void set_timeout(CURL *c, struct req *r)

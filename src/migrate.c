@@ -219,29 +219,20 @@ static int decide(struct db_run *d)
 	return 0;
 }
 
-static double seconds_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The operator creates the roles and default privileges some time after the database;
  * migrating before that would leave tables the application cannot use. */
 static int wait_patroni_configured(struct db_run *d)
 {
-	double start = seconds_now(), last_note = start;
+	struct cr_progress prog = cr_progress_start();
 	char *why = NULL;
 	int ready;
 	while ((ready = cr_pg_patroni_ready(d->pg, &why)) == 0) {
-		double now = seconds_now();
-		if (now - start >= (double)d->db->patroni_wait_timeout)
+		if (cr_now_s() - prog.start >= (double)d->db->patroni_wait_timeout)
 			break;
-		if (now - last_note >= 10) {
+		double waited = cr_progress_due(&prog);
+		if (waited)
 			cr_info("database %s: waiting for the postgres-operator to set up its roles "
-				"(%.0f s): %s", d->db->name, now - start, why ? why : "");
-			last_note = now;
-		}
+				"(%.0f s): %s", d->db->name, waited, why ? why : "");
 		if (cr_sleep_ms(1000, true)) {
 			cr_error("database %s: interrupted (signal %d) while waiting for the "
 				 "postgres-operator", d->db->name, cr_terminated());
@@ -417,9 +408,9 @@ static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
 		cr_strlist_add(&d->applied, d->missing.items[i]);
 	struct cr_alembic_call c = call_of(d);
 	struct cr_alembic_result res;
-	double t0 = seconds_now();
+	double t0 = cr_now_s();
 	int rc = cr_alembic_cli(&c, args, &res);
-	d->alembic_s = seconds_now() - t0;
+	d->alembic_s = cr_now_s() - t0;
 	if (rc != 0) {
 		const char *rev = failed_revision(d, &res);
 		char *why = cr_terminated() ? xasprintf("alembic upgrade interrupted by signal %d",
@@ -618,7 +609,7 @@ static int migrate_needed(struct cr_pods *pods, struct db_run *runs, size_t n,
 {
 	char *restore = NULL;
 	int rc = 0;
-	double stopping = seconds_now();
+	double stopping = cr_now_s();
 	enum cr_pods_stop stop = pods ? cr_pods_stop(pods, &restore) : CR_PODS_STOPPED;
 	if (stop != CR_PODS_STOPPED) {
 		not_run(runs, n, es, "not run: the pods could not be stopped");
@@ -645,7 +636,7 @@ static int migrate_needed(struct cr_pods *pods, struct db_run *runs, size_t n,
 	if (pods)
 		rc = start_after(pods, runs, n, es, o, restore);
 	if (pods)
-		report_downtime(seconds_now() - stopping, rc, o);
+		report_downtime(cr_now_s() - stopping, rc, o);
 	free(restore);
 	return rc;
 }

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 struct cr_pg {
 	PGconn *conn;
@@ -22,38 +21,6 @@ struct cr_pg {
 
 /* Seconds between two "still waiting" lines: often enough to show life in a pod's log,
  * rarely enough not to flood it. */
-#define PROGRESS_EVERY_S 10.0
-
-/* --- time ------------------------------------------------------------------------------ */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Tells when the next "still waiting" line is due. */
-struct progress {
-	double start, next;
-};
-
-static struct progress progress_start(void)
-{
-	double t = now_s();
-	return (struct progress){ t, t + PROGRESS_EVERY_S };
-}
-
-/* Seconds waited so far when a progress line is due now, 0 otherwise. */
-static int progress_due(struct progress *p)
-{
-	double t = now_s();
-	if (t < p->next)
-		return 0;
-	p->next = t + PROGRESS_EVERY_S;
-	return (int)(t - p->start + 0.5);
-}
-
 /* --- URLs ------------------------------------------------------------------------------ */
 
 static bool scheme_is_postgres(const char *url, size_t scheme_len)
@@ -464,18 +431,21 @@ static int try_lock(struct cr_pg *pg, const char *key)
 	return taken;
 }
 
+#define FIRST_PAUSE_S 0.2 /* short: the other migration may be about to finish */
+
 int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s)
 {
 	char k[24];
 	snprintf(k, sizeof(k), "%lld", key);
-	struct progress prog = progress_start();
+	struct cr_progress prog = cr_progress_start();
 	double deadline = prog.start + (timeout_s > 0 ? timeout_s : 0);
-	double pause = 0.2; /* short at first: the other migration may be about to finish */
+	double pause = FIRST_PAUSE_S;
+	bool told = false;
 	for (;;) {
 		int taken = try_lock(pg, k);
 		if (taken != 0)
 			return taken > 0 ? 0 : -1;
-		double left = deadline - now_s();
+		double left = deadline - cr_now_s();
 		if (left <= 0)
 			return 1;
 		if (cr_terminated()) {
@@ -483,10 +453,14 @@ int cr_pg_lock(struct cr_pg *pg, long long key, int timeout_s)
 				 pg->name);
 			return -1;
 		}
-		int waited = progress_due(&prog);
+		if (!told)
+			cr_info("database %s: another migration holds its lock; waiting for it to "
+				"finish (at most %d s)", pg->name, timeout_s);
+		told = true;
+		double waited = cr_progress_due(&prog);
 		if (waited)
-			cr_info("database %s: waiting for another migration's lock (%d s)",
-				pg->name, waited);
+			cr_info("database %s: waiting for another migration's lock (%.0f s of %d s)",
+				pg->name, waited, timeout_s);
 		cr_sleep_ms((long)((pause < left ? pause : left) * 1000), true); /* a termination: above */
 		pause = pause * 1.5 < 1.0 ? pause * 1.5 : 1.0;
 	}
@@ -526,7 +500,7 @@ static char *no_answer_reason(const char *libpq_url)
  * the progress interval. */
 static PGPing ping(const char *libpq_url, double left)
 {
-	int t = left < 2 ? 2 : left > PROGRESS_EVERY_S ? (int)PROGRESS_EVERY_S : (int)left;
+	int t = left < 2 ? 2 : left > CR_PROGRESS_EVERY_S ? (int)CR_PROGRESS_EVERY_S : (int)left;
 	struct conn_params p;
 	conn_params_init(&p, libpq_url, t);
 	return PQpingParams(p.keys, p.values, 1);
@@ -536,22 +510,22 @@ static PGPing ping(const char *libpq_url, double left)
  * did not even try (parameters it can't use: waiting won't change them). */
 static int ping_until(const char *name, const char *libpq_url, int timeout_s)
 {
-	struct progress prog = progress_start();
+	struct cr_progress prog = cr_progress_start();
 	double deadline = prog.start + (timeout_s > 0 ? timeout_s : 0);
 	for (;;) {
-		PGPing r = ping(libpq_url, deadline - now_s());
+		PGPing r = ping(libpq_url, deadline - cr_now_s());
 		if (r == PQPING_OK)
 			return 0;
 		if (r == PQPING_NO_ATTEMPT)
 			return -2;
-		double left = deadline - now_s();
+		double left = deadline - cr_now_s();
 		if (left <= 0)
 			return -1;
 		if (cr_terminated())
 			return -3;
-		int waited = progress_due(&prog);
+		double waited = cr_progress_due(&prog);
 		if (waited)
-			cr_info("database %s: no answer yet (%d s of %d s)", name, waited,
+			cr_info("database %s: no answer yet (%.0f s of %d s)", name, waited,
 				timeout_s);
 		cr_sleep_ms((long)((left < 1 ? left : 1) * 1000), true); /* a termination: above */
 	}

@@ -15,9 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define PROGRESS_EVERY_S 5.0
 #define MAX_WORKERS 8 /* parallel API calls; an API server throttles a client beyond */
 
 struct cr_pods {
@@ -35,13 +33,6 @@ struct plan {
 	struct cr_pods_target *t;
 	size_t n;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long number(struct fy_node *n, long def)
 {
@@ -1016,7 +1007,8 @@ static int wait_group_gone(struct plan *p, const struct item *items, size_t n, l
 			   long timeout_s)
 {
 	struct group_wait w = { .items = items, .n = n, .relist = true };
-	double start = now_s(), noted = start;
+	struct cr_progress prog = cr_progress_start();
+	double start = prog.start;
 	int rc = -1;
 	for (;;) {
 		if (w.relist && list_pods(p, &w))
@@ -1025,7 +1017,7 @@ static int wait_group_gone(struct plan *p, const struct item *items, size_t n, l
 			rc = 0;
 			break;
 		}
-		double t = now_s();
+		double t = cr_now_s();
 		if (t - start >= (double)timeout_s) {
 			char *names = some_names(&w.live, 3);
 			cr_error("priority group %ld: %zu pods still running after %ld s "
@@ -1038,13 +1030,12 @@ static int wait_group_gone(struct plan *p, const struct item *items, size_t n, l
 				 priority, w.live.n);
 			break;
 		}
-		if (t - noted >= PROGRESS_EVERY_S) {
+		double waited = cr_progress_due(&prog);
+		if (waited)
 			cr_info("priority group %ld: %zu pods left (%.0f s)", priority, w.live.n,
-				t - start);
-			noted = t;
-		}
+				waited);
 		double until = start + (double)timeout_s - t;
-		double slice = until < PROGRESS_EVERY_S ? until : PROGRESS_EVERY_S;
+		double slice = until < prog.next - t ? until : prog.next - t;
 		if (watch_pods(p, &w, (long)(slice * 1000) + 1))
 			break;
 	}

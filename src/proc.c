@@ -83,6 +83,28 @@ static void track_group(pid_t pid)
 		kill(-pid, terminated);
 }
 
+double cr_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct cr_progress cr_progress_start(void)
+{
+	double t = cr_now_s();
+	return (struct cr_progress){ t, t + CR_PROGRESS_EVERY_S };
+}
+
+double cr_progress_due(struct cr_progress *p)
+{
+	double t = cr_now_s();
+	if (t < p->next)
+		return 0;
+	p->next = t + CR_PROGRESS_EVERY_S;
+	return t - p->start < 1 ? 1 : t - p->start;
+}
+
 #define SLEEP_SLICE_MS 200 /* how soon a termination request that just missed a wake-up is seen */
 
 int cr_sleep_ms(long ms, bool at_termination)

@@ -60,6 +60,19 @@ int cr_child_capture(struct cr_child *c, struct cr_buf *all,
 void cr_proc_catch_termination(void);
 int cr_terminated(void);
 
+/* Seconds on a clock that only goes forward (CLOCK_MONOTONIC). */
+double cr_now_s(void);
+
+/* The "still waiting" lines of every wait: the caller says at once what it waits for,
+ * then a line is due every CR_PROGRESS_EVERY_S seconds. */
+#define CR_PROGRESS_EVERY_S 5.0
+struct cr_progress {
+	double start, next;
+};
+struct cr_progress cr_progress_start(void);
+/* Seconds waited so far (at least 1) when a progress line is due now, else 0. */
+double cr_progress_due(struct cr_progress *p);
+
 /* Sleeps ms milliseconds: 0; or, with at_termination, -1 as soon as a termination request
  * comes. Without it the sleep goes on: a retry that brings the service back up (the
  * restore after a termination request) must not lose its pause. */

@@ -48,15 +48,18 @@ def test_red_cluster_fails_at_the_deadline_without_showing_the_password(es):
     s = es(status="red")
     r = wait_es(s.url(), timeout=2)
     assert r.rc == 1
-    assert len(r.err_lines) == 1 and "not ready after 2 s" in r.err_lines[0]
-    assert "status red" in r.err_lines[0]
+    # What is awaited, said at once; then the failure at the deadline.
+    assert len(r.err_lines) == 2, r.err_lines
+    assert r.err_lines[0] == ("chartreuse: elasticsearch: waiting for the cluster (0 s of 2 s): "
+                              "HTTP 408, status red")
+    assert "not ready after 2 s" in r.err_lines[1] and "status red" in r.err_lines[1]
     assert PASSWORD.encode() not in r.err and b"p%40ss" not in r.err
 
 
 def test_wrong_credentials_are_not_ready(es):
     s = es(status="green")
     r = wait_es(s.url(password="wrong"), timeout=1)
-    assert r.rc == 1 and "HTTP 401" in r.err_lines[0]
+    assert r.rc == 1 and "HTTP 401" in r.err_lines[-1]
 
 
 def test_nothing_listening(es):
@@ -64,4 +67,5 @@ def test_nothing_listening(es):
     url = s.url()
     s.stop()
     r = wait_es(url, timeout=1)
-    assert r.rc == 1 and "not ready after 1 s" in r.err_lines[0]
+    assert r.rc == 1 and "not ready after 1 s" in r.err_lines[-1]
+    assert r.err_lines[0].startswith("chartreuse: elasticsearch: waiting for the cluster (0 s")

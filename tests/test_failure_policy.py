@@ -192,6 +192,9 @@ def test_sigterm_while_waiting_for_the_lock_changes_nothing(release, pg, tmp_pat
     err = err.decode()
     assert p.returncode == 128 + signal.SIGTERM, err
     assert "interrupted while waiting for another migration's lock" in err
+    # Said at once, not only after the first progress period.
+    assert "database main: another migration holds its lock; waiting for it to finish " \
+           "(at most 1800 s)" in err
     assert stored(pg, database) == []
     assert not [r for r in k8s.request_log if r.method != "GET"]
     assert replicas(k8s) == SCALES

@@ -200,8 +200,11 @@ def test_pg_statement_errors_and_notices_go_through_the_log(db):
 
 def test_pg_lock_contention(db):
     lines = run_unit("pg_live_lock_contention", db)
-    # Only the deliberate double unlock says something: the server's warning, then ours.
+    # The wait for the lock is said at once; then the deliberate double unlock: the
+    # server's warning, then ours.
     assert lines == [
+        "chartreuse: database live: another migration holds its lock; waiting for it to "
+        "finish (at most 1 s)",
         "chartreuse: warning: database live: you don't own a lock of type ExclusiveLock",
         "chartreuse: error: database live: advisory lock 426952979060 was not held",
     ]
