@@ -6,7 +6,7 @@
 #ifndef CR_ALEMBIC_CLI_H
 #define CR_ALEMBIC_CLI_H
 
-#include "alembic.h"
+#include "revgraph.h"
 #include "util.h"
 
 struct cr_alembic_call {

@@ -1,5 +1,5 @@
 #include "migrate.h"
-#include "alembic.h"
+#include "revgraph.h"
 #include "alembic_cli.h"
 #include "config.h"
 #include "eslembic.h"

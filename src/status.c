@@ -1,5 +1,5 @@
 #include "status.h"
-#include "alembic.h"
+#include "revgraph.h"
 #include "alembic_cli.h"
 #include "config.h"
 #include "json.h"

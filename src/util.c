@@ -239,6 +239,12 @@ bool cr_streq(const char *a, const char *b)
 	return a && b && strcmp(a, b) == 0;
 }
 
+bool cr_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
 bool cr_nonempty(const char *s)
 {
 	return s && *s;

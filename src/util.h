@@ -63,6 +63,7 @@ int cr_read_file(const char *path, struct cr_buf *b);
 int cr_write_all(int fd, const void *data, size_t len);
 
 bool cr_streq(const char *a, const char *b);
+bool cr_ends_with(const char *s, const char *suffix);
 /* s is set and not "" (an optional setting that was given). */
 bool cr_nonempty(const char *s);
 /* Length of the UTF-8 sequence at s (at most len bytes, len > 0): 1 for ASCII, 0 when the
