@@ -715,11 +715,6 @@ static int resolve(struct set_ctx *c, struct set_target *t)
 	return rc;
 }
 
-static struct fy_node *null_node(struct fy_document *d)
-{
-	return fy_node_create_scalar(d, "null", 4);
-}
-
 /* Helm's integers: an optional sign and digits, no leading zero but "0" itself, in 64 bits. */
 static bool helm_int(const char *s, long *out)
 {
@@ -743,7 +738,7 @@ static struct fy_node *helm_typed(struct fy_document *d, const char *s)
 	if (!strcasecmp(s, "true") || !strcasecmp(s, "false"))
 		return yt_bool(d, tolower((unsigned char)*s) == 't');
 	if (!strcasecmp(s, "null"))
-		return null_node(d);
+		return yt_null(d);
 	if (helm_int(s, &l))
 		return yt_int(d, l);
 	return yt_str(d, s);
@@ -833,7 +828,7 @@ static struct fy_node *set_value_node(struct fy_document *d, const struct set_ct
 {
 	const struct field *f = t->f;
 	if (c->mode == SET_TYPED && !list && !strcasecmp(items->items[0], "null"))
-		return null_node(d); /* as in Helm: unset, so the default applies */
+		return yt_null(d); /* as in Helm: unset, so the default applies */
 	if (t->free && (t->free_at + 1 < c->n || (list && f->type == F_LIST)))
 		return free_value(d, c, t, items, list);
 	if (f->type == F_ARGS && list && !t->args_item) {
@@ -858,7 +853,7 @@ static struct fy_node *seq_at(struct fy_node *seq, long idx)
 {
 	struct fy_document *d = fy_node_document(seq);
 	for (long n = fy_node_sequence_item_count(seq); n <= idx; n++)
-		yt_append(seq, null_node(d));
+		yt_append(seq, yt_null(d));
 	return fy_node_sequence_get_by_index(seq, (int)idx);
 }
 

@@ -137,6 +137,30 @@ enum cr_k8s_patch {
 int cr_k8s_patch(struct cr_k8s *k, const char *path, enum cr_k8s_patch type,
 		 struct fy_node *patch, unsigned flags, struct fy_document **out);
 
+/* --- preconditioned writes (k8s_write.c) ---
+ * A write the client gave up on (a timeout) may still be applied by the server later,
+ * after the retry and after whatever the run did next: a scale to 0 landing after the
+ * start would leave a Deployment down. So these writes carry a precondition from the read
+ * they were decided from (a resourceVersion, or a JSON patch's test ops): a stale copy is
+ * refused and changes nothing, and the write is decided again from a fresh read. */
+#define CR_K8S_WRITE_TRIES 10
+
+/* A merge patch (consumed) carrying metadata.resourceVersion: CR_K8S_OK with *out (if
+ * set) the object as it now is, CR_K8S_CONFLICT when the resourceVersion is stale,
+ * CR_K8S_NOT_FOUND, or another failure (reported). */
+int cr_k8s_patch_rv(struct cr_k8s *k, const char *path, struct fy_document *patch,
+		    struct fy_document **out);
+/* Reads the object, lets fill() write into patch (a mapping) the merge patch that makes it
+ * as wanted (false: it already is, nothing is written), sends it with the read's
+ * resourceVersion, and on 409 starts again, up to CR_K8S_WRITE_TRIES times. CR_K8S_OK with
+ * *out (if set) the object as it now is, CR_K8S_NOT_FOUND, or a failure (reported). */
+typedef bool (*cr_k8s_want_fn)(struct fy_node *obj, struct fy_node *patch, void *user);
+int cr_k8s_patch_wanted(struct cr_k8s *k, const char *path, cr_k8s_want_fn fill, void *user,
+			struct fy_document **out);
+/* A JSON patch (ops, consumed) whose test ops are its preconditions: CR_K8S_TEST_FAILED
+ * when one does not hold (silent), CR_K8S_NOT_FOUND, or as cr_k8s_patch. */
+int cr_k8s_patch_tested(struct cr_k8s *k, const char *path, struct fy_document *ops);
+
 /* Read-modify-write that survives concurrent writers: GETs path, lets change() edit the
  * object in place, PUTs it (its metadata.resourceVersion makes the server refuse a stale
  * write) and on 409 Conflict starts again from a fresh GET, up to 10 times.

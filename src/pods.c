@@ -1,10 +1,11 @@
 #include "pods.h"
 #include "config.h"
-#include "json.h"
+#include "hpa.h"
 #include "k8s.h"
 #include "labels.h"
 #include "log.h"
 #include "names.h"
+#include "pod_wait.h"
 #include "proc.h"
 #include "url.h"
 #include "util.h"
@@ -198,88 +199,18 @@ static char *deployment_path(const struct plan *p, const char *name, const char 
 	return cr_k8s_path("/apis/apps/v1", p->s->ns, "deployments", name, sub);
 }
 
-static struct fy_document *new_patch(struct fy_node **root)
+/* The writes below carry preconditions (k8s.h, "Preconditioned writes"): a copy the
+ * client gave up on that lands late changes nothing. */
+
+static bool fill_replicas(struct fy_node *scale, struct fy_node *patch, void *user)
 {
-	struct fy_document *d = yt_document();
-	*root = yt_map(d);
-	fy_document_set_root(d, *root);
-	return d;
-}
-
-/* --- writes that a late copy cannot undo ---------------------------------------------------
- * A write the client gave up on (a timeout) may still be applied by the server later, after
- * the retry and after whatever the run did next: a scale to 0 landing after the start would
- * leave a Deployment down and unmarked. So every write carries the resourceVersion of the
- * read it was decided from: the server refuses a stale one (409 Conflict), and the object
- * is read again and the write decided again. */
-#define WRITE_TRIES 10
-
-/* A merge patch (consumed) carrying a resourceVersion: CR_K8S_OK with *out (if set) the
- * object as it now is, CR_K8S_CONFLICT when the resourceVersion is stale,
- * CR_K8S_NOT_FOUND, or another failure (reported). Idempotent: a resent patch that did
- * land meets its own precondition and is refused. */
-static int rv_patch(struct plan *p, const char *path, struct fy_document *patch,
-		    struct fy_document **out)
-{
-	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_MERGE, fy_document_root(patch),
-			      CR_K8S_IDEMPOTENT | CR_K8S_CONFLICT_OK | CR_K8S_ABSENT_OK, out);
-	fy_document_destroy(patch);
-	if (!rc && out && !*out) {
-		cr_error("kubernetes: PATCH %s: %ld with no object in the answer", path,
-			 cr_k8s_last_status(p->k));
-		rc = CR_K8S_ERROR;
-	}
-	return rc;
-}
-
-/* Fills the merge patch that makes obj as wanted; false when it already is. */
-struct want {
-	bool (*fill)(const struct want *w, struct fy_node *obj, struct fy_document *d,
-		     struct fy_node *patch);
-	long replicas;
-};
-
-/* 0 with *out (if set) the object as it now is, CR_K8S_NOT_FOUND, or -1 after reporting. */
-static int write_wanted(struct plan *p, const char *path, const struct want *w,
-			struct fy_document **out)
-{
-	for (int i = 0; i < WRITE_TRIES; i++) {
-		struct fy_document *cur = NULL;
-		int rc = cr_k8s_get(p->k, path, &cur);
-		if (rc)
-			return rc;
-		struct fy_node *obj = fy_document_root(cur), *root;
-		struct fy_document *d = new_patch(&root);
-		if (!w->fill(w, obj, d, root)) {
-			fy_document_destroy(d);
-			if (out)
-				*out = cur;
-			else
-				fy_document_destroy(cur);
-			return 0;
-		}
-		char *rv = yt_strdup(yt_path(obj, "/metadata/resourceVersion"));
-		if (rv)
-			yt_set_str(yt_child_map(root, "metadata"), "resourceVersion", rv);
-		free(rv);
-		fy_document_destroy(cur);
-		rc = rv_patch(p, path, d, out);
-		if (rc != CR_K8S_CONFLICT)
-			return rc;
-	}
-	cr_error("kubernetes: PATCH %s: 409 Conflict %d times in a row: the object keeps "
-		 "changing under us", path, WRITE_TRIES);
-	return CR_K8S_CONFLICT;
-}
-
-static bool fill_replicas(const struct want *w, struct fy_node *scale, struct fy_document *d,
-			  struct fy_node *patch)
-{
+	const long *replicas = user;
 	char *now = yt_strdup(yt_path(scale, "/spec/replicas"));
-	bool differs = !now || strtol(now, NULL, 10) != w->replicas;
+	bool differs = !now || strtol(now, NULL, 10) != *replicas;
 	free(now);
 	if (differs)
-		yt_set(yt_child_map(patch, "spec"), "replicas", yt_int(d, w->replicas));
+		yt_set(yt_child_map(patch, "spec"), "replicas",
+		       yt_int(fy_node_document(patch), *replicas));
 	return differs;
 }
 
@@ -287,9 +218,8 @@ static bool fill_replicas(const struct want *w, struct fy_node *scale, struct fy
  * now is, whose status.selector selects the Deployment's Pods. */
 static int scale_to(struct plan *p, const char *name, long replicas, struct fy_document **scale)
 {
-	struct want w = { .fill = fill_replicas, .replicas = replicas };
 	char *path = deployment_path(p, name, "scale");
-	int rc = write_wanted(p, path, &w, scale);
+	int rc = cr_k8s_patch_wanted(p->k, path, fill_replicas, &replicas, scale);
 	free(path);
 	return rc;
 }
@@ -306,23 +236,11 @@ static void mark_op(struct fy_node *ops, const char *op, const char *value)
 	yt_append(ops, o);
 }
 
-/* A JSON patch (consumed) that tests before it changes: CR_K8S_TEST_FAILED when a test
- * does not hold on the object (k8s.h: a refusal of the result is CR_K8S_INVALID). */
-static int json_patch(struct plan *p, const char *path, struct fy_document *d)
-{
-	int rc = cr_k8s_patch(p->k, path, CR_K8S_PATCH_JSON, fy_document_root(d),
-			      CR_K8S_IDEMPOTENT | CR_K8S_ABSENT_OK, NULL);
-	fy_document_destroy(d);
-	return rc;
-}
-
-/* The stopped mark is conditioned on the Deployment's metadata.generation, which only its
- * spec moves (not the status updates of Pods starting, which would make a resourceVersion
- * conflict): a copy that lands late, after the scale down and up moved the generation,
- * fails its test and changes nothing. CR_K8S_NOT_FOUND when there is no such Deployment. */
+/* The stopped mark, conditioned on metadata.generation (docs/design.md, "Preconditioned
+ * writes"). CR_K8S_NOT_FOUND when there is no such Deployment. */
 static int mark(struct plan *p, const char *path)
 {
-	for (int i = 0; i < WRITE_TRIES; i++) {
+	for (int i = 0; i < CR_K8S_WRITE_TRIES; i++) {
 		struct fy_document *cur = NULL;
 		int rc = cr_k8s_get(p->k, path, &cur);
 		if (rc)
@@ -356,18 +274,17 @@ static int mark(struct plan *p, const char *path)
 			yt_set_str(yt_child_map(add, "value"), CR_STOPPED_ANNOTATION, "true");
 			yt_append(ops, add);
 		}
-		rc = json_patch(p, path, d);
+		rc = cr_k8s_patch_tested(p->k, path, d);
 		if (rc != CR_K8S_TEST_FAILED)
 			return rc;
 	}
 	cr_error("kubernetes: PATCH %s: the Deployment keeps changing under us (%d tries)", path,
-		 WRITE_TRIES);
+		 CR_K8S_WRITE_TRIES);
 	return CR_K8S_CONFLICT;
 }
 
-/* The stopped mark's removal is conditioned on the mark itself (a JSON patch that tests it
- * first), for the same reason: a copy that lands late finds no mark, fails its test and
- * changes nothing. CR_K8S_NOT_FOUND when there is no such Deployment. */
+/* The stopped mark's removal, conditioned on the mark itself (docs/design.md,
+ * "Preconditioned writes"). CR_K8S_NOT_FOUND when there is no such Deployment. */
 static int unmark(struct plan *p, const char *path)
 {
 	struct fy_document *d = yt_document();
@@ -375,359 +292,15 @@ static int unmark(struct plan *p, const char *path)
 	fy_document_set_root(d, ops);
 	mark_op(ops, "test", "true");
 	mark_op(ops, "remove", NULL);
-	int rc = json_patch(p, path, d);
+	int rc = cr_k8s_patch_tested(p->k, path, d);
 	return rc == CR_K8S_TEST_FAILED ? CR_K8S_OK : rc; /* no mark: nothing to remove */
-}
-
-/* --- HPAs ---------------------------------------------------------------------------------- */
-
-/* Pausing an HPA disables its scale-up (spec.behavior.scaleUp.selectPolicy: Disabled) and
- * records two behaviours in annotations: the one from before (CR_HPA_BEHAVIOR_ANNOTATION)
- * and the one the pause left, as the server answered it, defaults included
- * (CR_HPA_PAUSED_ANNOTATION). Resuming compares the HPA's behaviour with the second: the
- * same, nobody changed it and the first comes back exactly; different, someone did (in
- * before-deployment mode, the new chart version, applied between the pre-upgrade pause and
- * the post-upgrade restore) and only chartreuse's own change is taken back, so that theirs
- * stays. Why the behaviour and not metadata.generation: an API server maintains an HPA's
- * generation only with the HPAGeneration feature gate; elsewhere it never moves. Each
- * write computed from a read carries that read's resourceVersion: on 409 Conflict the HPA
- * is read again and the write computed again (README, "Stopping and starting pods"). */
-
-/* What pausing and resuming one HPA needs, read before the work is shared out (a tree is
- * not shared between threads; each HPA is handled by the one worker of its Deployment). */
-struct hpa {
-	char *name;
-	char *target;	/* the Deployment it scales */
-	char *rv;	/* metadata.resourceVersion, as read */
-	char *behavior;	/* spec.behavior as JSON, "null" when none */
-	char *recorded;	/* the behaviour before the pause, NULL when not paused */
-	char *paused;	/* the behaviour the pause left, NULL when not recorded (a pause by an
-			 * older chartreuse, or one interrupted before it was recorded) */
-};
-
-struct hpas {
-	struct hpa *v;
-	size_t n;
-};
-
-static void hpa_clear(struct hpa *h)
-{
-	free(h->name);
-	free(h->target);
-	free(h->rv);
-	free(h->behavior);
-	free(h->recorded);
-	free(h->paused);
-	memset(h, 0, sizeof(*h));
-}
-
-static void hpas_free(struct hpas *h)
-{
-	for (size_t i = 0; i < h->n; i++)
-		hpa_clear(&h->v[i]);
-	free(h->v);
-	memset(h, 0, sizeof(*h));
-}
-
-/* -1 after reporting (a behaviour with no JSON form). */
-static int hpa_read(struct fy_node *obj, struct hpa *h)
-{
-	struct fy_node *ann = yt_path(obj, "/metadata/annotations");
-	char *behavior = cr_json_string(yt_path(obj, "/spec/behavior"));
-	if (!behavior)
-		return -1;
-	*h = (struct hpa){
-		yt_strdup(yt_path(obj, "/metadata/name")),
-		yt_strdup(yt_path(obj, "/spec/scaleTargetRef/name")),
-		yt_strdup(yt_path(obj, "/metadata/resourceVersion")),
-		behavior,
-		yt_strdup(yt_get(ann, CR_HPA_BEHAVIOR_ANNOTATION)),
-		yt_strdup(yt_get(ann, CR_HPA_PAUSED_ANNOTATION)),
-	};
-	return 0;
-}
-
-static int hpas_load(struct plan *p, struct hpas *out)
-{
-	char *path = cr_k8s_path("/apis/autoscaling/v2", p->s->ns, "horizontalpodautoscalers",
-				 NULL, NULL);
-	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path, NULL, 0, &d);
-	free(path);
-	void *it = NULL;
-	struct fy_node *obj;
-	while (!rc && (obj = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it))) {
-		char *kind = yt_strdup(yt_path(obj, "/spec/scaleTargetRef/kind"));
-		if (cr_streq(kind, "Deployment")) {
-			out->v = xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
-			rc = hpa_read(obj, &out->v[out->n]);
-			if (!rc)
-				out->n++;
-		}
-		free(kind);
-	}
-	if (d)
-		fy_document_destroy(d);
-	return rc;
-}
-
-static char *hpa_path(const struct plan *p, const char *name)
-{
-	return cr_k8s_path("/apis/autoscaling/v2", p->s->ns, "horizontalpodautoscalers", name,
-			   NULL);
-}
-
-/* h (cleared first) as the HPA now is: 0, CR_K8S_NOT_FOUND, or -1 after reporting. Read
- * by listing it by name: the Role grants list on HPAs, not get (SPEC's verbs). */
-static int hpa_get(struct plan *p, const char *name, struct hpa *h)
-{
-	hpa_clear(h);
-	struct cr_buf path = { 0 };
-	char *base = hpa_path(p, NULL);
-	if (base) {
-		char *field = xasprintf("metadata.name=%s", name);
-		cr_buf_adds(&path, base);
-		cr_k8s_query_add(&path, "fieldSelector", field);
-		free(field);
-		free(base);
-	}
-	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path.data, NULL, 0, &d);
-	cr_buf_free(&path);
-	struct fy_node *obj = rc ? NULL : yt_path(fy_document_root(d), "/items/0");
-	if (!rc)
-		rc = obj ? hpa_read(obj, h) : CR_K8S_NOT_FOUND;
-	if (d)
-		fy_document_destroy(d);
-	return rc;
-}
-
-static struct fy_document *parse_behavior(const char *json, const char *what)
-{
-	return cr_json_parse(json, strlen(json), what);
-}
-
-static bool absent(struct fy_node *n)
-{
-	return !n || yt_is_null(n);
-}
-
-static bool up_disabled(struct fy_node *behavior)
-{
-	char *policy = yt_strdup(yt_path(behavior, "/scaleUp/selectPolicy"));
-	bool off = cr_streq(policy, "Disabled");
-	free(policy);
-	return off;
-}
-
-static struct fy_node *null_node(struct fy_document *d)
-{
-	return fy_node_create_scalar(d, "null", 4);
-}
-
-/* The merge patch (RFC 7386), built in d, that turns from into to; NULL when they are the
- * same. Lists are replaced whole, as a merge patch does. */
-static struct fy_node *merge_diff(struct fy_document *d, struct fy_node *from, struct fy_node *to)
-{
-	if (absent(to))
-		return absent(from) ? NULL : null_node(d);
-	if (!absent(from) && fy_node_compare(from, to))
-		return NULL;
-	if (!yt_is_map(from) || !yt_is_map(to))
-		return fy_node_copy(d, to);
-	struct fy_node *patch = yt_map(d);
-	void *it = NULL;
-	struct fy_node_pair *pair;
-	while ((pair = fy_node_mapping_iterate(to, &it))) {
-		char *key = yt_strdup(fy_node_pair_key(pair));
-		struct fy_node *sub = key ? merge_diff(d, yt_get(from, key), fy_node_pair_value(pair))
-					  : NULL;
-		if (sub)
-			yt_set(patch, key, sub);
-		free(key);
-	}
-	it = NULL;
-	while ((pair = fy_node_mapping_iterate(from, &it))) {
-		char *key = yt_strdup(fy_node_pair_key(pair));
-		if (key && !yt_get(to, key))
-			yt_set(patch, key, null_node(d));
-		free(key);
-	}
-	return patch;
-}
-
-/* Scale-up disabled and both behaviours recorded. An HPA paused by an earlier run keeps
- * the first record; one whose pause was not recorded gets its behaviour recorded now. */
-static int pause_once(struct plan *p, const struct hpa *h)
-{
-	struct fy_document *cur = parse_behavior(h->behavior, "the behaviour of an HPA");
-	if (!cur)
-		return -1;
-	bool off = up_disabled(fy_document_root(cur));
-	fy_document_destroy(cur);
-	if (h->recorded && h->paused && off)
-		return 0;
-	char *path = hpa_path(p, h->name);
-	char *left = NULL; /* the behaviour the pause left */
-	int rc = 0;
-	if (!h->recorded || !off) {
-		struct fy_node *root;
-		struct fy_document *d = new_patch(&root);
-		struct fy_node *meta = yt_child_map(root, "metadata");
-		if (h->rv)
-			yt_set_str(meta, "resourceVersion", h->rv);
-		if (!h->recorded)
-			yt_set_str(yt_child_map(meta, "annotations"), CR_HPA_BEHAVIOR_ANNOTATION,
-				   h->behavior);
-		struct fy_node *behavior = yt_child_map(yt_child_map(root, "spec"), "behavior");
-		yt_set_str(yt_child_map(behavior, "scaleUp"), "selectPolicy", "Disabled");
-		struct fy_document *now = NULL;
-		rc = rv_patch(p, path, d, &now);
-		if (!rc && !(left = cr_json_string(yt_path(fy_document_root(now), "/spec/behavior"))))
-			rc = -1;
-		if (now)
-			fy_document_destroy(now);
-	} else {
-		left = xstrdup(h->behavior);
-	}
-	/* What the pause's answer says is recorded whatever happened since (a change made
-	 * after the pause is someone else's); what was read is recorded only if it still is. */
-	if (!rc) {
-		struct fy_node *root;
-		struct fy_document *d = new_patch(&root);
-		struct fy_node *meta = yt_child_map(root, "metadata");
-		if (h->recorded && off && h->rv)
-			yt_set_str(meta, "resourceVersion", h->rv);
-		yt_set_str(yt_child_map(meta, "annotations"), CR_HPA_PAUSED_ANNOTATION, left);
-		rc = rv_patch(p, path, d, NULL);
-	}
-	free(left);
-	free(path);
-	return rc;
-}
-
-/* The behaviour as it is with only the pause taken back: scaleUp.selectPolicy, if still
- * Disabled, as it was before the pause, or removed when there was none, along with the
- * scaleUp and then the behaviour if that leaves them empty (an empty one means the
- * defaults, as an absent one does). A policy someone else set stays. */
-static struct fy_document *undo_pause(struct fy_node *cur, struct fy_node *before)
-{
-	struct fy_document *d = yt_document();
-	fy_document_set_root(d, absent(cur) ? null_node(d) : fy_node_copy(d, cur));
-	struct fy_node *b = fy_document_root(d);
-	if (!up_disabled(b))
-		return d;
-	struct fy_node *up = yt_get(b, "scaleUp");
-	struct fy_node *was = yt_path(before, "/scaleUp/selectPolicy");
-	if (!absent(was)) {
-		yt_set(up, "selectPolicy", fy_node_copy(d, was));
-		return d;
-	}
-	yt_del(up, "selectPolicy");
-	if (fy_node_mapping_item_count(up) == 0)
-		yt_del(b, "scaleUp");
-	if (fy_node_mapping_item_count(b) == 0)
-		fy_document_set_root(d, null_node(d));
-	return d;
-}
-
-/* The recorded behaviour back (exactly, or only scale-up when someone else changed the
- * behaviour since the pause), chartreuse's annotations removed. */
-static int resume_once(struct plan *p, const struct hpa *h)
-{
-	if (!h->recorded && !h->paused)
-		return 0;
-	struct fy_document *cur = parse_behavior(h->behavior, "the behaviour of an HPA");
-	struct fy_document *before =
-		h->recorded ? parse_behavior(h->recorded, "the recorded HPA behaviour") : NULL;
-	struct fy_document *paused =
-		h->paused ? parse_behavior(h->paused, "the recorded paused HPA behaviour") : NULL;
-	struct fy_document *edited = NULL;
-	int rc = -1;
-	if (cur && (before || !h->recorded) && (paused || !h->paused)) {
-		struct fy_node *now = fy_document_root(cur), *target = now;
-		struct fy_node *then = paused ? fy_document_root(paused) : NULL;
-		if (before && (!paused || (absent(now) ? absent(then) : fy_node_compare(now, then)))) {
-			target = fy_document_root(before);
-		} else if (before) {
-			cr_info("HPA %s: its behaviour changed since it was paused: only its scale-up "
-				"policy is set back, the rest is kept", h->name);
-			edited = undo_pause(now, fy_document_root(before));
-			target = fy_document_root(edited);
-		}
-		struct fy_node *root;
-		struct fy_document *d = new_patch(&root);
-		struct fy_node *meta = yt_child_map(root, "metadata");
-		if (h->rv)
-			yt_set_str(meta, "resourceVersion", h->rv);
-		struct fy_node *ann = yt_child_map(meta, "annotations");
-		yt_set(ann, CR_HPA_BEHAVIOR_ANNOTATION, null_node(d));
-		yt_set(ann, CR_HPA_PAUSED_ANNOTATION, null_node(d));
-		struct fy_node *diff = merge_diff(d, now, target);
-		if (diff)
-			yt_set(yt_child_map(root, "spec"), "behavior", diff);
-		char *path = hpa_path(p, h->name);
-		rc = rv_patch(p, path, d, NULL);
-		free(path);
-	}
-	if (cur)
-		fy_document_destroy(cur);
-	if (before)
-		fy_document_destroy(before);
-	if (paused)
-		fy_document_destroy(paused);
-	if (edited)
-		fy_document_destroy(edited);
-	return rc;
-}
-
-/* once() on the HPA as listed, then, as long as the server answers 409 Conflict (the HPA
- * changed since it was read), on the HPA read again. An HPA deleted meanwhile needs
- * nothing. */
-static int hpa_retry(struct plan *p, const struct hpa *listed,
-		     int (*once)(struct plan *, const struct hpa *))
-{
-	int rc = once(p, listed);
-	struct hpa h = { 0 };
-	for (int i = 1; rc == CR_K8S_CONFLICT && i < WRITE_TRIES; i++) {
-		rc = hpa_get(p, listed->name, &h);
-		if (!rc)
-			rc = once(p, &h);
-	}
-	hpa_clear(&h);
-	if (rc == CR_K8S_CONFLICT) {
-		cr_error("kubernetes: HorizontalPodAutoscaler %s: 409 Conflict %d times in a row: it "
-			 "keeps changing under us", listed->name, WRITE_TRIES);
-		return rc;
-	}
-	return rc == CR_K8S_NOT_FOUND ? 0 : rc;
-}
-
-static int pause_hpa(struct plan *p, const struct hpa *h)
-{
-	return hpa_retry(p, h, pause_once);
-}
-
-static int resume_hpa(struct plan *p, const struct hpa *h)
-{
-	return hpa_retry(p, h, resume_once);
-}
-
-static int for_each_hpa_of(struct plan *p, const struct hpas *h, const char *deployment,
-			   int (*fn)(struct plan *, const struct hpa *))
-{
-	int rc = 0;
-	for (size_t i = 0; !rc && i < h->n; i++)
-		if (cr_streq(h->v[i].target, deployment))
-			rc = fn(p, &h->v[i]);
-	return rc;
 }
 
 /* --- one Deployment, in a worker ------------------------------------------------------------ */
 
 struct item {
 	const struct cr_pods_target *t;
-	const struct hpas *hpas;
+	const struct cr_hpas *hpas;
 	struct cr_selector *selector; /* the Pods of the Deployment */
 	bool missing;		      /* no such Deployment */
 	bool touched;		      /* recorded as taken in charge */
@@ -764,7 +337,7 @@ static void take_charge(struct plan *p, struct item *it)
 		it->rc = 0;
 	} else if (!it->rc) {
 		it->touched = true;
-		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, pause_hpa);
+		it->rc = cr_hpas_pause(p->k, p->s->ns, it->hpas, it->t->deployment);
 	}
 }
 
@@ -807,7 +380,7 @@ static void start_item(struct plan *p, struct item *it)
 	if (!it->rc && marked)
 		it->rc = scale_to(p, it->t->deployment, it->t->expected, NULL);
 	if (!it->rc && !it->missing)
-		it->rc = for_each_hpa_of(p, it->hpas, it->t->deployment, resume_hpa);
+		it->rc = cr_hpas_resume(p->k, p->s->ns, it->hpas, it->t->deployment);
 	if (!it->rc && marked)
 		it->rc = unmark(p, path);
 	if (it->rc == CR_K8S_NOT_FOUND) /* deleted meanwhile */
@@ -873,7 +446,7 @@ static void run_parallel(struct plan *p, struct item *items, size_t n,
 }
 
 static struct item *items_of(const struct plan *p, size_t from, size_t to,
-			     const struct hpas *h)
+			     const struct cr_hpas *h)
 {
 	struct item *items = xcalloc(to - from, sizeof(*items));
 	for (size_t i = from; i < to; i++)
@@ -888,159 +461,15 @@ static void items_free(struct item *items, size_t n)
 	free(items);
 }
 
-/* --- waiting for Pods ------------------------------------------------------------------------ */
-
-/* The Pods of a group that still count, kept current from one list and then the watch
- * events that follow it (no re-listing, no polling). */
-struct group_wait {
-	const struct item *items;
-	size_t n;
-	struct cr_strlist live; /* names */
-	char *rv;		/* where the watch resumes */
-	bool relist;		/* the watch said the resourceVersion is gone */
-};
-
-/* A Pod of one of the group's Deployments that is not Failed. */
-static bool pod_counts(const struct group_wait *w, struct fy_node *pod)
+/* The group's Pods gone (pod_wait.h). */
+static int wait_gone(struct plan *p, const struct item *items, size_t n, long priority,
+		     long timeout_s)
 {
-	char *phase = yt_strdup(yt_path(pod, "/status/phase"));
-	bool failed = cr_streq(phase, "Failed");
-	free(phase);
-	struct fy_node *labels = yt_path(pod, "/metadata/labels");
-	for (size_t i = 0; !failed && i < w->n; i++)
-		if (w->items[i].selector && cr_selector_matches(w->items[i].selector, labels))
-			return true;
-	return false;
-}
-
-static void forget(struct cr_strlist *l, const char *s)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->items[i], s)) {
-			free(l->items[i]);
-			l->items[i] = l->items[--l->n];
-			return;
-		}
-}
-
-static void note_pod(struct group_wait *w, bool deleted, struct fy_node *pod)
-{
-	char *name = yt_strdup(yt_path(pod, "/metadata/name"));
-	if (!name)
-		return;
-	if (deleted || !pod_counts(w, pod))
-		forget(&w->live, name);
-	else if (!cr_strlist_has(&w->live, name))
-		cr_strlist_add(&w->live, name);
-	free(name);
-}
-
-static int list_pods(struct plan *p, struct group_wait *w)
-{
-	char *path = cr_k8s_path("/api/v1", p->s->ns, "pods", NULL, NULL);
-	struct fy_document *d = NULL;
-	int rc = cr_k8s_list(p->k, path, NULL, 0, &d);
-	free(path);
-	if (rc)
-		return -1;
-	cr_strlist_free(&w->live);
-	void *it = NULL;
-	struct fy_node *pod;
-	while ((pod = fy_node_sequence_iterate(yt_get(fy_document_root(d), "items"), &it)))
-		note_pod(w, false, pod);
-	free(w->rv);
-	w->rv = yt_strdup(yt_path(fy_document_root(d), "/metadata/resourceVersion"));
-	w->relist = false;
-	fy_document_destroy(d);
-	return 0;
-}
-
-static int on_pod_event(const char *type, struct fy_node *pod, void *user)
-{
-	struct group_wait *w = user;
-	char *rv = yt_strdup(yt_path(pod, "/metadata/resourceVersion"));
-	if (rv) {
-		free(w->rv);
-		w->rv = rv;
-	}
-	if (!strcmp(type, "BOOKMARK"))
-		return 0;
-	note_pod(w, !strcmp(type, "DELETED"), pod);
-	return w->live.n == 0; /* stop as soon as the group is gone */
-}
-
-static int watch_pods(struct plan *p, struct group_wait *w, long timeout_ms)
-{
-	struct cr_buf path = { 0 };
-	char *base = cr_k8s_path("/api/v1", p->s->ns, "pods", NULL, NULL);
-	if (base) {
-		cr_buf_adds(&path, base);
-		cr_k8s_query_add(&path, "allowWatchBookmarks", "true");
-		cr_k8s_query_add(&path, "resourceVersion", w->rv ? w->rv : "0");
-		free(base);
-	}
-	int rc = cr_k8s_watch(p->k, path.data, on_pod_event, w, timeout_ms);
-	cr_buf_free(&path);
-	if (rc == CR_K8S_WATCH_GONE)
-		w->relist = true;
-	return rc < 0 ? -1 : 0;
-}
-
-/* "a, b, c and 4 more", sorted (the order of the events is not the reader's). */
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *some_names(struct cr_strlist *l, size_t most)
-{
-	qsort(l->items, l->n, sizeof(*l->items), by_name);
-	struct cr_buf b = { 0 };
-	for (size_t i = 0; i < l->n && i < most; i++)
-		cr_buf_printf(&b, "%s%s", i ? ", " : "", l->items[i]);
-	if (l->n > most)
-		cr_buf_printf(&b, " and %zu more", l->n - most);
-	return cr_buf_detach(&b, NULL);
-}
-
-static int wait_group_gone(struct plan *p, const struct item *items, size_t n, long priority,
-			   long timeout_s)
-{
-	struct group_wait w = { .items = items, .n = n, .relist = true };
-	struct cr_progress prog = cr_progress_start();
-	double start = prog.start;
-	int rc = -1;
-	for (;;) {
-		if (w.relist && list_pods(p, &w))
-			break;
-		if (!w.live.n) {
-			rc = 0;
-			break;
-		}
-		double t = cr_now_s();
-		if (t - start >= (double)timeout_s) {
-			char *names = some_names(&w.live, 3);
-			cr_error("priority group %ld: %zu pods still running after %ld s "
-				 "(stopPodsTimeout): %s", priority, w.live.n, timeout_s, names);
-			free(names);
-			break;
-		}
-		if (cr_terminated()) {
-			cr_error("priority group %ld: interrupted while %zu pods were stopping",
-				 priority, w.live.n);
-			break;
-		}
-		double waited = cr_progress_due(&prog);
-		if (waited)
-			cr_info("priority group %ld: %zu pods left (%.0f s)", priority, w.live.n,
-				waited);
-		double until = start + (double)timeout_s - t;
-		double slice = until < prog.next - t ? until : prog.next - t;
-		if (watch_pods(p, &w, (long)(slice * 1000) + 1))
-			break;
-	}
-	cr_strlist_free(&w.live);
-	free(w.rv);
+	struct cr_selector **selectors = xcalloc(n ? n : 1, sizeof(*selectors));
+	for (size_t i = 0; i < n; i++)
+		selectors[i] = items[i].selector;
+	int rc = cr_pods_wait_gone(p->k, p->s->ns, selectors, n, priority, timeout_s);
+	free(selectors);
 	return rc;
 }
 
@@ -1074,7 +503,7 @@ static int stop_group(struct plan *p, struct item *items, size_t n, long timeout
 	run_parallel(p, items, n, scale_down);
 	int rc = any_failed(items, n, false);
 	if (!rc)
-		rc = wait_group_gone(p, items, n, priority, timeout_s);
+		rc = wait_gone(p, items, n, priority, timeout_s);
 	return rc;
 }
 
@@ -1106,10 +535,10 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore)
 		*restore = cr_pods_restore_command(s->cfg->release, s->ns);
 	if (!rc && !p.n)
 		cr_info("release %s has no ExpectedDeploymentScale: no pods to stop", s->cfg->release);
-	struct hpas h = { 0 };
+	struct cr_hpas h = { 0 };
 	struct item *items = NULL;
 	if (!rc && p.n) {
-		rc = hpas_load(&p, &h);
+		rc = cr_hpas_load(p.k, s->ns, &h);
 		items = items_of(&p, 0, p.n, &h);
 	}
 	if (!rc && p.n) {
@@ -1121,7 +550,7 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore)
 		rc = stop_by_group(&p, items, s->cfg->stop_pods_timeout);
 	if (items)
 		items_free(items, p.n);
-	hpas_free(&h);
+	cr_hpas_free(&h);
 	plan_free(&p);
 	if (!rc)
 		return CR_PODS_STOPPED;
@@ -1132,9 +561,9 @@ int cr_pods_start(struct cr_pods *s)
 {
 	struct plan p;
 	int rc = plan_load(&p, s);
-	struct hpas h = { 0 };
+	struct cr_hpas h = { 0 };
 	if (!rc && p.n)
-		rc = hpas_load(&p, &h);
+		rc = cr_hpas_load(p.k, s->ns, &h);
 	/* Every Deployment gets its chance even if one fails: a start is what brings the
 	 * service back. */
 	if (!rc && p.n) {
@@ -1145,7 +574,7 @@ int cr_pods_start(struct cr_pods *s)
 		if (!rc)
 			cr_info("started %zu Deployments of release %s", p.n, s->cfg->release);
 	}
-	hpas_free(&h);
+	cr_hpas_free(&h);
 	plan_free(&p);
 	return rc;
 }

@@ -192,6 +192,14 @@ struct fy_document *yt_document(void)
 	return fy_document_create(&cfg);
 }
 
+struct fy_document *yt_map_document(struct fy_node **root)
+{
+	struct fy_document *d = yt_document();
+	*root = yt_map(d);
+	fy_document_set_root(d, *root);
+	return d;
+}
+
 /* libfyaml 0.7.12 loops forever on some malformed UTF-8 (in a directive line), and YAML
  * is UTF-8 text anyway: such input never reaches it. */
 static int check_utf8(const char *data, size_t len, const char *origin, int line_base)
@@ -427,6 +435,11 @@ struct fy_node *yt_int(struct fy_document *d, long v)
 struct fy_node *yt_bool(struct fy_document *d, bool v)
 {
 	return fy_node_create_scalar_copy(d, v ? "true" : "false", FY_NT);
+}
+
+struct fy_node *yt_null(struct fy_document *d)
+{
+	return fy_node_create_scalar(d, "null", 4);
 }
 
 struct fy_node *yt_map(struct fy_document *d)

@@ -24,6 +24,8 @@ bool yt_text_is_null(const char *s, size_t len);
 /* An empty document. Build every document with it (or yt_parse): its mappings skip
  * libfyaml's duplicate check, quadratic in the number of keys; yt_set keeps keys unique. */
 struct fy_document *yt_document(void);
+/* An empty document whose root is a new mapping (*root): a patch, an object to build. */
+struct fy_document *yt_map_document(struct fy_node **root);
 
 /* An index of a mapping's keys, for many lookups and sets in one mapping (an overlay of a
  * large one): each is O(1) where yt_get and yt_set scan. Valid while only yt_keys_set
@@ -58,6 +60,7 @@ struct fy_node *yt_str(struct fy_document *d, const char *s);
 struct fy_node *yt_strn(struct fy_document *d, const char *s, size_t len);
 struct fy_node *yt_int(struct fy_document *d, long v);
 struct fy_node *yt_bool(struct fy_document *d, bool v);
+struct fy_node *yt_null(struct fy_document *d);
 struct fy_node *yt_map(struct fy_document *d);
 struct fy_node *yt_seq(struct fy_document *d);
 
