@@ -6,7 +6,7 @@
  * Input: up to 16 scripts separated by a line "#### next script ####"; each is written
  * to versions/<two hex digits>.py (hex names, so Alembic's legacy "id from the file
  * name" rule is reached too). */
-#include "alembic.h"
+#include "revgraph.h"
 #include "fuzz.h"
 
 #include <sys/stat.h>

@@ -2,7 +2,7 @@
  * "uncertain"), the graph and what is missing. Projects are written into temporary
  * directories. alembic_print_heads and alembic_write_ini_from_env serve
  * tests/test_alembic_heads.py and do nothing unless their environment variables are set. */
-#include "alembic.h"
+#include "revgraph.h"
 #include "log.h"
 #include "unit.h"
 #include "util.h"
