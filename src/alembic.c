@@ -4,6 +4,7 @@
 /* memmem is a GNU extension. */
 #define _GNU_SOURCE
 #include "alembic.h"
+#include "file.h"
 #include "log.h"
 #include "util.h"
 

@@ -2,6 +2,7 @@
 /* memmem is a GNU extension. */
 #define _GNU_SOURCE
 #include "alembic_script.h"
+#include "file.h"
 #include "log.h"
 #include "util.h"
 

@@ -3,6 +3,7 @@
 #include "jobs.h"
 #include "json.h"
 #include "k8s.h"
+#include "file.h"
 #include "log.h"
 #include "proc.h"
 #include "render.h"

@@ -2,6 +2,7 @@
 #include "http.h"
 #include "json.h"
 #include "kubeconfig.h"
+#include "file.h"
 #include "log.h"
 #include "names.h"
 #include "proc.h"

@@ -1,6 +1,7 @@
 #include "kubeconfig.h"
 #include "json.h"
 #include "k8s.h"
+#include "file.h"
 #include "log.h"
 #include "proc.h"
 #include "url.h"

@@ -1,9 +1,7 @@
 #include "util.h"
-#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,37 +183,6 @@ char *cr_buf_detach(struct cr_buf *b, size_t *len)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	return p;
-}
-
-int cr_read_fd(int fd, struct cr_buf *b, const char *what)
-{
-	for (;;) {
-		cr_buf_reserve(b, 65536);
-		ssize_t n = read(fd, b->data + b->len, b->cap - b->len - 1);
-		if (n == 0)
-			break;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			cr_error("cannot read %s: %s", what, strerror(errno));
-			return -1;
-		}
-		b->len += (size_t)n;
-	}
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-int cr_read_file(const char *path, struct cr_buf *b)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		cr_error("cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	int rc = cr_read_fd(fd, b, path);
-	close(fd);
-	return rc;
 }
 
 int cr_write_all(int fd, const void *data, size_t len)

@@ -1,5 +1,6 @@
-/* util: allocation that dies loudly on exhaustion, growable byte buffers, whole-file reads.
- * Every other module builds on these; nothing here knows about YAML or Kubernetes. */
+/* util: allocation that dies loudly on exhaustion, growable byte buffers and string lists,
+ * full writes. Every other module builds on these; nothing here knows about YAML or
+ * Kubernetes, nor reports (file.h reads files and says what failed). */
 #ifndef CR_UTIL_H
 #define CR_UTIL_H
 
@@ -56,9 +57,6 @@ void cr_buf_free(struct cr_buf *b);
 /* Hands the buffer's memory to the caller (never NULL) and empties the buffer. */
 char *cr_buf_detach(struct cr_buf *b, size_t *len);
 
-/* Reads all of fd / the file into b; on failure reports naming `what` and returns -1. */
-int cr_read_fd(int fd, struct cr_buf *b, const char *what);
-int cr_read_file(const char *path, struct cr_buf *b);
 /* Writes all of data to fd, retrying short writes; -1 with errno on failure. */
 int cr_write_all(int fd, const void *data, size_t len);
 

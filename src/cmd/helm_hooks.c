@@ -1,6 +1,7 @@
 #include "helm_hooks.h"
 #include "jobs.h"
 #include "k8s.h"
+#include "file.h"
 #include "log.h"
 #include "manifest.h"
 #include "util.h"

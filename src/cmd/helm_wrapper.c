@@ -5,6 +5,7 @@
 #include "cmd.h"
 #include "helm_hooks.h"
 #include "k8s.h"
+#include "file.h"
 #include "log.h"
 #include "proc.h"
 #include "util.h"

@@ -2,6 +2,7 @@
  * `migrate` so that `status` reads databases exactly as `migrate` does. */
 #include "job_config.h"
 #include "config.h"
+#include "file.h"
 #include "log.h"
 #include "util.h"
 #include "ytree.h"

@@ -2,6 +2,7 @@
  * A pure function of its input and configuration: no network, no clock, no randomness. */
 #include "cmd.h"
 #include "config.h"
+#include "file.h"
 #include "log.h"
 #include "manifest.h"
 #include "render.h"

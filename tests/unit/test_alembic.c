@@ -3,6 +3,7 @@
  * directories. alembic_print_heads and alembic_write_ini_from_env serve
  * tests/test_alembic_heads.py and do nothing unless their environment variables are set. */
 #include "revgraph.h"
+#include "file.h"
 #include "log.h"
 #include "unit.h"
 #include "util.h"

@@ -5,6 +5,7 @@
 #include "json.h"
 #include "k8s.h"
 #include "kubeconfig.h"
+#include "file.h"
 #include "log.h"
 #include "unit.h"
 #include "util.h"
