@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static _Thread_local bool muted;
+static _Thread_local int muted; /* nesting depth: a muted caller may call one that mutes */
 /* A fixed buffer, not an allocation: nothing to free at exit, whatever path a command takes. */
 static _Thread_local char last_error[1024];
 /* Worker threads log, and a credential refreshed in one of them is registered while
@@ -161,7 +161,7 @@ static void copy_to_error_file(const struct cr_buf *line)
 
 void cr_log_mute(bool on)
 {
-	muted = on;
+	muted += on ? 1 : muted > 0 ? -1 : 0;
 }
 
 /* Cut on a character boundary: the text may end up in JSON, which needs whole UTF-8. */

@@ -83,3 +83,22 @@ TEST(last_error_is_masked_and_cut_on_a_character_boundary)
 	cr_buf_free(&long_text);
 	cr_secrets_clear();
 }
+
+/* A muted caller that calls code which mutes and unmutes around a step of its own stays
+ * muted: the k8s client does that inside calls whose failures the caller reports itself. */
+TEST(mute_nests)
+{
+	cr_error("before: seen");
+	CHECK(strcmp(cr_log_last_error(), "before: seen") == 0);
+	cr_log_mute(true);
+	cr_log_mute(true);
+	cr_log_mute(false);
+	cr_error("inside: not seen");
+	CHECK(strcmp(cr_log_last_error(), "before: seen") == 0);
+	cr_log_mute(false);
+	cr_error("after: seen");
+	CHECK(strcmp(cr_log_last_error(), "after: seen") == 0);
+	cr_log_mute(false); /* one too many changes nothing */
+	cr_error("still seen");
+	CHECK(strcmp(cr_log_last_error(), "still seen") == 0);
+}
