@@ -395,7 +395,7 @@ static void judge_failure(struct db_run *d, const struct cr_migrate_options *o,
 	cr_strlist_free(&now);
 }
 
-static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
+static void upgrade(struct db_run *d, const struct cr_migrate_options *o, struct cr_pods *pods)
 {
 	const char *target = d->heads.n > 1 ? "heads" : "head";
 	const char *const args[] = { "upgrade", target, NULL };
@@ -403,6 +403,11 @@ static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
 	for (size_t i = 0; i < d->stored.n; i++)
 		cr_strlist_add(&before, d->stored.items[i]);
 	cr_info("database %s: running alembic upgrade %s", d->db->name, target);
+	struct cr_buf todo = { 0 };
+	cr_strlist_text(&todo, &d->missing, 8);
+	cr_pods_event(pods, false, "Migrating", "database %s: alembic upgrade %s (%s)",
+		      d->db->name, target, todo.data);
+	cr_buf_free(&todo);
 	d->ran = true;
 	for (size_t i = 0; i < d->missing.n; i++)
 		cr_strlist_add(&d->applied, d->missing.items[i]);
@@ -434,6 +439,12 @@ static void upgrade(struct db_run *d, const struct cr_migrate_options *o)
 	} else {
 		d->outcome = O_MIGRATED;
 	}
+	if (d->outcome == O_MIGRATED)
+		cr_pods_event(pods, false, "Migrated", "database %s: migrated in %.1f s",
+			      d->db->name, d->alembic_s);
+	else
+		cr_pods_event(pods, true, "MigrationFailed", "database %s: %s", d->db->name,
+			      d->why ? d->why : "failed");
 	cr_strlist_free(&before);
 	cr_alembic_result_free(&res);
 }
@@ -626,7 +637,7 @@ static int migrate_needed(struct cr_pods *pods, struct db_run *runs, size_t n,
 				 runs[i].db->name, cr_terminated());
 			fail(&runs[i], "not run: interrupted");
 		} else {
-			upgrade(&runs[i], o);
+			upgrade(&runs[i], o, pods);
 		}
 	}
 	if (cr_terminated())

@@ -1,5 +1,6 @@
 #include "pods.h"
 #include "config.h"
+#include "events.h"
 #include "hpa.h"
 #include "k8s.h"
 #include "labels.h"
@@ -12,6 +13,7 @@
 #include "ytree.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +70,9 @@ void cr_pods_targets_add(struct fy_node *list, struct cr_pods_target **t, size_t
 		} else if (name && !known(*t, *n, name)) {
 			*t = xrealloc(*t, (*n + 1) * sizeof(**t));
 			(*t)[(*n)++] = (struct cr_pods_target){
-				name, number(yt_get(spec, "expectedScale"), 0),
+				name, yt_strdup(yt_path(item, "/metadata/name")),
+				yt_strdup(yt_path(item, "/metadata/uid")),
+				number(yt_get(spec, "expectedScale"), 0),
 				number(yt_get(spec, "priority"), 0)
 			};
 		} else {
@@ -128,8 +132,11 @@ int cr_pods_targets(struct cr_k8s *k, const char *ns, const char *release,
 
 void cr_pods_targets_free(struct cr_pods_target *t, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(t[i].deployment);
+		free(t[i].eds);
+		free(t[i].eds_uid);
+	}
 	free(t);
 }
 
@@ -473,6 +480,35 @@ static int wait_gone(struct plan *p, const struct item *items, size_t n, long pr
 	return rc;
 }
 
+/* --- Events ------------------------------------------------------------------------------ */
+
+void cr_pods_event(struct cr_pods *s, bool warning, const char *reason, const char *fmt, ...)
+{
+	const struct cr_event_about *pod = cr_event_own_pod();
+	if (!s || !pod)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *message = xvasprintf(fmt, ap);
+	va_end(ap);
+	cr_event(s->k, s->ns, pod, warning, reason, "%s", message);
+	free(message);
+}
+
+/* One Event on each ExpectedDeploymentScale of the items, naming its Deployment. Called
+ * between the rounds of parallel calls, from the plan's own thread. */
+static void items_event(struct plan *p, const struct item *items, size_t n, bool warning,
+			const char *reason, const char *what)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct cr_pods_target *t = items[i].t;
+		struct cr_event_about eds = { "wiremind.io/v1", "ExpectedDeploymentScale", t->eds,
+					      t->eds_uid };
+		cr_event(p->k, p->s->ns, &eds, warning, reason, "Deployment %s: %s", t->deployment,
+			 what);
+	}
+}
+
 /* --- stop and start ------------------------------------------------------------------------- */
 
 /* -1 if any item failed (each failure was reported), after warning of missing ones. */
@@ -500,10 +536,21 @@ static int stop_group(struct plan *p, struct item *items, size_t n, long timeout
 {
 	long priority = items[0].t->priority;
 	cr_info("stopping priority group %ld (%zu Deployments)", priority, n);
+	cr_pods_event(p->s, false, "Stopping", "stopping priority group %ld (%zu Deployments) "
+		      "for the migration", priority, n);
+	items_event(p, items, n, false, "Stopping", "scaling to 0 for the migration");
 	run_parallel(p, items, n, scale_down);
 	int rc = any_failed(items, n, false);
 	if (!rc)
 		rc = wait_gone(p, items, n, priority, timeout_s);
+	if (rc) {
+		cr_pods_event(p->s, true, "StopFailed", "priority group %ld could not be stopped",
+			      priority);
+		items_event(p, items, n, true, "StopFailed", "its group could not be stopped");
+	} else {
+		cr_pods_event(p->s, false, "Stopped", "priority group %ld stopped", priority);
+		items_event(p, items, n, false, "Stopped", "no Pod left");
+	}
 	return rc;
 }
 
@@ -557,7 +604,7 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore)
 	return changed ? CR_PODS_PARTLY : CR_PODS_UNTOUCHED;
 }
 
-int cr_pods_start(struct cr_pods *s)
+static int start(struct cr_pods *s, const char *reason)
 {
 	struct plan p;
 	int rc = plan_load(&p, s);
@@ -570,11 +617,30 @@ int cr_pods_start(struct cr_pods *s)
 		struct item *items = items_of(&p, 0, p.n, &h);
 		run_parallel(&p, items, p.n, start_item);
 		rc = any_failed(items, p.n, false);
+		items_event(&p, items, p.n, rc != 0, rc ? "StartFailed" : reason,
+			    rc ? "not every Deployment of the release could be started"
+			       : "back at its expected scale");
 		items_free(items, p.n);
 		if (!rc)
 			cr_info("started %zu Deployments of release %s", p.n, s->cfg->release);
 	}
+	if (p.n && rc)
+		cr_pods_event(s, true, "StartFailed", "not every Deployment of release %s could be "
+			      "started", s->cfg->release);
+	else if (p.n)
+		cr_pods_event(s, false, reason, "%zu Deployments of release %s started", p.n,
+			      s->cfg->release);
 	cr_hpas_free(&h);
 	plan_free(&p);
 	return rc;
+}
+
+int cr_pods_start(struct cr_pods *s)
+{
+	return start(s, "Started");
+}
+
+int cr_pods_restore(struct cr_pods *s)
+{
+	return start(s, "Restored");
 }

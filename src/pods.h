@@ -9,6 +9,7 @@
 #define CR_PODS_H
 
 #include <libfyaml.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cr_config;
@@ -56,10 +57,18 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore);
 /* Brings every Deployment back to its expected scale, gives the HPAs their behaviour back
  * and removes the marks (in parallel); 0 on success. */
 int cr_pods_start(struct cr_pods *s);
+/* The same for `restore`: its Events say Restored. */
+int cr_pods_restore(struct cr_pods *s);
+
+/* An Event on the Pod this process runs in (the migration Job's; events.h), through this
+ * session's client: nothing outside a Pod. */
+void cr_pods_event(struct cr_pods *s, bool warning, const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* One Deployment named by an ExpectedDeploymentScale of the release. */
 struct cr_pods_target {
 	char *deployment;
+	char *eds, *eds_uid; /* the ExpectedDeploymentScale naming it, for its Events */
 	long expected; /* spec.expectedScale */
 	long priority; /* spec.priority, default 0 */
 };

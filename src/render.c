@@ -545,6 +545,13 @@ static void add_volume(struct fy_node *volumes, const char *name, const char *ki
 	yt_append(volumes, v);
 }
 
+/* The Pod's own name and uid, for the Events chartreuse records on it (events.h). */
+static void add_own_pod_env(struct fy_document *d, struct fy_node *env)
+{
+	yt_append(env, env_field(d, "POD_NAME", "metadata.name"));
+	yt_append(env, env_field(d, "POD_UID", "metadata.uid"));
+}
+
 static void fill_migration_job(struct render *r, struct fy_document *d, const void *arg)
 {
 	const struct cr_config *cfg = r->cfg;
@@ -558,6 +565,7 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 	struct fy_node *env = yt_child_seq(c, "env");
 	add_database_env(r, env);
 	yt_append(env, env_field(d, "CHARTREUSE_NAMESPACE", "metadata.namespace"));
+	add_own_pod_env(d, env);
 	yt_append(env, env_value(d, "CHARTREUSE_RELEASE_NAME", cfg->release));
 	yt_append(env, env_value(d, "CHARTREUSE_EXPECTED_VERSION", CHARTREUSE_VERSION));
 	yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_BEFORE_DEPLOYMENT",
@@ -601,6 +609,7 @@ static void fill_restore_job(struct render *r, struct fy_document *d, const void
 	struct fy_node *c = container(d, "container-restore.yaml", helper_image(r));
 	const char *args[] = { "--release", cfg->release, "--namespace", cfg->namespace, NULL };
 	add_args(c, args);
+	add_own_pod_env(d, yt_child_seq(c, "env"));
 	set_copy(c, "resources", cfg->resources);
 	yt_append(yt_child_seq(pod, "containers"), c);
 }

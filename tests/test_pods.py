@@ -939,3 +939,40 @@ def test_the_log_ends_with_what_was_applied_and_how_long_the_service_was_down(
     assert re.fullmatch(r"chartreuse: main: migrated \(applied lin0001, lin0002; alembic "
                         r"took \d+\.\d s\)", lines[-1]), lines
     assert lines.index(down[0]) > max(i for i, ln in enumerate(lines) if "started" in ln)
+
+
+def test_each_step_is_an_event_on_the_pod_and_on_each_expected_deployment_scale(
+        release, migration, pg):
+    """What `kubectl describe` shows of a migration: the Job's Pod (POD_NAME and POD_UID
+    from the downward API) and each ExpectedDeploymentScale get an Event per step."""
+    k8s = release
+    cfg, env, db = migration
+    env = dict(env, POD_NAME="shop-chartreuse-upgrade-abcde", POD_UID="1234-uid")
+    r = run(["migrate", "--config", str(cfg)], env=env, timeout=120)
+    assert r.rc == 0, r.err.decode()
+    assert "Event" not in r.err.decode()  # none failed
+    events = sorted(k8s.objects("events"), key=lambda e: e["metadata"]["name"])
+    on = {}
+    for e in events:
+        ref = e["involvedObject"]
+        assert e["metadata"]["namespace"] == ref["namespace"] == "default"
+        assert e["type"] == "Normal" and e["source"] == {"component": "chartreuse"}
+        on.setdefault((ref["kind"], ref["name"]), []).append(e["reason"])
+    pod = on.pop(("Pod", "shop-chartreuse-upgrade-abcde"))
+    assert pod == ["Stopping", "Stopped"] * 3 + ["Migrating", "Migrated", "Started"], pod
+    assert {name for _, name in on} == set(GROUPS)
+    assert all(reasons == ["Stopping", "Stopped", "Started"] for reasons in on.values()), on
+    assert all(e["involvedObject"].get("uid") for e in events
+               if e["involvedObject"]["kind"] == "ExpectedDeploymentScale")
+    migrating = [e["message"] for e in events if e["reason"] == "Migrating"]
+    assert migrating == ["database main: alembic upgrade head (lin0001, lin0002)"]
+
+
+def test_restore_records_restored_events(release, migration):
+    k8s = release
+    cfg, env, db = migration
+    env = dict(env, POD_NAME="shop-chartreuse-restore-xyz")
+    r = run(["restore", "--release", RELEASE, "--namespace", "default"], env=env)
+    assert r.rc == 0, r.err.decode()
+    reasons = {(e["involvedObject"]["kind"], e["reason"]) for e in k8s.objects("events")}
+    assert ("Pod", "Restored") in reasons and ("ExpectedDeploymentScale", "Restored") in reasons

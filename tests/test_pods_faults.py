@@ -158,6 +158,10 @@ def test_a_lasting_refusal_at_any_call_fails_clearly_and_safely(flow):
         if f.hits == 0:  # a watch the faulted run did not need
             continue
         err = r.err.decode()
+        if call[1].endswith("/events"):  # best effort: said, and the run goes on
+            assert r.rc == 0, f"{what}: exit {r.rc}: {err}"
+            assert "could not be recorded" in err and "goes on without Events" in err, err
+            continue
         assert r.rc == 1, f"{what}: exit {r.rc}: {err}"
         errors = [l for l in err.splitlines() if "error:" in l]
         assert any(f"{call[0]} {call[1]}" in l and "403" in l for l in errors), \

@@ -29,6 +29,7 @@ BASE = {
     ("autoscaling", "horizontalpodautoscalers"): {"list", "patch"},
     ("wiremind.io", "expecteddeploymentscales"): {"get", "list"},
     ("batch", "jobs"): {"get", "list", "create", "delete"},
+    ("", "events"): {"create"},  # Events on the Job's Pod and the ExpectedDeploymentScales
 }
 WITH_SECRETS = {**BASE, ("", "secrets"): {"create"}}
 

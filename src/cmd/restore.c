@@ -78,7 +78,7 @@ int cmd_restore(int argc, char **argv)
 	/* A restore is what brings the service back: a termination request lets it finish. */
 	cr_proc_catch_termination();
 	struct cr_pods *pods = cr_pods_open_with(&cfg, &ko);
-	int rc = pods ? cr_pods_start(pods) : -1;
+	int rc = pods ? cr_pods_restore(pods) : -1;
 	cr_pods_close(pods);
 	if (cr_terminated())
 		cr_info("restore: signal %d received; finished the restore first", cr_terminated());
