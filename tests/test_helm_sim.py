@@ -493,3 +493,72 @@ def test_chartreuse_failed_post_install_job_fails_the_command(sim, helm, tmp_pat
     assert sim.get("jobs", "shop-chartreuse-upgrade") is not None  # kept
     if helm.major == 3:
         assert "kubectl logs job/shop-chartreuse-upgrade -n default" in p.stderr
+
+
+# --- Helm 3 and Helm 4 on one release ---------------------------------------------------
+# Helm 4 applies with the method of the release's last revision (`--server-side=auto`):
+# server-side ("ssa", recorded in the release) for a release it installed, client-side for
+# one Helm 3 installed or upgraded last (Helm 3 records no method). Helm 4 refuses
+# --force-conflicts with client-side apply and records the revision as failed.
+
+@pytest.fixture
+def helms(sim, tmp_path):
+    """{3: Helm, 4: Helm} on the same simulated cluster and release storage, each with the
+    chartreuse plugins installed."""
+    out = {}
+    for major in (3, 4):
+        out[major] = Helm(major, sim, tmp_path / f"helm{major}")
+        out[major]("plugin", "install", str(plugin_source()))
+    return out
+
+
+def apply_method(sim, name, revision):
+    """What Helm 4 recorded as the revision's apply method (None: Helm 3 wrote it)."""
+    return release(release_secrets(sim, name)[revision]).get("apply_method")
+
+
+def deploy_writes_since(sim, mark):
+    """(method, content type) of the Deployment writes after request number `mark`."""
+    return {(r.method, r.content_type) for r in list(sim.request_log)[mark:]
+            if "/deployments/" in r.path and r.method in ("PATCH", "PUT", "POST")
+            and not r.path.endswith("/scale")}
+
+
+def migration_stopped(sim):
+    """What a migration leaves behind: chartreuse scaled the worker through the scale
+    subresource, so it is the manager of .spec.replicas at a count the chart does not say."""
+    sim.scale("deploy", "shop-demo-worker", 0, manager="chartreuse")
+
+
+def test_chartreuse_upgrade_of_a_helm3_release_under_helm4_stays_client_side(sim, helms):
+    """Installed with Helm 3, upgraded through the wrapper with Helm 4: Helm 4 keeps the
+    release client-side, so the wrapper must not pass --force-conflicts (Helm 4 would fail
+    with "forceConflicts enabled when serverSideApply disabled" and record a failed
+    revision). Then Helm 3 again, and Helm 4 once more."""
+    args = ("shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
+    helms[3]("chartreuse", "install", *args)
+    migration_stopped(sim)
+    mark = len(list(sim.request_log))
+    p = helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=2.0", check=False)
+    assert p.returncode == 0, p.stderr
+    assert "forceConflicts" not in p.stderr
+    secrets = release_secrets(sim, "shop")
+    assert secrets[2]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", 2) == "csa"
+    assert deploy_writes_since(sim, mark) == {("PATCH", "application/strategic-merge-patch+json")}
+    # the three-way patch put the chart's count back over chartreuse's
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    assert image(sim, "shop-demo-web").endswith(":2.0")
+
+    migration_stopped(sim)
+    helms[3]("chartreuse", "upgrade", *args, "--set", "image.tag=3.0")
+    assert release_secrets(sim, "shop")[3]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", 3) is None
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    migration_stopped(sim)
+    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=4.0")
+    assert release_secrets(sim, "shop")[4]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", 4) == "csa"
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    assert image(sim, "shop-demo-web").endswith(":4.0")
