@@ -562,3 +562,131 @@ def test_chartreuse_upgrade_of_a_helm3_release_under_helm4_stays_client_side(sim
     assert apply_method(sim, "shop", 4) == "csa"
     assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
     assert image(sim, "shop-demo-web").endswith(":4.0")
+
+
+def applies(sim, mark):
+    """The Deployment applies after request number `mark`: [force query value]."""
+    return [r.query.get("force") for r in list(sim.request_log)[mark:]
+            if "/deployments/" in r.path and r.method == "PATCH"
+            and r.content_type == "application/apply-patch+yaml"]
+
+
+def test_chartreuse_upgrade_of_a_helm4_release_under_helm3_and_back(sim, helms):
+    """Installed with Helm 4 (server-side, forcing the replicas back from chartreuse),
+    upgraded with Helm 3 (client-side; its record names no method), then with Helm 4, which
+    follows that record and stays client-side, until --server-side=true moves the release
+    back to server-side, which auto then keeps."""
+    args = ("shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
+    mark = len(sim.request_log)
+    helms[4]("chartreuse", "install", *args)
+    assert apply_method(sim, "shop", 1) == "ssa"
+    assert applies(sim, mark)  # (Helm 4 creates a release's objects without forcing)
+
+    migration_stopped(sim)
+    helms[3]("chartreuse", "upgrade", *args, "--set", "image.tag=2.0")
+    assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", 2) is None
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=3.0")
+    assert apply_method(sim, "shop", 3) == "csa"
+    assert not applies(sim, mark)
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    # server-side again, where chartreuse owns the replicas: only forcing takes them back
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=4.0", "--server-side=true")
+    assert apply_method(sim, "shop", 4) == "ssa"
+    assert applies(sim, mark) and set(applies(sim, mark)) == {"true"}
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=5.0")
+    assert apply_method(sim, "shop", 5) == "ssa"
+    assert applies(sim, mark) and set(applies(sim, mark)) == {"true"}
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    assert [s["metadata"]["labels"]["status"] for _, s in
+            sorted(release_secrets(sim, "shop").items())] == ["superseded"] * 4 + ["deployed"]
+
+
+def test_chartreuse_under_helm4_respects_the_users_apply_flags(sim, helms):
+    """The user's --server-side (install's switch, upgrade's value, given before the
+    release name too) and --force-conflicts go to Helm as given, and the wrapper adds
+    --force-conflicts only where Helm applies server-side."""
+    h = helms[4]
+    chart = str(EXAMPLE_CHART)
+    h("chartreuse", "install", "shop", chart, "--server-side=false", "--timeout", TIMEOUT)
+    assert apply_method(sim, "shop", 1) == "csa"
+    migration_stopped(sim)
+    h("chartreuse", "upgrade", "shop", chart, "--set", "image.tag=2.0", "--timeout", TIMEOUT)
+    assert apply_method(sim, "shop", 2) == "csa"
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    # upgrade's --server-side takes a value, here before the release name
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    h("chartreuse", "upgrade", "--server-side", "true", "shop", chart, "--set",
+      "image.tag=3.0", "--timeout", TIMEOUT)
+    assert apply_method(sim, "shop", 3) == "ssa"
+    assert set(applies(sim, mark)) == {"true"}
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    # back to client-side on a server-side release
+    migration_stopped(sim)
+    h("chartreuse", "upgrade", "shop", chart, "--server-side", "false", "--set",
+      "image.tag=4.0", "--timeout", TIMEOUT)
+    assert apply_method(sim, "shop", 4) == "csa"
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    # the user's --force-conflicts is Helm's to judge: refused with client-side apply
+    p = h("chartreuse", "upgrade", "shop", chart, "--force-conflicts", "--timeout", TIMEOUT,
+          check=False)
+    assert p.returncode != 0
+    assert "forceConflicts enabled when serverSideApply disabled" in p.stderr, p.stderr
+    assert release_secrets(sim, "shop")[5]["metadata"]["labels"]["status"] == "failed"
+    # ...and taken with server-side apply, where it is what wins the replicas back
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    h("chartreuse", "upgrade", "shop", chart, "--force-conflicts", "--server-side=true",
+      "--timeout", TIMEOUT)
+    assert set(applies(sim, mark)) == {"true"}
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+
+def test_chartreuse_upgrade_install_under_helm4_reads_the_release(sim, helms):
+    """`upgrade --install` under Helm 4: no release, or one uninstalled with its history
+    kept, is an install (server-side, forcing); otherwise the last revision's method."""
+    h = helms[4]
+    args = ("chartreuse", "upgrade", "--install", "shop", str(EXAMPLE_CHART), "--timeout",
+            TIMEOUT)
+    h(*args)
+    assert apply_method(sim, "shop", 1) == "ssa"
+    h("uninstall", "shop", "--keep-history", "--timeout", TIMEOUT)
+    mark = len(sim.request_log)
+    h(*args)
+    assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", 2) == "ssa" and applies(sim, mark)
+    helms[3](*args, "--set", "image.tag=2.0")
+    migration_stopped(sim)
+    h(*args, "--set", "image.tag=3.0")
+    assert apply_method(sim, "shop", 4) == "csa"
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+
+def test_chartreuse_under_helm4_stops_when_it_cannot_read_the_release(sim, helms, tmp_path):
+    """When Helm cannot say how the release was applied, the wrapper says so and runs no
+    upgrade (which would fail or apply the wrong way)."""
+    bad = tmp_path / "bad-kubeconfig"
+    bad.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"
+                   "current-context: nowhere\nusers: []\n")
+    before = len(sim.request_log)
+    p = helms[4]("chartreuse", "upgrade", "shop", str(EXAMPLE_CHART), "--kubeconfig",
+                 str(bad), check=False)
+    assert p.returncode != 0
+    assert "cannot read how release shop in namespace default was last applied" in p.stderr
+    assert "nothing was changed" in p.stderr
+    assert len(sim.request_log) == before
