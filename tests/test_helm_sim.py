@@ -21,7 +21,7 @@ import textwrap
 
 import pytest
 
-from conftest import EXAMPLE_CHART, helm_path, plugin_source
+from conftest import BIN, EXAMPLE_CHART, helm_path, plugin_source
 
 pytestmark = pytest.mark.helm
 
@@ -690,3 +690,33 @@ def test_chartreuse_under_helm4_stops_when_it_cannot_read_the_release(sim, helms
     assert "cannot read how release shop in namespace default was last applied" in p.stderr
     assert "nothing was changed" in p.stderr
     assert len(sim.request_log) == before
+
+
+@pytest.mark.parametrize("upgrading_major", [3, 4], ids=["helm3", "helm4"])
+def test_chartreuse_upgrade_of_a_release_whose_job_is_a_release_resource(sim, helms,
+                                                                        upgrading_major):
+    """A Helm 3 release installed by an older chartreuse (plain --post-renderer, no
+    --hooks-to): its migration Job and companions are release resources. Upgraded through
+    the wrapper (either major), Helm deletes that Job as no longer in the manifest and the
+    migration Job runs as a hook: created anew, complete, deleted."""
+    job = "shop-chartreuse-upgrade"
+    helms[3]("install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT,
+             "--post-renderer", BIN, "--post-renderer-args", "post-render",
+             "--post-renderer-args", "--release=shop",
+             "--post-renderer-args", "--namespace=default")
+    assert f"name: {job}" in helms[3]("get", "manifest", "shop").stdout
+    sim.wait_for(lambda: any("Complete" in c for _, c in job_states(sim, job)),
+                 what="the release's migration Job complete")
+    migration_stopped(sim)
+    helms[upgrading_major]("chartreuse", "upgrade", "shop", str(EXAMPLE_CHART),
+                           "--set", "image.tag=2.0", "--timeout", TIMEOUT)
+    assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
+    assert f"name: {job}" not in helms[3]("get", "manifest", "shop").stdout
+    assert runs(sim, job) == 2
+    assert [t for t, _ in sim.history("jobs", job)][-1:] == ["DELETED"]
+    created = [o for t, o in sim.history("jobs", job) if t == "ADDED"][-1]
+    assert created["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2.0")
+    assert any("Complete" in c for _, c in job_states(sim, job)[-3:])
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    if upgrading_major == 4:
+        assert apply_method(sim, "shop", 2) == "csa"
