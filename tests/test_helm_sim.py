@@ -656,6 +656,17 @@ def test_chartreuse_under_helm4_respects_the_users_apply_flags(sim, helms):
     assert set(applies(sim, mark)) == {"true"}
     assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
 
+    # --force-replace, which Helm refuses beside --force-conflicts: nothing added, so the
+    # user sees Helm's own word on it (it replaces with client-side apply only)
+    p = h("chartreuse", "upgrade", "shop", chart, "--force-replace", "--timeout", TIMEOUT,
+          check=False)
+    assert p.returncode != 0
+    assert "cannot use server-side apply and force replace together" in p.stderr, p.stderr
+    h("chartreuse", "upgrade", "shop", chart, "--force-replace", "--server-side=false",
+      "--timeout", TIMEOUT)
+    secrets = release_secrets(sim, "shop")
+    assert secrets[max(secrets)]["metadata"]["labels"]["status"] == "deployed"
+
 
 def test_chartreuse_upgrade_install_under_helm4_reads_the_release(sim, helms):
     """`upgrade --install` under Helm 4: no release, or one uninstalled with its history
