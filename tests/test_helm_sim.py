@@ -517,11 +517,17 @@ def apply_method(sim, name, revision):
     return release(release_secrets(sim, name)[revision]).get("apply_method")
 
 
-def deploy_writes_since(sim, mark):
-    """(method, content type) of the Deployment writes after request number `mark`."""
-    return {(r.method, r.content_type) for r in list(sim.request_log)[mark:]
+def deployment_writes(sim, mark):
+    """The Deployment writes after request number `mark` (the scale subresource aside)."""
+    return [r for r in list(sim.request_log)[mark:]
             if "/deployments/" in r.path and r.method in ("PATCH", "PUT", "POST")
-            and not r.path.endswith("/scale")}
+            and not r.path.endswith("/scale")]
+
+
+def applies(sim, mark):
+    """The server-side applies of Deployments after request number `mark`: [force]."""
+    return [r.query.get("force") for r in deployment_writes(sim, mark)
+            if r.content_type == "application/apply-patch+yaml"]
 
 
 def migration_stopped(sim):
@@ -530,85 +536,54 @@ def migration_stopped(sim):
     sim.scale("deploy", "shop-demo-worker", 0, manager="chartreuse")
 
 
+def upgrade_after_a_migration(sim, helm, revision, method, *args):
+    """After a migration, `helm chartreuse upgrade shop CHART ARGS`: the revision deployed,
+    applied by `method` (None: Helm 3 wrote it), the chart's count back over chartreuse's.
+    Returns the Deployment writes it sent."""
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    p = helm("chartreuse", "upgrade", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT,
+             *args, check=False)
+    assert p.returncode == 0, p.stderr
+    assert release_secrets(sim, "shop")[revision]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", revision) == method
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    return mark
+
+
 def test_chartreuse_upgrade_of_a_helm3_release_under_helm4_stays_client_side(sim, helms):
     """Installed with Helm 3, upgraded through the wrapper with Helm 4: Helm 4 keeps the
     release client-side, so the wrapper must not pass --force-conflicts (Helm 4 would fail
     with "forceConflicts enabled when serverSideApply disabled" and record a failed
-    revision). Then Helm 3 again, and Helm 4 once more."""
-    args = ("shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
-    helms[3]("chartreuse", "install", *args)
-    migration_stopped(sim)
-    mark = len(list(sim.request_log))
-    p = helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=2.0", check=False)
-    assert p.returncode == 0, p.stderr
-    assert "forceConflicts" not in p.stderr
-    secrets = release_secrets(sim, "shop")
-    assert secrets[2]["metadata"]["labels"]["status"] == "deployed"
-    assert apply_method(sim, "shop", 2) == "csa"
-    assert deploy_writes_since(sim, mark) == {("PATCH", "application/strategic-merge-patch+json")}
-    # the three-way patch put the chart's count back over chartreuse's
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    revision); its three-way patch puts the chart's count back. Then Helm 3 again, and
+    Helm 4 once more."""
+    helms[3]("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
+    mark = upgrade_after_a_migration(sim, helms[4], 2, "csa", "--set", "image.tag=2.0")
+    assert {(r.method, r.content_type) for r in deployment_writes(sim, mark)} == \
+        {("PATCH", "application/strategic-merge-patch+json")}
     assert image(sim, "shop-demo-web").endswith(":2.0")
-
-    migration_stopped(sim)
-    helms[3]("chartreuse", "upgrade", *args, "--set", "image.tag=3.0")
-    assert release_secrets(sim, "shop")[3]["metadata"]["labels"]["status"] == "deployed"
-    assert apply_method(sim, "shop", 3) is None
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
-
-    migration_stopped(sim)
-    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=4.0")
-    assert release_secrets(sim, "shop")[4]["metadata"]["labels"]["status"] == "deployed"
-    assert apply_method(sim, "shop", 4) == "csa"
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    upgrade_after_a_migration(sim, helms[3], 3, None, "--set", "image.tag=3.0")
+    upgrade_after_a_migration(sim, helms[4], 4, "csa", "--set", "image.tag=4.0")
     assert image(sim, "shop-demo-web").endswith(":4.0")
 
 
-def applies(sim, mark):
-    """The Deployment applies after request number `mark`: [force query value]."""
-    return [r.query.get("force") for r in list(sim.request_log)[mark:]
-            if "/deployments/" in r.path and r.method == "PATCH"
-            and r.content_type == "application/apply-patch+yaml"]
-
-
 def test_chartreuse_upgrade_of_a_helm4_release_under_helm3_and_back(sim, helms):
-    """Installed with Helm 4 (server-side, forcing the replicas back from chartreuse),
-    upgraded with Helm 3 (client-side; its record names no method), then with Helm 4, which
-    follows that record and stays client-side, until --server-side=true moves the release
-    back to server-side, which auto then keeps."""
-    args = ("shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
+    """Installed with Helm 4 (server-side), upgraded with Helm 3 (client-side; its record
+    names no method), then with Helm 4, which follows that record and stays client-side,
+    until --server-side=true moves the release back to server-side, which auto then keeps;
+    there only forcing takes the replicas back from chartreuse."""
     mark = len(sim.request_log)
-    helms[4]("chartreuse", "install", *args)
+    helms[4]("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
     assert apply_method(sim, "shop", 1) == "ssa"
     assert applies(sim, mark)  # (Helm 4 creates a release's objects without forcing)
-
-    migration_stopped(sim)
-    helms[3]("chartreuse", "upgrade", *args, "--set", "image.tag=2.0")
-    assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
-    assert apply_method(sim, "shop", 2) is None
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
-
-    migration_stopped(sim)
-    mark = len(sim.request_log)
-    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=3.0")
-    assert apply_method(sim, "shop", 3) == "csa"
+    upgrade_after_a_migration(sim, helms[3], 2, None, "--set", "image.tag=2.0")
+    mark = upgrade_after_a_migration(sim, helms[4], 3, "csa", "--set", "image.tag=3.0")
     assert not applies(sim, mark)
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
-
-    # server-side again, where chartreuse owns the replicas: only forcing takes them back
-    migration_stopped(sim)
-    mark = len(sim.request_log)
-    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=4.0", "--server-side=true")
-    assert apply_method(sim, "shop", 4) == "ssa"
+    mark = upgrade_after_a_migration(sim, helms[4], 4, "ssa", "--set", "image.tag=4.0",
+                                     "--server-side=true")
     assert applies(sim, mark) and set(applies(sim, mark)) == {"true"}
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
-
-    migration_stopped(sim)
-    mark = len(sim.request_log)
-    helms[4]("chartreuse", "upgrade", *args, "--set", "image.tag=5.0")
-    assert apply_method(sim, "shop", 5) == "ssa"
+    mark = upgrade_after_a_migration(sim, helms[4], 5, "ssa", "--set", "image.tag=5.0")
     assert applies(sim, mark) and set(applies(sim, mark)) == {"true"}
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
     assert [s["metadata"]["labels"]["status"] for _, s in
             sorted(release_secrets(sim, "shop").items())] == ["superseded"] * 4 + ["deployed"]
 
@@ -621,10 +596,7 @@ def test_chartreuse_under_helm4_respects_the_users_apply_flags(sim, helms):
     chart = str(EXAMPLE_CHART)
     h("chartreuse", "install", "shop", chart, "--server-side=false", "--timeout", TIMEOUT)
     assert apply_method(sim, "shop", 1) == "csa"
-    migration_stopped(sim)
-    h("chartreuse", "upgrade", "shop", chart, "--set", "image.tag=2.0", "--timeout", TIMEOUT)
-    assert apply_method(sim, "shop", 2) == "csa"
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    upgrade_after_a_migration(sim, h, 2, "csa", "--set", "image.tag=2.0")
 
     # upgrade's --server-side takes a value, here before the release name
     migration_stopped(sim)
@@ -636,11 +608,8 @@ def test_chartreuse_under_helm4_respects_the_users_apply_flags(sim, helms):
     assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
 
     # back to client-side on a server-side release
-    migration_stopped(sim)
-    h("chartreuse", "upgrade", "shop", chart, "--server-side", "false", "--set",
-      "image.tag=4.0", "--timeout", TIMEOUT)
-    assert apply_method(sim, "shop", 4) == "csa"
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    upgrade_after_a_migration(sim, h, 4, "csa", "--server-side", "false", "--set",
+                              "image.tag=4.0")
 
     # the user's --force-conflicts is Helm's to judge: refused with client-side apply
     p = h("chartreuse", "upgrade", "shop", chart, "--force-conflicts", "--timeout", TIMEOUT,
@@ -649,12 +618,9 @@ def test_chartreuse_under_helm4_respects_the_users_apply_flags(sim, helms):
     assert "forceConflicts enabled when serverSideApply disabled" in p.stderr, p.stderr
     assert release_secrets(sim, "shop")[5]["metadata"]["labels"]["status"] == "failed"
     # ...and taken with server-side apply, where it is what wins the replicas back
-    migration_stopped(sim)
-    mark = len(sim.request_log)
-    h("chartreuse", "upgrade", "shop", chart, "--force-conflicts", "--server-side=true",
-      "--timeout", TIMEOUT)
+    mark = upgrade_after_a_migration(sim, h, 6, "ssa", "--force-conflicts",
+                                     "--server-side=true")
     assert set(applies(sim, mark)) == {"true"}
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
 
     # --force-replace, which Helm refuses beside --force-conflicts: nothing added, so the
     # user sees Helm's own word on it (it replaces with client-side apply only)
@@ -670,7 +636,7 @@ def test_chartreuse_under_helm4_respects_the_users_apply_flags(sim, helms):
 
 def test_chartreuse_upgrade_install_under_helm4_reads_the_release(sim, helms):
     """`upgrade --install` under Helm 4: no release, or one uninstalled with its history
-    kept, is an install (server-side, forcing); otherwise the last revision's method."""
+    kept, is an install (server-side); otherwise the last revision's method."""
     h = helms[4]
     args = ("chartreuse", "upgrade", "--install", "shop", str(EXAMPLE_CHART), "--timeout",
             TIMEOUT)
@@ -682,10 +648,7 @@ def test_chartreuse_upgrade_install_under_helm4_reads_the_release(sim, helms):
     assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
     assert apply_method(sim, "shop", 2) == "ssa" and applies(sim, mark)
     helms[3](*args, "--set", "image.tag=2.0")
-    migration_stopped(sim)
-    h(*args, "--set", "image.tag=3.0")
-    assert apply_method(sim, "shop", 4) == "csa"
-    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    upgrade_after_a_migration(sim, h, 4, "csa", "--install", "--set", "image.tag=3.0")
 
 
 def test_chartreuse_under_helm4_stops_when_it_cannot_read_the_release(sim, helms, tmp_path):
