@@ -21,7 +21,7 @@ import textwrap
 
 import pytest
 
-from conftest import EXAMPLE_CHART, helm_path, plugin_source
+from conftest import BIN, EXAMPLE_CHART, helm_path, plugin_source
 
 pytestmark = pytest.mark.helm
 
@@ -493,3 +493,204 @@ def test_chartreuse_failed_post_install_job_fails_the_command(sim, helm, tmp_pat
     assert sim.get("jobs", "shop-chartreuse-upgrade") is not None  # kept
     if helm.major == 3:
         assert "kubectl logs job/shop-chartreuse-upgrade -n default" in p.stderr
+
+
+# --- Helm 3 and Helm 4 on one release ---------------------------------------------------
+# Helm 4 applies with the method of the release's last revision (`--server-side=auto`):
+# server-side ("ssa", recorded in the release) for a release it installed, client-side for
+# one Helm 3 installed or upgraded last (Helm 3 records no method). Helm 4 refuses
+# --force-conflicts with client-side apply and records the revision as failed.
+
+@pytest.fixture
+def helms(sim, tmp_path):
+    """{3: Helm, 4: Helm} on the same simulated cluster and release storage, each with the
+    chartreuse plugins installed."""
+    out = {}
+    for major in (3, 4):
+        out[major] = Helm(major, sim, tmp_path / f"helm{major}")
+        out[major]("plugin", "install", str(plugin_source()))
+    return out
+
+
+def apply_method(sim, name, revision):
+    """What Helm 4 recorded as the revision's apply method (None: Helm 3 wrote it)."""
+    return release(release_secrets(sim, name)[revision]).get("apply_method")
+
+
+def deployment_writes(sim, mark):
+    """The Deployment writes after request number `mark` (the scale subresource aside)."""
+    return [r for r in list(sim.request_log)[mark:]
+            if "/deployments/" in r.path and r.method in ("PATCH", "PUT", "POST")
+            and not r.path.endswith("/scale")]
+
+
+def applies(sim, mark):
+    """The server-side applies of Deployments after request number `mark`: [force]."""
+    return [r.query.get("force") for r in deployment_writes(sim, mark)
+            if r.content_type == "application/apply-patch+yaml"]
+
+
+def migration_stopped(sim):
+    """What a migration leaves behind: chartreuse scaled the worker through the scale
+    subresource, so it is the manager of .spec.replicas at a count the chart does not say."""
+    sim.scale("deploy", "shop-demo-worker", 0, manager="chartreuse")
+
+
+def upgrade_after_a_migration(sim, helm, revision, method, *args):
+    """After a migration, `helm chartreuse upgrade shop CHART ARGS`: the revision deployed,
+    applied by `method` (None: Helm 3 wrote it), the chart's count back over chartreuse's.
+    Returns the Deployment writes it sent."""
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    p = helm("chartreuse", "upgrade", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT,
+             *args, check=False)
+    assert p.returncode == 0, p.stderr
+    assert release_secrets(sim, "shop")[revision]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", revision) == method
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    return mark
+
+
+def test_chartreuse_upgrade_of_a_helm3_release_under_helm4_stays_client_side(sim, helms):
+    """Installed with Helm 3, upgraded through the wrapper with Helm 4: Helm 4 keeps the
+    release client-side, so the wrapper must not pass --force-conflicts (Helm 4 would fail
+    with "forceConflicts enabled when serverSideApply disabled" and record a failed
+    revision); its three-way patch puts the chart's count back. Then Helm 3 again, and
+    Helm 4 once more."""
+    helms[3]("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
+    mark = upgrade_after_a_migration(sim, helms[4], 2, "csa", "--set", "image.tag=2.0")
+    assert {(r.method, r.content_type) for r in deployment_writes(sim, mark)} == \
+        {("PATCH", "application/strategic-merge-patch+json")}
+    assert image(sim, "shop-demo-web").endswith(":2.0")
+    upgrade_after_a_migration(sim, helms[3], 3, None, "--set", "image.tag=3.0")
+    upgrade_after_a_migration(sim, helms[4], 4, "csa", "--set", "image.tag=4.0")
+    assert image(sim, "shop-demo-web").endswith(":4.0")
+
+
+def test_chartreuse_upgrade_of_a_helm4_release_under_helm3_and_back(sim, helms):
+    """Installed with Helm 4 (server-side), upgraded with Helm 3 (client-side; its record
+    names no method), then with Helm 4, which follows that record and stays client-side,
+    until --server-side=true moves the release back to server-side, which auto then keeps;
+    there only forcing takes the replicas back from chartreuse."""
+    mark = len(sim.request_log)
+    helms[4]("chartreuse", "install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT)
+    assert apply_method(sim, "shop", 1) == "ssa"
+    assert applies(sim, mark)  # (Helm 4 creates a release's objects without forcing)
+    upgrade_after_a_migration(sim, helms[3], 2, None, "--set", "image.tag=2.0")
+    mark = upgrade_after_a_migration(sim, helms[4], 3, "csa", "--set", "image.tag=3.0")
+    assert not applies(sim, mark)
+    mark = upgrade_after_a_migration(sim, helms[4], 4, "ssa", "--set", "image.tag=4.0",
+                                     "--server-side=true")
+    assert applies(sim, mark) and set(applies(sim, mark)) == {"true"}
+    mark = upgrade_after_a_migration(sim, helms[4], 5, "ssa", "--set", "image.tag=5.0")
+    assert applies(sim, mark) and set(applies(sim, mark)) == {"true"}
+    assert [s["metadata"]["labels"]["status"] for _, s in
+            sorted(release_secrets(sim, "shop").items())] == ["superseded"] * 4 + ["deployed"]
+
+
+def test_chartreuse_under_helm4_respects_the_users_apply_flags(sim, helms):
+    """The user's --server-side (install's switch, upgrade's value, given before the
+    release name too) and --force-conflicts go to Helm as given, and the wrapper adds
+    --force-conflicts only where Helm applies server-side."""
+    h = helms[4]
+    chart = str(EXAMPLE_CHART)
+    h("chartreuse", "install", "shop", chart, "--server-side=false", "--timeout", TIMEOUT)
+    assert apply_method(sim, "shop", 1) == "csa"
+    upgrade_after_a_migration(sim, h, 2, "csa", "--set", "image.tag=2.0")
+
+    # upgrade's --server-side takes a value, here before the release name
+    migration_stopped(sim)
+    mark = len(sim.request_log)
+    h("chartreuse", "upgrade", "--server-side", "true", "shop", chart, "--set",
+      "image.tag=3.0", "--timeout", TIMEOUT)
+    assert apply_method(sim, "shop", 3) == "ssa"
+    assert set(applies(sim, mark)) == {"true"}
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+
+    # back to client-side on a server-side release
+    upgrade_after_a_migration(sim, h, 4, "csa", "--server-side", "false", "--set",
+                              "image.tag=4.0")
+
+    # the user's --force-conflicts is Helm's to judge: refused with client-side apply
+    p = h("chartreuse", "upgrade", "shop", chart, "--force-conflicts", "--timeout", TIMEOUT,
+          check=False)
+    assert p.returncode != 0
+    assert "forceConflicts enabled when serverSideApply disabled" in p.stderr, p.stderr
+    assert release_secrets(sim, "shop")[5]["metadata"]["labels"]["status"] == "failed"
+    # ...and taken with server-side apply, where it is what wins the replicas back
+    mark = upgrade_after_a_migration(sim, h, 6, "ssa", "--force-conflicts",
+                                     "--server-side=true")
+    assert set(applies(sim, mark)) == {"true"}
+
+    # --force-replace, which Helm refuses beside --force-conflicts: nothing added, so the
+    # user sees Helm's own word on it (it replaces with client-side apply only)
+    p = h("chartreuse", "upgrade", "shop", chart, "--force-replace", "--timeout", TIMEOUT,
+          check=False)
+    assert p.returncode != 0
+    assert "cannot use server-side apply and force replace together" in p.stderr, p.stderr
+    h("chartreuse", "upgrade", "shop", chart, "--force-replace", "--server-side=false",
+      "--timeout", TIMEOUT)
+    secrets = release_secrets(sim, "shop")
+    assert secrets[max(secrets)]["metadata"]["labels"]["status"] == "deployed"
+
+
+def test_chartreuse_upgrade_install_under_helm4_reads_the_release(sim, helms):
+    """`upgrade --install` under Helm 4: no release, or one uninstalled with its history
+    kept, is an install (server-side); otherwise the last revision's method."""
+    h = helms[4]
+    args = ("chartreuse", "upgrade", "--install", "shop", str(EXAMPLE_CHART), "--timeout",
+            TIMEOUT)
+    h(*args)
+    assert apply_method(sim, "shop", 1) == "ssa"
+    h("uninstall", "shop", "--keep-history", "--timeout", TIMEOUT)
+    mark = len(sim.request_log)
+    h(*args)
+    assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
+    assert apply_method(sim, "shop", 2) == "ssa" and applies(sim, mark)
+    helms[3](*args, "--set", "image.tag=2.0")
+    upgrade_after_a_migration(sim, h, 4, "csa", "--install", "--set", "image.tag=3.0")
+
+
+def test_chartreuse_under_helm4_stops_when_it_cannot_read_the_release(sim, helms, tmp_path):
+    """When Helm cannot say how the release was applied, the wrapper says so and runs no
+    upgrade (which would fail or apply the wrong way)."""
+    bad = tmp_path / "bad-kubeconfig"
+    bad.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n"
+                   "current-context: nowhere\nusers: []\n")
+    before = len(sim.request_log)
+    p = helms[4]("chartreuse", "upgrade", "shop", str(EXAMPLE_CHART), "--kubeconfig",
+                 str(bad), check=False)
+    assert p.returncode != 0
+    assert "cannot read how release shop in namespace default was last applied" in p.stderr
+    assert "nothing was changed" in p.stderr
+    assert len(sim.request_log) == before
+
+
+@pytest.mark.parametrize("upgrading_major", [3, 4], ids=["helm3", "helm4"])
+def test_chartreuse_upgrade_of_a_release_whose_job_is_a_release_resource(sim, helms,
+                                                                        upgrading_major):
+    """A Helm 3 release installed by an older chartreuse (plain --post-renderer, no
+    --hooks-to): its migration Job and companions are release resources. Upgraded through
+    the wrapper (either major), Helm deletes that Job as no longer in the manifest and the
+    migration Job runs as a hook: created anew, complete, deleted."""
+    job = "shop-chartreuse-upgrade"
+    helms[3]("install", "shop", str(EXAMPLE_CHART), "--timeout", TIMEOUT,
+             "--post-renderer", BIN, "--post-renderer-args", "post-render",
+             "--post-renderer-args", "--release=shop",
+             "--post-renderer-args", "--namespace=default")
+    assert f"name: {job}" in helms[3]("get", "manifest", "shop").stdout
+    sim.wait_for(lambda: any("Complete" in c for _, c in job_states(sim, job)),
+                 what="the release's migration Job complete")
+    migration_stopped(sim)
+    helms[upgrading_major]("chartreuse", "upgrade", "shop", str(EXAMPLE_CHART),
+                           "--set", "image.tag=2.0", "--timeout", TIMEOUT)
+    assert release_secrets(sim, "shop")[2]["metadata"]["labels"]["status"] == "deployed"
+    assert f"name: {job}" not in helms[3]("get", "manifest", "shop").stdout
+    assert runs(sim, job) == 2
+    assert [t for t, _ in sim.history("jobs", job)][-1:] == ["DELETED"]
+    created = [o for t, o in sim.history("jobs", job) if t == "ADDED"][-1]
+    assert created["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2.0")
+    assert any("Complete" in c for _, c in job_states(sim, job)[-3:])
+    assert sim.get("deploy", "shop-demo-worker")["spec"]["replicas"] == 1
+    if upgrading_major == 4:
+        assert apply_method(sim, "shop", 2) == "csa"

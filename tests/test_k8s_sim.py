@@ -1043,3 +1043,74 @@ def test_protobuf_request_bodies(sim):
     # answers are JSON: a client accepting only protobuf gets 406
     r = c.request("GET", "/api/v1/namespaces/default/secrets", accept=pb)
     assert r.status == 406 and r.json()["reason"] == "NotAcceptable"
+
+
+def test_server_side_apply_ownership_as_the_api_server(sim):
+    """What Helm 4's apply and chartreuse's scaling rely on: a field another manager owns
+    conflicts (409, the API server's message and causes) when an apply changes its value and
+    force is not set; an apply leaving it as it is shares it; forcing takes the conflicting
+    fields only, so a manager that shares the others keeps them."""
+    c = Client(sim)
+    url = "/apis/apps/v1/namespaces/default/deployments/web"
+    ssa = "application/apply-patch+yaml"
+
+    def apply(obj, **query):
+        return c.request("PATCH", url, obj, ctype=ssa, query={"fieldManager": "helm", **query})
+
+    d = deployment("web", 2, labels={"team": "a"})
+    assert apply(d).status == 201
+    # another applier applies the label helm applies, with the same value: shared
+    shared = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "web", "labels": {"team": "a"}}}
+    assert c.request("PATCH", url, shared, ctype=ssa, query={"fieldManager": "ops"}).status \
+        == 200
+    assert {e["manager"] for e in sim.get("deploy", "web")["metadata"]["managedFields"]} == \
+        {"helm", "ops"}
+    r = c.request("PATCH", url + "/scale", {"spec": {"replicas": 0}},
+                  ctype="application/merge-patch+json", query={"fieldManager": "chartreuse"})
+    assert r.status == 200
+    entry = next(e for e in sim.get("deploy", "web")["metadata"]["managedFields"]
+                 if e["manager"] == "chartreuse")
+    assert (entry["operation"], entry["subresource"], entry["apiVersion"]) == \
+        ("Update", "scale", "apps/v1")
+    assert entry["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
+
+    r = apply(d)
+    st = r.json()
+    assert (r.status, st["reason"], st["code"]) == (409, "Conflict", 409)
+    who = f'"chartreuse" with subresource "scale" using apps/v1 at {entry["time"]}'
+    assert st["message"] == f"Apply failed with 1 conflict: conflict with {who}: .spec.replicas"
+    assert st["details"] == {"causes": [{"reason": "FieldManagerConflict",
+                                         "message": f"conflict with {who}",
+                                         "field": ".spec.replicas"}]}
+    assert sim.get("deploy", "web")["spec"]["replicas"] == 0
+
+    # the same count as the live one: no conflict, both own it
+    assert apply(deployment("web", 0, labels={"team": "a"})).status == 200
+    owners = {e["manager"] for e in sim.get("deploy", "web")["metadata"]["managedFields"]
+              if "f:replicas" in e["fieldsV1"].get("f:spec", {})}
+    assert owners == {"helm", "chartreuse"}
+
+    # two conflicts, an applier among them: grouped by manager, an applier named alone
+    other = {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "web", "annotations": {"note": "x"}}}
+    assert c.request("PATCH", url, other, ctype=ssa,
+                     query={"fieldManager": "argocd"}).status == 200
+    d2 = deployment("web", 3, labels={"team": "a"})
+    d2["metadata"]["annotations"] = {"note": "y"}
+    st = apply(d2).json()
+    assert st["message"] == (
+        'Apply failed with 2 conflicts: conflicts with "argocd":\n'
+        '- .metadata.annotations.note\n'
+        f'conflicts with {who}:\n- .spec.replicas')
+
+    # forcing takes the conflicting fields only
+    r = apply(deployment("web", 2, labels={"team": "a"}), force="true")
+    assert r.status == 200 and r.json()["spec"]["replicas"] == 2
+    managers = {e["manager"]: e["fieldsV1"]
+                for e in sim.get("deploy", "web")["metadata"]["managedFields"]}
+    assert "chartreuse" not in managers  # its only field taken
+    assert managers["ops"] == {"f:metadata": {"f:labels": {"f:team": {}}}}
+    # helm no longer applies the label: ops still owns it, so it stays
+    assert apply(deployment("web", 2)).status == 200
+    assert sim.get("deploy", "web")["metadata"]["labels"]["team"] == "a"

@@ -4,11 +4,13 @@
  * install and upgrade also run the migration Jobs as Helm would (helm_hooks.h). */
 #include "cmd.h"
 #include "helm_hooks.h"
+#include "json.h"
 #include "k8s.h"
 #include "file.h"
 #include "log.h"
 #include "proc.h"
 #include "util.h"
+#include "ytree.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -39,6 +41,12 @@ static bool takes_value(const char *flag)
 		if (!strcmp(*f, flag))
 			return true;
 	return false;
+}
+
+/* Helm 4's upgrade --server-side takes true|false|auto; install's is a switch. */
+static bool upgrade_value_flag(const char *cmd, const char *flag)
+{
+	return !strcmp(cmd, "upgrade") && !strcmp(flag, "--server-side");
 }
 
 struct wrap {
@@ -86,7 +94,8 @@ static int parse(int argc, char **argv, struct wrap *w)
 		} else if (!strncmp(a, "-n", 2) && a[2]) {
 			w->namespace = a + 2;
 		}
-		if (!strchr(a, '=') && takes_value(a) && i + 1 < argc)
+		if (!strchr(a, '=') && (takes_value(a) || upgrade_value_flag(argv[0], a)) &&
+		    i + 1 < argc)
 			cr_argv_push(&w->helm, argv[++i]);
 	}
 	if (positionals < 2) {
@@ -167,16 +176,6 @@ static bool given(const struct wrap *w, const char *flag)
 	return false;
 }
 
-/* Helm 4 applies server-side; a migration scales Deployments through their scale
- * subresource, which makes chartreuse a manager of spec.replicas. Helm's next apply of a
- * different count (the chart's replicas after a before-deployment migration left them at 0)
- * then conflicts with chartreuse. The chart's count is meant to win. */
-static bool needs_force_conflicts(const char *cmd, const struct wrap *w, int major)
-{
-	return major >= 4 && (!strcmp(cmd, "upgrade") || !strcmp(cmd, "install")) &&
-	       !given(w, "--force-conflicts");
-}
-
 /* Helm's argv with chartreuse as post-renderer; `extra` (may be NULL) is one more Helm
  * flag, hooks_to (may be NULL) the post-renderer's --hooks-to file. -1 after reporting. */
 static int helm_argv(const char *helm, const char *cmd, const struct wrap *w, int major,
@@ -186,8 +185,6 @@ static int helm_argv(const char *helm, const char *cmd, const struct wrap *w, in
 	cr_argv_push(argv, cmd);
 	for (size_t i = 0; i < w->helm.n; i++)
 		cr_argv_push(argv, w->helm.v[i]);
-	if (needs_force_conflicts(cmd, w, major))
-		cr_argv_push(argv, "--force-conflicts");
 	if (extra)
 		cr_argv_push(argv, extra);
 	cr_argv_push(argv, "--post-renderer");
@@ -266,6 +263,23 @@ static long hook_timeout_ms(const struct wrap *w)
 	return ms > 0 ? ms : 5 * 60 * 1000L;
 }
 
+/* Pushes RELEASE, its namespace and the cluster options the user gave Helm: a query of
+ * the release (`helm status`, `helm get metadata`) asks the cluster Helm will change. */
+static void push_release_and_cluster(const struct wrap *w, struct cr_argv *argv)
+{
+	cr_argv_push(argv, w->release);
+	cr_argv_push(argv, "--namespace");
+	cr_argv_push(argv, w->namespace);
+	for (size_t i = 0; i < w->helm.n; i++) {
+		const char *a = w->helm.v[i];
+		if (strncmp(a, "--kube", 6))
+			continue;
+		cr_argv_push(argv, a);
+		if (!strchr(a, '=') && takes_value(a) && i + 1 < w->helm.n)
+			cr_argv_push(argv, w->helm.v[++i]);
+	}
+}
+
 /* `helm upgrade --install` installs when there is no release: then the hooks are
  * post-install ones. Asked of Helm itself (`helm status`), quietly. */
 static bool release_exists(const char *helm, const struct wrap *w)
@@ -275,17 +289,7 @@ static bool release_exists(const char *helm, const struct wrap *w)
 	struct cr_argv argv = { 0 };
 	cr_argv_push(&argv, helm);
 	cr_argv_push(&argv, "status");
-	cr_argv_push(&argv, w->release);
-	cr_argv_push(&argv, "--namespace");
-	cr_argv_push(&argv, w->namespace);
-	for (size_t i = 0; i < w->helm.n; i++) {
-		const char *a = w->helm.v[i];
-		if (strncmp(a, "--kube", 6))
-			continue;
-		cr_argv_push(&argv, a);
-		if (!strchr(a, '=') && takes_value(a) && i + 1 < w->helm.n)
-			cr_argv_push(&argv, w->helm.v[++i]);
-	}
+	push_release_and_cluster(w, &argv);
 	struct cr_buf out = { 0 };
 	struct cr_child c = { .argv = argv.v, .what = "helm status", .merge_stderr = true };
 	int status = cr_child_capture(&c, &out, NULL, NULL);
@@ -376,13 +380,142 @@ static int helm3_with_hooks(const char *helm, const char *cmd, const struct wrap
 	return rc;
 }
 
+/* --- Helm 4: --force-conflicts with server-side apply only ------------------------------ */
+
+/* Go's strconv.ParseBool, as cobra reads a switch's value: 1 true, 0 false, -1 neither. */
+static int go_bool(const char *v)
+{
+	static const char *const yes[] = { "1", "t", "T", "TRUE", "true", "True", NULL };
+	static const char *const no[] = { "0", "f", "F", "FALSE", "false", "False", NULL };
+	for (int i = 0; yes[i]; i++)
+		if (!strcmp(v, yes[i]))
+			return 1;
+	for (int i = 0; no[i]; i++)
+		if (!strcmp(v, no[i]))
+			return 0;
+	return -1;
+}
+
+/* The user's --server-side (the last one, as cobra takes it), NULL if not given. Install's
+ * is a switch: alone it means "true". */
+static const char *server_side_flag(const char *cmd, const struct wrap *w)
+{
+	const char *v = NULL;
+	for (size_t i = 0; i < w->helm.n; i++) {
+		const char *a = w->helm.v[i];
+		if (!strncmp(a, "--server-side=", 14))
+			v = a + 14;
+		else if (!strcmp(a, "--server-side"))
+			v = upgrade_value_flag(cmd, a) ? (i + 1 < w->helm.n ? w->helm.v[++i] : NULL)
+						       : "true";
+	}
+	return v;
+}
+
+enum last_revision { LAST_ERROR = -1, LAST_NONE, LAST_CLIENT_SIDE, LAST_SERVER_SIDE };
+
+/* How the release's last revision was applied, as Helm 4 records it and reads it for
+ * `--server-side=auto` (`helm get metadata`: applyMethod "ssa" or "csa"; none when Helm 3
+ * wrote the revision, which is client-side). LAST_NONE: no release, or its last revision
+ * was uninstalled (`upgrade --install` then installs). */
+static enum last_revision last_revision(const char *helm, const struct wrap *w)
+{
+	struct cr_argv argv = { 0 };
+	cr_argv_push(&argv, helm);
+	cr_argv_push(&argv, "get");
+	cr_argv_push(&argv, "metadata");
+	push_release_and_cluster(w, &argv);
+	cr_argv_push(&argv, "--output");
+	cr_argv_push(&argv, "json");
+	struct cr_buf out = { 0 };
+	struct cr_child c = { .argv = argv.v, .what = "helm get metadata", .merge_stderr = true };
+	int rc = cr_child_capture(&c, &out, NULL, NULL);
+	cr_argv_free(&argv);
+	enum last_revision last = LAST_ERROR;
+	const char *text = out.data ? out.data : "";
+	/* The JSON is one line; Helm's warnings (kubeconfig permissions...) may come first. */
+	const char *json = text[0] == '{' ? text : strstr(text, "\n{");
+	json = json && *json == '\n' ? json + 1 : json;
+	if (rc == 0 && json) {
+		struct fy_document *d = cr_json_parse(json, strcspn(json, "\n"),
+						      "helm get metadata --output json");
+		struct fy_node *root = d ? fy_document_root(d) : NULL;
+		if (root && yt_is_map(root)) {
+			struct fy_node *method = yt_get(root, "applyMethod");
+			if (yt_scalar_is(yt_get(root, "status"), "uninstalled"))
+				last = LAST_NONE;
+			else
+				last = method && yt_scalar_is(method, "ssa") ? LAST_SERVER_SIDE
+									     : LAST_CLIENT_SIDE;
+		}
+		fy_document_destroy(d);
+	} else if (rc > 0 && strstr(text, "release: not found")) {
+		last = LAST_NONE;
+	}
+	if (last == LAST_ERROR) {
+		size_t len = strlen(text);
+		while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+			len--;
+		cr_error("cannot read how release %s in namespace %s was last applied (helm get "
+			 "metadata, for Helm 4's --server-side=auto; nothing was changed): %.*s",
+			 w->release, w->namespace, (int)len, len ? text : "no output");
+	}
+	cr_buf_free(&out);
+	return last;
+}
+
+/* Whether Helm 4 applies this install/upgrade server-side, decided as Helm decides:
+ * install's --server-side is a switch, on by default; upgrade's is true, false or auto
+ * (the default): the method of the release's last revision, and server-side when there is
+ * none to upgrade and --install installs. 1, 0, or -1 after reporting. */
+static int applies_server_side(const char *helm, const char *cmd, const struct wrap *w)
+{
+	const char *v = server_side_flag(cmd, w);
+	if (!strcmp(cmd, "install"))
+		return !v || go_bool(v) == 1; /* not a boolean: Helm refuses it itself */
+	if (v && strcmp(v, "auto"))
+		return !strcmp(v, "true");
+	switch (last_revision(helm, w)) {
+	case LAST_SERVER_SIDE:
+		return 1;
+	case LAST_CLIENT_SIDE:
+		return 0;
+	case LAST_NONE:
+		return given(w, "--install") || given(w, "-i");
+	default:
+		return -1;
+	}
+}
+
+/* Helm 4 applies server-side; a migration scales Deployments through their scale
+ * subresource, which makes chartreuse a manager of spec.replicas. Helm's next server-side
+ * apply of a different count (the chart's replicas after a before-deployment migration left
+ * them at 0) then conflicts with chartreuse; the chart's count is meant to win. Helm 4
+ * refuses --force-conflicts with client-side apply (a release Helm 3 applied last stays
+ * client-side), where a three-way patch puts the count back without it. 1, 0, or -1 after
+ * reporting. */
+static int needs_force_conflicts(const char *helm, const char *cmd, const struct wrap *w,
+				 int major)
+{
+	if (major < 4 || (strcmp(cmd, "upgrade") && strcmp(cmd, "install")) ||
+	    given(w, "--force-conflicts"))
+		return 0;
+	/* Helm refuses --force-conflicts beside these */
+	if (given(w, "--force-replace") || given(w, "--force"))
+		return 0;
+	return applies_server_side(helm, cmd, w);
+}
+
 static int exec_helm(const char *helm, const char *cmd, struct wrap *w, int major)
 {
 	fflush(stdout);
 	if (runs_hooks(cmd, w, major))
 		return helm3_with_hooks(helm, cmd, w);
+	int force = needs_force_conflicts(helm, cmd, w, major);
+	if (force < 0)
+		return 1;
 	struct cr_argv argv = { 0 };
-	if (helm_argv(helm, cmd, w, major, NULL, NULL, &argv))
+	if (helm_argv(helm, cmd, w, major, force ? "--force-conflicts" : NULL, NULL, &argv))
 		return 1;
 	int rc = major >= 4 ? run_showing_plugin_errors(argv.v) : spawn_wait(argv.v);
 	cr_argv_free(&argv);

@@ -671,7 +671,7 @@ class Api:
                 return 201, self._commit(rt, ns, obj, None, "ADDED", ctx)
             obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             self._finish(rt, ns, obj, old, ctx)
-            if _without_managed(obj) == _without_managed(old):
+            if _ignoring_field_times(obj) == _ignoring_field_times(old):
                 return 200, copy.deepcopy(old)
             m = obj["metadata"]
             if m.get("deletionTimestamp") and not m.get("finalizers") and rt.plural != "pods":
@@ -855,9 +855,13 @@ def _drop_nulls(v):
     return v
 
 
-def _without_managed(obj):
+def _ignoring_field_times(obj):
+    """The object as the API server compares it to skip a no-op apply: the times in
+    managedFields aside, but an ownership change (a field now shared) is a change."""
     o = dict(obj)
-    o["metadata"] = {k: v for k, v in obj["metadata"].items() if k != "managedFields"}
+    o["metadata"] = dict(obj["metadata"])
+    o["metadata"]["managedFields"] = [{k: v for k, v in e.items() if k != "time"}
+                                      for e in obj["metadata"].get("managedFields") or []]
     return o
 
 
@@ -885,13 +889,32 @@ def _scale_of(obj):
                        "selector": selector_string(spec.get("selector"))}}
 
 
+def _conflict_manager(e):
+    """A manager as the API server names it in a conflict (fieldmanager's printManager)."""
+    out = json.dumps(e["manager"])
+    if e.get("subresource"):
+        out += f' with subresource {json.dumps(e["subresource"])}'
+    if e.get("operation") == "Update":
+        out += f' using {e["apiVersion"]}' + (f' at {e["time"]}' if e.get("time") else "")
+    return out
+
+
 def _apply_conflict(rt, name, conflicts):
-    n = len(conflicts)
-    lines = [f'conflict with "{m}" using {av}: {f}' for m, av, f in conflicts]
-    msg = (f"Apply failed with {n} conflict{'s' if n > 1 else ''}: " + "\n".join(lines)
-           if n > 1 else f"Apply failed with 1 conflict: {lines[0]}")
+    """409 as the API server answers a conflicting apply: one conflict on one line, more
+    grouped by manager; causes carry no object details."""
+    if len(conflicts) == 1:
+        e, f = conflicts[0]
+        msg = f"Apply failed with 1 conflict: conflict with {_conflict_manager(e)}: {f}"
+    else:
+        by_manager = {}
+        for e, f in conflicts:
+            by_manager.setdefault(_conflict_manager(e), []).append(f)
+        lines = []
+        for m in sorted(by_manager):
+            lines.append(f"conflicts with {m}:")
+            lines += [f"- {f}" for f in by_manager[m]]
+        msg = f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
     return ApiError(409, "Conflict", msg,
-                    {"name": name, "group": rt.group, "kind": rt.plural,
-                     "causes": [{"reason": "FieldManagerConflict",
-                                 "message": f'conflict with "{m}" using {av}', "field": f}
-                                for m, av, f in conflicts]})
+                    {"causes": [{"reason": "FieldManagerConflict",
+                                 "message": f"conflict with {_conflict_manager(e)}",
+                                 "field": f} for e, f in conflicts]})

@@ -41,7 +41,9 @@ class PatchError(ValueError):
 class ApplyConflict(Exception):
     def __init__(self, conflicts):
         super().__init__("apply conflicts")
-        self.conflicts = conflicts  # [(manager, apiVersion, ".spec.replicas")]
+        # [(managedFields entry: manager, operation, apiVersion, time, subresource;
+        #   ".spec.replicas")]
+        self.conflicts = conflicts
 
 
 def merge_key(field, items):
@@ -411,25 +413,26 @@ class ManagedFields:
         object; raises ApplyConflict."""
         new_paths = field_paths(applied)
         base = live or {}
-        if live is not None and not force:
-            conflicts = []
-            for e in self.entries:
-                # a manager is identified by name *and* operation (and subresource), as in
-                # the API server: "kubectl" Update (kubectl scale) and "kubectl" Apply differ
-                if (e["manager"], e["operation"], e["subresource"]) == (manager, "Apply", ""):
-                    continue
-                for p in sorted(e["paths"] & new_paths):
-                    if _resolve(base, p) != _resolve(applied, p):
-                        conflicts.append((e["manager"], e["apiVersion"], path_text(p)))
-            if conflicts:
-                raise ApplyConflict(conflicts)
+        # A field another manager owns conflicts when this apply changes its value; one it
+        # leaves as it is becomes shared. Forcing takes the conflicting fields only.
+        conflicts = []
+        for e in self.entries:
+            # a manager is identified by name *and* operation (and subresource), as in the
+            # API server: "kubectl" Update (kubectl scale) and "kubectl" Apply differ
+            if (e["manager"], e["operation"], e["subresource"]) == (manager, "Apply", ""):
+                continue
+            for p in sorted(e["paths"] & new_paths):
+                if _resolve(base, p) != _resolve(applied, p):
+                    conflicts.append((e, p))
+        if conflicts and not force:
+            raise ApplyConflict([(dict(e), path_text(p)) for e, p in conflicts])
+        for e, p in conflicts:
+            e["paths"].discard(p)
         mine = self.entry(manager, "Apply", api_version)
         result = strategic_merge(base, applied)
         others = set()
         for e in self.entries:
             if e is not mine:
-                if force:
-                    e["paths"] -= new_paths
                 others |= e["paths"]
         for p in sorted(mine["paths"] - new_paths - others, key=len, reverse=True):
             remove_path(result, p)
