@@ -473,8 +473,17 @@ def run_api(cell, step, fault, call, f):
     p = cell.restore() if step == "restore" else cell.migrate()
     rc = cell.finish("faulted " + ("restore" if step == "restore" else "migrate"), p)
     mark = f"cut {f['cut']}" if f.get("cut") else FAULT_MARK[fault]
+    best_effort = call[1].endswith("/events")
     _, problems = prove_hit(cell, step, call, armed, first, began, mark,
-                            FAULT_STATUS[fault], f.get("delay"))
+                            FAULT_STATUS[fault], None if best_effort else f.get("delay"))
+    if best_effort:  # an Event: the run goes on whatever became of it, and says so
+        err = cell.runs[-1][2]
+        if rc != 0:
+            problems.append(f"a failed Event failed the run (exit {rc})")
+        # A refusal is final; other faults may be retried away.
+        if fault in WRITES_ONLY and "goes on without Events" not in err:
+            problems.append("the lost Event is not reported: " + err[-300:])
+        return rc, problems
     if fault in WRITES_ONLY and rc == 0:
         problems.append("the refused write was taken for a success: the run completed")
     if fault in WRITES_ONLY and "matrix-policy" not in cell.runs[-1][2]:
