@@ -624,15 +624,17 @@ def test_restore_under_helm_takes_helm_s_context_and_namespace(two_contexts):
     k8s, kubeconfig = two_contexts
     strand(k8s)
     restore = ["restore", "--release", RELEASE]
-    # HELM_NAMESPACE names a namespace without ExpectedDeploymentScales: nothing done there.
+    # HELM_NAMESPACE names a namespace that does not exist: nothing done there, and (issue
+    # 10; it was exit 0) that is no success.
     helm = {"KUBECONFIG": str(kubeconfig), "HELM_KUBECONTEXT": "sim",
             "HELM_NAMESPACE": "elsewhere"}
     k8s.request_log.clear()
     r = run(restore, env=helm, timeout=60)
-    assert r.rc == 0, r.err.decode()
+    assert r.rc == 4 and "no namespace named elsewhere" in r.err.decode()
     assert not healed(k8s)
-    assert {rec.path for rec in k8s.request_log} == \
-        {"/apis/wiremind.io/v1/namespaces/elsewhere/expecteddeploymentscales"}
+    assert {(rec.method, rec.path) for rec in k8s.request_log} == \
+        {("GET", "/apis/wiremind.io/v1/namespaces/elsewhere/expecteddeploymentscales"),
+         ("GET", "/api/v1/namespaces/elsewhere")}
     r = run(restore + ["--namespace", "default"], env=helm, timeout=60)
     assert r.rc == 0, r.err.decode()
     assert healed(k8s)
