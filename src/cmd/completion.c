@@ -7,6 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
+static void command_names(struct cr_buf *b)
+{
+	for (const struct cr_command *c = cr_commands; c->name; c++)
+		cr_buf_printf(b, "%s ", c->name);
+}
+
 static void bash_script(struct cr_buf *b)
 {
 	cr_buf_adds(b, "# bash completion for chartreuse: source <(chartreuse completion bash)\n"
@@ -14,8 +20,7 @@ static void bash_script(struct cr_buf *b)
 		       "\tlocal cur=${COMP_WORDS[COMP_CWORD]}\n"
 		       "\tif [ \"$COMP_CWORD\" -eq 1 ]; then\n"
 		       "\t\tCOMPREPLY=($(compgen -W \"");
-	for (const struct cr_command *c = cr_commands; c->name; c++)
-		cr_buf_printf(b, "%s ", c->name);
+	command_names(b);
 	cr_buf_adds(b, "help --help --version\" -- \"$cur\"))\n"
 		       "\t\treturn\n"
 		       "\tfi\n"
@@ -24,8 +29,7 @@ static void bash_script(struct cr_buf *b)
 		cr_buf_printf(b, "\t%s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\")) ;;\n", c->name,
 			      c->options);
 	cr_buf_adds(b, "\thelp) COMPREPLY=($(compgen -W \"");
-	for (const struct cr_command *c = cr_commands; c->name; c++)
-		cr_buf_printf(b, "%s ", c->name);
+	command_names(b);
 	cr_buf_adds(b, "\" -- \"$cur\")) ;;\n"
 		       "\tesac\n"
 		       "}\n"
