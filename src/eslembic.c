@@ -682,6 +682,20 @@ void cr_eslembic_report(const struct cr_eslembic_run *es, bool dry_run)
 	cr_buf_free(&line);
 }
 
+const char *cr_eslembic_outcome_name(const struct cr_eslembic_run *es)
+{
+	switch (es->outcome) {
+	case ES_UP_TO_DATE:
+		return "up-to-date";
+	case ES_NEEDED:
+		return "migration-needed";
+	case ES_MIGRATED:
+		return "migrated";
+	default:
+		return "failed";
+	}
+}
+
 bool cr_eslembic_failed(const struct cr_eslembic_run *es)
 {
 	return es && es->outcome == ES_FAILED;

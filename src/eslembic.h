@@ -44,6 +44,8 @@ void cr_eslembic_not_run(struct cr_eslembic_run *es, const char *why);
 void cr_eslembic_upgrade(struct cr_eslembic_run *es);
 /* One summary line, like a database's: on stdout for a dry run, else in the log. */
 void cr_eslembic_report(const struct cr_eslembic_run *es, bool dry_run);
+/* The outcome as one word for -o json|yaml: up-to-date, migration-needed, migrated, failed. */
+const char *cr_eslembic_outcome_name(const struct cr_eslembic_run *es);
 bool cr_eslembic_failed(const struct cr_eslembic_run *es);
 /* False only when a failed `eslembic upgrade head` may have changed the indices (`eslembic
  * current` no longer says what it said before, or can't tell). */

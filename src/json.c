@@ -246,3 +246,13 @@ char *cr_json_string(struct fy_node *n)
 	}
 	return cr_buf_detach(&b, NULL);
 }
+
+int cr_format_emit(struct fy_document *d, enum cr_format f, struct cr_buf *out)
+{
+	if (f != CR_FORMAT_JSON)
+		return yt_emit_document(d, out);
+	int rc = cr_json_emit(fy_document_root(d), out);
+	if (!rc)
+		cr_buf_addc(out, '\n');
+	return rc;
+}

@@ -30,4 +30,10 @@ int cr_json_emit(struct fy_node *n, struct cr_buf *out);
 /* The same into a new string; NULL after reporting. Caller frees. */
 char *cr_json_string(struct fy_node *n);
 
+/* The output formats of the commands' -o (table, json, yaml). */
+enum cr_format { CR_FORMAT_TABLE, CR_FORMAT_JSON, CR_FORMAT_YAML };
+/* d as one line of JSON and a newline, or as YAML (CR_FORMAT_TABLE: YAML too). 0, or -1
+ * (reported). */
+int cr_format_emit(struct fy_document *d, enum cr_format f, struct cr_buf *out);
+
 #endif

@@ -20,9 +20,25 @@ static void print_overview(FILE *fp)
 		    "migration Job,\nand the commands that Job runs.\n\ncommands:\n");
 	for (const struct cr_command *c = cr_commands; c->name; c++)
 		fprintf(fp, "  %-12s %s\n", c->name, c->summary);
-	fprintf(fp, "\nRun `chartreuse <command> --help` for a command's options.\n"
-		    "Run with manifests on stdin and no command (as Helm's --post-renderer does), "
-		    "it post-renders.\n");
+	fprintf(fp, "\noptions:\n"
+		    "  %-12s %s\n  %-12s %s\n", "--version", "print the version", "-h, --help",
+		    "this overview; chartreuse help <command> (or <command> --help) for one");
+	fprintf(fp, "\nRun with manifests on stdin and no command (as Helm's --post-renderer does), "
+		    "it post-renders.\nExit statuses: each command's --help lists its own.\n");
+}
+
+/* Helm 3 hands --post-renderer-args straight to the program: such a first argument is a
+ * post-render option, and any other option is a mistake, not manifests to wait for. */
+static bool is_post_render_option(const char *arg)
+{
+	static const char *const names[] = { "--release", "--namespace", "--config", "--set",
+					     "--set-string", "--hooks-to" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		if (!strncmp(arg, names[i], n) && (arg[n] == '\0' || arg[n] == '='))
+			return true;
+	}
+	return false;
 }
 
 static bool is_help(const char *arg)
@@ -54,10 +70,12 @@ static int dispatch(int argc, char **argv)
 	}
 	if (!strcmp(name, "--version"))
 		name = "version";
-	else if (name[0] == '-') {
-		/* Helm 3 hands --post-renderer-args straight to the program. */
+	else if (is_post_render_option(name)) {
 		argv[0] = post_render;
 		return cmd_post_render(argc, argv);
+	} else if (name[0] == '-') {
+		cr_error("unknown option %s; see chartreuse --help", name);
+		return 2;
 	}
 	for (const struct cr_command *c = cr_commands; c->name; c++)
 		if (!strcmp(c->name, name))

@@ -3,12 +3,15 @@
 #include "alembic_cli.h"
 #include "config.h"
 #include "eslembic.h"
+#include "json.h"
+#include "k8s.h"
 #include "log.h"
 #include "pg.h"
 #include "pods.h"
 #include "proc.h"
 #include "render.h"
 #include "url.h"
+#include "ytree.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,6 +468,56 @@ static const char *outcome_text(const struct db_run *d, bool dry_run)
 	}
 }
 
+static const char *outcome_name(enum outcome o)
+{
+	static const char *const names[] = {
+		[O_PENDING] = "failed", [O_UP_TO_DATE] = "up-to-date",
+		[O_LEFT_ALONE] = "empty-left-alone", [O_NEEDED] = "migration-needed",
+		[O_MIGRATED] = "migrated", [O_FAILED] = "failed",
+	};
+	return names[o];
+}
+
+/* The dry run's decisions as data (-o json|yaml), the text lines' content. */
+static int report_tree(const struct db_run *runs, size_t n, const struct cr_eslembic_run *es,
+		       enum cr_format f)
+{
+	struct fy_document *doc = yt_document();
+	struct fy_node *root = yt_map(doc);
+	fy_document_set_root(doc, root);
+	yt_set(root, "dryRun", yt_bool(doc, true));
+	struct fy_node *dbs = yt_child_seq(root, "databases");
+	for (size_t i = 0; i < n; i++) {
+		const struct db_run *d = &runs[i];
+		struct fy_node *m = yt_map(doc);
+		yt_set_str(m, "name", d->db->name);
+		yt_set_str(m, "decision", outcome_name(d->outcome));
+		struct fy_node *missing = yt_seq(doc);
+		for (size_t k = 0; d->outcome == O_NEEDED && k < d->missing.n; k++)
+			yt_append(missing, yt_str(doc, d->missing.items[k]));
+		yt_set(m, "notApplied", missing);
+		/* false: from `alembic heads`, only the heads not stored are known missing */
+		yt_set(m, "notAppliedComplete", yt_bool(doc, d->native));
+		if (d->outcome == O_FAILED && d->why) {
+			char *masked = cr_mask(d->why);
+			yt_set_str(m, "error", masked);
+			free(masked);
+		}
+		yt_append(dbs, m);
+	}
+	if (es)
+		yt_set_str(root, "eslembic", cr_eslembic_outcome_name(es));
+	struct cr_buf out = { 0 };
+	int rc = cr_format_emit(doc, f, &out);
+	fy_document_destroy(doc);
+	if (!rc && cr_write_all(1, out.data, out.len) < 0) {
+		cr_error("migrate: cannot write to stdout");
+		rc = -1;
+	}
+	cr_buf_free(&out);
+	return rc;
+}
+
 static void report(struct db_run *runs, size_t n, bool dry_run)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -582,7 +635,8 @@ static int preflight(const struct cr_config *cfg, struct db_run *runs, size_t n,
 		}
 	}
 	if (cfg->stop_pods) {
-		*pods = cr_pods_open(cfg);
+		static const struct cr_k8s_options from_environment;
+		*pods = cr_pods_open_with(cfg, o->k8s ? o->k8s : &from_environment);
 		if (!*pods || cr_pods_check(*pods)) {
 			cr_error("stopping the release's Deployments needs the cluster (above); to "
 				 "migrate the databases without stopping them, set stopPods: false");
@@ -687,9 +741,15 @@ int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 		}
 	}
 	cr_pods_close(pods);
-	report(runs, n, o->dry_run);
-	cr_eslembic_report(es, o->dry_run);
-	int failed = count(runs, n, O_FAILED) > 0 || cr_eslembic_failed(es) || pods_left_down;
+	int failed = 0;
+	if (o->dry_run && o->format != CR_FORMAT_TABLE) {
+		failed = report_tree(runs, n, es, o->format);
+	} else {
+		report(runs, n, o->dry_run);
+		cr_eslembic_report(es, o->dry_run);
+	}
+	failed = failed || count(runs, n, O_FAILED) > 0 || cr_eslembic_failed(es) ||
+		 pods_left_down;
 	pending = count(runs, n, O_NEEDED) || cr_eslembic_needed(es);
 	for (size_t i = 0; i < n; i++)
 		release(&runs[i]);

@@ -7,9 +7,11 @@
 
 #include <stdbool.h>
 
+#include "json.h"
 #include "util.h"
 
 struct cr_alembic_call;
+struct cr_k8s_options;
 struct cr_config;
 struct cr_database;
 struct cr_revgraph;
@@ -19,6 +21,8 @@ struct cr_migrate_options {
 	int connect_timeout;  /* seconds */
 	int lock_timeout;     /* seconds to wait for another migration of the same database */
 	bool start_pods_after; /* false in before-deployment mode during an upgrade */
+	enum cr_format format; /* of the dry run's decisions on stdout */
+	const struct cr_k8s_options *k8s; /* the cluster (NULL: KUBECONFIG or in-cluster) */
 };
 
 /* Decides for every database, checks before anything is stopped what could fail with the

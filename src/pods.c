@@ -8,6 +8,7 @@
 #include "names.h"
 #include "pod_wait.h"
 #include "proc.h"
+#include "release.h"
 #include "url.h"
 #include "util.h"
 #include "ytree.h"
@@ -310,6 +311,7 @@ struct item {
 	const struct cr_hpas *hpas;
 	struct cr_selector *selector; /* the Pods of the Deployment */
 	bool missing;		      /* no such Deployment */
+	bool marked;		      /* stopped by chartreuse: scaled back by a start */
 	bool touched;		      /* recorded as taken in charge */
 	int rc;
 };
@@ -382,6 +384,7 @@ static void start_item(struct plan *p, struct item *it)
 	char *path = deployment_path(p, it->t->deployment, NULL);
 	bool marked = false;
 	it->rc = read_stopped_mark(p, path, &marked);
+	it->marked = marked;
 	if (it->rc == CR_K8S_NOT_FOUND)
 		it->missing = true; /* warned about when stopping; nothing to start */
 	if (!it->rc && marked)
@@ -497,16 +500,36 @@ void cr_pods_event(struct cr_pods *s, bool warning, const char *reason, const ch
 
 /* One Event on each ExpectedDeploymentScale of the items, naming its Deployment. Called
  * between the rounds of parallel calls, from the plan's own thread. */
+static void item_event(struct plan *p, const struct item *it, bool warning, const char *reason,
+		       const char *what)
+{
+	const struct cr_pods_target *t = it->t;
+	struct cr_event_about eds = { "wiremind.io/v1", "ExpectedDeploymentScale", t->eds,
+				      t->eds_uid };
+	cr_event(p->k, p->s->ns, &eds, warning, reason, "Deployment %s: %s", t->deployment, what);
+}
+
 static void items_event(struct plan *p, const struct item *items, size_t n, bool warning,
 			const char *reason, const char *what)
 {
+	for (size_t i = 0; i < n; i++)
+		item_event(p, &items[i], warning, reason, what);
+}
+
+/* After a start: an Event for each Deployment brought back or that failed; none for one
+ * chartreuse had not stopped. Returns how many got one. */
+static size_t started_events(struct plan *p, const struct item *items, size_t n,
+			     const char *reason)
+{
+	size_t told = 0;
 	for (size_t i = 0; i < n; i++) {
-		const struct cr_pods_target *t = items[i].t;
-		struct cr_event_about eds = { "wiremind.io/v1", "ExpectedDeploymentScale", t->eds,
-					      t->eds_uid };
-		cr_event(p->k, p->s->ns, &eds, warning, reason, "Deployment %s: %s", t->deployment,
-			 what);
+		if (items[i].rc)
+			item_event(p, &items[i], true, "StartFailed", "could not be started");
+		else if (items[i].marked)
+			item_event(p, &items[i], false, reason, "back at its expected scale");
+		told += items[i].rc || items[i].marked;
 	}
+	return told;
 }
 
 /* --- stop and start ------------------------------------------------------------------------- */
@@ -604,43 +627,128 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore)
 	return changed ? CR_PODS_PARTLY : CR_PODS_UNTOUCHED;
 }
 
-static int start(struct cr_pods *s, const char *reason)
+/* What each started item brought back, into out (NULL: nothing kept). */
+static void note_started(const struct item *items, size_t n, const struct cr_hpas *h,
+			 struct cr_pods_restored *out)
 {
-	struct plan p;
-	int rc = plan_load(&p, s);
+	for (size_t i = 0; out && i < n; i++) {
+		if (items[i].rc || items[i].missing)
+			continue;
+		if (items[i].marked)
+			cr_strlist_add(&out->deployments, items[i].t->deployment);
+		for (size_t k = 0; k < h->n; k++)
+			if (cr_streq(h->v[k].target, items[i].t->deployment) &&
+			    (h->v[k].recorded || h->v[k].paused))
+				cr_strlist_add(&out->hpas, h->v[k].name);
+	}
+}
+
+/* reason: the Events' word for success ("Started", "Restored"). */
+static int start_all(struct cr_pods *s, struct plan *p, struct cr_pods_restored *out,
+		     const char *reason)
+{
 	struct cr_hpas h = { 0 };
-	if (!rc && p.n)
-		rc = cr_hpas_load(p.k, s->ns, &h);
+	int rc = cr_hpas_load(p->k, s->ns, &h);
 	/* Every Deployment gets its chance even if one fails: a start is what brings the
 	 * service back. */
-	if (!rc && p.n) {
-		struct item *items = items_of(&p, 0, p.n, &h);
-		run_parallel(&p, items, p.n, start_item);
-		rc = any_failed(items, p.n, false);
-		items_event(&p, items, p.n, rc != 0, rc ? "StartFailed" : reason,
-			    rc ? "not every Deployment of the release could be started"
-			       : "back at its expected scale");
-		items_free(items, p.n);
+	if (!rc) {
+		struct item *items = items_of(p, 0, p->n, &h);
+		run_parallel(p, items, p->n, start_item);
+		rc = any_failed(items, p->n, false);
+		note_started(items, p->n, &h, out);
+		size_t told = started_events(p, items, p->n, reason);
+		items_free(items, p->n);
 		if (!rc)
-			cr_info("started %zu Deployments of release %s", p.n, s->cfg->release);
+			cr_info("started %zu Deployments of release %s", p->n, s->cfg->release);
+		if (rc)
+			cr_pods_event(s, true, "StartFailed", "not every Deployment of release %s "
+				      "could be started", s->cfg->release);
+		else if (told)
+			cr_pods_event(s, false, reason, "%zu Deployments of release %s back at their "
+				      "expected scale", told, s->cfg->release);
 	}
-	if (p.n && rc)
-		cr_pods_event(s, true, "StartFailed", "not every Deployment of release %s could be "
-			      "started", s->cfg->release);
-	else if (p.n)
-		cr_pods_event(s, false, reason, "%zu Deployments of release %s started", p.n,
-			      s->cfg->release);
 	cr_hpas_free(&h);
-	plan_free(&p);
 	return rc;
 }
 
 int cr_pods_start(struct cr_pods *s)
 {
-	return start(s, "Started");
+	struct plan p;
+	int rc = plan_load(&p, s);
+	if (!rc && p.n)
+		rc = start_all(s, &p, NULL, "Started");
+	plan_free(&p);
+	return rc;
 }
 
-int cr_pods_restore(struct cr_pods *s)
+int cr_pods_restore(struct cr_pods *s, struct cr_pods_restored *out)
 {
-	return start(s, "Restored");
+	memset(out, 0, sizeof(*out));
+	struct plan p;
+	int rc = plan_load(&p, s);
+	out->tracked = p.n;
+	if (!rc && p.n)
+		rc = start_all(s, &p, out, "Restored");
+	else if (!rc)
+		out->release = cr_release_find(s->k, s->ns, s->cfg->release);
+	plan_free(&p);
+	return rc || out->release < 0 ? -1 : 0;
+}
+
+void cr_pods_restored_free(struct cr_pods_restored *r)
+{
+	cr_strlist_free(&r->deployments);
+	cr_strlist_free(&r->hpas);
+}
+
+static struct fy_node *names_node(struct fy_document *d, const struct cr_strlist *l)
+{
+	struct fy_node *seq = yt_seq(d);
+	for (size_t i = 0; i < l->n; i++)
+		yt_append(seq, yt_str(d, l->items[i]));
+	return seq;
+}
+
+static void names_lines(struct cr_buf *out, const char *what, const struct cr_strlist *l,
+			const char *done)
+{
+	for (size_t i = 0; i < l->n; i++)
+		cr_buf_printf(out, "  %s %s: %s\n", what, l->items[i], done);
+}
+
+int cr_pods_restored_render(const struct cr_pods_restored *r, const struct cr_pods *s,
+			    enum cr_format f, struct cr_buf *out)
+{
+	const char *release = s->cfg->release, *ns = s->ns;
+	bool nothing = !r->deployments.n && !r->hpas.n;
+	if (f == CR_FORMAT_TABLE) {
+		cr_buf_printf(out, "Release %s in namespace %s: ", release, ns);
+		if (!r->tracked)
+			cr_buf_adds(out, "no ExpectedDeploymentScale: nothing to restore\n");
+		else if (nothing)
+			cr_buf_printf(out, "nothing was stopped (%zu Deployments tracked, none "
+				      "stopped by chartreuse, no HPA paused)\n", r->tracked);
+		else
+			cr_buf_adds(out, "restored\n");
+		names_lines(out, "Deployment", &r->deployments, "scaled back to its expectedScale");
+		names_lines(out, "HPA", &r->hpas, "its behaviour given back");
+		return 0;
+	}
+	struct fy_document *d = yt_document();
+	struct fy_node *root = yt_map(d);
+	fy_document_set_root(d, root);
+	yt_set_str(root, "release", release);
+	yt_set_str(root, "namespace", ns);
+	yt_set(root, "trackedDeployments", yt_int(d, (long)r->tracked));
+	yt_set(root, "nothingStopped", yt_bool(d, nothing));
+	yt_set(root, "restoredDeployments", names_node(d, &r->deployments));
+	yt_set(root, "resumedHpas", names_node(d, &r->hpas));
+	int rc = cr_format_emit(d, f, out);
+	fy_document_destroy(d);
+	return rc;
+}
+
+const char *cr_pods_namespace(const struct cr_pods *s)
+{
+	return s->ns;
 }

@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "json.h"
+#include "util.h"
+
 struct cr_config;
 struct cr_k8s;
 struct cr_k8s_options;
@@ -57,13 +60,29 @@ enum cr_pods_stop cr_pods_stop(struct cr_pods *s, char **restore);
 /* Brings every Deployment back to its expected scale, gives the HPAs their behaviour back
  * and removes the marks (in parallel); 0 on success. */
 int cr_pods_start(struct cr_pods *s);
-/* The same for `restore`: its Events say Restored. */
-int cr_pods_restore(struct cr_pods *s);
 
 /* An Event on the Pod this process runs in (the migration Job's; events.h), through this
  * session's client: nothing outside a Pod. */
 void cr_pods_event(struct cr_pods *s, bool warning, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* What `restore` did. */
+struct cr_pods_restored {
+	size_t tracked;			/* Deployments the release's ExpectedDeploymentScales name */
+	struct cr_strlist deployments; /* scaled back: chartreuse had stopped them */
+	struct cr_strlist hpas;	/* given back the behaviour they had before a pause */
+	int release;			/* none tracked: enum cr_release_found (release.h) */
+};
+/* cr_pods_start, telling what it brought back (its Events say Restored); with no
+ * ExpectedDeploymentScale, whether the release exists at all. 0, or -1 (reported). Free
+ * *out with cr_pods_restored_free. */
+int cr_pods_restore(struct cr_pods *s, struct cr_pods_restored *out);
+void cr_pods_restored_free(struct cr_pods_restored *r);
+/* r as -o says (table: one line, then one per thing brought back). 0, or -1 (reported). */
+int cr_pods_restored_render(const struct cr_pods_restored *r, const struct cr_pods *s,
+			    enum cr_format f, struct cr_buf *out);
+/* The namespace the session works in. */
+const char *cr_pods_namespace(const struct cr_pods *s);
 
 /* One Deployment named by an ExpectedDeploymentScale of the release. */
 struct cr_pods_target {

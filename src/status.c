@@ -8,6 +8,7 @@
 #include "migrate.h"
 #include "pg.h"
 #include "pods.h"
+#include "release.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -282,6 +283,8 @@ static void read_databases(struct cr_status *s, const struct cr_status_options *
 	if (!o->cfg || !o->cfg->n_databases) {
 		s->db_note = xstrdup("no database configured: pass --config FILE (the migration "
 				     "Job's config.yaml) or set CHARTREUSE_ALEMBIC_URL");
+		/* Nothing checked is no verdict: "at its heads" would be a guess. */
+		problem(s, CR_STATUS_UNKNOWN, "databases: none checked (none configured)");
 		return;
 	}
 	s->n_dbs = o->cfg->n_databases;
@@ -417,6 +420,26 @@ static void dep_problem(struct cr_status *s, const struct deployment *d)
 	}
 }
 
+/* A release with no ExpectedDeploymentScale must still be one Helm knows: a typo in its
+ * name would otherwise read as a release with nothing to report. */
+static int check_release(struct cr_status *s, struct cr_k8s *k)
+{
+	int found = cr_release_find(k, s->namespace, s->release);
+	if (found < 0)
+		return -1;
+	if (found == CR_RELEASE_UNKNOWN)
+		problem(s, CR_STATUS_UNKNOWN, "release %s: no ExpectedDeploymentScale, and listing "
+			"Helm's release records in namespace %s is forbidden: cannot tell whether "
+			"it exists", s->release, s->namespace);
+	if (found == CR_RELEASE_ABSENT || found == CR_RELEASE_NO_NAMESPACE) {
+		char *text = cr_release_absent_text(found, s->namespace, s->release);
+		cr_error("status: %s", text);
+		free(text);
+		s->verdict = CR_STATUS_ABSENT;
+	}
+	return 0;
+}
+
 static int read_deployments(struct cr_status *s, struct cr_k8s *k)
 {
 	struct cr_pods_target *t = NULL;
@@ -433,7 +456,7 @@ static int read_deployments(struct cr_status *s, struct cr_k8s *k)
 	if (!n)
 		s->deps_note = xasprintf("release %s has no ExpectedDeploymentScale: no Deployment "
 					 "is tracked", s->release);
-	int rc = 0;
+	int rc = n ? 0 : check_release(s, k);
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = read_deployment(k, s->namespace, &s->deps[i]);
 	if (!rc && n)
@@ -617,11 +640,18 @@ static void read_cluster(struct cr_status *s, const struct cr_status_options *o)
 		s->server = xstrdup(cr_k8s_server(k));
 		rc = read_deployments(s, k);
 	}
+	if (s->verdict == CR_STATUS_ABSENT) {
+		cr_k8s_free(k);
+		return;
+	}
 	if (!rc)
 		rc = read_jobs(s, k);
 	if (rc) {
 		s->k8s_error = last_error("the Kubernetes API could not be read");
-		problem(s, CR_STATUS_UNKNOWN, "kubernetes: %s", s->k8s_error);
+		/* the client's messages mostly name it already */
+		problem(s, CR_STATUS_UNKNOWN, "%s%s",
+			strncmp(s->k8s_error, "kubernetes", 10) ? "kubernetes: " : "",
+			s->k8s_error);
 	} else {
 		/* Judged only once both were read: a section shown as unread has no problems. */
 		s->k8s_read = true;
@@ -640,8 +670,16 @@ struct cr_status *cr_status_read(const struct cr_status_options *o)
 	struct cr_status *s = xcalloc(1, sizeof(*s));
 	s->release = xstrdup(o->release);
 	s->namespace = o->namespace ? xstrdup(o->namespace) : NULL;
-	read_databases(s, o);
+	/* The cluster first: for a release that does not exist there is nothing to read. */
 	read_cluster(s, o);
+	if (s->verdict == CR_STATUS_ABSENT)
+		return s;
+	struct cr_strlist k8s_problems = s->problems; /* listed after the databases' */
+	memset(&s->problems, 0, sizeof(s->problems));
+	read_databases(s, o);
+	for (size_t i = 0; i < k8s_problems.n; i++)
+		cr_strlist_add(&s->problems, k8s_problems.items[i]);
+	cr_strlist_free(&k8s_problems);
 	return s;
 }
 
@@ -1007,17 +1045,16 @@ static void table_render(const struct cr_status *s, struct cr_buf *out)
 	cr_buf_printf(out, "\nStatus: %s (exit %d)\n", verdicts[s->verdict], (int)s->verdict);
 }
 
-int cr_status_render(const struct cr_status *s, enum cr_status_format f, struct cr_buf *out)
+int cr_status_render(const struct cr_status *s, enum cr_format f, struct cr_buf *out)
 {
-	if (f == CR_STATUS_TABLE) {
+	if (s->verdict == CR_STATUS_ABSENT)
+		return 0;
+	if (f == CR_FORMAT_TABLE) {
 		table_render(s, out);
 		return 0;
 	}
 	struct fy_document *doc = status_tree(s);
-	int rc = f == CR_STATUS_JSON ? cr_json_emit(fy_document_root(doc), out)
-				     : yt_emit_document(doc, out);
-	if (!rc && f == CR_STATUS_JSON)
-		cr_buf_addc(out, '\n');
+	int rc = cr_format_emit(doc, f, out);
 	fy_document_destroy(doc);
 	return rc;
 }

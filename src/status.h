@@ -15,6 +15,8 @@
 
 #include <libfyaml.h>
 
+#include "json.h"
+
 struct cr_buf;
 struct cr_config;
 
@@ -22,7 +24,8 @@ struct cr_config;
 enum cr_status_verdict {
 	CR_STATUS_OK = 0,	 /* every database at its heads, every Deployment running */
 	CR_STATUS_ATTENTION = 1, /* something is known to be not so (listed as problems) */
-	CR_STATUS_UNKNOWN = 3,	 /* nothing found wrong, but part of the state was unreadable */
+	CR_STATUS_UNKNOWN = 3,	 /* nothing found wrong, but part of the state was unread */
+	CR_STATUS_ABSENT = 4,	 /* no such release, or no such namespace: nothing to show */
 };
 
 struct cr_status_options {
@@ -34,16 +37,15 @@ struct cr_status_options {
 	int connect_timeout;	     /* PostgreSQL, seconds */
 };
 
-enum cr_status_format { CR_STATUS_TABLE, CR_STATUS_JSON, CR_STATUS_YAML };
-
 struct cr_status;
 
 /* Reads everything; what cannot be read is recorded in the model (and reported on stderr
  * as it happens), never fatal. */
 struct cr_status *cr_status_read(const struct cr_status_options *o);
 enum cr_status_verdict cr_status_verdict(const struct cr_status *s);
-/* Appends the model in the given format. 0, or -1 (reported). */
-int cr_status_render(const struct cr_status *s, enum cr_status_format f, struct cr_buf *out);
+/* Appends the model in the given format (nothing for CR_STATUS_ABSENT, which was reported
+ * as one line when read). 0, or -1 (reported). */
+int cr_status_render(const struct cr_status *s, enum cr_format f, struct cr_buf *out);
 void cr_status_free(struct cr_status *s);
 
 /* The outcome of a Job object: "succeeded", "failed", "running", "pending" or "suspended",

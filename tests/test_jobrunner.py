@@ -398,6 +398,11 @@ def test_pods_that_are_not_job_pods_are_left_to_the_kubelet(k8s, runner):
 def test_in_cluster_chartreuse_uses_the_service_account(k8s, runner):
     k8s.put({"apiVersion": "v1", "kind": "ServiceAccount",
              "metadata": {"name": "migrator", "namespace": "default"}})
+    # release x exists (Helm's record of it): restoring a release that does not is exit 4
+    k8s.put({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+             "metadata": {"name": "sh.helm.release.v1.x.v1", "namespace": "default",
+                          "labels": {"owner": "helm", "name": "x"}},
+             "data": {"release": "e30="}})
     k8s.put(job_pod("restore", serviceAccountName="migrator", containers=[
         ctr("restore", "chartreuse", "restore", "--release", "x", image="chartreuse"),
         ctr("files", "ls", SA_DIR, image="chartreuse")]))

@@ -624,15 +624,17 @@ def test_restore_under_helm_takes_helm_s_context_and_namespace(two_contexts):
     k8s, kubeconfig = two_contexts
     strand(k8s)
     restore = ["restore", "--release", RELEASE]
-    # HELM_NAMESPACE names a namespace without ExpectedDeploymentScales: nothing done there.
+    # HELM_NAMESPACE names a namespace that does not exist: nothing done there, and (issue
+    # 10; it was exit 0) that is no success.
     helm = {"KUBECONFIG": str(kubeconfig), "HELM_KUBECONTEXT": "sim",
             "HELM_NAMESPACE": "elsewhere"}
     k8s.request_log.clear()
     r = run(restore, env=helm, timeout=60)
-    assert r.rc == 0, r.err.decode()
+    assert r.rc == 4 and "no namespace named elsewhere" in r.err.decode()
     assert not healed(k8s)
-    assert {rec.path for rec in k8s.request_log} == \
-        {"/apis/wiremind.io/v1/namespaces/elsewhere/expecteddeploymentscales"}
+    assert {(rec.method, rec.path) for rec in k8s.request_log} == \
+        {("GET", "/apis/wiremind.io/v1/namespaces/elsewhere/expecteddeploymentscales"),
+         ("GET", "/api/v1/namespaces/elsewhere")}
     r = run(restore + ["--namespace", "default"], env=helm, timeout=60)
     assert r.rc == 0, r.err.decode()
     assert healed(k8s)
@@ -968,11 +970,20 @@ def test_each_step_is_an_event_on_the_pod_and_on_each_expected_deployment_scale(
     assert migrating == ["database main: alembic upgrade head (lin0001, lin0002)"]
 
 
-def test_restore_records_restored_events(release, migration):
+def test_restore_records_restored_events_for_what_it_brought_back(release, migration):
     k8s = release
     cfg, env, db = migration
+    strand(k8s)
+    k8s.patch("deployments", "web", {"metadata": {"annotations": {STOPPED: None}}})
     env = dict(env, POD_NAME="shop-chartreuse-restore-xyz")
     r = run(["restore", "--release", RELEASE, "--namespace", "default"], env=env)
     assert r.rc == 0, r.err.decode()
-    reasons = {(e["involvedObject"]["kind"], e["reason"]) for e in k8s.objects("events")}
-    assert ("Pod", "Restored") in reasons and ("ExpectedDeploymentScale", "Restored") in reasons
+    events = [(e["involvedObject"]["kind"], e["involvedObject"]["name"], e["reason"])
+              for e in k8s.objects("events")]
+    assert ("Pod", "shop-chartreuse-restore-xyz", "Restored") in events
+    # web was not chartreuse's to bring back: no Event says it was.
+    assert sorted(n for kind, n, reason in events if kind == "ExpectedDeploymentScale") == \
+        sorted(n for n in GROUPS if n != "web")
+    k8s.request_log.clear()
+    r = run(["restore", "--release", RELEASE, "--namespace", "default"], env=env)
+    assert r.rc == 0 and not [x for x in k8s.request_log if x.method == "POST"]

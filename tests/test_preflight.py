@@ -193,6 +193,6 @@ def test_detailed_exitcode_without_dry_run_is_an_error_that_is_not_a_pending_mig
     r = run(["migrate", "--config", str(cfg), "--detailed-exitcode"], env=env)
     assert r.rc == 1
     assert r.err.decode().strip() == ("chartreuse: error: migrate: --detailed-exitcode goes "
-                                      "with --dry-run (see chartreuse migrate --help)")
+                                      "with --dry-run; see chartreuse migrate --help")
     r = run(["migrate", "--detailed-exitcode", "--dry-run", "--nosuch"], env=env)
     assert r.rc == 1

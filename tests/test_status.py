@@ -318,15 +318,21 @@ def test_settings_from_the_reference_environment_variables(release, setup):
     no_secret(r)
 
 
-def test_no_database_configured_is_a_note_not_a_failure(release, tmp_path):
+def test_no_database_configured_is_nothing_checked_exit_3(release, tmp_path):
+    """Issue 10: nothing checked is no verdict (it was exit 0 and "everything at its
+    heads"): exit 3, and the note says why."""
     kc = release.kubeconfig(tmp_path / "kc")
     r = run(["status", RELEASE, "-o", "json"], env={"KUBECONFIG": str(kc)})
     data = json.loads(r.out)
-    assert r.rc == 0, data
+    assert r.rc == 3, data
+    assert data["verdict"] == "unknown" and data["exitCode"] == 3
     assert data["databases"] is None
     assert any("no database configured" in n for n in data["notes"])
+    assert data["problems"] == ["databases: none checked (none configured)"]
+    assert {d["state"] for d in data["deployments"]} == {"running"}  # still read
     table = run(["status", RELEASE], env={"KUBECONFIG": str(kc)})
-    assert table.rc == 0 and "Databases: no database configured" in table.text
+    assert table.rc == 3 and "Databases: no database configured" in table.text
+    assert "everything at its heads" not in table.text
 
 
 # --- Deployments -------------------------------------------------------------------------
@@ -399,8 +405,25 @@ def test_missing_scaled_down_and_not_ready_deployments(release, setup):
     assert row(table, "ghost") == ["ghost", "3", "1", "-", "-", "-", "missing"]
 
 
+def helm_release_secret(k8s, release=RELEASE, version=1):
+    helm_release_secret_in(k8s, "default", release, version)
+
+
+def helm_release_secret_in(k8s, namespace, release=RELEASE, version=1):
+    """The record Helm's default storage driver keeps of a release revision."""
+    k8s.put({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+             "metadata": {"name": f"sh.helm.release.v1.{release}.v{version}",
+                          "namespace": namespace,
+                          "labels": {"owner": "helm", "name": release,
+                                     "status": "deployed", "version": str(version)}},
+             "data": {"release": "e30="}})
+
+
 def test_no_expected_deployment_scale(k8s, setup):
+    """A release Helm knows (its release Secret) but without ExpectedDeploymentScale: a
+    note, not a failure. (Without the Secret it is no release: exit 4, below.)"""
     setup.migrate()
+    helm_release_secret(k8s)
     r, data = setup.json()
     assert r.rc == 0
     assert data["deployments"] == []
@@ -469,7 +492,12 @@ def test_yaml_is_the_json_data(release, setup):
 
 
 def test_release_argument_overrides_the_config(release, setup):
+    """Issue 10: a release that does not exist is exit 4 (it was exit 0 with nothing to
+    show); once Helm has a record of it, it is shown."""
     setup.migrate()
+    r = setup.status("other", "-o", "json")
+    assert r.rc == 4 and r.out == b""
+    helm_release_secret(release, "other")
     r, data = setup.json("other")
     assert r.rc == 0 and data["release"] == "other"
     assert data["deployments"] == [] and data["jobs"] == []
@@ -477,6 +505,12 @@ def test_release_argument_overrides_the_config(release, setup):
 
 def test_namespace_from_helm_and_from_the_option(release, setup):
     setup.migrate()
+    r = setup.status(env={"HELM_NAMESPACE": "elsewhere"})  # issue 10: no such namespace
+    assert r.rc == 4 and r.out == b""
+    assert r.err_lines == ["chartreuse: error: status: no namespace named elsewhere "
+                           "(release shop): check -n/--namespace and --kube-context"]
+    release.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elsewhere"}})
+    helm_release_secret_in(release, "elsewhere")
     r, data = setup.json(env={"HELM_NAMESPACE": "elsewhere"})
     assert r.rc == 0 and data["namespace"] == "elsewhere" and data["deployments"] == []
     r, data = setup.json("-n", "default", env={"HELM_NAMESPACE": "elsewhere"})
@@ -560,11 +594,22 @@ def test_helm_chartreuse_status_takes_helms_namespace_and_context(major, release
     h.run("plugin", "install", str(plugin_source()))
     kc = release.kubeconfig(tmp_path / "kc", context="sim-ctx", namespace="elsewhere")
     p = h.run("chartreuse", "status", RELEASE, "-n", "default", "--kube-context", "sim-ctx",
-              "--kubeconfig", str(kc), "-o", "json")
+              "--kubeconfig", str(kc), "-o", "json", check=False)
     data = json.loads(p.stdout)
-    assert data["namespace"] == "default" and data["verdict"] == "ok"
+    # issue 10: no database configured is nothing checked, exit 3 (it was "ok", exit 0)
+    assert p.returncode == 3 and data["verdict"] == "unknown"
+    assert data["namespace"] == "default"
+    assert {d["state"] for d in data["deployments"]} == {"running"}
     assert [d["name"] for d in data["deployments"]] == ["api", "web", "worker"]
-    # Without -n, Helm passes the context's namespace.
-    p = h.run("chartreuse", "status", RELEASE, "--kubeconfig", str(kc), "-o", "json")
+    # Without -n, Helm passes the context's namespace, which does not exist (issue 10:
+    # exit 4 with one line, where it was exit 0 with an empty report).
+    p = h.run("chartreuse", "status", RELEASE, "--kubeconfig", str(kc), "-o", "json",
+              check=False)
+    assert p.returncode == 4 and p.stdout == ""
+    assert "no namespace named elsewhere" in p.stderr
+    release.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elsewhere"}})
+    helm_release_secret_in(release, "elsewhere")
+    p = h.run("chartreuse", "status", RELEASE, "--kubeconfig", str(kc), "-o", "json",
+              check=False)
     data = json.loads(p.stdout)
     assert data["namespace"] == "elsewhere" and data["deployments"] == []

@@ -195,13 +195,30 @@ static struct fy_document *config_from_file(const char *path, char **source)
 	return d;
 }
 
-int cr_job_config_load(const char *path, struct cr_config *cfg, char **source)
+int cr_job_config_load(const struct cr_job_config_args *a, struct cr_config *cfg,
+		       char **source)
 {
 	*source = NULL;
-	struct fy_document *d = path ? config_from_file(path, source) : config_from_env();
+	struct fy_document *d = a->path ? config_from_file(a->path, source) : config_from_env();
 	if (!*source)
 		*source = xstrdup("environment");
-	if (!d) {
+	bool ok = d != NULL;
+	struct fy_node *root = d ? fy_document_root(d) : NULL;
+	if (ok && !root && (a->n_sets || a->release || a->namespace)) {
+		root = yt_map(d); /* an empty file */
+		fy_document_set_root(d, root);
+	}
+	/* a root that is no mapping is left for cr_config_load to refuse */
+	bool map = root && yt_is_map(root);
+	for (size_t i = 0; ok && map && i < a->n_sets; i++)
+		ok = !cr_config_set_arg(root, a->sets[i], false);
+	if (ok && map && a->release)
+		yt_set_str(root, "release", a->release);
+	if (ok && map && a->namespace)
+		yt_set_str(root, "namespace", a->namespace);
+	if (!ok) {
+		if (d)
+			fy_document_destroy(d);
 		memset(cfg, 0, sizeof(*cfg));
 		return -1;
 	}

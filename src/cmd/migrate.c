@@ -4,7 +4,7 @@
 #include "cmd.h"
 #include "config.h"
 #include "eslembic.h"
-#include "job_config.h"
+#include "k8s.h"
 #include "log.h"
 #include "migrate.h"
 #include "proc.h"
@@ -14,53 +14,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct options {
-	const char *config;
+struct own {
+	struct cr_cli *cli;
 	bool detailed_exitcode;
 	struct cr_migrate_options m;
 };
 
-static int seconds_option(const char *name, const char *v, int *out)
+static int own_option(int argc, char **argv, int *i, void *user)
 {
-	char *end;
-	long s = strtol(v, &end, 10);
-	if (!*v || *end || s < 0 || s > 86400) {
-		cr_error("migrate: %s expects a number of seconds, got %s", name, v);
-		return -1;
+	struct own *o = user;
+	const char *v;
+	int r;
+	if (!strcmp(argv[*i], "--dry-run")) {
+		o->m.dry_run = true;
+		return 1;
 	}
-	*out = (int)s;
-	return 0;
-}
-
-static int parse_options(int argc, char **argv, struct options *o)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *v;
-		int r = 0;
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return cr_usage("migrate", 0) - 1;
-		if (!strcmp(argv[i], "--dry-run"))
-			o->m.dry_run = true;
-		else if (!strcmp(argv[i], "--detailed-exitcode"))
-			o->detailed_exitcode = true;
-		else if ((r = cr_opt_value(argc, argv, &i, "--config", &v)) != 0)
-			o->config = v;
-		else if ((r = cr_opt_value(argc, argv, &i, "--lock-timeout", &v)) != 0)
-			r = r < 0 ? r : seconds_option("--lock-timeout", v, &o->m.lock_timeout);
-		else if ((r = cr_opt_value(argc, argv, &i, "--connect-timeout", &v)) != 0)
-			r = r < 0 ? r : seconds_option("--connect-timeout", v, &o->m.connect_timeout);
-		else {
-			cr_error("migrate: unknown argument %s (see chartreuse migrate --help)", argv[i]);
-			return 2;
-		}
-		if (r < 0)
-			return 2;
+	if (!strcmp(argv[*i], "--detailed-exitcode")) {
+		o->detailed_exitcode = true;
+		return 1;
 	}
-	if (o->detailed_exitcode && !o->m.dry_run) {
-		cr_error("migrate: --detailed-exitcode goes with --dry-run (see chartreuse migrate "
-			 "--help)");
-		return 2;
-	}
+	if ((r = cr_opt_value(argc, argv, i, "--lock-timeout", &v)))
+		return r < 0 || cr_cli_seconds(o->cli, "--lock-timeout", v, 86400,
+					       &o->m.lock_timeout) ? -1 : 1;
+	if ((r = cr_opt_value(argc, argv, i, "--connect-timeout", &v)))
+		return r < 0 || cr_cli_seconds(o->cli, "--connect-timeout", v, 86400,
+					       &o->m.connect_timeout) ? -1 : 1;
 	return 0;
 }
 
@@ -102,15 +80,34 @@ static bool helm_is_install(void)
 
 int cmd_migrate(int argc, char **argv)
 {
-	struct options o = { .m = { .connect_timeout = 10, .lock_timeout = 1800 } };
-	int rc = parse_options(argc, argv, &o);
-	if (rc)
-		return rc < 0 ? 0 : asks_detailed_exitcode(argc, argv) ? 1 : rc;
-	if (check_version())
+	struct cr_cli c = { .command = "migrate", .takes_output = true };
+	struct own o = { .cli = &c, .m = { .connect_timeout = 10, .lock_timeout = 1800 } };
+	int rc = cr_cli_parse(&c, argc, argv, own_option, &o);
+	if (!rc && c.format_given && !o.m.dry_run) {
+		/* a real run reports as it goes, on stderr: there is no data to shape */
+		cr_error("migrate: -o needs --dry-run; see chartreuse migrate --help");
+		rc = 2;
+	}
+	if (!rc && o.detailed_exitcode && !o.m.dry_run) {
+		cr_error("migrate: --detailed-exitcode goes with --dry-run; see chartreuse migrate "
+			 "--help");
+		rc = 2;
+	}
+	if (rc) {
+		cr_cli_free(&c);
+		return rc == 1 ? 0 : asks_detailed_exitcode(argc, argv) ? 1 : rc;
+	}
+	if (check_version()) {
+		cr_cli_free(&c);
 		return 1;
+	}
 	char *source = NULL;
 	struct cr_config cfg;
-	rc = cr_job_config_load(o.config, &cfg, &source);
+	struct cr_k8s_options ko = { 0 };
+	cr_cli_k8s(&c, &ko);
+	o.m.k8s = &ko;
+	o.m.format = c.format;
+	rc = cr_cli_config(&c, &cfg, &source) ? -1 : 0; /* settings are the Job's: a failure */
 	if (!rc && !cfg.n_databases && !cr_eslembic_configured(&cfg)) {
 		cr_error("%s: nothing to migrate: no database (set CHARTREUSE_ALEMBIC_URL or use "
 			 "--config) and no eslembic (CHARTREUSE_ESLEMBIC_URL)", source);
@@ -123,6 +120,7 @@ int cmd_migrate(int argc, char **argv)
 		rc = cr_migrate(&cfg, &o.m);
 	}
 	cr_config_free(&cfg);
+	cr_cli_free(&c);
 	free(source);
 	if (cr_terminated() && rc < 0)
 		return 128 + cr_terminated(); /* what a shell reports for a killed command */

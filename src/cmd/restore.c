@@ -1,87 +1,68 @@
-/* `chartreuse restore`: brings back what a migration stopped — every Deployment of the
- * release to its expectedScale, every paused HPA to its recorded behaviour. The restore
+/* `chartreuse restore [RELEASE]`: brings back what a migration stopped — every Deployment of
+ * the release to its expectedScale, every paused HPA to its recorded behaviour. The restore
  * Job runs it after a before-deployment upgrade; by hand it heals a run that was killed.
- * Idempotent: a second run changes nothing. */
+ * Idempotent: a second run changes nothing (and says that nothing was stopped). */
 #include "cmd.h"
 #include "config.h"
 #include "k8s.h"
 #include "log.h"
-#include "proc.h"
 #include "pods.h"
+#include "proc.h"
+#include "release.h"
 #include "util.h"
-#include "ytree.h"
 
 #include <stdlib.h>
-#include <string.h>
 
-struct options {
-	const char *release, *namespace, *context, *kubeconfig;
-};
-
-/* One option at argv[*i]: 1 taken, 0 not an option of ours, -1 bad value (reported). */
-static int one_option(int argc, char **argv, int *i, struct options *o)
+/* 0 done (or nothing to do), 1 failed, 4 no such release or namespace. */
+static int restore(const struct cr_cli *c, const struct cr_config *cfg)
 {
-	static const char *const names[] = { "--release", "--namespace", "--kube-context",
-					     "--kubeconfig" };
-	const char **fields[] = { &o->release, &o->namespace, &o->context, &o->kubeconfig };
-	for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
-		int r = cr_opt_value(argc, argv, i, names[n], fields[n]);
-		if (r)
-			return r;
+	struct cr_k8s_options ko = { 0 };
+	cr_cli_k8s(c, &ko);
+	/* A restore is what brings the service back: a termination request lets it finish. */
+	cr_proc_catch_termination();
+	struct cr_pods *pods = cr_pods_open_with(cfg, &ko);
+	struct cr_pods_restored r = { 0 };
+	int rc = pods && !cr_pods_restore(pods, &r) ? 0 : 1;
+	if (!rc && (r.release == CR_RELEASE_ABSENT || r.release == CR_RELEASE_NO_NAMESPACE)) {
+		char *text = cr_release_absent_text(r.release, cr_pods_namespace(pods), cfg->release);
+		cr_error("restore: %s", text);
+		free(text);
+		rc = 4;
 	}
-	return 0;
-}
-
-/* Under Helm (`helm chartreuse restore`), -n and --kube-context never reach the plugin:
- * Helm takes them and passes HELM_NAMESPACE and HELM_KUBECONTEXT, as for `status`. An
- * empty value counts as not given. */
-static const char *given_or_env(const char *given, const char *var)
-{
-	const char *v = getenv(var);
-	return cr_nonempty(given) ? given : cr_nonempty(v) ? v : NULL;
+	struct cr_buf out = { 0 };
+	if (!rc && cr_pods_restored_render(&r, pods, c->format, &out))
+		rc = 1;
+	if (!rc && cr_write_all(1, out.data, out.len) < 0) {
+		cr_error("restore: cannot write to stdout");
+		rc = 1;
+	}
+	cr_buf_free(&out);
+	cr_pods_restored_free(&r);
+	cr_pods_close(pods);
+	if (cr_terminated())
+		cr_info("restore: signal %d received; finished the restore first", cr_terminated());
+	return rc;
 }
 
 int cmd_restore(int argc, char **argv)
 {
-	struct options o = { 0 };
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return cr_usage("restore", 0);
-		int r = one_option(argc, argv, &i, &o);
-		if (r < 0)
-			return 2;
-		if (!r) {
-			cr_error("restore: unknown argument %s (see chartreuse restore --help)", argv[i]);
-			return 2;
-		}
+	struct cr_cli c = { .command = "restore", .takes_output = true };
+	int rc = cr_cli_parse(&c, argc, argv, NULL, NULL);
+	if (rc) {
+		cr_cli_free(&c);
+		return rc == 1 ? 0 : rc;
 	}
-	if (!cr_nonempty(o.release)) {
-		cr_error("restore: --release NAME is required");
-		return 2;
-	}
-	const char *namespace = given_or_env(o.namespace, "HELM_NAMESPACE");
-	struct cr_k8s_options ko = {
-		.kubeconfig = cr_nonempty(o.kubeconfig) ? o.kubeconfig : NULL,
-		.context = given_or_env(o.context, "HELM_KUBECONTEXT"),
-	};
-	struct fy_document *d = yt_document();
-	struct fy_node *root = yt_map(d);
-	fy_document_set_root(d, root);
-	yt_set_str(root, "release", o.release);
-	if (namespace)
-		yt_set_str(root, "namespace", namespace);
 	struct cr_config cfg;
-	if (cr_config_load(&cfg, d, "restore")) {
-		cr_config_free(&cfg);
-		return 2;
+	if (cr_cli_config(&c, &cfg, NULL)) {
+		rc = 2;
+	} else if (!cr_nonempty(cfg.release)) {
+		cr_error("restore: which release? Give RELEASE (or --release NAME, release in "
+			 "--config, CHARTREUSE_RELEASE_NAME); see chartreuse restore --help");
+		rc = 2;
+	} else {
+		rc = restore(&c, &cfg);
 	}
-	/* A restore is what brings the service back: a termination request lets it finish. */
-	cr_proc_catch_termination();
-	struct cr_pods *pods = cr_pods_open_with(&cfg, &ko);
-	int rc = pods ? cr_pods_restore(pods) : -1;
-	cr_pods_close(pods);
-	if (cr_terminated())
-		cr_info("restore: signal %d received; finished the restore first", cr_terminated());
 	cr_config_free(&cfg);
-	return rc ? 1 : 0;
+	cr_cli_free(&c);
+	return rc;
 }
