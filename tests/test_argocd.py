@@ -109,3 +109,20 @@ def test_init_builds_missing_dependencies(chart, sidecar_env, tmp_path):
     assert (chart / "charts" / "common-1.0.0.tgz").exists()
     p = run_step("generate", chart, sidecar_env, {})
     assert p.returncode == 0, p.stderr
+
+
+def test_docs_show_an_application_that_picks_this_plugin():
+    """The Application manifests of the READMEs name the plugin as Argo CD does
+    (<name>-<version>) and pass only the env the plugin reads."""
+    import re
+    name = f"{PLUGIN['metadata']['name']}-{PLUGIN['spec']['version']}"
+    script = PLUGIN["spec"]["generate"]["args"][0]
+    read = set(re.findall(r"ARGOCD_ENV_([A-Z_]+)", script))
+    for doc in (REPO / "README.md", REPO / "deploy" / "argocd" / "README.md"):
+        blocks = re.findall(r"^```yaml\n(.*?)^```", doc.read_text(), re.M | re.S)
+        apps = [b for b in blocks if "plugin:" in b]
+        assert apps, doc
+        for b in apps:
+            plugin = yaml.safe_load(b)["spec"]["source"]["plugin"]
+            assert plugin["name"] == name, doc
+            assert {e["name"] for e in plugin["env"]} == read, doc
