@@ -2,7 +2,7 @@
 #
 # The chartreuse image.
 #
-#   docker build -t chartreuse/chartreuse:$(cat VERSION) .
+#   docker build -t ghcr.io/wiremind/chartreuse:$(cat VERSION) .   (src/image.h)
 #
 # /opt/chartreuse is a self-contained, relocatable tree: bin/chartreuse (RUNPATH
 # $ORIGIN/../lib) and lib/ with every shared library it needs except glibc's. The migration
@@ -27,10 +27,8 @@ WORKDIR /src
 COPY . .
 
 # Debug info is stripped from the shipped binary (the build keeps -g for local debugging).
-RUN make bin/chartreuse OPTFLAGS=-O2 \
- && strip --strip-unneeded bin/chartreuse \
- && sh deploy/bundle-runtime.sh bin/chartreuse /out/opt/chartreuse \
- && /out/opt/chartreuse/bin/chartreuse version
+# `make bundle` is also what the release assets hold (`make dist`).
+RUN make bundle OPTFLAGS=-O2 BUNDLE=/out/opt/chartreuse
 
 # --- runtime ----------------------------------------------------------------------------
 FROM ${DEBIAN_IMAGE}

@@ -152,5 +152,35 @@ install: $(BIN)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/chartreuse
 	ln -sf chartreuse $(DESTDIR)$(PREFIX)/bin/chartreuse-post-render
 
+# --- release --------------------------------------------------------------------------------
+# `make bundle` lays out the relocatable tree the image ships (stripped binary and its
+# libraries, deploy/bundle-runtime.sh); `make dist` packs it as the release asset
+# dist/chartreuse_<version>_linux_<arch>.tar.gz that install-binary.sh downloads, and
+# `make checksums` writes dist/checksums.txt over every asset in dist/. The Dockerfile and
+# .github/workflows/release.yml call these targets.
+ARCH       ?= $(shell uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')
+BUNDLE     ?= build/bundle/chartreuse
+DIST       ?= dist
+DIST_ASSET := $(DIST)/chartreuse_$(VERSION)_linux_$(ARCH).tar.gz
+
+.PHONY: bundle dist checksums
+bundle: $(BIN)
+	rm -rf $(BUNDLE)
+	mkdir -p $(BUNDLE)
+	cp $(BIN) $(BUNDLE).stripped
+	strip --strip-unneeded $(BUNDLE).stripped
+	sh deploy/bundle-runtime.sh $(BUNDLE).stripped $(BUNDLE)
+	rm -f $(BUNDLE).stripped
+	$(BUNDLE)/bin/chartreuse version
+
+dist: bundle
+	@mkdir -p $(DIST)
+	tar -C $(BUNDLE) --owner=0 --group=0 --numeric-owner --sort=name -czf $(DIST_ASSET) .
+	$(MAKE) --no-print-directory checksums DIST=$(DIST)
+
+checksums:
+	cd $(DIST) && sha256sum chartreuse_*_linux_*.tar.gz > checksums.txt
+	cat $(DIST)/checksums.txt
+
 clean:
-	rm -rf build bin
+	rm -rf build bin dist

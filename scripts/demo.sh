@@ -85,6 +85,8 @@ render() {
 }
 
 section "Build and fetch Helm"
+# The demo shows this checkout's build: the install hook uses it instead of a release download.
+export CHARTREUSE_BUILD=1
 run make -s bin/chartreuse
 bin/chartreuse version
 # get-helm.sh prints the two paths on stdout and its progress on stderr.

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 packages=(gcc make pkg-config libfyaml-dev libyaml-dev libcurl4-openssl-dev libpq-dev
           python3 python3-pytest python3-yaml python3-jsonschema python3-psycopg2 alembic
-          postgresql valgrind unzip time ca-certificates clang-14 libclang-rt-14-dev llvm-14)
+          postgresql valgrind unzip time ca-certificates clang-14 libclang-rt-14-dev llvm-14
+          patchelf shellcheck)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()

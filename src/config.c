@@ -1,5 +1,6 @@
 #include "config.h"
 #include "config_schema.h"
+#include "image.h"
 #include "log.h"
 #include "names.h"
 #include "util.h"
@@ -50,7 +51,7 @@ static const struct field image_fields[] = {
 };
 
 static const struct field chartreuse_image_fields[] = {
-	FLD(struct cr_image, "repository", F_STR, repository, "chartreuse/chartreuse"),
+	FLD(struct cr_image, "repository", F_STR, repository, CR_IMAGE_REPOSITORY),
 	FLD(struct cr_image, "tag", F_STR, tag, CHARTREUSE_VERSION),
 	ENUM(struct cr_image, "pullPolicy", pull_policy, "IfNotPresent", pull_policies),
 	FLD(struct cr_image, "pullSecret", F_STR, pull_secret, NULL),

@@ -18,6 +18,12 @@ WRAPPER = shlex.split(os.environ.get("CHARTREUSE_WRAPPER", ""))
 SLOWDOWN = float(os.environ.get("CHARTREUSE_SLOWDOWN") or (10 if WRAPPER else 1))
 HELM_DIR = REPO / ".cache" / "helm"
 EXAMPLE_CHART = REPO / "examples" / "chart" / "demo"
+# The default chartreuse image (src/image.h), as the Job names it.
+IMAGE_REPOSITORY = re.search(r'#define CR_IMAGE_REPOSITORY "([^"]+)"',
+                             (REPO / "src" / "image.h").read_text()).group(1)
+# Every `helm plugin install` of the suite installs the binary under test, never a release
+# download (install-binary.sh; tests/test_install.py tests the download).
+os.environ["CHARTREUSE_BUILD"] = "1"
 
 
 def pytest_configure(config):

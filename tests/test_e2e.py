@@ -42,7 +42,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import BIN, EXAMPLE_CHART, REPO, plugin_source
+from conftest import BIN, EXAMPLE_CHART, IMAGE_REPOSITORY, REPO, plugin_source
 from k8s_sim.jobrunner import Image, JobRunner
 from test_helm_sim import Helm, release, release_secrets
 
@@ -180,7 +180,7 @@ class Cluster:
         probe.parent.mkdir()
         probe.write_text(ALEMBIC_PROBE % {"log": str(self.alembic_log)})
         probe.chmod(0o755)
-        images = {f"chartreuse/chartreuse:{VERSION}": Image(
+        images = {f"{IMAGE_REPOSITORY}:{VERSION}": Image(
             files={"/opt/chartreuse/bin/chartreuse": BIN}, path=["/opt/chartreuse/bin"],
             workdir="/tmp")}
         for tag, project in projects.items():

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, REPO, injected, post_render
+from conftest import BIN, IMAGE_REPOSITORY, REPO, injected, post_render
 from k8s_sim import K8sSim
 from k8s_sim.jobrunner import SA_DIR, Container, Image, JobRunner, expand, materialize
 
@@ -583,7 +583,7 @@ databases:
     if delivery == "baked":
         app.files["/usr/local/bin/chartreuse"] = BIN
         app.path = ["/usr/local/bin"]
-    runner = JobRunner(k8s, images={f"chartreuse/chartreuse:{version}": CHARTREUSE_IMAGE,
+    runner = JobRunner(k8s, images={f"{IMAGE_REPOSITORY}:{version}": CHARTREUSE_IMAGE,
                                     "registry.example.com/demo:1.0": app},
                        workdir=tmp_path / "pods", translate_config_files=True,
                        container_timeout=120)

@@ -3,7 +3,7 @@ local processes, and reports what happened in the Pod's status.
 
     from k8s_sim.jobrunner import Image, JobRunner
     runner = JobRunner(sim, images={
-        "chartreuse/chartreuse:0.1.0": Image(files={"/opt/chartreuse/bin/chartreuse": BIN},
+        "ghcr.io/wiremind/chartreuse:0.1.0": Image(files={"/opt/chartreuse/bin/chartreuse": BIN},
                                              path=["/opt/chartreuse/bin"], workdir="/tmp"),
         "registry.example.com/app:1.0": Image(files={"/app/alembic": REPO / "examples/alembic"}),
     }, workdir=tmp_path / "pods")
