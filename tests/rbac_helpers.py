@@ -23,8 +23,9 @@ ROLE_SETTINGS = ("stopPods",)
 ESLEMBIC_SETTINGS = ("migrate", "cleanIndex")
 
 
-def role_objects(settings, release, namespace):
-    """The ServiceAccount, Role and RoleBinding post-render injects for these settings."""
+def role_objects(settings, release, namespace, account=None):
+    """The ServiceAccount, Role and RoleBinding post-render injects for these settings
+    (account: an existing ServiceAccount of that name, serviceAccount.name)."""
     args = ["--release", release, "--namespace", namespace,
             "--set", "image.repository=registry.example.com/app",
             "--set", "databases[0].host=db", "--set", "databases[0].user=app",
@@ -38,9 +39,23 @@ def role_objects(settings, release, namespace):
         for key in ESLEMBIC_SETTINGS:
             if key in es:
                 args += ["--set", f"eslembic.{key}={str(bool(es[key])).lower()}"]
+    if account:
+        args += ["--set", "serviceAccount.create=false", "--set", f"serviceAccount.name={account}"]
     r = post_render(MANIFEST, *args)
     assert r.rc == 0, r.err.decode()
     return [d for d in r.docs() if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+
+
+def load_role(k8s, settings, release, namespace="default", account=None):
+    """Puts the injected ServiceAccount, Role and RoleBinding for settings in the simulator
+    (replacing earlier ones); returns the ServiceAccount's name."""
+    bound = None
+    for obj in role_objects(settings, release, namespace, account):
+        k8s.put(obj)
+        if obj["kind"] == "RoleBinding":
+            bound = obj["subjects"][0]["name"]
+    assert bound, "post-render injected no RoleBinding"
+    return bound
 
 
 def job_kubeconfig(k8s, path, settings, release=None, namespace=None):
@@ -51,13 +66,7 @@ def job_kubeconfig(k8s, path, settings, release=None, namespace=None):
         settings = yaml.safe_load(Path(settings).read_text()) or {}
     release = release or settings.get("release") or "release"
     namespace = namespace or settings.get("namespace") or "default"
-    objs = role_objects(settings, release, namespace)
-    account = None
-    for obj in objs:
-        k8s.put(obj)
-        if obj["kind"] == "RoleBinding":
-            account = obj["subjects"][0]["name"]
-    assert account, [o["kind"] for o in objs]
+    account = load_role(k8s, settings, release, namespace)
     token = f"job-token-{namespace}-{account}"
     k8s.add_token(token, f"system:serviceaccount:{namespace}:{account}")
     return k8s.kubeconfig(path, token=token, namespace=namespace)

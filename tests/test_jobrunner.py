@@ -398,6 +398,9 @@ def test_pods_that_are_not_job_pods_are_left_to_the_kubelet(k8s, runner):
 def test_in_cluster_chartreuse_uses_the_service_account(k8s, runner):
     k8s.put({"apiVersion": "v1", "kind": "ServiceAccount",
              "metadata": {"name": "migrator", "namespace": "default"}})
+    # The restore Job's Role, bound to that account: the simulator enforces it.
+    from rbac_helpers import load_role
+    load_role(k8s, {"stopPods": True}, "x", account="migrator")
     k8s.put(job_pod("restore", serviceAccountName="migrator", containers=[
         ctr("restore", "chartreuse", "restore", "--release", "x", image="chartreuse"),
         ctr("files", "ls", SA_DIR, image="chartreuse")]))
