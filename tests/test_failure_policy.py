@@ -15,6 +15,7 @@ import yaml
 
 import alembic_projects as ap
 from conftest import BIN, WRAPPER, migration_lock_key, run
+from rbac_helpers import job_kubeconfig
 from test_pods import BEHAVIOR, RELEASE, SCALES, release, scale_patches  # noqa: F401
 
 RESTORE = f"chartreuse restore --release {RELEASE} --namespace default"
@@ -33,7 +34,7 @@ def configure(k8s, pg, tmp_path, db, project):
     cfg.write_text(yaml.safe_dump({
         "release": RELEASE, "namespace": "default", "stopPods": True,
         "databases": [{"name": "main", "alembicDirectory": str(project.path)}]}))
-    kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = job_kubeconfig(k8s, tmp_path / "kubeconfig", cfg)  # as the Job runs
     return cfg, {"CHARTREUSE_DB_0_URL": pg.url(db), "KUBECONFIG": str(kubeconfig)}
 
 

@@ -55,6 +55,7 @@ import alembic_projects as ap
 import k8s_objects
 from conftest import BIN, REPO, migration_lock_key
 from k8s_sim import K8sSim
+from rbac_helpers import job_kubeconfig
 
 RELEASE = "matrix"
 SCALES = {"api": 2, "worker": 1}
@@ -188,7 +189,8 @@ class Cell:
         self.pause = self.tmp / "pause"
         self.marks = self.tmp / "alembic-marks"
         self.env = dict(os.environ, CHARTREUSE_DB_0_URL=pg.url(self.db),
-                        KUBECONFIG=str(self.sim.kubeconfig(self.tmp / "kubeconfig")),
+                        KUBECONFIG=str(job_kubeconfig(self.sim, self.tmp / "kubeconfig",
+                                                      self.config)),
                         CHARTREUSE_ALEMBIC=str(wrapper), CHARTREUSE_KUBE_REQUEST_TIMEOUT="1",
                         MATRIX_MARKS=str(self.marks), MATRIX_SLEEP=str(alembic_sleep))
         self.runs = []  # (what, exit status, stderr)

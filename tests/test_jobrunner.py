@@ -403,6 +403,9 @@ def test_in_cluster_chartreuse_uses_the_service_account(k8s, runner):
              "metadata": {"name": "sh.helm.release.v1.x.v1", "namespace": "default",
                           "labels": {"owner": "helm", "name": "x"}},
              "data": {"release": "e30="}})
+    # The restore Job's Role, bound to that account: the simulator enforces it.
+    from rbac_helpers import load_role
+    load_role(k8s, {"stopPods": True}, "x", account="migrator")
     k8s.put(job_pod("restore", serviceAccountName="migrator", containers=[
         ctr("restore", "chartreuse", "restore", "--release", "x", image="chartreuse"),
         ctr("files", "ls", SA_DIR, image="chartreuse")]))

@@ -1114,3 +1114,119 @@ def test_server_side_apply_ownership_as_the_api_server(sim):
     # helm no longer applies the label: ops still owns it, so it stays
     assert apply(deployment("web", 2)).status == 200
     assert sim.get("deploy", "web")["metadata"]["labels"]["team"] == "a"
+# --- RBAC: ServiceAccount tokens are authorised against the Roles held (k8s_sim/rbac.py) ----
+
+def rbac_setup(sim, rules, ns="ns", sa="sa", cluster=False):
+    """A ServiceAccount bound to a Role (or ClusterRole) of these rules; its token."""
+    sim.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    kind = "ClusterRole" if cluster else "Role"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": {"name": "r"}, "rules": rules}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "rb", "namespace": ns},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": "r"},
+               "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]}
+    if not cluster:
+        role["metadata"]["namespace"] = ns
+    sim.put(role)
+    sim.put(binding)
+    token = f"sa-token-{ns}-{sa}"
+    sim.add_token(token, f"system:serviceaccount:{ns}:{sa}")
+    return token
+
+
+def test_rbac_allows_exactly_what_the_role_grants(sim):
+    token = rbac_setup(sim, [
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get"],
+         "resourceNames": ["api"]}])
+    dep = deployment("api")
+    dep["metadata"]["namespace"] = "ns"
+    sim.put(dep)
+    c = Client(sim, token=token)
+    base = "/apis/apps/v1/namespaces/ns/deployments"
+    assert c.get(f"{base}/api").status == 200
+    assert c.get("/api/v1/namespaces/ns/pods").status == 200
+    assert c.get(f"{base}/api/scale").status == 200
+    # Discovery is every authenticated user's (system:discovery).
+    assert c.get("/apis").status == 200 and c.get("/version").status == 200
+
+    r = c.request("PATCH", f"{base}/api/scale", {"spec": {"replicas": 0}},
+                  ctype="application/merge-patch+json")
+    assert r.status == 403
+    st = r.json()
+    assert st["reason"] == "Forbidden" and st["code"] == 403
+    assert st["message"] == ('deployments.apps "api" is forbidden: User '
+                             '"system:serviceaccount:ns:sa" cannot patch resource '
+                             '"deployments/scale" in API group "apps" in the namespace "ns"')
+    assert st["details"] == {"name": "api", "group": "apps", "kind": "deployments"}
+    assert sim.get("deploy", "api", "ns")["spec"]["replicas"] == 1  # nothing written
+
+    cases = [  # (method, path, query, the verb the message names)
+        ("GET", base, None, "list"),                              # get does not give list
+        ("GET", "/api/v1/namespaces/ns/pods", {"watch": "1"}, "watch"),
+        ("GET", "/api/v1/namespaces/ns/pods/x", None, "get"),
+        ("DELETE", "/api/v1/namespaces/ns/pods", None, "deletecollection"),
+        ("GET", "/api/v1/namespaces/other/pods", None, "list"),   # another namespace
+        ("GET", "/api/v1/pods", None, "list"),                    # all namespaces
+        ("GET", f"{base}/web/scale", None, "get"),                # not in resourceNames
+        ("POST", "/apis/batch/v1/namespaces/ns/jobs", None, "create"),
+    ]
+    for method, path, query, verb in cases:
+        r = c.request(method, path, {} if method == "POST" else None, query=query)
+        assert r.status == 403, (method, path, r.status)
+        assert f'cannot {verb} resource' in r.json()["message"], r.json()["message"]
+    assert 'at the cluster scope' in c.get("/api/v1/pods").json()["message"]
+    assert c.get("/api/v1/namespaces/ns/pods/x").json()["message"].startswith(
+        'pods "x" is forbidden: ')
+
+    # The admin token stays unrestricted, and an unknown SA has nothing.
+    assert Client(sim).get(f"{base}").status == 200
+    sim.add_token("nobody", "system:serviceaccount:ns:nobody")
+    assert Client(sim, token="nobody").get(f"{base}/api").status == 403
+
+
+def test_rbac_cluster_roles_groups_and_bindings_are_followed(sim):
+    # A ClusterRole through a RoleBinding gives its rules in that namespace only.
+    token = rbac_setup(sim, [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["list"]}],
+                       cluster=True)
+    c = Client(sim, token=token)
+    assert c.get("/apis/apps/v1/namespaces/ns/deployments").status == 200
+    assert c.get("/apis/apps/v1/namespaces/default/deployments").status == 403
+    # A ClusterRoleBinding to a group of every ServiceAccount of the namespace.
+    sim.put({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": "crb"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": "r"},
+             "subjects": [{"kind": "Group", "name": "system:serviceaccounts:ns"}]})
+    assert c.get("/apis/apps/v1/namespaces/default/deployments").status == 200
+    # A binding whose Role does not exist grants nothing.
+    sim.delete("clusterrole", "r", namespace=None)
+    assert c.get("/apis/apps/v1/namespaces/ns/deployments").status == 403
+
+
+def test_self_subject_access_review_answers_from_the_same_rules(sim):
+    token = rbac_setup(sim, [
+        {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]}])
+    c = Client(sim, token=token)
+
+    def review(**attrs):
+        r = c.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                      {"apiVersion": "authorization.k8s.io/v1",
+                       "kind": "SelfSubjectAccessReview",
+                       "spec": {"resourceAttributes": {"namespace": "ns", **attrs}}})
+        assert r.status == 201, r.body
+        doc = r.json()
+        assert doc["kind"] == "SelfSubjectAccessReview"
+        return doc["status"]["allowed"]
+
+    assert review(group="apps", resource="deployments", subresource="scale", verb="patch")
+    assert not review(group="apps", resource="deployments", verb="patch")
+    assert not review(group="apps", resource="deployments", subresource="scale", verb="get")
+    assert not review(group="", resource="secrets", verb="create")
+    # The admin is allowed everything.
+    r = Client(sim).request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                            {"spec": {"resourceAttributes": {"namespace": "ns", "verb": "delete",
+                                                             "resource": "secrets"}}})
+    assert r.status == 201 and r.json()["status"]["allowed"] is True

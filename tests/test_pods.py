@@ -23,6 +23,7 @@ import yaml
 import alembic_projects as ap
 import k8s_objects
 from conftest import BIN, SLOWDOWN, WRAPPER, assert_no_checker_report, run
+from rbac_helpers import forbidden, job_kubeconfig
 
 RELEASE = "shop"
 GROUPS = {"api": 10, "web": 10, "worker": 5, "cron": 0}  # deployment -> priority
@@ -38,6 +39,8 @@ hpa = k8s_objects.hpa
 STOPPED = "chartreuse.wiremind.io/stopped"
 RECORDED = "chartreuse.wiremind.io/hpa-behavior-before"
 STOP_DELAY = "sim.chartreuse.test/stop-delay"
+# The settings of the migration and restore Jobs: their Role (rbac_helpers.job_kubeconfig).
+JOB = {"release": RELEASE, "namespace": "default", "stopPods": True}
 
 
 @pytest.fixture
@@ -60,9 +63,9 @@ def migration(pg, tmp_path, k8s):
     name = "pods_" + uuid.uuid4().hex[:8]
     pg.create_database(name)
     project = ap.linear(tmp_path / "project", 2)
-    kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
     cfg = {"release": RELEASE, "namespace": "default", "stopPods": True,
            "databases": [{"name": "main", "alembicDirectory": str(project.path)}]}
+    kubeconfig = job_kubeconfig(k8s, tmp_path / "kubeconfig", cfg)  # as the Job runs
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {"CHARTREUSE_DB_0_URL": pg.url(name), "KUBECONFIG": str(kubeconfig)}
@@ -77,23 +80,8 @@ def scale_patches(k8s):
 
 
 def outside_the_role(k8s):
-    """The requests chartreuse made that the Role it injects would refuse
-    (tests/test_rbac.py: BASE is that Role, which the simulator does not enforce)."""
-    from test_rbac import BASE
-    refused = []
-    for r in k8s.request_log:
-        m = re.match(r"^/(?:api/v1|apis/([^/]+)/[^/]+)/namespaces/[^/]+/([^/?]+)(?:/([^/?]+))?"
-                     r"(?:/([^/?]+))?$", r.path)
-        assert m, r.path
-        group, resource, name, sub = m.group(1) or "", m.group(2), m.group(3), m.group(4)
-        if sub:
-            resource += "/" + sub
-        verb = {"GET": "get" if name else ("watch" if r.query.get("watch") else "list"),
-                "PATCH": "patch", "POST": "create", "DELETE": "delete",
-                "PUT": "update"}[r.method]
-        if verb not in BASE.get((group, resource), set()):
-            refused.append(f"{r.method} {r.path} ({verb} {group}/{resource})")
-    return refused
+    """The requests the Job's Role refused (the simulator enforces it: rbac_helpers)."""
+    return forbidden(k8s)
 
 
 def with_settings(cfg, **settings):
@@ -356,7 +344,7 @@ def test_kill_9_after_the_stop_then_restore_heals(release, pg, tmp_path):
         cfg.write_text(yaml.safe_dump({
             "release": RELEASE, "namespace": "default", "stopPods": True,
             "databases": [{"name": "main", "alembicDirectory": str(project.path)}]}))
-        kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
+        kubeconfig = job_kubeconfig(k8s, tmp_path / "kubeconfig", JOB)
         env = dict(os.environ, CHARTREUSE_DB_0_URL=pg.url(name), KUBECONFIG=str(kubeconfig))
         p = subprocess.Popen([BIN, "migrate", "--config", str(cfg)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -665,7 +653,7 @@ def test_restore_leaves_a_deployment_it_did_not_stop_alone(release, tmp_path):
     strand(k8s)
     k8s.patch("deployments", "web", {"metadata": {"annotations": {STOPPED: None}}})
     k8s.scale("deployments", "web", 5)   # not chartreuse's: scaled by its HPA meanwhile
-    kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = job_kubeconfig(k8s, tmp_path / "kubeconfig", JOB)
     k8s.request_log.clear()
     for _ in range(2):   # and a second restore changes nothing more
         r = run(["restore", "--release", RELEASE, "--namespace", "default"],
@@ -712,7 +700,7 @@ def test_a_chart_change_made_while_paused_is_kept_by_restore(release, migration,
     for name in ("api", "web"):
         k8s.patch("horizontalpodautoscalers", name,
                   {"spec": {"behavior": {"scaleDown": CHART_DOWN}}})
-    kubeconfig = k8s.kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = job_kubeconfig(k8s, tmp_path / "kubeconfig", JOB)
     for attempt in range(2):  # and a second restore changes nothing
         r = run(["restore", "--release", RELEASE, "--namespace", "default"],
                 env={"KUBECONFIG": str(kubeconfig)}, timeout=60)

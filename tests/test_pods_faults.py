@@ -16,6 +16,7 @@ import yaml
 import alembic_projects as ap
 from conftest import WRAPPER, run
 from k8s_sim import K8sSim
+from rbac_helpers import job_kubeconfig
 from test_pods import BEHAVIOR, GROUPS, RELEASE, SCALES, deployment, eds, hpa
 
 STOPPED = "chartreuse.wiremind.io/stopped"
@@ -52,7 +53,7 @@ def fresh_release():
 def migrate(flow, sim):
     pg, db, cfg, tmp = flow
     pg.psql(db, "DROP TABLE IF EXISTS alembic_version, t_lin0001")
-    kubeconfig = sim.kubeconfig(tmp / f"kubeconfig-{uuid.uuid4().hex[:6]}")
+    kubeconfig = job_kubeconfig(sim, tmp / f"kubeconfig-{uuid.uuid4().hex[:6]}", cfg)
     return run(["migrate", "--config", str(cfg)], timeout=120,
                env={"CHARTREUSE_DB_0_URL": pg.url(db), "KUBECONFIG": str(kubeconfig)})
 

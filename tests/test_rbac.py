@@ -1,7 +1,8 @@
-"""Least privilege: the Role chartreuse injects grants exactly what SPEC §2 lists (plus
-`secrets: create`, only when the eslembic follow-up Job is on: migrate creates that Job's
-Secret), it is a namespaced Role (nothing cluster-wide anywhere in the output), and its
-RoleBinding binds only the ServiceAccount the migration Job runs as."""
+"""Least privilege: the Role chartreuse injects grants exactly what the enabled features
+call (STOP_PODS, ESLEMBIC, FOLLOW_UP below, src/access.c's table; the tests that run migrate and restore as the
+Job's ServiceAccount, tests/rbac_helpers.py, show that nothing is missing), it is a
+namespaced Role (nothing cluster-wide anywhere in the output), and its RoleBinding binds
+only the ServiceAccount the migration Job runs as."""
 import pytest
 import yaml
 
@@ -19,36 +20,57 @@ spec:
       containers: [{name: web, image: "registry.example.com/demo:1.0"}]
 """
 
-# SPEC §2: get/list/patch deployments and their scale; list/watch pods; list/patch
-# horizontalpodautoscalers; get/list expecteddeploymentscales; get/list/create/delete jobs.
-# The scale subresource has no list (a subresource is read one object at a time).
-BASE = {
-    ("apps", "deployments"): {"get", "list", "patch"},
+# The Role per feature: what the Job's commands call when that feature is on (src/access.c's
+# RULES), and nothing else. The scale subresource has no list (a subresource is read
+# one object at a time); HPAs are read by listing with a name field selector.
+STOP_PODS = {  # migrate stops and starts the release's Deployments; restore starts them
+    ("wiremind.io", "expecteddeploymentscales"): {"list"},
+    ("apps", "deployments"): {"get", "patch"},
     ("apps", "deployments/scale"): {"get", "patch"},
-    ("", "pods"): {"list", "watch"},
     ("autoscaling", "horizontalpodautoscalers"): {"list", "patch"},
-    ("wiremind.io", "expecteddeploymentscales"): {"get", "list"},
-    ("batch", "jobs"): {"get", "list", "create", "delete"},
+    ("", "pods"): {"list", "watch"},
     ("", "events"): {"create"},  # Events on the Job's Pod and the ExpectedDeploymentScales
 }
-WITH_SECRETS = {**BASE, ("", "secrets"): {"create"}}
+ESLEMBIC = {("batch", "jobs"): {"get"}}  # is an earlier follow-up Job still running?
+FOLLOW_UP = {("batch", "jobs"): {"create", "delete"},  # eslembic.migrate / cleanIndex
+             ("", "secrets"): {"create"}}
+
+
+def role_for(stop_pods=True, eslembic=False, follow_up=False):
+    """The union of the features' rules: the Role a configuration must get, exactly."""
+    granted = {}
+    for on, rules in ((stop_pods, STOP_PODS), (eslembic, ESLEMBIC), (follow_up, FOLLOW_UP)):
+        for key, verbs in (rules.items() if on else ()):
+            granted.setdefault(key, set()).update(verbs)
+    return granted
+
+
+BASE = role_for()
 
 DB = ["--set", "image.repository=registry.example.com/demo", "--set", "databases[0].host=db",
       "--set", "databases[0].user=app", "--set", "databases[0].database=app"]
 ES = ["--set", "eslembic.url=http://es:9200"]
 
 CASES = {
-    "default": (DB, BASE),
-    "before-deployment": (DB + ["--set", "upgradeBeforeDeployment=true"], BASE),
-    "argocd": (DB + ["--set", "deploymentMethod=argocd"], BASE),
-    "no-stop-pods": (DB + ["--set", "stopPods=false"], BASE),
-    "eslembic-upgrade-only": (DB + ES, BASE),
-    "eslembic-migrate": (DB + ES + ["--set", "eslembic.migrate=true"], WITH_SECRETS),
-    "eslembic-clean": (DB + ES + ["--set", "eslembic.cleanIndex=true"], WITH_SECRETS),
+    "default": (DB, role_for()),
+    "before-deployment": (DB + ["--set", "upgradeBeforeDeployment=true"], role_for()),
+    "argocd": (DB + ["--set", "deploymentMethod=argocd"], role_for()),
+    "no-stop-pods": (DB + ["--set", "stopPods=false"], role_for(stop_pods=False)),
+    "no-stop-pods-before": (DB + ["--set", "stopPods=false", "--set",
+                                  "upgradeBeforeDeployment=true"], role_for(stop_pods=False)),
+    "eslembic-upgrade-only": (DB + ES, role_for(eslembic=True)),
+    "eslembic-migrate": (DB + ES + ["--set", "eslembic.migrate=true"],
+                         role_for(eslembic=True, follow_up=True)),
+    "eslembic-clean": (DB + ES + ["--set", "eslembic.cleanIndex=true"],
+                       role_for(eslembic=True, follow_up=True)),
     "eslembic-alone-migrate": (["--set", "image.repository=r"] + ES +
-                               ["--set", "eslembic.migrate=true"], WITH_SECRETS),
+                               ["--set", "eslembic.migrate=true"],
+                               role_for(eslembic=True, follow_up=True)),
+    "eslembic-no-stop-pods": (DB + ES + ["--set", "eslembic.migrate=true", "--set",
+                                         "stopPods=false"],
+                              role_for(stop_pods=False, eslembic=True, follow_up=True)),
     "existing-service-account": (DB + ["--set", "serviceAccount.create=false",
-                                       "--set", "serviceAccount.name=existing-sa"], BASE),
+                                       "--set", "serviceAccount.name=existing-sa"], role_for()),
 }
 
 

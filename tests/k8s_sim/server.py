@@ -45,7 +45,7 @@ from pathlib import Path
 
 import yaml
 
-from . import protobuf, tables
+from . import protobuf, rbac, tables
 from .api import Api, ApiError, Ctx, NO_RESOURCE, bad_request, invalid
 from .certs import shared_authority
 from .controller import ControllerManager
@@ -427,7 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
                                    fault.message or f"injected fault: {fault.status}",
                                    details or None, headers)
             rec.user = self._authenticate(rec.path)
-            self._route(rec, query, body)
+            if self._authorize(rec, query, body):
+                self._route(rec, query, body)
         except _Dropped:
             rec.status = 0
         except ApiError as e:
@@ -443,6 +444,19 @@ class _Handler(BaseHTTPRequestHandler):
             rec.duration = time.monotonic() - rec.time
             if not rec.logged:
                 sim.request_log.append(rec)
+
+    def _authorize(self, rec, query, body):
+        """RBAC (rbac.py) for ServiceAccount users; answers a SelfSubjectAccessReview
+        itself. False when the request was answered here."""
+        authz = self.sim.authorizer
+        a = rbac.request_attributes(self.command, rec.path.rstrip("/") or "/", query)
+        authz.check(rec.user, a)
+        if a.verb == "create" and (a.group, a.resource) == ("authorization.k8s.io",
+                                                            "selfsubjectaccessreviews"):
+            self._send(201, rbac.self_subject_access_review(authz, rec.user,
+                                                            self._body_json(body)))
+            return False
+        return True
 
     def _safe_error(self, err):
         """Answer with an error Status, unless an answer already started (a watch stream
@@ -827,6 +841,7 @@ class K8sSim:
         self.store = Store()
         self.registry = Registry()
         self.api = Api(self.store, self.registry, self)
+        self.authorizer = rbac.Authorizer(self.store)  # ServiceAccount tokens only
         self.controllers = ControllerManager(self)
         self._ssl_context = None
         self._stopped = threading.Event()
