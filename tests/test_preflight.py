@@ -234,4 +234,4 @@ def test_with_the_role_chartreuse_renders_every_check_passes(release, migration,
     assert "may not" not in r.err.decode() and "cannot ask" not in r.err.decode()
     assert forbidden(k8s) == []
     reviews = [x for x in k8s.request_log if x.path.endswith("/selfsubjectaccessreviews")]
-    assert len(reviews) == 11  # every verb of every rule stopPods needs, asked once
+    assert len(reviews) == 10  # every verb of every rule stopPods needs, asked once
