@@ -161,6 +161,16 @@ int cr_k8s_patch_wanted(struct cr_k8s *k, const char *path, cr_k8s_want_fn fill,
  * when one does not hold (silent), CR_K8S_NOT_FOUND, or as cr_k8s_patch. */
 int cr_k8s_patch_tested(struct cr_k8s *k, const char *path, struct fy_document *ops);
 
+/* One permission, as RBAC spells it: a resource may name a subresource ("deployments/scale"). */
+struct cr_k8s_access {
+	const char *group, *resource, *verb;
+};
+/* Whether this client may do a in namespace ns, asked of the API server itself
+ * (SelfSubjectAccessReview: every authorizer, not only RBAC). 1 allowed; 0 not (*why, if
+ * the server said, caller frees); -1 when it could not be asked (not reported: the caller
+ * decides what that means; cr_k8s_last_status says how it failed). */
+int cr_k8s_may(struct cr_k8s *k, const char *ns, const struct cr_k8s_access *a, char **why);
+
 /* Read-modify-write that survives concurrent writers: GETs path, lets change() edit the
  * object in place, PUTs it (its metadata.resourceVersion makes the server refuse a stale
  * write) and on 409 Conflict starts again from a fresh GET, up to 10 times.

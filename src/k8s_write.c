@@ -5,6 +5,7 @@
 #include "ytree.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int cr_k8s_patch_rv(struct cr_k8s *k, const char *path, struct fy_document *patch,
 		    struct fy_document **out)
@@ -58,4 +59,43 @@ int cr_k8s_patch_tested(struct cr_k8s *k, const char *path, struct fy_document *
 			      CR_K8S_IDEMPOTENT | CR_K8S_ABSENT_OK, NULL);
 	fy_document_destroy(ops);
 	return rc;
+}
+
+int cr_k8s_may(struct cr_k8s *k, const char *ns, const struct cr_k8s_access *a, char **why)
+{
+	*why = NULL;
+	struct fy_node *root;
+	struct fy_document *d = yt_map_document(&root);
+	yt_set_str(root, "apiVersion", "authorization.k8s.io/v1");
+	yt_set_str(root, "kind", "SelfSubjectAccessReview");
+	struct fy_node *attrs = yt_child_map(yt_child_map(root, "spec"), "resourceAttributes");
+	yt_set_str(attrs, "namespace", ns);
+	yt_set_str(attrs, "group", a->group);
+	const char *slash = strchr(a->resource, '/');
+	if (slash) {
+		char *resource = xstrndup(a->resource, (size_t)(slash - a->resource));
+		yt_set_str(attrs, "resource", resource);
+		yt_set_str(attrs, "subresource", slash + 1);
+		free(resource);
+	} else {
+		yt_set_str(attrs, "resource", a->resource);
+	}
+	yt_set_str(attrs, "verb", a->verb);
+	struct fy_document *answer = NULL;
+	cr_log_mute(true); /* the caller says what could not be asked */
+	int rc = cr_k8s_post(k, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", root, 0,
+			     &answer);
+	cr_log_mute(false);
+	fy_document_destroy(d);
+	if (rc) {
+		if (answer)
+			fy_document_destroy(answer);
+		return -1;
+	}
+	struct fy_node *status = yt_get(fy_document_root(answer), "status");
+	int allowed = yt_scalar_is(yt_get(status, "allowed"), "true");
+	if (!allowed)
+		*why = yt_strdup(yt_get(status, "reason"));
+	fy_document_destroy(answer);
+	return allowed;
 }

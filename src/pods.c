@@ -1,4 +1,5 @@
 #include "pods.h"
+#include "access.h"
 #include "config.h"
 #include "events.h"
 #include "hpa.h"
@@ -189,6 +190,8 @@ int cr_pods_check(struct cr_pods *s)
 	int rc = cr_pods_targets(s->k, s->ns, s->cfg->release, &t, &n);
 	if (!rc)
 		cr_pods_targets_free(t, n);
+	if (!rc)
+		rc = cr_access_check(s->k, s->ns, s->cfg);
 	return rc;
 }
 

@@ -42,8 +42,9 @@ struct cr_pods *cr_pods_open(const struct cr_config *cfg);
 struct cr_pods *cr_pods_open_with(const struct cr_config *cfg,
 				  const struct cr_k8s_options *opts);
 void cr_pods_close(struct cr_pods *s);
-/* Before anything is stopped: the cluster answers and the release's ExpectedDeploymentScales
- * can be read (their CRD is installed). 0, or -1 (reported). */
+/* Before anything is stopped: the cluster answers, the release's ExpectedDeploymentScales
+ * can be read (their CRD is installed), and this account may make every call the run
+ * will make (access.h). 0, or -1 (reported). */
 int cr_pods_check(struct cr_pods *s);
 
 /* Scales the release's Deployments to 0, by priority group. First every Deployment is

@@ -196,3 +196,42 @@ def test_detailed_exitcode_without_dry_run_is_an_error_that_is_not_a_pending_mig
                                       "with --dry-run; see chartreuse migrate --help")
     r = run(["migrate", "--detailed-exitcode", "--dry-run", "--nosuch"], env=env)
     assert r.rc == 1
+
+
+def test_a_call_the_role_does_not_allow_is_found_before_anything_stops(
+        release, migration, pg, tmp_path):
+    """The Job's account lacks one permission the stop needs (its Role edited by hand, or
+    an admission webhook): SelfSubjectAccessReview finds it first, nothing is touched."""
+    from rbac_helpers import job_kubeconfig
+    k8s = release
+    cfg, env, db = migration
+    kubeconfig = job_kubeconfig(k8s, tmp_path / "job-kubeconfig", cfg)
+    role = [o for o in k8s.objects("roles")][0]
+    role["rules"] = [r for r in role["rules"] if r["resources"] != ["horizontalpodautoscalers"]]
+    k8s.put(role)
+    k8s.request_log.clear()
+    r = run(["migrate", "--config", str(cfg)], env=dict(env, KUBECONFIG=str(kubeconfig)),
+            timeout=120)
+    err = r.err.decode()
+    assert r.rc == 1, err
+    for verb in ("list", "patch"):
+        assert (f'this account may not {verb} "horizontalpodautoscalers" in API group '
+                f'"autoscaling" in namespace default') in err, err
+    assert "to pause and resume their HPAs" in err
+    assert writes(k8s) == [f"POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews"] * \
+        len([w for w in writes(k8s)])  # only the questions
+    assert not migrated(pg, db)
+
+
+def test_with_the_role_chartreuse_renders_every_check_passes(release, migration, pg, tmp_path):
+    from rbac_helpers import forbidden, job_kubeconfig
+    k8s = release
+    cfg, env, db = migration
+    kubeconfig = job_kubeconfig(k8s, tmp_path / "job-kubeconfig", cfg)
+    r = run(["migrate", "--config", str(cfg)], env=dict(env, KUBECONFIG=str(kubeconfig)),
+            timeout=120)
+    assert r.rc == 0, r.err.decode()
+    assert "may not" not in r.err.decode() and "cannot ask" not in r.err.decode()
+    assert forbidden(k8s) == []
+    reviews = [x for x in k8s.request_log if x.path.endswith("/selfsubjectaccessreviews")]
+    assert len(reviews) == 10  # every verb of every rule stopPods needs, asked once
