@@ -48,6 +48,8 @@ static bool needed(const struct cr_config *cfg, enum need need)
 	return false;
 }
 
+_Static_assert(sizeof(RULES) / sizeof(RULES[0]) <= CR_ACCESS_MAX_RULES, "CR_ACCESS_MAX_RULES");
+
 size_t cr_access_rules(const struct cr_config *cfg, const struct cr_access_rule **out,
 		       size_t max)
 {
@@ -60,8 +62,8 @@ size_t cr_access_rules(const struct cr_config *cfg, const struct cr_access_rule 
 
 int cr_access_check(struct cr_k8s *k, const char *ns, const struct cr_config *cfg)
 {
-	const struct cr_access_rule *rules[sizeof(RULES) / sizeof(RULES[0])];
-	size_t n = cr_access_rules(cfg, rules, sizeof(rules) / sizeof(rules[0]));
+	const struct cr_access_rule *rules[CR_ACCESS_MAX_RULES];
+	size_t n = cr_access_rules(cfg, rules, CR_ACCESS_MAX_RULES);
 	bool refused = false;
 	for (size_t i = 0; i < n; i++)
 		for (size_t v = 0; v < CR_ACCESS_MAX_VERBS && rules[i]->verbs[v]; v++) {

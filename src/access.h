@@ -11,6 +11,7 @@ struct cr_config;
 struct cr_k8s;
 
 #define CR_ACCESS_MAX_VERBS 3
+#define CR_ACCESS_MAX_RULES 16 /* more than the table holds */
 
 struct cr_access_rule {
 	const char *group, *resource; /* resource may name a subresource: "deployments/scale" */

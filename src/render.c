@@ -1,4 +1,5 @@
 #include "render.h"
+#include "access.h"
 #include "config.h"
 #include "log.h"
 #include "names.h"
@@ -270,62 +271,22 @@ static void fill_rolebinding(struct render *r, struct fy_document *d, const void
 	yt_set_str(subject, "namespace", r->cfg->namespace);
 }
 
-/* The Role: each API call the Job makes (src/pods.c, src/eslembic.c, src/jobs.c), granted
- * only when the feature that makes it is on. The wrapper's and `status`' calls run with
- * the user's credentials, not the Job's. */
-enum role_need {
-	NEED_STOP_PODS,	 /* stopPods: migrate stops and starts, restore starts */
-	NEED_ESLEMBIC,	 /* eslembic: migrate looks whether a follow-up Job still runs */
-	NEED_FOLLOW_UP,	 /* eslembic.migrate/cleanIndex: it replaces that Job, with its Secret */
-};
-
-static const struct role_rule {
-	enum role_need need;
-	const char *group, *resource;
-	const char *verbs[3];
-} ROLE_RULES[] = {
-	/* the release's targets, by label */
-	{ NEED_STOP_PODS, "wiremind.io", "expecteddeploymentscales", { "list" } },
-	/* the stopped mark: read, then a JSON patch conditioned on the generation */
-	{ NEED_STOP_PODS, "apps", "deployments", { "get", "patch" } },
-	{ NEED_STOP_PODS, "apps", "deployments/scale", { "get", "patch" } },
-	/* paused and restored; read by listing with a name field selector */
-	{ NEED_STOP_PODS, "autoscaling", "horizontalpodautoscalers", { "list", "patch" } },
-	/* waiting for a group's Pods to be gone */
-	{ NEED_STOP_PODS, "", "pods", { "list", "watch" } },
-	{ NEED_ESLEMBIC, "batch", "jobs", { "get" } },
-	{ NEED_FOLLOW_UP, "batch", "jobs", { "create", "delete" } },
-	{ NEED_FOLLOW_UP, "", "secrets", { "create" } },
-};
-
-static bool role_needs(const struct cr_config *cfg, enum role_need need)
-{
-	switch (need) {
-	case NEED_STOP_PODS:
-		return cfg->stop_pods;
-	case NEED_ESLEMBIC:
-		return cr_config_uses_eslembic(cfg);
-	case NEED_FOLLOW_UP:
-		return cr_config_uses_eslembic(cfg) &&
-		       (cfg->eslembic.migrate || cfg->eslembic.clean_index);
-	}
-	return false;
-}
-
+/* The Role: each API call the Job makes, granted only when the feature that makes it is on
+ * (access.h: the same table migrate checks before anything stops). The wrapper's and
+ * `status`' calls run with the user's credentials, not the Job's. */
 static void fill_role(struct render *r, struct fy_document *d, const void *arg)
 {
 	(void)arg;
 	struct fy_node *rules = yt_get(fy_document_root(d), "rules");
-	for (size_t i = 0; i < sizeof(ROLE_RULES) / sizeof(ROLE_RULES[0]); i++) {
-		const struct role_rule *rr = &ROLE_RULES[i];
-		if (!role_needs(r->cfg, rr->need))
-			continue;
+	const struct cr_access_rule *needed[CR_ACCESS_MAX_RULES];
+	size_t n = cr_access_rules(r->cfg, needed, CR_ACCESS_MAX_RULES);
+	for (size_t i = 0; i < n; i++) {
 		struct fy_node *rule = yt_map(d);
-		yt_append(yt_child_seq(rule, "apiGroups"), yt_str(d, rr->group));
-		yt_append(yt_child_seq(rule, "resources"), yt_str(d, rr->resource));
+		yt_append(yt_child_seq(rule, "apiGroups"), yt_str(d, needed[i]->group));
+		yt_append(yt_child_seq(rule, "resources"), yt_str(d, needed[i]->resource));
 		struct fy_node *verbs = yt_child_seq(rule, "verbs");
-		for (size_t v = 0; v < 3 && rr->verbs[v]; v++)
-			yt_append(verbs, yt_str(d, rr->verbs[v]));
+		for (size_t v = 0; v < CR_ACCESS_MAX_VERBS && needed[i]->verbs[v]; v++)
+			yt_append(verbs, yt_str(d, needed[i]->verbs[v]));
 		yt_append(rules, rule);
 	}
 }
