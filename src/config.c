@@ -142,6 +142,9 @@ const struct field cr_config_fields[] = {
 	FREE(struct cr_config, "nodeSelector", F_MAP, node_selector, all_strings),
 	FREE(struct cr_config, "tolerations", F_LIST, tolerations, toleration_strings),
 	C("affinity", F_MAP, affinity, NULL),
+	C("podSecurityContext", F_MAP, pod_security_context, NULL),
+	C("securityContext", F_MAP, security_context, NULL),
+	C("activeDeadlineSeconds", F_INT, active_deadline_seconds, "0"),
 	FREE(struct cr_config, "podAnnotations", F_MAP, pod_annotations, all_strings),
 	FREE(struct cr_config, "podLabels", F_MAP, pod_labels, all_strings),
 	FREE(struct cr_config, "env", F_LIST, env, env_strings),
@@ -818,6 +821,13 @@ int cr_config_check_for_render(const struct cr_config *cfg, const char *source)
 	if (!cfg->service_account.create && !cr_nonempty(cfg->service_account.name)) {
 		cr_error("%s: serviceAccount.name is required when serviceAccount.create is false "
 			 "(the Job must run as an existing account)", source);
+		return -1;
+	}
+	/* 0 is the unset default; Kubernetes refuses 0 and less in a Job. */
+	if (yt_get(fy_document_root(cfg->doc), "activeDeadlineSeconds") &&
+	    cfg->active_deadline_seconds <= 0) {
+		cr_error("%s: activeDeadlineSeconds: must be an integer > 0 (seconds the migration "
+			 "Job may run), got %ld", source, cfg->active_deadline_seconds);
 		return -1;
 	}
 	if (!cr_nonempty(cfg->image.repository)) {

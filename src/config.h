@@ -90,6 +90,7 @@ struct cr_config {
 	long stop_pods_timeout;
 	long wait_timeout;
 	long ttl_seconds_after_finished;
+	long active_deadline_seconds; /* 0: none */
 	struct cr_image image;
 	struct cr_image chartreuse_image;
 	struct cr_database *databases;
@@ -99,6 +100,7 @@ struct cr_config {
 	struct cr_service_account service_account;
 	char *priority_class_name;
 	struct fy_node *resources, *node_selector, *tolerations, *affinity;
+	struct fy_node *pod_security_context, *security_context;
 	struct fy_node *pod_annotations, *pod_labels;
 	struct fy_node *env, *env_from, *volumes, *volume_mounts;
 

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "names.h"
+#include "podsec.h"
 #include "templates.h"
 #include "url.h"
 #include "util.h"
@@ -393,8 +394,8 @@ static void add_database_env(struct render *r, struct fy_node *env)
 					  cfg->eslembic.url_secret.key));
 }
 
-static struct fy_node *container(struct fy_document *job, const char *tpl,
-				 const struct cr_image *img)
+static struct fy_node *container(const struct cr_config *cfg, struct fy_document *job,
+				 const char *tpl, const struct cr_image *img)
 {
 	struct fy_document *t = cr_template_load(tpl);
 	struct fy_node *c = fy_node_copy(job, fy_document_root(t));
@@ -403,6 +404,8 @@ static struct fy_node *container(struct fy_document *job, const char *tpl,
 	yt_set_str(c, "image", ref);
 	yt_set_str(c, "imagePullPolicy", img->pull_policy);
 	free(ref);
+	/* Only the migrate container runs the application's own code. */
+	cr_container_security(c, cfg, strcmp(tpl, "container-migrate.yaml") == 0);
 	return c;
 }
 
@@ -470,9 +473,10 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 	char timeout[32];
 	snprintf(timeout, sizeof(timeout), "%ld", cfg->wait_timeout);
 	if (r->copy_binary)
-		yt_append(inits, container(d, "container-copy-binary.yaml", &cfg->chartreuse_image));
+		yt_append(inits, container(cfg, d, "container-copy-binary.yaml",
+					   &cfg->chartreuse_image));
 	for (size_t i = 0; i < cfg->n_databases; i++) {
-		struct fy_node *c = container(d, "container-wait-postgres.yaml", helper);
+		struct fy_node *c = container(cfg, d, "container-wait-postgres.yaml", helper);
 		char *url_env = cr_database_env(i, "URL");
 		char *pw_env = cr_database_env(i, "PASSWORD");
 		yt_set_str(c, "name", r->wait_names.items[i]);
@@ -485,7 +489,7 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 		free(url_env);
 	}
 	if (cr_config_uses_eslembic(cfg)) {
-		struct fy_node *c = container(d, "container-wait-elasticsearch.yaml", helper);
+		struct fy_node *c = container(cfg, d, "container-wait-elasticsearch.yaml", helper);
 		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,
 				       NULL };
 		add_args(c, args);
@@ -533,6 +537,7 @@ static void fill_pod_common(struct render *r, struct fy_document *d, const char 
 	set_copy(pod, "nodeSelector", cfg->node_selector);
 	set_copy(pod, "tolerations", cfg->tolerations);
 	set_copy(pod, "affinity", cfg->affinity);
+	cr_pod_security(pod, cfg);
 	yt_set_str(yt_child_map(yt_path(root, "/metadata"), "annotations"),
 		   "chartreuse.wiremind.io/version", CHARTREUSE_VERSION);
 }
@@ -562,8 +567,11 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 	enum job_kind kind = *(const enum job_kind *)arg;
 	struct fy_node *pod = yt_path(fy_document_root(d), "/spec/template/spec");
 	fill_pod_common(r, d, "migration");
+	if (cfg->active_deadline_seconds > 0)
+		yt_set(yt_path(fy_document_root(d), "/spec"), "activeDeadlineSeconds",
+		       yt_int(d, cfg->active_deadline_seconds));
 
-	struct fy_node *c = container(d, "container-migrate.yaml", &cfg->image);
+	struct fy_node *c = container(cfg, d, "container-migrate.yaml", &cfg->image);
 	if (r->copy_binary)
 		run_copied_binary(c);
 	struct fy_node *env = yt_child_seq(c, "env");
@@ -610,7 +618,7 @@ static void fill_restore_job(struct render *r, struct fy_document *d, const void
 	fill_pod_common(r, d, "restore");
 	yt_del(pod, "initContainers");
 	yt_del(pod, "volumes");
-	struct fy_node *c = container(d, "container-restore.yaml", helper_image(r));
+	struct fy_node *c = container(cfg, d, "container-restore.yaml", helper_image(r));
 	const char *args[] = { "--release", cfg->release, "--namespace", cfg->namespace, NULL };
 	add_args(c, args);
 	add_own_pod_env(d, yt_child_seq(c, "env"));

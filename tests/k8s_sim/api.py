@@ -34,6 +34,7 @@ import uuid
 import yaml
 
 from . import patch as P
+from . import podsecurity
 from . import validation as V
 from .discovery import apply_schema_defaults, types_from_crd
 from .selectors import FieldSelector, LabelSelector, SelectorError, selector_string
@@ -499,6 +500,7 @@ class Api:
             meta["name"] = meta["generateName"] + random_suffix()
         if rt.has_status and not ctx.raw_status:
             obj.pop("status", None)
+        podsecurity.admit(self.store, rt, ns, obj, ctx)
         with self.store.lock:
             name = meta.get("name") or ""
             if name and self.store.get(rt.group, rt.plural, ns if rt.namespaced else "",

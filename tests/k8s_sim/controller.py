@@ -100,6 +100,7 @@ class ControllerManager(threading.Thread):
         self.rt_deploy = reg.by_path("apps", "v1", "deployments")
         self.rt_hpa = reg.by_path("autoscaling", "v2", "horizontalpodautoscalers")
         self.rt_job = reg.by_path("batch", "v1", "jobs")
+        self.rt_event = reg.by_path("", "v1", "events")
         self.rt_pdb = reg.by_path("policy", "v1", "poddisruptionbudgets")
         self.reconcilers = [GarbageCollector(self), DeploymentController(self),
                             ReplicaSetController(self), JobController(self), Kubelet(self),
@@ -631,6 +632,10 @@ class JobController(Reconciler):
       as plain Pods.
     """
 
+    def __init__(self, mgr):
+        super().__init__(mgr)
+        self.refused = set()  # uids of the Jobs whose Pod admission refused
+
     def observe(self, ev):
         if (ev.group, ev.plural) == ("batch", "jobs"):
             if ev.type != "DELETED":
@@ -745,7 +750,10 @@ class JobController(Reconciler):
             if target is None:
                 want = min(parallelism, completions - status.get("succeeded", 0))
                 for _ in range(max(0, want - len(active))):
-                    active.append(self._create_pod(job))
+                    pod = self._create_pod_or_event(job)
+                    if pod is None:
+                        break
+                    active.append(pod)
             else:
                 self._write(job, status, active, terminating)
                 for p in active:
@@ -791,6 +799,33 @@ class JobController(Reconciler):
         def set_status(o):
             o["status"] = status
         self.mgr.mutate(self.mgr.rt_job, m["namespace"], m["name"], set_status, m["uid"])
+
+    def _create_pod_or_event(self, job):
+        """A Pod admission refuses (Pod Security) is a FailedCreate Event on the Job, as the
+        real Job controller records it; the Job then has no Pod (recorded once per Job,
+        where the real one retries with a backoff that never succeeds either)."""
+        from .api import ApiError
+        try:
+            return self._create_pod(job)
+        except ApiError as e:
+            if e.code != 403:
+                raise
+            m = job["metadata"]
+            if m["uid"] in self.refused:
+                return None
+            self.refused.add(m["uid"])
+            ev = {"apiVersion": "v1", "kind": "Event",
+                  "metadata": {"name": f"{m['name']}.{random_suffix()}",
+                               "namespace": m["namespace"]},
+                  "involvedObject": {"apiVersion": "batch/v1", "kind": "Job",
+                                     "name": m["name"], "namespace": m["namespace"],
+                                     "uid": m["uid"]},
+                  "reason": "FailedCreate", "type": "Warning",
+                  "message": f"Error creating: {e.message}",
+                  "source": {"component": "job-controller"}, "count": 1}
+            self.api.create(self.mgr.rt_event, m["namespace"], ev,
+                            Ctx(manager="kube-controller-manager"))
+            return None
 
     def _create_pod(self, job):
         m = job["metadata"]
