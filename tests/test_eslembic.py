@@ -394,7 +394,8 @@ def test_dry_run_decides_and_changes_nothing(setup):
     assert setup.eslembic_calls() == ["current"]
     # The checks a migration runs first, reads only: the release's ExpectedDeploymentScales.
     assert {(r.method, r.path) for r in setup.k8s.request_log} == {
-        ("GET", "/apis/wiremind.io/v1/namespaces/default/expecteddeploymentscales")}
+        ("GET", "/apis/wiremind.io/v1/namespaces/default/expecteddeploymentscales"),
+        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")}
 
 
 def test_fixed_url_in_eslembic_ini_is_warned_about(setup):

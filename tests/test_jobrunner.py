@@ -398,11 +398,12 @@ def test_pods_that_are_not_job_pods_are_left_to_the_kubelet(k8s, runner):
 def test_in_cluster_chartreuse_uses_the_service_account(k8s, runner):
     k8s.put({"apiVersion": "v1", "kind": "ServiceAccount",
              "metadata": {"name": "migrator", "namespace": "default"}})
-    # release x exists (Helm's record of it): restoring a release that does not is exit 4
-    k8s.put({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
-             "metadata": {"name": "sh.helm.release.v1.x.v1", "namespace": "default",
-                          "labels": {"owner": "helm", "name": "x"}},
-             "data": {"release": "e30="}})
+    # release x as a restore Job finds it: its Deployment and ExpectedDeploymentScale (with
+    # none, restore would ask whether the release exists: Helm's records, which the Job's
+    # Role does not let it read)
+    import k8s_objects
+    k8s.put(k8s_objects.deployment("web", 1, release="x"))
+    k8s.put(k8s_objects.eds("web", 1, "x"))
     # The restore Job's Role, bound to that account: the simulator enforces it.
     from rbac_helpers import load_role
     load_role(k8s, {"stopPods": True}, "x", account="migrator")
