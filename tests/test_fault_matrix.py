@@ -91,6 +91,9 @@ API_FAULTS = {"API 500": dict(status=500, times=1),
 CUTS = {"write": ["header"], "read": ["body"], "watch": ["header", "chunk", "event"]}
 # Faults that only writes can meet.
 WRITES_ONLY = {"admission 422"}
+# Calls whose failure must not fail a run, and what the run then says.
+BEST_EFFORT = {"/events": "goes on without Events",
+               "/selfsubjectaccessreviews": "not checked beforehand"}
 # A Pod watch has no 1 s limit (it may rightly wait for events): it gives up when its slice
 # of the wait is over (5 s in src/pods.c), so a watch is held for longer.
 WATCH_DELAY = 6.0
@@ -321,7 +324,8 @@ def when_then_fire(cell, p, fault, condition, what, down_for=0.5):
 def kind_of(call):
     """"LIST pods", "WATCH pods", "PATCH deployments/scale", "PATCH horizontalpodautoscalers"..."""
     method, path, watch = call[:3]
-    rest = path.split("/namespaces/", 1)[1].split("/")[1:]  # plural[, name[, sub]]
+    rest = (path.split("/namespaces/", 1)[1].split("/")[1:]  # plural[, name[, sub]]
+            if "/namespaces/" in path else path.rsplit("/", 1)[1:])  # cluster-scoped
     if method == "GET":
         method = "WATCH" if watch else ("GET" if len(rest) > 1 else "LIST")
     return method + " " + rest[0] + ("/" + rest[2] if len(rest) > 2 else "")
@@ -359,8 +363,9 @@ def label(call):
     """"PATCH deployments/api/scale #1", "GET pods (watch) #2": the call and which one of
     the run's identical calls it is."""
     method, path, watch, nth = call
-    return (f"{method} {path.split('/namespaces/', 1)[1].split('/', 1)[1]}"
-            f"{' (watch)' if watch else ''} #{nth + 1}")
+    what = path.split('/namespaces/', 1)[1].split('/', 1)[1] if '/namespaces/' in path \
+        else path.rsplit('/', 1)[1]  # cluster-scoped: a SelfSubjectAccessReview
+    return f"{method} {what}{' (watch)' if watch else ''} #{nth + 1}"
 
 
 def learn_calls(pg, tmp):
@@ -475,16 +480,17 @@ def run_api(cell, step, fault, call, f):
     p = cell.restore() if step == "restore" else cell.migrate()
     rc = cell.finish("faulted " + ("restore" if step == "restore" else "migrate"), p)
     mark = f"cut {f['cut']}" if f.get("cut") else FAULT_MARK[fault]
-    best_effort = call[1].endswith("/events")
+    # An Event, or a question to the API server (SelfSubjectAccessReview): best effort.
+    said = next((words for end, words in BEST_EFFORT.items() if call[1].endswith(end)), None)
     _, problems = prove_hit(cell, step, call, armed, first, began, mark,
-                            FAULT_STATUS[fault], None if best_effort else f.get("delay"))
-    if best_effort:  # an Event: the run goes on whatever became of it, and says so
+                            FAULT_STATUS[fault], None if said else f.get("delay"))
+    if said:  # the run goes on whatever became of it, and says so
         err = cell.runs[-1][2]
         if rc != 0:
-            problems.append(f"a failed Event failed the run (exit {rc})")
+            problems.append(f"a failed best-effort call failed the run (exit {rc})")
         # A refusal is final; other faults may be retried away.
-        if fault in WRITES_ONLY and "goes on without Events" not in err:
-            problems.append("the lost Event is not reported: " + err[-300:])
+        if fault in WRITES_ONLY and said not in err:
+            problems.append("the lost call is not reported: " + err[-300:])
         return rc, problems
     if fault in WRITES_ONLY and rc == 0:
         problems.append("the refused write was taken for a success: the run completed")
