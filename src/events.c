@@ -54,6 +54,7 @@ static void set_about(struct fy_node *obj, const char *ns, const struct cr_event
 }
 
 /* The masked message, cut at a character boundary. */
+__attribute__((format(printf, 1, 0)))
 static char *message_of(const char *fmt, va_list ap)
 {
 	char *raw = xvasprintf(fmt, ap);
