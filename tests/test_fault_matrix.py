@@ -159,7 +159,8 @@ deployment = partial(k8s_objects.deployment, release=RELEASE)
 class Cell:
     """One run: a fresh release in a fresh simulator, a fresh database at lin0001 with
     scripts up to lin0004, and chartreuse. `pod_stop_delay`: how long a Pod takes to go
-    (the signal and restart cells aim inside the wait for it)."""
+    once chartreuse watches for it (the signal and restart cells aim inside the wait for
+    it); a Pod goes only while watched, so every run makes the reference run's calls."""
 
     def __init__(self, pg, tmp, name, pod_stop_delay=0.5, alembic_sleep=0.0):
         self.pg = pg
@@ -175,7 +176,8 @@ class Cell:
             pause = PAUSE_IN_MIDDLE if rev == MIDDLE else ""
             specs.append((rev, down, {"upgrade": pause + ap.create_table(rev)}))
         self.project = ap._project(self.tmp / "project", specs, [NEW])
-        self.sim = K8sSim(pod_stop_delay=pod_stop_delay, pod_start_delay=0.05).start()
+        self.sim = K8sSim(pod_stop_delay=pod_stop_delay, pod_start_delay=0.05,
+                          pods_stop_once_watched=True).start()
         for name, scale in SCALES.items():
             self.sim.put(deployment(name, scale))
             self.sim.put(k8s_objects.eds(name, scale, RELEASE, priority=PRIORITY[name]))

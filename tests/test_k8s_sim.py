@@ -959,6 +959,24 @@ def test_job_deletion_propagation(sim):
     assert "ownerReferences" not in pod["metadata"] and "finalizers" not in pod["metadata"]
 
 
+def test_pods_stop_once_watched_go_only_while_a_watch_is_open(tmp_path):
+    """The fault matrix's order-keeping mode: a terminating Pod waits for a watch on Pods,
+    then goes after its stop delay."""
+    with K8sSim(pod_start_delay=0, pod_stop_delay=0.1, pods_stop_once_watched=True) as s:
+        s.put(deployment("web", 2))
+        s.wait_for(lambda: len(s.pods_of("web")) == 2, what="2 pods")
+        s.scale("deploy", "web", 0)
+        s.wait_for(lambda: all(p["metadata"].get("deletionTimestamp")
+                               for p in s.pods_of("web")), what="2 terminating")
+        time.sleep(0.5)
+        assert len(s.pods_of("web")) == 2  # nobody watches: they stay, Terminating
+        kubectl = Kubectl(KUBECTL["1.32"], s.kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+        kubectl("wait", "--for=delete", "pod", "-l", "app=web", "--timeout=10s")
+        assert s.pods_of("web") == []
+        assert s.request_log.filter("GET", "/pods$", watch=True)
+        assert not s.controller_errors and not s.internal_errors
+
+
 def test_kubelet_hook_takes_over_job_pods(tmp_path):
     """A job runner (kubelet_hook) decides how a Job's Pod ends; the Job follows."""
     taken = []

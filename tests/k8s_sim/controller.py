@@ -24,7 +24,9 @@ small reconcilers, each reacting to events and to its own timers:
   on its owner (ReplicaSet, Deployment, Job), else from `sim.pod_start_delay` /
   `pod_stop_delay` / `pod_run_delay`. `sim.kubelet_hook(sim, pod)`, called when the start
   delay is over, may take over running a Pod (a job runner plugs in there): it returns
-  True and sets the Pod's phase itself.
+  True and sets the Pod's phase itself. With `sim.pods_stop_once_watched`, a terminating
+  Pod's stop delay starts only while a client watches Pods: a run's calls then come in the
+  same order however slow the machine is (the fault matrix aims at the nth call).
 - `GarbageCollector`: dependents of a deleted owner (by `ownerReferences` uid) are deleted
   (background), or first when the owner carries the `foregroundDeletion` finalizer.
 - `DisruptionController`: PodDisruptionBudget status from the selected Pods.
@@ -102,8 +104,9 @@ class ControllerManager(threading.Thread):
         self.rt_job = reg.by_path("batch", "v1", "jobs")
         self.rt_event = reg.by_path("", "v1", "events")
         self.rt_pdb = reg.by_path("policy", "v1", "poddisruptionbudgets")
+        self.kubelet = Kubelet(self)
         self.reconcilers = [GarbageCollector(self), DeploymentController(self),
-                            ReplicaSetController(self), JobController(self), Kubelet(self),
+                            ReplicaSetController(self), JobController(self), self.kubelet,
                             DisruptionController(self), HpaController(self)]
 
     # --- plumbing -----------------------------------------------------------------------
@@ -408,7 +411,24 @@ class Kubelet(Reconciler):
     def __init__(self, mgr):
         super().__init__(mgr)
         self.starting, self.stopping = set(), set()
+        self.held_stops = []  # (delay, ns, name, uid) until a watch on Pods is open
+        self.pod_watches = 0
         self._ips = itertools.count(2)
+
+    def pod_watch(self, opened):
+        """A watch on Pods opened (True) or ended: the held stops go on while one is open."""
+        with self.store.lock:
+            self.pod_watches += 1 if opened else -1
+            held, self.held_stops = self.held_stops, []
+        for stop in held:
+            self._stop_later(*stop)
+
+    def _stop_later(self, delay, ns, name, uid):
+        with self.store.lock:
+            if self.sim.pods_stop_once_watched and self.pod_watches == 0:
+                self.held_stops.append((delay, ns, name, uid))
+                return
+        self.mgr.schedule(delay, lambda: self._finish_stop(ns, name, uid))
 
     def annotation(self, pod, key):
         """The value of `key` on the Pod, else on its owning ReplicaSet/Deployment or Job
@@ -476,8 +496,7 @@ class Kubelet(Reconciler):
             if uid not in self.stopping:
                 self.stopping.add(uid)
                 ns, name = m.get("namespace", ""), m["name"]
-                self.mgr.schedule(self.delay(pod, "stop"),
-                                  lambda: self._finish_stop(ns, name, uid))
+                self._stop_later(self.delay(pod, "stop"), ns, name, uid)
             return
         if (pod.get("status") or {}).get("phase", "Pending") == "Pending" and \
                 uid not in self.starting:

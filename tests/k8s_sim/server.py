@@ -770,6 +770,16 @@ class _Handler(BaseHTTPRequestHandler):
         # its duration is filled in when it ends
         self._rec.logged = True
         sim.request_log.append(self._rec)
+        kubelet = sim.controllers.kubelet if rt.plural == "pods" and not rt.group else None
+        if kubelet:
+            kubelet.pod_watch(True)
+        try:
+            self._stream(w, table, include, cut)
+        finally:
+            if kubelet:
+                kubelet.pod_watch(False)
+
+    def _stream(self, w, table, include, cut):
         for n, ev in enumerate(w.events()):
             if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 obj = ev["object"]
@@ -814,7 +824,7 @@ class K8sSim:
                  pod_stop_delay=0.2, pod_run_delay=0.1, install_eds_crd=True,
                  aggregated_discovery=True, openapi=True, hpa_controller=False, kubelet=True,
                  namespaces=("default",), authority=None, bookmark_interval=5.0,
-                 default_watch_timeout=1800.0):
+                 default_watch_timeout=1800.0, pods_stop_once_watched=False):
         self.tls = tls
         self.host, self._port = host, port
         self.token = "sim-token-" + os.urandom(6).hex()
@@ -825,6 +835,7 @@ class K8sSim:
         self.pod_start_delay = pod_start_delay
         self.pod_stop_delay = pod_stop_delay
         self.pod_run_delay = pod_run_delay  # how long a Job's Pod runs before it exits
+        self.pods_stop_once_watched = pods_stop_once_watched  # see controller.Kubelet
         self.aggregated_discovery = aggregated_discovery
         self.openapi = openapi
         self.hpa_controller = hpa_controller
