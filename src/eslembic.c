@@ -372,7 +372,7 @@ static struct fy_node *step(const struct cr_eslembic_run *es, struct fy_document
 	set_copy(c, "resources", cfg->resources);
 	if (yt_is_seq(cfg->volume_mounts) && fy_node_sequence_item_count(cfg->volume_mounts))
 		append_copies(yt_child_seq(c, "volumeMounts"), cfg->volume_mounts);
-	cr_container_security(c, cfg, true);
+	cr_app_container_security(c, cfg, NULL);
 	return c;
 }
 
@@ -412,7 +412,7 @@ static struct fy_document *job_document(const struct cr_eslembic_run *es, const 
 	set_copy(pod, "nodeSelector", cfg->node_selector);
 	set_copy(pod, "tolerations", cfg->tolerations);
 	set_copy(pod, "affinity", cfg->affinity);
-	cr_pod_security(pod, cfg);
+	cr_pod_security(pod, cfg, NULL);
 	bool both = cfg->eslembic.migrate && cfg->eslembic.clean_index;
 	if (cfg->eslembic.migrate)
 		yt_append(yt_child_seq(pod, both ? "initContainers" : "containers"),

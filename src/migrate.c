@@ -8,6 +8,7 @@
 #include "log.h"
 #include "pg.h"
 #include "pods.h"
+#include "podsec.h"
 #include "proc.h"
 #include "render.h"
 #include "url.h"
@@ -708,6 +709,7 @@ static int migrate_needed(struct cr_pods *pods, struct db_run *runs, size_t n,
 
 int cr_migrate(const struct cr_config *cfg, const struct cr_migrate_options *o)
 {
+	cr_podsec_report();
 	/* Elasticsearch first: a running follow-up Job refuses the migration before anything
 	 * is done. NULL when eslembic is not configured. */
 	struct cr_eslembic_run *es = NULL;

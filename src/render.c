@@ -25,6 +25,7 @@ enum job_kind {
 
 struct render {
 	const struct cr_config *cfg;
+	const struct cr_app_security *app; /* how the application's Deployment runs; or NULL */
 	struct cr_buf *out;
 	char *base;	   /* <release>-<name>: SA, Role, RoleBinding, Secret, ConfigMap */
 	char *sa_name;
@@ -394,9 +395,10 @@ static void add_database_env(struct render *r, struct fy_node *env)
 					  cfg->eslembic.url_secret.key));
 }
 
-static struct fy_node *container(const struct cr_config *cfg, struct fy_document *job,
+static struct fy_node *container(const struct render *r, struct fy_document *job,
 				 const char *tpl, const struct cr_image *img)
 {
+	const struct cr_config *cfg = r->cfg;
 	struct fy_document *t = cr_template_load(tpl);
 	struct fy_node *c = fy_node_copy(job, fy_document_root(t));
 	fy_document_destroy(t);
@@ -404,8 +406,10 @@ static struct fy_node *container(const struct cr_config *cfg, struct fy_document
 	yt_set_str(c, "image", ref);
 	yt_set_str(c, "imagePullPolicy", img->pull_policy);
 	free(ref);
-	/* Only the migrate container runs the application's own code. */
-	cr_container_security(c, cfg, strcmp(tpl, "container-migrate.yaml") == 0);
+	if (img == &cfg->image)
+		cr_app_container_security(c, cfg, r->app);
+	else
+		cr_container_security(c);
 	return c;
 }
 
@@ -473,10 +477,10 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 	char timeout[32];
 	snprintf(timeout, sizeof(timeout), "%ld", cfg->wait_timeout);
 	if (r->copy_binary)
-		yt_append(inits, container(cfg, d, "container-copy-binary.yaml",
+		yt_append(inits, container(r, d, "container-copy-binary.yaml",
 					   &cfg->chartreuse_image));
 	for (size_t i = 0; i < cfg->n_databases; i++) {
-		struct fy_node *c = container(cfg, d, "container-wait-postgres.yaml", helper);
+		struct fy_node *c = container(r, d, "container-wait-postgres.yaml", helper);
 		char *url_env = cr_database_env(i, "URL");
 		char *pw_env = cr_database_env(i, "PASSWORD");
 		yt_set_str(c, "name", r->wait_names.items[i]);
@@ -489,7 +493,7 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 		free(url_env);
 	}
 	if (cr_config_uses_eslembic(cfg)) {
-		struct fy_node *c = container(cfg, d, "container-wait-elasticsearch.yaml", helper);
+		struct fy_node *c = container(r, d, "container-wait-elasticsearch.yaml", helper);
 		const char *args[] = { "--url-env", "CHARTREUSE_ESLEMBIC_URL", "--timeout", timeout,
 				       NULL };
 		add_args(c, args);
@@ -537,7 +541,7 @@ static void fill_pod_common(struct render *r, struct fy_document *d, const char 
 	set_copy(pod, "nodeSelector", cfg->node_selector);
 	set_copy(pod, "tolerations", cfg->tolerations);
 	set_copy(pod, "affinity", cfg->affinity);
-	cr_pod_security(pod, cfg);
+	cr_pod_security(pod, cfg, r->app);
 	yt_set_str(yt_child_map(yt_path(root, "/metadata"), "annotations"),
 		   "chartreuse.wiremind.io/version", CHARTREUSE_VERSION);
 }
@@ -571,7 +575,7 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 		yt_set(yt_path(fy_document_root(d), "/spec"), "activeDeadlineSeconds",
 		       yt_int(d, cfg->active_deadline_seconds));
 
-	struct fy_node *c = container(cfg, d, "container-migrate.yaml", &cfg->image);
+	struct fy_node *c = container(r, d, "container-migrate.yaml", &cfg->image);
 	if (r->copy_binary)
 		run_copied_binary(c);
 	struct fy_node *env = yt_child_seq(c, "env");
@@ -587,6 +591,10 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 	char *img = image_ref(&cfg->image);
 	yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_CONTAINER_IMAGE", img));
 	free(img);
+	char *from = r->app && r->app->deployment ? xasprintf("Deployment %s", r->app->deployment)
+						  : xstrdup("none");
+	yt_append(env, env_value(d, CR_SECURITY_FROM_ENV, from));
+	free(from);
 	if (cr_nonempty(cfg->image.pull_secret))
 		yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_IMAGE_PULL_SECRET",
 					 cfg->image.pull_secret));
@@ -618,7 +626,7 @@ static void fill_restore_job(struct render *r, struct fy_document *d, const void
 	fill_pod_common(r, d, "restore");
 	yt_del(pod, "initContainers");
 	yt_del(pod, "volumes");
-	struct fy_node *c = container(cfg, d, "container-restore.yaml", helper_image(r));
+	struct fy_node *c = container(r, d, "container-restore.yaml", helper_image(r));
 	const char *args[] = { "--release", cfg->release, "--namespace", cfg->namespace, NULL };
 	add_args(c, args);
 	add_own_pod_env(d, yt_child_seq(c, "env"));
@@ -688,12 +696,18 @@ static int make_names(struct render *r)
 
 int cr_render(const struct cr_config *cfg, struct cr_buf *out)
 {
-	return cr_render_split(cfg, out, NULL);
+	return cr_render_split(cfg, NULL, out, NULL);
 }
 
-int cr_render_split(const struct cr_config *cfg, struct cr_buf *out, struct cr_buf *jobs)
+char *cr_image_ref(const struct cr_image *img)
 {
-	struct render r = { .cfg = cfg, .out = out, .jobs_out = jobs };
+	return image_ref(img);
+}
+
+int cr_render_split(const struct cr_config *cfg, const struct cr_app_security *app,
+		    struct cr_buf *out, struct cr_buf *jobs)
+{
+	struct render r = { .cfg = cfg, .app = app, .out = out, .jobs_out = jobs };
 	r.base = cr_object_name(cfg->release, cfg->metadata.name, NULL);
 	r.sa_name = xstrdup(cr_nonempty(cfg->service_account.name) ? cfg->service_account.name
 								 : r.base);

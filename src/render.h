@@ -7,17 +7,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct cr_app_security;
 struct cr_buf;
 struct cr_config;
+struct cr_image;
 struct cr_database;
 
 /* Appends the injected documents, each starting with "---" and a "# Source:" line. */
 int cr_render(const struct cr_config *cfg, struct cr_buf *out);
-/* For the Helm 3 wrapper, which runs the Jobs itself (Helm 3 ignores hook annotations in a
- * post-renderer's output): the companions (ServiceAccount, Role, RoleBinding, Secret,
- * ConfigMap) go to out without hook annotations, as release resources; the Jobs, with
- * theirs, go to jobs only, after a copy of the companions. jobs NULL: cr_render. */
-int cr_render_split(const struct cr_config *cfg, struct cr_buf *out, struct cr_buf *jobs);
+/* The same, the containers running the application image as app says its Deployment runs
+ * them (app may be NULL). For the Helm 3 wrapper, which runs the Jobs itself (Helm 3
+ * ignores hook annotations in a post-renderer's output): the companions (ServiceAccount,
+ * Role, RoleBinding, Secret, ConfigMap) go to out without hook annotations, as release
+ * resources; the Jobs, with theirs, go to jobs only, after a copy of the companions. */
+int cr_render_split(const struct cr_config *cfg, const struct cr_app_security *app,
+		    struct cr_buf *out, struct cr_buf *jobs);
+
+/* "repository[:tag]": the reference a container of the image names. Caller frees. */
+char *cr_image_ref(const struct cr_image *img);
 
 /* "<release>-<name>[-<suffix>]", kept within Kubernetes' 63-character limit by shortening
  * the release part and adding a stable hash of the full name. */

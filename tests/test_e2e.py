@@ -43,6 +43,7 @@ import pytest
 import yaml
 
 from conftest import BIN, EXAMPLE_CHART, IMAGE_REPOSITORY, REPO, plugin_source
+from k8s_sim import podsecurity
 from k8s_sim.jobrunner import Image, JobRunner
 from test_helm_sim import Helm, release, release_secrets
 
@@ -355,6 +356,11 @@ class Cluster:
 
 @pytest.fixture
 def cluster(k8s, pg, helm_major, projects, tmp_path):
+    # Pod Security "restricted" enforced, as a production namespace may have it: the
+    # chart's Pods and every Pod chartreuse injects must pass it.
+    ns = k8s.get("namespaces", "default", namespace="")
+    ns["metadata"].setdefault("labels", {})[podsecurity.LABEL] = "restricted"
+    k8s.put(ns)
     c = Cluster(k8s, pg, Helm(helm_major, k8s, tmp_path / "helm"), projects, tmp_path)
     yield c
     c.close()
@@ -434,6 +440,11 @@ def test_upgrade_without_a_new_revision_touches_nothing(cluster):
     assert "database main: stored e27a6b4d8c13; heads e27a6b4d8c13; not applied (none)" in \
         log, log
     assert "main: up to date, nothing to do" in log, log
+    # It ran as the chart's first Deployment of the same image runs (in a restricted
+    # namespace: the Pod was admitted).
+    web = next(d for d in SCALES if d.endswith("-web"))
+    assert f"the migration container runs with the securityContext of Deployment {web}, " \
+        "which runs the same image" in log, log
     # ...and decided from the version table alone: no Alembic process was started, and
     # the Job wrote nothing to the cluster (no mark, no HPA change, no scale).
     assert cluster.alembic_runs()[installed:] == []

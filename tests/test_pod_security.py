@@ -162,3 +162,116 @@ def test_injected_job_gets_its_pod_in_a_restricted_namespace_a_bare_one_does_not
     (ev,) = [e for e in k8s.objects("events", ns) if e["involvedObject"]["name"] == "bare"]
     assert 'violates PodSecurity "restricted:latest"' in ev["message"]
     assert k8s.objects("pods", ns, "job-name=bare") == []
+
+
+# --- the migration container runs as the application's Deployment runs the image --------
+
+APP_IMAGE = "registry.example.com/demo:1.0"
+
+
+def app_deployment(name, image=APP_IMAGE, pod_sc=None, container_sc=None, quoted=False,
+                   extra_container=None):
+    pod = {"containers": ([extra_container] if extra_container else []) +
+           [{"name": "app", "image": image}]}
+    if pod_sc is not None:
+        pod["securityContext"] = pod_sc
+    if container_sc is not None:
+        pod["containers"][-1]["securityContext"] = container_sc
+    import yaml
+    text = yaml.safe_dump({"apiVersion": "apps/v1", "kind": "Deployment",
+                           "metadata": {"name": name,
+                                        "labels": {"app.kubernetes.io/instance": "demo"}},
+                           "spec": {"template": {"spec": pod}}}, sort_keys=False)
+    if quoted:  # as a chart's `image: {{ ... | quote }}` writes it
+        text = text.replace(f"image: {image}", f'image: "{image}"')
+    return text
+
+
+def migration_pod(manifests, *args):
+    r = post_render(manifests, "--release", "demo", "--namespace", "prod",
+                    "--set", "image.repository=registry.example.com/demo",
+                    "--set-string", "image.tag=1.0", *CASES["default"][0][2:], *args)
+    assert r.rc == 0, r.err.decode()
+    (j,) = jobs(r.docs())
+    assert object_problems(j) == []
+    pod = j["spec"]["template"]["spec"]
+    (migrate,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in migrate["env"]}
+    return pod, migrate, env["CHARTREUSE_SECURITY_CONTEXT_FROM"]
+
+
+HARDENED_APP = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_the_migration_container_takes_the_security_context_of_the_deployment_of_its_image():
+    manifests = "---\n".join([
+        app_deployment("other", image="envoy:1.30", pod_sc={"runAsUser": 5}),
+        app_deployment("web", pod_sc=HARDENED_APP, quoted=True,
+                       container_sc={"readOnlyRootFilesystem": True,
+                                     "allowPrivilegeEscalation": False,
+                                     "capabilities": {"drop": ["ALL"]}},
+                       extra_container={"name": "proxy", "image": "envoy:1.30"}),
+        app_deployment("worker", pod_sc={"runAsUser": 7})])
+    pod, migrate, source = migration_pod(manifests)
+    assert source == "Deployment web"  # the first that runs the image, quoted or not
+    # who runs goes to the migration container only; the rest to the pod
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"},
+                                      "fsGroup": 10001}
+    assert migrate["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+        "readOnlyRootFilesystem": True}
+    for c in pod["initContainers"]:  # chartreuse's own keep their image's user
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False,
+                                        "capabilities": {"drop": ["ALL"]},
+                                        "runAsNonRoot": True}
+    assert podsecurity.violations("restricted", pod) == []
+
+
+def test_an_application_running_as_root_keeps_its_user_and_chartreuse_keeps_its_own():
+    manifests = app_deployment("web", pod_sc={"runAsUser": 0})
+    pod, migrate, source = migration_pod(manifests)
+    assert source == "Deployment web"
+    assert migrate["securityContext"]["runAsUser"] == 0
+    assert "runAsNonRoot" not in migrate["securityContext"]  # it would refuse to start
+    assert "runAsUser" not in pod["securityContext"]
+    assert all(c["securityContext"]["runAsNonRoot"] for c in pod["initContainers"])
+    # what the namespace allows decides: not restricted, as the application itself
+    assert podsecurity.violations("restricted", pod) != []
+    assert podsecurity.violations("baseline", pod) == []
+
+
+def test_the_settings_go_over_what_the_deployment_says():
+    manifests = app_deployment("web", pod_sc=HARDENED_APP,
+                               container_sc={"readOnlyRootFilesystem": True})
+    pod, migrate, _ = migration_pod(manifests, "--set", "securityContext.readOnlyRootFilesystem=false",
+                                    "--set", "podSecurityContext.fsGroup=3000",
+                                    "--set", "securityContext.runAsUser=20000")
+    assert pod["securityContext"]["fsGroup"] == 3000
+    assert migrate["securityContext"]["readOnlyRootFilesystem"] is False
+    assert migrate["securityContext"]["runAsUser"] == 20000
+
+
+@pytest.mark.parametrize("manifests", [
+    pytest.param(app_deployment("web", image="registry.example.com/demo:0.9",
+                                pod_sc=HARDENED_APP), id="another-tag"),
+    pytest.param(app_deployment("web", pod_sc=HARDENED_APP).replace(
+        "kind: Deployment", "kind: StatefulSet"), id="not-a-deployment"),
+    pytest.param(app_deployment("web", pod_sc=HARDENED_APP).replace(
+        "  name: web\n", "  name: web\n  name: web\n"), id="duplicate-key-passed-over"),
+    pytest.param("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+                 f"data: {{note: 'Deployment of {APP_IMAGE}'}}\n", id="only-mentioned"),
+    pytest.param("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\n"
+                 "spec: {template: {spec: {initContainers: [{name: i, image: "
+                 f"'{APP_IMAGE}'}}], containers: [{{name: c, image: other}}]}}}}}}\n",
+                 id="init-container-only"),
+])
+def test_without_a_deployment_of_the_image_it_is_restricted_without_forcing_a_user(manifests):
+    pod, migrate, source = migration_pod(manifests)
+    assert source == "none"
+    assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert migrate["securityContext"] == {"allowPrivilegeEscalation": False,
+                                          "capabilities": {"drop": ["ALL"]},
+                                          "runAsNonRoot": True}
+    assert podsecurity.violations("restricted", pod) == []

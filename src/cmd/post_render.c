@@ -5,6 +5,7 @@
 #include "file.h"
 #include "log.h"
 #include "manifest.h"
+#include "podsec.h"
 #include "render.h"
 #include "util.h"
 #include "ytree.h"
@@ -238,6 +239,19 @@ static void put_first(struct fy_node *root, const char *key)
 	fy_node_mapping_prepend(root, yt_str(d, key), copy);
 }
 
+/* The migration container runs as the chart's Deployment of the same image runs it. */
+static int render_with_app_security(const struct cr_manifest *m, const struct cr_config *cfg,
+				    struct cr_buf *out, struct cr_buf *jobs)
+{
+	struct cr_app_security app;
+	char *image = cr_image_ref(&cfg->image);
+	cr_app_security_find(m, image, &app);
+	free(image);
+	int rc = cr_render_split(cfg, &app, out, jobs);
+	cr_app_security_free(&app);
+	return rc;
+}
+
 /* Renders one migration from its merged settings d, which it consumes. */
 static int render_one(const struct cr_manifest *m, struct fy_document *d,
 		      const struct source *chart, struct cr_buf *out, struct cr_buf *jobs)
@@ -258,7 +272,7 @@ static int render_one(const struct cr_manifest *m, struct fy_document *d,
 	if (!rc)
 		rc = cr_config_check_for_render(&cfg, what);
 	if (!rc)
-		rc = cr_render_split(&cfg, out, jobs);
+		rc = render_with_app_security(m, &cfg, out, jobs);
 	cr_config_free(&cfg);
 	free(what);
 	return rc;
