@@ -5,7 +5,7 @@
 #include "k8s.h"
 #include "file.h"
 #include "log.h"
-#include "podsec.h"
+#include "podspec.h"
 #include "proc.h"
 #include "render.h"
 #include "templates.h"
@@ -292,27 +292,6 @@ static int wait_gone(struct cr_eslembic_run *es, const char *uid)
 	return cr_job_wait_gone(es->k, es->ns, es->job_name, uid, GONE_TIMEOUT_S, "eslembic");
 }
 
-static char *image_ref(const struct cr_image *img)
-{
-	if (cr_nonempty(img->tag))
-		return xasprintf("%s:%s", img->repository, img->tag);
-	return xstrdup(img->repository);
-}
-
-static void set_copy(struct fy_node *map, const char *key, struct fy_node *value)
-{
-	if (value)
-		yt_set(map, key, fy_node_copy(fy_node_document(map), value));
-}
-
-static void append_copies(struct fy_node *seq, struct fy_node *items)
-{
-	void *it = NULL;
-	struct fy_node *c;
-	while (yt_is_seq(items) && (c = fy_node_sequence_iterate(items, &it)))
-		yt_append(seq, fy_node_copy(fy_node_document(seq), c));
-}
-
 /* Argo CD tracks an application's objects by app.kubernetes.io/instance (its default
  * instanceLabelKey): an object with that label that is not in the manifests is extraneous
  * and pruned. The follow-up Job is not in the manifests, so with Argo CD it carries only
@@ -322,25 +301,9 @@ static void set_labels(const struct cr_eslembic_run *es, struct fy_node *labels,
 {
 	if (yt_is_map(user))
 		cr_config_overlay(labels, user);
-	yt_set_str(labels, "app.kubernetes.io/name", "chartreuse");
-	if (!cr_streq(es->cfg->deployment_method, "argocd"))
-		yt_set_str(labels, "app.kubernetes.io/instance", es->cfg->release);
+	cr_podspec_labels(labels, es->cfg, "eslembic-migrate", "chartreuse",
+			  !cr_streq(es->cfg->deployment_method, "argocd"));
 	yt_set_str(labels, "chartreuse.wiremind.io/release", es->cfg->release);
-	yt_set_str(labels, "app.kubernetes.io/component", "eslembic-migrate");
-	yt_set_str(labels, "app.kubernetes.io/managed-by", "chartreuse");
-	yt_set_str(labels, "app.kubernetes.io/version", CHARTREUSE_VERSION);
-	yt_set_str(labels, "chartreuse.wiremind.io/migration", es->cfg->metadata.name);
-}
-
-static struct fy_node *env_from_secret(struct fy_document *d, const char *name,
-				       const char *secret)
-{
-	struct fy_node *e = yt_map(d);
-	yt_set_str(e, "name", name);
-	struct fy_node *ref = yt_child_map(yt_child_map(e, "valueFrom"), "secretKeyRef");
-	yt_set_str(ref, "name", secret);
-	yt_set_str(ref, "key", URL_ENV);
-	return e;
 }
 
 /* One step of the Job: `<program> migrate` or `<program> clean`. */
@@ -348,31 +311,20 @@ static struct fy_node *step(const struct cr_eslembic_run *es, struct fy_document
 			    const char *command, const char *secret)
 {
 	const struct cr_config *cfg = es->cfg;
-	struct fy_document *t = cr_template_load("container-eslembic.yaml");
-	struct fy_node *c = fy_node_copy(d, fy_document_root(t));
-	fy_document_destroy(t);
+	struct fy_node *c = cr_podspec_container(d, "container-eslembic.yaml", &cfg->image, cfg,
+						 NULL);
 	char *name = xasprintf("eslembic-%s", command);
 	yt_set_str(c, "name", name);
 	free(name);
-	char *img = image_ref(&cfg->image);
-	yt_set_str(c, "image", img);
-	free(img);
-	yt_set_str(c, "imagePullPolicy", cfg->image.pull_policy);
 	struct fy_node *cmd = yt_seq(d);
 	yt_append(cmd, yt_str(d, es->program));
 	yt_append(cmd, yt_str(d, command));
 	yt_set(c, "command", cmd);
 	yt_set_str(c, "workingDir", cfg->eslembic.directory);
 	struct fy_node *env = yt_child_seq(c, "env");
-	yt_append(env, env_from_secret(d, URL_ENV, secret));
-	yt_append(env, env_from_secret(d, URLS_ENV, secret));
-	append_copies(env, cfg->env);
-	if (yt_is_seq(cfg->env_from) && fy_node_sequence_item_count(cfg->env_from))
-		append_copies(yt_child_seq(c, "envFrom"), cfg->env_from);
-	set_copy(c, "resources", cfg->resources);
-	if (yt_is_seq(cfg->volume_mounts) && fy_node_sequence_item_count(cfg->volume_mounts))
-		append_copies(yt_child_seq(c, "volumeMounts"), cfg->volume_mounts);
-	cr_app_container_security(c, cfg, NULL);
+	yt_append(env, cr_env_secret(d, URL_ENV, secret, URL_ENV));
+	yt_append(env, cr_env_secret(d, URLS_ENV, secret, URL_ENV));
+	cr_podspec_app_settings(c, cfg);
 	return c;
 }
 
@@ -402,17 +354,7 @@ static struct fy_document *job_document(const struct cr_eslembic_run *es, const 
 	struct fy_node *pod = yt_path(root, "/spec/template/spec");
 	if (!cfg->service_account.create && cr_nonempty(cfg->service_account.name))
 		yt_set_str(pod, "serviceAccountName", cfg->service_account.name);
-	if (cr_nonempty(cfg->priority_class_name))
-		yt_set_str(pod, "priorityClassName", cfg->priority_class_name);
-	if (cr_nonempty(cfg->image.pull_secret)) {
-		struct fy_node *ref = yt_map(d);
-		yt_set_str(ref, "name", cfg->image.pull_secret);
-		yt_append(yt_child_seq(pod, "imagePullSecrets"), ref);
-	}
-	set_copy(pod, "nodeSelector", cfg->node_selector);
-	set_copy(pod, "tolerations", cfg->tolerations);
-	set_copy(pod, "affinity", cfg->affinity);
-	cr_pod_security(pod, cfg, NULL);
+	cr_podspec_scheduling(pod, cfg, NULL, false);
 	bool both = cfg->eslembic.migrate && cfg->eslembic.clean_index;
 	if (cfg->eslembic.migrate)
 		yt_append(yt_child_seq(pod, both ? "initContainers" : "containers"),
@@ -422,7 +364,7 @@ static struct fy_document *job_document(const struct cr_eslembic_run *es, const 
 	if (!both)
 		yt_del(pod, "initContainers");
 	if (yt_is_seq(cfg->volumes) && fy_node_sequence_item_count(cfg->volumes))
-		append_copies(yt_child_seq(pod, "volumes"), cfg->volumes);
+		yt_append_copies(yt_child_seq(pod, "volumes"), cfg->volumes);
 	return d;
 }
 

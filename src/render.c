@@ -4,6 +4,7 @@
 #include "log.h"
 #include "names.h"
 #include "podsec.h"
+#include "podspec.h"
 #include "templates.h"
 #include "url.h"
 #include "util.h"
@@ -94,57 +95,11 @@ char *cr_database_env(size_t i, const char *what)
 
 /* --- small builders ------------------------------------------------------------------------ */
 
-static char *image_ref(const struct cr_image *img)
-{
-	if (img->tag && *img->tag)
-		return xasprintf("%s:%s", img->repository, img->tag);
-	return xstrdup(img->repository);
-}
-
 /* The image of the containers that only run chartreuse; with "baked" delivery the
  * application image already carries it. */
 static const struct cr_image *helper_image(const struct render *r)
 {
 	return r->copy_binary ? &r->cfg->chartreuse_image : &r->cfg->image;
-}
-
-static struct fy_node *env_value(struct fy_document *d, const char *name, const char *value)
-{
-	struct fy_node *e = yt_map(d);
-	yt_set_str(e, "name", name);
-	yt_set_str(e, "value", value);
-	return e;
-}
-
-static struct fy_node *env_secret(struct fy_document *d, const char *name, const char *secret,
-				  const char *key)
-{
-	struct fy_node *e = yt_map(d);
-	yt_set_str(e, "name", name);
-	struct fy_node *ref = yt_child_map(yt_child_map(e, "valueFrom"), "secretKeyRef");
-	yt_set_str(ref, "name", secret);
-	yt_set_str(ref, "key", key);
-	return e;
-}
-
-static struct fy_node *env_field(struct fy_document *d, const char *name, const char *path)
-{
-	struct fy_node *e = yt_map(d);
-	yt_set_str(e, "name", name);
-	yt_set_str(yt_child_map(yt_child_map(e, "valueFrom"), "fieldRef"), "fieldPath", path);
-	return e;
-}
-
-/* Appends copies of every item of a user-given list. */
-static void append_copies(struct fy_node *seq, struct fy_node *items)
-{
-	if (!yt_is_seq(items))
-		return;
-	struct fy_document *d = fy_node_document(seq);
-	void *it = NULL;
-	struct fy_node *c;
-	while ((c = fy_node_sequence_iterate(items, &it)))
-		yt_append(seq, fy_node_copy(d, c));
 }
 
 static void merge_copies(struct fy_node *map, struct fy_node *items)
@@ -153,23 +108,11 @@ static void merge_copies(struct fy_node *map, struct fy_node *items)
 		cr_config_overlay(map, items);
 }
 
-static void set_copy(struct fy_node *map, const char *key, struct fy_node *value)
-{
-	if (value)
-		yt_set(map, key, fy_node_copy(fy_node_document(map), value));
-}
-
 /* --- metadata ------------------------------------------------------------------------------ */
 
 static void set_labels(struct render *r, struct fy_node *labels, const char *component)
 {
-	const struct cr_config *cfg = r->cfg;
-	yt_set_str(labels, "app.kubernetes.io/name", "chartreuse");
-	yt_set_str(labels, "app.kubernetes.io/instance", cfg->release);
-	yt_set_str(labels, "app.kubernetes.io/component", component);
-	yt_set_str(labels, "app.kubernetes.io/managed-by", "Helm");
-	yt_set_str(labels, "app.kubernetes.io/version", CHARTREUSE_VERSION);
-	yt_set_str(labels, "chartreuse.wiremind.io/migration", cfg->metadata.name);
+	cr_podspec_labels(labels, r->cfg, component, "Helm", true);
 }
 
 static const char *helm_job_events(enum job_kind kind)
@@ -376,41 +319,29 @@ static void add_database_env(struct render *r, struct fy_node *env)
 		const struct cr_database *db = &cfg->databases[i];
 		char *url = cr_database_env(i, "URL");
 		if (inline_secret(db))
-			yt_append(env, env_secret(d, url, r->base, url));
+			yt_append(env, cr_env_secret(d, url, r->base, url));
 		else
-			yt_append(env, env_secret(d, url, db->url_secret.name, db->url_secret.key));
+			yt_append(env, cr_env_secret(d, url, db->url_secret.name, db->url_secret.key));
 		if (cr_nonempty(db->password_secret.name)) {
 			char *pw = cr_database_env(i, "PASSWORD");
-			yt_append(env, env_secret(d, pw, db->password_secret.name,
+			yt_append(env, cr_env_secret(d, pw, db->password_secret.name,
 						  db->password_secret.key));
 			free(pw);
 		}
 		free(url);
 	}
 	if (cr_nonempty(cfg->eslembic.url))
-		yt_append(env, env_secret(d, "CHARTREUSE_ESLEMBIC_URL", r->base,
+		yt_append(env, cr_env_secret(d, "CHARTREUSE_ESLEMBIC_URL", r->base,
 					  "CHARTREUSE_ESLEMBIC_URL"));
 	else if (cr_nonempty(cfg->eslembic.url_secret.name))
-		yt_append(env, env_secret(d, "CHARTREUSE_ESLEMBIC_URL", cfg->eslembic.url_secret.name,
+		yt_append(env, cr_env_secret(d, "CHARTREUSE_ESLEMBIC_URL", cfg->eslembic.url_secret.name,
 					  cfg->eslembic.url_secret.key));
 }
 
 static struct fy_node *container(const struct render *r, struct fy_document *job,
 				 const char *tpl, const struct cr_image *img)
 {
-	const struct cr_config *cfg = r->cfg;
-	struct fy_document *t = cr_template_load(tpl);
-	struct fy_node *c = fy_node_copy(job, fy_document_root(t));
-	fy_document_destroy(t);
-	char *ref = image_ref(img);
-	yt_set_str(c, "image", ref);
-	yt_set_str(c, "imagePullPolicy", img->pull_policy);
-	free(ref);
-	if (img == &cfg->image)
-		cr_app_container_security(c, cfg, r->app);
-	else
-		cr_container_security(c);
-	return c;
+	return cr_podspec_container(job, tpl, img, r->cfg, r->app);
 }
 
 /* Points the application container's command at the copied binary and mounts it. */
@@ -502,25 +433,6 @@ static void add_init_containers(struct render *r, struct fy_document *d, struct 
 	}
 }
 
-static void add_pull_secret(struct fy_node *spec, const char *name)
-{
-	if (!name || !*name)
-		return;
-	struct fy_node *seq = yt_child_seq(spec, "imagePullSecrets");
-	void *it = NULL;
-	struct fy_node *e;
-	while ((e = fy_node_sequence_iterate(seq, &it))) {
-		char *n = yt_strdup(yt_get(e, "name"));
-		bool same = cr_streq(n, name);
-		free(n);
-		if (same)
-			return;
-	}
-	struct fy_node *ref = yt_map(fy_node_document(spec));
-	yt_set_str(ref, "name", name);
-	yt_append(seq, ref);
-}
-
 static void fill_pod_common(struct render *r, struct fy_document *d, const char *component)
 {
 	const struct cr_config *cfg = r->cfg;
@@ -534,14 +446,7 @@ static void fill_pod_common(struct render *r, struct fy_document *d, const char 
 	merge_copies(yt_child_map(tmeta, "annotations"), cfg->pod_annotations);
 	struct fy_node *pod = yt_path(root, "/spec/template/spec");
 	yt_set_str(pod, "serviceAccountName", r->sa_name);
-	if (cr_nonempty(cfg->priority_class_name))
-		yt_set_str(pod, "priorityClassName", cfg->priority_class_name);
-	add_pull_secret(pod, cfg->image.pull_secret);
-	add_pull_secret(pod, cfg->chartreuse_image.pull_secret);
-	set_copy(pod, "nodeSelector", cfg->node_selector);
-	set_copy(pod, "tolerations", cfg->tolerations);
-	set_copy(pod, "affinity", cfg->affinity);
-	cr_pod_security(pod, cfg, r->app);
+	cr_podspec_scheduling(pod, cfg, r->app, true);
 	yt_set_str(yt_child_map(yt_path(root, "/metadata"), "annotations"),
 		   "chartreuse.wiremind.io/version", CHARTREUSE_VERSION);
 }
@@ -561,8 +466,8 @@ static void add_volume(struct fy_node *volumes, const char *name, const char *ki
 /* The Pod's own name and uid, for the Events chartreuse records on it (events.h). */
 static void add_own_pod_env(struct fy_document *d, struct fy_node *env)
 {
-	yt_append(env, env_field(d, "POD_NAME", "metadata.name"));
-	yt_append(env, env_field(d, "POD_UID", "metadata.uid"));
+	yt_append(env, cr_env_field(d, "POD_NAME", "metadata.name"));
+	yt_append(env, cr_env_field(d, "POD_UID", "metadata.uid"));
 }
 
 static void fill_migration_job(struct render *r, struct fy_document *d, const void *arg)
@@ -580,33 +485,28 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 		run_copied_binary(c);
 	struct fy_node *env = yt_child_seq(c, "env");
 	add_database_env(r, env);
-	yt_append(env, env_field(d, "CHARTREUSE_NAMESPACE", "metadata.namespace"));
+	yt_append(env, cr_env_field(d, "CHARTREUSE_NAMESPACE", "metadata.namespace"));
 	add_own_pod_env(d, env);
-	yt_append(env, env_value(d, "CHARTREUSE_RELEASE_NAME", cfg->release));
-	yt_append(env, env_value(d, "CHARTREUSE_EXPECTED_VERSION", CHARTREUSE_VERSION));
-	yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_BEFORE_DEPLOYMENT",
+	yt_append(env, cr_env_value(d, "CHARTREUSE_RELEASE_NAME", cfg->release));
+	yt_append(env, cr_env_value(d, "CHARTREUSE_EXPECTED_VERSION", CHARTREUSE_VERSION));
+	yt_append(env, cr_env_value(d, "CHARTREUSE_UPGRADE_BEFORE_DEPLOYMENT",
 				 r->before ? "true" : "false"));
 	if (kind == JOB_INSTALL || kind == JOB_UPGRADE)
-		yt_append(env, env_value(d, "HELM_IS_INSTALL", kind == JOB_INSTALL ? "true" : "false"));
-	char *img = image_ref(&cfg->image);
-	yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_CONTAINER_IMAGE", img));
+		yt_append(env, cr_env_value(d, "HELM_IS_INSTALL", kind == JOB_INSTALL ? "true" : "false"));
+	char *img = cr_image_ref(&cfg->image);
+	yt_append(env, cr_env_value(d, "CHARTREUSE_MIGRATE_CONTAINER_IMAGE", img));
 	free(img);
 	char *from = r->app && r->app->deployment ? xasprintf("Deployment %s", r->app->deployment)
 						  : xstrdup("none");
-	yt_append(env, env_value(d, CR_SECURITY_FROM_ENV, from));
+	yt_append(env, cr_env_value(d, CR_SECURITY_FROM_ENV, from));
 	free(from);
 	if (cr_nonempty(cfg->image.pull_secret))
-		yt_append(env, env_value(d, "CHARTREUSE_MIGRATE_IMAGE_PULL_SECRET",
+		yt_append(env, cr_env_value(d, "CHARTREUSE_MIGRATE_IMAGE_PULL_SECRET",
 					 cfg->image.pull_secret));
 	if (cr_nonempty(cfg->priority_class_name))
-		yt_append(env, env_value(d, "CHARTREUSE_UPGRADE_PRIORITYCLASS_NAME",
+		yt_append(env, cr_env_value(d, "CHARTREUSE_UPGRADE_PRIORITYCLASS_NAME",
 					 cfg->priority_class_name));
-	append_copies(env, cfg->env);
-	append_copies(yt_child_seq(c, "envFrom"), cfg->env_from);
-	if (!fy_node_sequence_item_count(yt_get(c, "envFrom")))
-		yt_del(c, "envFrom");
-	set_copy(c, "resources", cfg->resources);
-	append_copies(yt_child_seq(c, "volumeMounts"), cfg->volume_mounts);
+	cr_podspec_app_settings(c, cfg);
 
 	add_init_containers(r, d, yt_child_seq(pod, "initContainers"), env);
 	yt_append(yt_child_seq(pod, "containers"), c);
@@ -615,7 +515,7 @@ static void fill_migration_job(struct render *r, struct fy_document *d, const vo
 	add_volume(volumes, "chartreuse-config", "configMap", r->base);
 	if (r->copy_binary)
 		add_volume(volumes, "chartreuse-binary", "emptyDir", NULL);
-	append_copies(volumes, cfg->volumes);
+	yt_append_copies(volumes, cfg->volumes);
 }
 
 static void fill_restore_job(struct render *r, struct fy_document *d, const void *arg)
@@ -630,7 +530,7 @@ static void fill_restore_job(struct render *r, struct fy_document *d, const void
 	const char *args[] = { "--release", cfg->release, "--namespace", cfg->namespace, NULL };
 	add_args(c, args);
 	add_own_pod_env(d, yt_child_seq(c, "env"));
-	set_copy(c, "resources", cfg->resources);
+	yt_set_copy(c, "resources", cfg->resources);
 	yt_append(yt_child_seq(pod, "containers"), c);
 }
 
@@ -697,11 +597,6 @@ static int make_names(struct render *r)
 int cr_render(const struct cr_config *cfg, struct cr_buf *out)
 {
 	return cr_render_split(cfg, NULL, out, NULL);
-}
-
-char *cr_image_ref(const struct cr_image *img)
-{
-	return image_ref(img);
 }
 
 int cr_render_split(const struct cr_config *cfg, const struct cr_app_security *app,

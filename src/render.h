@@ -10,7 +10,6 @@
 struct cr_app_security;
 struct cr_buf;
 struct cr_config;
-struct cr_image;
 struct cr_database;
 
 /* Appends the injected documents, each starting with "---" and a "# Source:" line. */
@@ -23,8 +22,6 @@ int cr_render(const struct cr_config *cfg, struct cr_buf *out);
 int cr_render_split(const struct cr_config *cfg, const struct cr_app_security *app,
 		    struct cr_buf *out, struct cr_buf *jobs);
 
-/* "repository[:tag]": the reference a container of the image names. Caller frees. */
-char *cr_image_ref(const struct cr_image *img);
 
 /* "<release>-<name>[-<suffix>]", kept within Kubernetes' 63-character limit by shortening
  * the release part and adding a stable hash of the full name. */

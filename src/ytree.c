@@ -504,6 +504,23 @@ void yt_append(struct fy_node *seq, struct fy_node *item)
 	fy_node_sequence_append(seq, item);
 }
 
+void yt_append_copies(struct fy_node *seq, struct fy_node *items)
+{
+	if (!yt_is_seq(items))
+		return;
+	struct fy_document *d = fy_node_document(seq);
+	void *it = NULL;
+	struct fy_node *c;
+	while ((c = fy_node_sequence_iterate(items, &it)))
+		yt_append(seq, fy_node_copy(d, c));
+}
+
+void yt_set_copy(struct fy_node *map, const char *key, struct fy_node *value)
+{
+	if (value)
+		yt_set(map, key, fy_node_copy(fy_node_document(map), value));
+}
+
 struct fy_node *yt_path(struct fy_node *root, const char *path)
 {
 	return fy_node_by_path(root, path, FY_NT, FYNWF_DONT_FOLLOW);

@@ -72,6 +72,10 @@ struct fy_node *yt_child_map(struct fy_node *map, const char *key);
 struct fy_node *yt_child_seq(struct fy_node *map, const char *key);
 void yt_del(struct fy_node *map, const char *key);
 void yt_append(struct fy_node *seq, struct fy_node *item);
+/* Appends copies of every item of items (nothing when it is no sequence). */
+void yt_append_copies(struct fy_node *seq, struct fy_node *items);
+/* Sets map[key] to a copy of value, when there is one. */
+void yt_set_copy(struct fy_node *map, const char *key, struct fy_node *value);
 /* Node at a '/'-separated path of plain keys from root; NULL when absent. */
 struct fy_node *yt_path(struct fy_node *root, const char *path);
 

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "podsec.h"
+#include "podspec.h"
 #include "render.h"
 #include "util.h"
 #include "ytree.h"
