@@ -28,6 +28,8 @@ os.environ["CHARTREUSE_BUILD"] = "1"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "helm: runs the real Helm binaries")
+    config.addinivalue_line("markers", "rbac_refusals: the test makes requests the Role "
+                            "refuses on purpose (the k8s fixture checks there are none)")
     config.addinivalue_line("markers", "timing: aims signals and faults at moments timed for "
                             "an unwrapped binary; skipped under valgrind")
     config.addinivalue_line("markers", "e2e: real Helm against the simulated cluster (make e2e)")
@@ -161,7 +163,7 @@ def pg():
 
 
 @pytest.fixture
-def k8s():
+def k8s(request):
     """A simulated Kubernetes API server (tests/k8s_sim) for one test: HTTPS with a
     throw-away CA, bearer token `k8s.token`, the ExpectedDeploymentScale CRD installed,
     Pods starting/stopping after 0.2 s. `k8s.kubeconfig(path)` writes a kubeconfig."""
@@ -169,3 +171,8 @@ def k8s():
     sim = K8sSim().start()
     yield sim
     sim.stop()
+    # Every test that talks to the simulator runs inside the Role it loaded: a refusal is
+    # a missing permission, unless the test is about refusals.
+    if not request.node.get_closest_marker("rbac_refusals"):
+        refused = [str(r) for r in sim.request_log if r.denied]
+        assert not refused, f"requests outside the Job's Role: {refused}"

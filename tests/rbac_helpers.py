@@ -74,4 +74,4 @@ def job_kubeconfig(k8s, path, settings, release=None, namespace=None):
 
 def forbidden(k8s):
     """The requests the simulator refused for RBAC: [] when the Role sufficed."""
-    return [str(r) for r in k8s.request_log if r.status == 403 and not r.fault]
+    return [str(r) for r in k8s.request_log if r.denied]

@@ -31,9 +31,9 @@ API call the step makes, in turn (the calls and the steps they belong to are lea
 clean reference runs through the simulator's request log); each faulted run proves from
 its request log that the faulted request was that call, made by the faulted run inside
 that step, answered with the injected fault. The other faults are fired when the step is
-observed to be under way. Cells where a fault cannot meet the step are "n/a". The table is
-printed (pytest -s shows it) and written to build/fault-matrix.md; docs/reliability.md
-quotes it.
+observed to be under way. Cells where a fault cannot meet the step are "n/a". Each cell is
+a test of its own (`test_fault_matrix[stop_group_1-API_500]`); the table of the cells run is printed
+(pytest -s shows it) and written to build/fault-matrix.md; docs/reliability.md quotes it.
 
 test_a_stop_write_applied_after_its_timeout: a timed-out write the server applies late
 (after the run ended) must not break the invariants: every write carries the
@@ -55,7 +55,7 @@ import alembic_projects as ap
 import k8s_objects
 from conftest import BIN, REPO, migration_lock_key
 from k8s_sim import K8sSim
-from rbac_helpers import job_kubeconfig
+from rbac_helpers import forbidden, job_kubeconfig
 
 RELEASE = "matrix"
 SCALES = {"api": 2, "worker": 1}
@@ -646,6 +646,7 @@ def running_problems(cell, what):
 
 def judge(cell, step, fault, rc):
     problems = check_invariants(cell, rc)
+    problems += [f"outside the Job's Role: {r}" for r in forbidden(cell.sim)]
     if rc == 0:  # a completed run left everything running (late answers landed by now)
         problems += running_problems(cell, "completed, but")
     if step == "alembic" and cell.seen_midway != [OLD]:
@@ -720,48 +721,61 @@ def calls(pg, tmp_path_factory):
     return learn_calls(pg, tmp_path_factory.mktemp("reference"))
 
 
-@pytest.mark.timing
-def test_fault_matrix(pg, tmp_path, calls):
-    began = time.monotonic()
-    only = selected()
-    table, failures = {}, []
-    results = {}  # (step, fault) -> [(which, exit status, problems)]
-    api_jobs = []
-    for step in STEPS:
-        for fault in FAULTS:
-            if only and only[:2] != (step, fault):
-                table[step, fault] = "skipped"
-            elif (step, fault) in NOT_APPLICABLE or (
-                    fault in API_FAULTS and step not in API_STEPS):
-                table[step, fault] = "n/a"
-            elif fault in API_FAULTS:
-                api_jobs += [(step, fault, which + suffix, call, f)
-                             for which, call in calls[step].items()
-                             for suffix, f in fault_variants(fault, call)
-                             if not (only and only[2]) or which + suffix == only[2]]
-            else:  # one at a time: these restart PostgreSQL or time their signals
-                rc, problems = one_run(pg, tmp_path, cell_name(step, fault), step, fault)
-                results[step, fault] = [(None, rc, problems)]
-    outcomes = in_parallel(api_jobs, lambda step, fault, which, call, f: one_run(
-        pg, tmp_path, cell_name(step, fault, which), step, fault, which, call, f))
-    for (step, fault, which, _, _), (rc, problems) in zip(api_jobs, outcomes):
-        results.setdefault((step, fault), []).append((which, rc, problems))
-    injected = 0
-    for (step, fault), runs in results.items():
-        injected += sum(rc is not None for _, rc, _ in runs)
-        bad = [(which, problems) for which, _, problems in runs if problems]
-        for which, problems in bad:
-            failures.append(f"{step} × {fault}" + (f" × {which}" if which else "") + ": " +
-                            "; ".join(problems))
-        seen = sorted({outcome(rc) for _, rc, _ in runs if rc is not None})
-        count = f" ×{len(runs)}" if fault in API_FAULTS else ""
-        table[step, fault] = "FAIL" if bad else f"ok{count}, " + " or ".join(seen)
-    text = render(table, injected, calls, time.monotonic() - began)
+def applicable(step, fault):
+    return (step, fault) not in NOT_APPLICABLE and not (
+        fault in API_FAULTS and step not in API_STEPS)
+
+
+CELLS = [(step, fault) for step in STEPS for fault in FAULTS if applicable(step, fault)]
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    """The table the cells fill in, printed and written to build/fault-matrix.md once the
+    module's cells have run (one cell alone, with -k, writes a table of one)."""
+    table = {(step, fault): "n/a" if not applicable(step, fault) else "skipped"
+             for step in STEPS for fault in FAULTS}
+    state = {"table": table, "injected": 0, "calls": None, "began": time.monotonic()}
+    yield state
+    text = render(table, state["injected"], state["calls"],
+                  time.monotonic() - state["began"])
     print("\n" + text)
     out = REPO / "build" / "fault-matrix.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    assert not failures, "\n".join(failures) + "\n\n" + text
+
+
+def cell_runs(pg, tmp_path, calls, step, fault):
+    """[(which call, exit status, problems)] of every faulted run of one cell."""
+    only = selected()
+    if fault not in API_FAULTS:  # one at a time: these restart PostgreSQL or time signals
+        rc, problems = one_run(pg, tmp_path, cell_name(step, fault), step, fault)
+        return [(None, rc, problems)]
+    jobs = [(which + suffix, call, f) for which, call in calls[step].items()
+            for suffix, f in fault_variants(fault, call)
+            if not (only and only[2]) or which + suffix == only[2]]
+    outcomes = in_parallel(jobs, lambda which, call, f: one_run(
+        pg, tmp_path, cell_name(step, fault, which), step, fault, which, call, f))
+    return [(which, rc, problems) for (which, _, _), (rc, problems) in zip(jobs, outcomes)]
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("step, fault", CELLS, ids=[f"{s}-{f}".replace(" ", "_")
+                                                    for s, f in CELLS])
+def test_fault_matrix(pg, tmp_path, calls, matrix, step, fault):
+    only = selected()
+    if only and only[:2] != (step, fault):
+        pytest.skip("FAULT_MATRIX_ONLY names another cell")
+    runs = cell_runs(pg, tmp_path, calls, step, fault)
+    matrix["calls"] = calls
+    matrix["injected"] += sum(rc is not None for _, rc, _ in runs)
+    failures = [f"{step} × {fault}" + (f" × {which}" if which else "") + ": " +
+                "; ".join(problems) for which, _, problems in runs if problems]
+    seen = sorted({outcome(rc) for _, rc, _ in runs if rc is not None})
+    count = f" ×{len(runs)}" if fault in API_FAULTS else ""
+    matrix["table"][step, fault] = "FAIL" if failures else f"ok{count}, " + " or ".join(seen)
+    assert runs, "no faulted run"
+    assert not failures, "\n".join(failures)
 
 
 def late_write(pg, tmp, step, which, call):

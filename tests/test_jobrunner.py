@@ -448,6 +448,7 @@ def gone(pid):
         return f.read().split(") ", 1)[1].startswith("Z")
 
 
+@pytest.mark.timing  # a wall-clock upper bound
 def test_deleting_the_pod_kills_its_processes(k8s, runner):
     k8s.put(job_pod("doomed", containers=[ctr("main", "sleep", "60")],
                     terminationGracePeriodSeconds=0))

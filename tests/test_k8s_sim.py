@@ -700,6 +700,7 @@ def test_periodic_bookmarks():
         assert evs[0]["object"]["metadata"]["resourceVersion"] == str(s.store.rv)
 
 
+@pytest.mark.timing  # a wall-clock upper bound
 def test_watch_semantics(sim):
     c = Client(sim)
     pods = "/api/v1/namespaces/default/pods"
@@ -799,6 +800,7 @@ def test_hpa_controller_is_opt_in(tmp_path):
         assert s.get("deploy", "web")["spec"]["replicas"] == 1
 
 
+@pytest.mark.timing  # a wall-clock upper bound
 def test_stop_is_clean():
     before = threading.active_count()
     s = K8sSim().start()
@@ -1153,6 +1155,7 @@ def rbac_setup(sim, rules, ns="ns", sa="sa", cluster=False):
     return token
 
 
+@pytest.mark.rbac_refusals
 def test_rbac_allows_exactly_what_the_role_grants(sim):
     token = rbac_setup(sim, [
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
@@ -1205,6 +1208,7 @@ def test_rbac_allows_exactly_what_the_role_grants(sim):
     assert Client(sim, token="nobody").get(f"{base}/api").status == 403
 
 
+@pytest.mark.rbac_refusals
 def test_rbac_cluster_roles_groups_and_bindings_are_followed(sim):
     # A ClusterRole through a RoleBinding gives its rules in that namespace only.
     token = rbac_setup(sim, [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["list"]}],

@@ -425,9 +425,18 @@ def test_the_password_is_never_written_to_a_file_even_when_killed(pg, database, 
     cfg = write_config(tmp_path, [db_entry(project)])
     env = dict(os.environ, CHARTREUSE_DB_0_URL=database, TMPDIR=str(tmpdir))
     p = subprocess.Popen([BIN, "migrate", "--config", str(cfg)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5)
-    p.send_signal(signal.SIGKILL)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    # Killed while Alembic runs the revision, as a container kill strikes: every process.
+    deadline = time.monotonic() + 60
+    running = False
+    while not running and time.monotonic() < deadline and p.poll() is None:
+        running = pg.psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE "
+                          "state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s",
+                          ("%pg_sleep(3)%",))[0][0] > 0
+        time.sleep(0.05)
+    assert running, "Alembic never reached the revision"
+    os.killpg(p.pid, signal.SIGKILL)
     p.communicate(timeout=30)
     written = [f for f in list(tmpdir.rglob("*")) + list(project.path.rglob("*"))
                if f.is_file() and HOSTILE_PASSWORD.encode() in f.read_bytes()]

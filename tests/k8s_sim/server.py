@@ -99,6 +99,7 @@ class RequestRecord:
     wall: float = 0.0      # time.time() when the request arrived
     duration: float = 0.0
     fault: str = ""        # what injected fault, if any, answered
+    denied: bool = False   # refused by RBAC (a 403 that is not admission's)
     logged: bool = False   # already in the log (watches are logged when they start)
 
     @property
@@ -450,7 +451,11 @@ class _Handler(BaseHTTPRequestHandler):
         itself. False when the request was answered here."""
         authz = self.sim.authorizer
         a = rbac.request_attributes(self.command, rec.path.rstrip("/") or "/", query)
-        authz.check(rec.user, a)
+        try:
+            authz.check(rec.user, a)
+        except ApiError:
+            rec.denied = True
+            raise
         if a.verb == "create" and (a.group, a.resource) == ("authorization.k8s.io",
                                                             "selfsubjectaccessreviews"):
             self._send(201, rbac.self_subject_access_review(authz, rec.user,
@@ -774,12 +779,12 @@ class _Handler(BaseHTTPRequestHandler):
         if kubelet:
             kubelet.pod_watch(True)
         try:
-            self._stream(w, table, include, cut)
+            self._stream(w, rt, table, include, cut)
         finally:
             if kubelet:
                 kubelet.pod_watch(False)
 
-    def _stream(self, w, table, include, cut):
+    def _stream(self, w, rt, table, include, cut):
         for n, ev in enumerate(w.events()):
             if table and ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 obj = ev["object"]
